@@ -1,0 +1,30 @@
+//! The value encoding: MessagePack, structs as maps, so that Python and
+//! JavaScript guests read what Rust guests write (docs/encoding.md).
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::Error;
+
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+    // Serializing into a Vec only fails for types serde cannot represent at
+    // all (e.g. maps with non-string keys are fine in MessagePack), so a
+    // failure here is a bug in the caller's Serialize impl.
+    rmp_serde::to_vec_named(value).expect("value cannot be encoded as MessagePack")
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    rmp_serde::from_slice(bytes).map_err(|e| Error::Decode(e.to_string()))
+}
+
+/// Decodes argument `arg` of task `function`, naming both on failure.
+pub fn decode_arg<T: DeserializeOwned>(function: &str, arg: &str, bytes: &[u8]) -> Result<T, String> {
+    rmp_serde::from_slice(bytes).map_err(|e| {
+        format!("argument `{arg}` of `{function}` does not decode as `{}`: {e}", std::any::type_name::<T>())
+    })
+}
+
+/// Encodes the value returned by task `function`.
+pub fn encode_result<T: Serialize>(function: &str, value: &T) -> Result<Vec<u8>, String> {
+    rmp_serde::to_vec_named(value).map_err(|e| format!("the result of `{function}` cannot be encoded: {e}"))
+}

@@ -1,0 +1,74 @@
+//! `put`, `get` and `wait`: the object store as Ray users know it.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::encoding::{decode, encode};
+use crate::wit::prism::core::objects;
+use crate::{ObjectRef, Result};
+
+/// Raw bytes, stored as one MessagePack `bin` value.
+pub type Bytes = serde_bytes::ByteBuf;
+
+/// Stores `value` and returns its ref. Identical values give identical refs.
+pub fn put<T: Serialize>(value: &T) -> Result<ObjectRef<T>> {
+    Ok(ObjectRef::from_wit(objects::put(&encode(value))?))
+}
+
+/// Stores raw bytes (any language reads them as a byte string).
+pub fn put_bytes(bytes: &[u8]) -> Result<ObjectRef<Bytes>> {
+    Ok(ObjectRef::from_wit(objects::put(&encode(serde_bytes::Bytes::new(bytes)))?))
+}
+
+/// Blocks until the object is ready and returns its value.
+pub fn get<T: DeserializeOwned>(r: &ObjectRef<T>) -> Result<T> {
+    get_inner(std::slice::from_ref(r), None).map(|mut v| v.remove(0))
+}
+
+/// [`get`], failing with [`crate::Error::Timeout`] after `timeout`.
+pub fn get_timeout<T: DeserializeOwned>(r: &ObjectRef<T>, timeout: Duration) -> Result<T> {
+    get_inner(std::slice::from_ref(r), Some(timeout)).map(|mut v| v.remove(0))
+}
+
+/// The values of `refs`, in order (duplicates allowed).
+pub fn get_all<T: DeserializeOwned>(refs: &[ObjectRef<T>]) -> Result<Vec<T>> {
+    get_inner(refs, None)
+}
+
+/// [`get_all`], failing with [`crate::Error::Timeout`] after `timeout`.
+pub fn get_all_timeout<T: DeserializeOwned>(refs: &[ObjectRef<T>], timeout: Duration) -> Result<Vec<T>> {
+    get_inner(refs, Some(timeout))
+}
+
+/// The bytes stored by [`put_bytes`].
+pub fn get_bytes(r: &ObjectRef<Bytes>) -> Result<Vec<u8>> {
+    get(r).map(|b| b.into_vec())
+}
+
+fn get_inner<T: DeserializeOwned>(refs: &[ObjectRef<T>], timeout: Option<Duration>) -> Result<Vec<T>> {
+    let ids: Vec<_> = refs.iter().map(ObjectRef::to_wit).collect();
+    let values = objects::get(&ids, timeout.map(millis))?;
+    values.iter().map(|v| decode(v)).collect()
+}
+
+/// Waits until `num_returns` of `refs` are ready or `timeout` passes, and
+/// returns `(ready, not_ready)`, both in input order. Duplicates are an error.
+pub fn wait<T>(
+    refs: &[ObjectRef<T>],
+    num_returns: usize,
+    timeout: Option<Duration>,
+) -> Result<(Vec<ObjectRef<T>>, Vec<ObjectRef<T>>)> {
+    let ids: Vec<_> = refs.iter().map(ObjectRef::to_wit).collect();
+    let num = u32::try_from(num_returns).unwrap_or(u32::MAX);
+    let result = objects::wait(&ids, num, timeout.map(millis))?;
+    Ok((
+        result.ready.into_iter().map(ObjectRef::from_wit).collect(),
+        result.not_ready.into_iter().map(ObjectRef::from_wit).collect(),
+    ))
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,29 @@
+//! Bindings generated from `wit/prism.wit`, and the `worker` export that runs
+//! the functions registered by `#[prism::remote]`.
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "prism:core/task",
+});
+
+use exports::prism::core::worker::Guest;
+
+struct Worker;
+
+impl Guest for Worker {
+    fn functions() -> Vec<String> {
+        crate::task::registered().map(|f| f.name.to_string()).collect()
+    }
+
+    fn run(function: String, args: Vec<Vec<u8>>) -> Result<Vec<u8>, String> {
+        match crate::task::registered().find(|f| f.name == function) {
+            Some(task) => (task.run)(&args),
+            None => {
+                let known: Vec<_> = crate::task::registered().map(|f| format!("`{}`", f.name)).collect();
+                Err(format!("this component has no task `{function}`; it has {}", known.join(", ")))
+            }
+        }
+    }
+}
+
+export!(Worker);

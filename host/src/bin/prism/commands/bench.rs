@@ -1,0 +1,56 @@
+use std::process::ExitCode;
+
+use clap::Args;
+use prism_host::{DriverExit, Node, Output};
+
+use super::NodeOptions;
+
+/// The benchmark guest, built from tests/programs/src/bin/bench.rs.
+const BENCH_GUEST: &[u8] = include_bytes!(env!("PRISM_GUEST_BENCH"));
+
+/// Memory for the benchmark guest: `single_client_put_gigabytes` holds an
+/// 800 MB array and its encoding.
+const BENCH_MEMORY_MIB: u64 = 4095;
+
+/// Run Ray's microbenchmarks on this machine, by Ray's names and units.
+///
+/// Prints one `name value unit` line per benchmark and nothing else on
+/// stdout, so the output reads side by side with Ray's
+/// (../shared/tools/ray_bench.sh). Each value is the median of three runs.
+#[derive(Args)]
+pub struct Bench {
+    /// Run only benchmarks whose names contain one of these (default: all):
+    /// single_client_get_calls, single_client_put_calls,
+    /// single_client_put_gigabytes, single_client_tasks_and_get_batch,
+    /// single_client_wait_1k_refs, single_client_tasks_sync,
+    /// single_client_tasks_async, multi_client_tasks_async
+    names: Vec<String>,
+
+    /// Seconds each of the three runs of a benchmark lasts
+    #[arg(long, default_value_t = 2.0)]
+    seconds: f64,
+
+    #[command(flatten)]
+    node: NodeOptions,
+}
+
+impl Bench {
+    pub fn execute(self) -> anyhow::Result<ExitCode> {
+        let mut config = self.node.config()?;
+        config.memory_limit = config.memory_limit.max(BENCH_MEMORY_MIB << 20);
+        let tokio = self.node.tokio(&config)?;
+        let node = Node::open(config)?;
+        let mut args = vec![self.seconds.to_string()];
+        args.extend(self.names);
+        let exit = tokio.block_on(async {
+            let program = node.load("bench.wasm", BENCH_GUEST).await?;
+            let job = node.job(program, Output::stdio());
+            anyhow::Ok(node.run_driver(&job, &args).await?)
+        })?;
+        match exit {
+            DriverExit::Exited(0) => Ok(ExitCode::SUCCESS),
+            DriverExit::Exited(code) => anyhow::bail!("the benchmark guest exited with status {code}"),
+            DriverExit::Trapped(trap) => anyhow::bail!("the benchmark guest trapped: {trap}"),
+        }
+    }
+}

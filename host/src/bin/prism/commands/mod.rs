@@ -1,0 +1,79 @@
+//! One module per subcommand; each is a clap struct with `execute`.
+
+mod bench;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use prism_host::config::{self, Config};
+
+/// prism: Ray's tasks, actors and objects as sandboxed WebAssembly components.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+pub struct Prism {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Run(run::Run),
+    Bench(bench::Bench),
+}
+
+impl Prism {
+    pub fn execute(self) -> anyhow::Result<ExitCode> {
+        match self.command {
+            Command::Run(cmd) => cmd.execute(),
+            Command::Bench(cmd) => cmd.execute(),
+        }
+    }
+}
+
+/// Options every command that starts a node takes.
+#[derive(Args, Debug, Clone)]
+pub struct NodeOptions {
+    /// Where objects and compiled components are kept
+    /// [default: $XDG_DATA_HOME/prism or ~/.local/share/prism]
+    #[arg(long, env = "PRISM_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Logical cpus for tasks [default: one per core]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    workers: Option<u32>,
+
+    /// Memory limit of each instance, in MiB
+    #[arg(long, value_name = "MIB", default_value_t = config::DEFAULT_MEMORY_LIMIT >> 20,
+          value_parser = clap::value_parser!(u64).range(1..=config::MAX_MEMORY_LIMIT >> 20))]
+    memory_limit: u64,
+
+    /// CPU time each task call may use, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = config::DEFAULT_CPU_DEADLINE.as_secs_f64())]
+    cpu_deadline: f64,
+}
+
+impl NodeOptions {
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let mut config = Config::new(self.data_dir.clone().unwrap_or_else(config::default_data_dir));
+        if let Some(workers) = self.workers {
+            config.workers = workers;
+        }
+        config.memory_limit = self.memory_limit << 20;
+        if !(self.cpu_deadline > 0.0 && self.cpu_deadline.is_finite()) {
+            anyhow::bail!("--cpu-deadline must be a positive number of seconds, not {}", self.cpu_deadline);
+        }
+        config.cpu_deadline = Duration::from_secs_f64(self.cpu_deadline);
+        Ok(config)
+    }
+
+    /// A tokio runtime with one worker thread per logical cpu.
+    pub fn tokio(&self, config: &Config) -> anyhow::Result<tokio::runtime::Runtime> {
+        Ok(tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.workers as usize)
+            .enable_all()
+            .build()?)
+    }
+}

@@ -1,0 +1,81 @@
+//! Node configuration and the limits guests run under. Every bound a guest
+//! can push against is named here, with why it has its value.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How often the engine's epoch advances. Guests are interrupted at most this
+/// late, yield to other tasks this often, and CPU deadlines are counted in
+/// these ticks. 10 ms keeps the interruption overhead invisible.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Memory one task or driver instance may grow to, by default. Enough for the
+/// seed's 100 MB values with headroom; raise it with `--memory-limit`.
+pub const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
+
+/// The largest memory any instance can have: all of wasm32's 4 GiB. Pool slots
+/// are reserved at this size so a per-run limit never needs a new pool.
+pub const MAX_MEMORY_LIMIT: u64 = 4 << 30;
+
+/// CPU time one task call may use, by default. Long enough for real work,
+/// short enough that an endless loop is noticed.
+pub const DEFAULT_CPU_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Table elements an instance may grow to: far above what compiled Rust,
+/// Python or JavaScript guests use, far below what could hurt the host.
+pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+/// Instances alive at once (running, or blocked in `get`). Each holds a slot
+/// of the pooling allocator; past this, new tasks queue for a slot.
+pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
+
+/// Objects up to this size live inside redb; larger ones are files of their
+/// own, which a later step maps into guests instead of copying.
+pub const INLINE_OBJECT_MAX: usize = 64 << 10;
+
+/// The largest object a guest can `put` (wasm32 cannot address more).
+pub const MAX_OBJECT_SIZE: usize = (4 << 30) - 1;
+
+/// Everything a node is started with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where objects and compiled components are kept.
+    pub data_dir: PathBuf,
+    /// Logical cpus for tasks, and the runtime's worker threads.
+    pub workers: u32,
+    /// Memory limit of each instance, in bytes.
+    pub memory_limit: u64,
+    /// CPU deadline of each task call.
+    pub cpu_deadline: Duration,
+    /// Instances alive at once.
+    pub max_instances: u32,
+}
+
+impl Config {
+    /// Defaults for a node keeping its data in `data_dir`, using every core.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            data_dir: data_dir.into(),
+            workers: default_workers(),
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+            cpu_deadline: DEFAULT_CPU_DEADLINE,
+            max_instances: DEFAULT_MAX_INSTANCES,
+        }
+    }
+}
+
+/// One worker per core, as Ray starts one worker per cpu.
+pub fn default_workers() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+}
+
+/// `$XDG_DATA_HOME/prism`, else `~/.local/share/prism`, else `./.prism`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("prism");
+    }
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".local/share/prism"),
+        None => PathBuf::from(".prism"),
+    }
+}

@@ -1,0 +1,35 @@
+//! prism's node: Ray's core (`put`, `get`, `wait`, `remote`) for WebAssembly
+//! components.
+//!
+//! The parts, in the order a `remote` call meets them:
+//! - [`runtime`]: compiles and caches components, runs drivers and tasks in
+//!   fresh sandboxed instances, and implements the `prism:core` imports;
+//! - [`scheduler`]: admits tasks onto logical cpus, resolves their ref
+//!   arguments, retries them;
+//! - [`store`]: immutable objects, in memory and durably on disk.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use prism_host::{Config, Node, Output};
+//! let node = Node::open(Config::new("/tmp/prism-data"))?;
+//! let program = node.load("square.wasm", &std::fs::read("square.wasm")?).await?;
+//! let job = node.job(program, Output::stdio());
+//! node.run_driver(&job, &[]).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod error;
+mod fsutil;
+mod node;
+pub mod runtime;
+pub mod scheduler;
+pub mod store;
+
+pub use config::Config;
+pub use error::{Failure, Link};
+pub use node::{Job, Node};
+pub use runtime::output::{Output, Stream};
+pub use runtime::{DriverExit, LoadError, Program};
+pub use scheduler::{TaskArg, TaskOptions};
+pub use store::{ObjectId, ObjectStore};

@@ -1,0 +1,76 @@
+//! A node: the object store, the runtime and the scheduler, and the jobs
+//! (driver runs) using them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use parking_lot::Mutex;
+
+use crate::config::Config;
+use crate::error::Failure;
+use crate::runtime::output::Output;
+use crate::runtime::{DriverExit, LoadError, Program, Runtime, TaskContext};
+use crate::scheduler::{Scheduler, TaskArg, TaskOptions};
+use crate::store::{ObjectId, ObjectStore};
+
+/// One prism node.
+pub struct Node {
+    /// What it was started with.
+    pub config: Config,
+    /// Its objects.
+    pub store: ObjectStore,
+    pub(crate) runtime: Runtime,
+    pub(crate) scheduler: Scheduler,
+}
+
+/// A job: one run of a program (a driver, or tasks started from outside),
+/// with its output and the globals its tasks share.
+pub struct Job {
+    /// The component the job's tasks run in.
+    pub program: Arc<Program>,
+    /// Where its guests' stdout and stderr go.
+    pub output: Output,
+    pub(crate) globals: Mutex<HashMap<String, ObjectId>>,
+}
+
+impl Node {
+    /// Opens a node on `config.data_dir`, creating it if needed.
+    pub fn open(config: Config) -> anyhow::Result<Arc<Node>> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data directory `{}`", config.data_dir.display()))?;
+        let store = ObjectStore::open(&config.data_dir.join("objects"))?;
+        let runtime = Runtime::new(&config)?;
+        let scheduler = Scheduler::new(config.workers);
+        Ok(Arc::new(Node { config, store, runtime, scheduler }))
+    }
+
+    /// Loads a component (compiled once, then cached on disk).
+    pub async fn load(&self, name: &str, wasm: &[u8]) -> Result<Arc<Program>, LoadError> {
+        self.runtime.load(name, wasm).await
+    }
+
+    /// A new job running `program`, its output going to `output`.
+    pub fn job(&self, program: Arc<Program>, output: Output) -> Arc<Job> {
+        Arc::new(Job { program, output, globals: Mutex::new(HashMap::new()) })
+    }
+
+    /// Runs the job's program as a driver with `args` until it ends.
+    pub async fn run_driver(self: &Arc<Self>, job: &Arc<Job>, args: &[String]) -> Result<DriverExit, LoadError> {
+        // A driver holds no cpu slot: like Ray's driver, it only waits on tasks.
+        let ctx = TaskContext { node: self.clone(), job: job.clone(), slot: None, num_cpus: 0 };
+        self.runtime.run_driver(ctx, args).await
+    }
+
+    /// Schedules `function` of the job's program; returns its result's ref.
+    pub fn remote(self: &Arc<Self>, job: &Arc<Job>, function: String, args: Vec<TaskArg>, options: TaskOptions) -> ObjectId {
+        Scheduler::submit(self, job, function, args, options)
+    }
+
+    /// A ref that is failed from the start.
+    pub(crate) fn failed(&self, failure: Failure) -> ObjectId {
+        let id = self.store.pending();
+        self.store.complete(id, Err(failure));
+        id
+    }
+}

@@ -1,0 +1,233 @@
+//! prism's imports, as the host implements them for each instance.
+//!
+//! A `get` or `wait` that has to wait gives back the task's cpu slot first
+//! and takes it back after, so tasks blocked on other tasks never hold the
+//! slots those need (no deadlock with nested tasks, Ray's rule).
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use tokio::time::Instant;
+
+use super::bindings::{objects, tasks, types};
+use super::state::{InstanceState, TaskContext};
+use crate::config::MAX_OBJECT_SIZE;
+use crate::error::Failure;
+use crate::scheduler::{TaskArg, TaskOptions};
+use crate::store::{GetError, Object, ObjectId};
+
+type Wit<T> = wasmtime::Result<Result<T, types::Error>>;
+
+impl From<&Failure> for types::Error {
+    fn from(failure: &Failure) -> Self {
+        match failure {
+            Failure::TaskFailed(chain) => types::Error::TaskFailed(
+                chain
+                    .iter()
+                    .map(|l| types::Failure { function: l.function.clone(), message: l.message.clone() })
+                    .collect(),
+            ),
+            Failure::NotFound(m) => types::Error::NotFound(m.clone()),
+            Failure::InvalidArgument(m) => types::Error::InvalidArgument(m.clone()),
+            Failure::LimitExceeded(m) => types::Error::LimitExceeded(m.clone()),
+        }
+    }
+}
+
+fn parse_ids(refs: &[Vec<u8>]) -> Result<Vec<ObjectId>, types::Error> {
+    refs.iter()
+        .map(|r| ObjectId::try_from(r.as_slice()).map_err(types::Error::InvalidArgument))
+        .collect()
+}
+
+fn deadline(timeout_ms: Option<u64>) -> Option<Instant> {
+    timeout_ms.map(|ms| Instant::now() + Duration::from_millis(ms))
+}
+
+impl InstanceState {
+    fn ctx(&self) -> wasmtime::Result<&TaskContext> {
+        self.task.as_ref().ok_or_else(|| wasmtime::format_err!("prism imports cannot be called while a component is being loaded"))
+    }
+
+    /// Awaits `fut` without holding the task's cpu slot.
+    async fn blocked<T>(&mut self, fut: impl Future<Output = T>) -> wasmtime::Result<T> {
+        let ctx = self.task.as_mut().expect("checked by ctx()");
+        let held = ctx.slot.take().is_some();
+        let out = fut.await;
+        if held {
+            ctx.slot = Some(ctx.node.scheduler.acquire(ctx.num_cpus).await);
+        }
+        Ok(out)
+    }
+}
+
+impl types::Host for InstanceState {}
+
+impl objects::Host for InstanceState {
+    async fn put(&mut self, value: Vec<u8>) -> Wit<types::ObjectRef> {
+        let ctx = self.ctx()?;
+        if value.len() > MAX_OBJECT_SIZE {
+            return Ok(Err(types::Error::LimitExceeded(format!(
+                "an object of {} bytes is larger than the maximum of {MAX_OBJECT_SIZE}",
+                value.len()
+            ))));
+        }
+        Ok(Ok(ctx.node.store.put(value).as_bytes().to_vec()))
+    }
+
+    async fn get(&mut self, refs: Vec<types::ObjectRef>, timeout_ms: Option<u64>) -> Wit<Vec<Vec<u8>>> {
+        let node = self.ctx()?.node.clone();
+        let ids = match parse_ids(&refs) {
+            Ok(ids) => ids,
+            Err(e) => return Ok(Err(e)),
+        };
+        // Fast path: everything is ready, nothing to give back.
+        let mut objects: Vec<Object> = Vec::with_capacity(ids.len());
+        for id in &ids {
+            match node.store.try_get(id) {
+                Some(Ok(o)) => objects.push(o),
+                Some(Err(f)) => return Ok(Err(f.as_ref().into())),
+                None => break,
+            }
+        }
+        if objects.len() < ids.len() {
+            let deadline = deadline(timeout_ms);
+            let rest = &ids[objects.len()..];
+            let waited = self
+                .blocked(async {
+                    let mut out = Vec::with_capacity(rest.len());
+                    for id in rest {
+                        out.push(node.store.get(id, deadline).await?);
+                    }
+                    Ok::<_, GetError>(out)
+                })
+                .await?;
+            match waited {
+                Ok(more) => objects.extend(more),
+                Err(GetError::Timeout) => return Ok(Err(types::Error::Timeout)),
+                Err(GetError::Failed(f)) => return Ok(Err(f.as_ref().into())),
+            }
+        }
+        Ok(Ok(objects.iter().map(|o| o.to_vec()).collect()))
+    }
+
+    async fn wait(&mut self, refs: Vec<types::ObjectRef>, num_returns: u32, timeout_ms: Option<u64>) -> Wit<types::WaitResult> {
+        let node = self.ctx()?.node.clone();
+        let ids = match parse_ids(&refs) {
+            Ok(ids) => ids,
+            Err(e) => return Ok(Err(e)),
+        };
+        let mut seen = HashSet::with_capacity(ids.len());
+        if let Some(dup) = ids.iter().find(|id| !seen.insert(**id)) {
+            return Ok(Err(types::Error::InvalidArgument(format!("ref `{dup}` appears more than once in `wait`"))));
+        }
+        let wanted = num_returns as usize;
+        if wanted > ids.len() {
+            return Ok(Err(types::Error::InvalidArgument(format!(
+                "`num-returns` is {wanted} but only {} refs were given",
+                ids.len()
+            ))));
+        }
+        // A failed object counts as ready (its `get` returns at once); an
+        // unknown one is an error.
+        let mut ready = Vec::with_capacity(ids.len());
+        for id in &ids {
+            match node.store.try_get(id) {
+                Some(Err(f)) if matches!(*f, Failure::NotFound(_)) => return Ok(Err(f.as_ref().into())),
+                state => ready.push(state.is_some()),
+            }
+        }
+        let count = ready.iter().filter(|r| **r).count();
+        if count < wanted {
+            let deadline = deadline(timeout_ms);
+            let store = &node.store;
+            let newly = self
+                .blocked(async {
+                    let mut pending: FuturesUnordered<_> = ids
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| !ready[*i])
+                        .map(|(i, id)| async move {
+                            let _ = store.get(id, None).await;
+                            i
+                        })
+                        .collect();
+                    let mut newly = Vec::new();
+                    while count + newly.len() < wanted {
+                        let next = match deadline {
+                            Some(d) => tokio::time::timeout_at(d, pending.next()).await.ok().flatten(),
+                            None => pending.next().await,
+                        };
+                        match next {
+                            Some(i) => newly.push(i),
+                            None => break,
+                        }
+                    }
+                    newly
+                })
+                .await?;
+            for i in newly {
+                ready[i] = true;
+            }
+        }
+        // Exactly `num-returns` (or fewer on timeout) ready, in input order.
+        let mut result = types::WaitResult { ready: Vec::new(), not_ready: Vec::new() };
+        for (i, r) in refs.into_iter().enumerate() {
+            if ready[i] && result.ready.len() < wanted {
+                result.ready.push(r);
+            } else {
+                result.not_ready.push(r);
+            }
+        }
+        Ok(Ok(result))
+    }
+
+    async fn set_global(&mut self, name: String, value: types::ObjectRef) -> Wit<()> {
+        let ctx = self.ctx()?;
+        let id = match ObjectId::try_from(value.as_slice()) {
+            Ok(id) => id,
+            Err(e) => return Ok(Err(types::Error::InvalidArgument(e))),
+        };
+        if let Some(Err(f)) = ctx.node.store.try_get(&id)
+            && matches!(*f, Failure::NotFound(_))
+        {
+            return Ok(Err(f.as_ref().into()));
+        }
+        ctx.job.globals.lock().insert(name, id);
+        Ok(Ok(()))
+    }
+
+    async fn get_global(&mut self, name: String) -> Wit<types::ObjectRef> {
+        let ctx = self.ctx()?;
+        Ok(match ctx.job.globals.lock().get(&name) {
+            Some(id) => Ok(id.as_bytes().to_vec()),
+            None => Err(types::Error::NotFound(format!("no global `{name}` was set in this job"))),
+        })
+    }
+}
+
+impl tasks::Host for InstanceState {
+    async fn remote(&mut self, function: String, args: Vec<types::Arg>, options: types::TaskOptions) -> wasmtime::Result<types::ObjectRef> {
+        let ctx = self.ctx()?;
+        let args = args
+            .into_iter()
+            .map(|arg| match arg {
+                types::Arg::Value(bytes) => Ok(TaskArg::Value(bytes)),
+                types::Arg::Object(r) => ObjectId::try_from(r.as_slice()).map(TaskArg::Object),
+            })
+            .collect::<Result<Vec<_>, String>>();
+        let options = TaskOptions {
+            max_retries: options.max_retries,
+            retry_exceptions: options.retry_exceptions,
+            num_cpus: options.num_cpus,
+        };
+        let id = match args {
+            Ok(args) => ctx.node.remote(&ctx.job, function, args, options),
+            Err(e) => ctx.node.failed(Failure::InvalidArgument(e)),
+        };
+        Ok(id.as_bytes().to_vec())
+    }
+}

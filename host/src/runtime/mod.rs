@@ -1,0 +1,277 @@
+//! The component runtime: compiles components once (caching the artifact on
+//! disk), pre-links them, and runs drivers and task calls in fresh, limited,
+//! sandboxed instances.
+
+#[allow(missing_docs, reason = "generated from wit/prism.wit, which documents it")]
+mod bindings;
+mod engine;
+mod imports;
+pub mod output;
+mod state;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p2::bindings::CommandPre;
+
+use self::bindings::TaskPre;
+use self::output::{GuestStream, StderrTail, Stream};
+pub use self::state::{InstanceState, LimitError, TaskContext};
+use crate::config::{Config, EPOCH_TICK};
+use crate::fsutil::write_atomic;
+
+/// The interface every prism component exports, as the error messages name it.
+const WORKER_EXPORT: &str = "prism:core/worker@0.1.0";
+
+/// Why a component could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Not WebAssembly at all.
+    #[error("`{0}` is not a WebAssembly file: it does not start with `\\0asm`")]
+    NotWasm(String),
+    /// A core module, not a component.
+    #[error(
+        "`{0}` is a core WebAssembly module, not a component: build it for `wasm32-wasip2` \
+         (or wrap it with `wasm-tools component new`)"
+    )]
+    CoreModule(String),
+    /// Wasmtime rejected it.
+    #[error("`{0}` is not a valid component")]
+    Invalid(String, #[source] anyhow::Error),
+    /// It imports something prism does not provide.
+    #[error("`{0}` needs imports that prism does not provide (prism gives `prism:core` and WASI 0.2)")]
+    Imports(String, #[source] anyhow::Error),
+    /// It was not built against `prism:core`.
+    #[error("`{0}` does not export `{WORKER_EXPORT}`: build it with a prism SDK (world `prism:core/task`)")]
+    WrongWorld(String),
+    /// It has no `wasi:cli/run`, so it cannot be a driver.
+    #[error("`{0}` cannot run as a driver: it does not export `wasi:cli/run` (build it as a binary with `fn main`)")]
+    NotCommand(String),
+    /// Listing its functions failed.
+    #[error("`{0}` trapped while listing its functions: {1}")]
+    Inspect(String, String),
+}
+
+/// A loaded component: compiled, linked, with its task functions known.
+pub struct Program {
+    /// Its file name, for messages.
+    pub name: String,
+    /// blake3 of its bytes.
+    pub hash: [u8; 32],
+    /// The functions it can run as tasks.
+    pub functions: Vec<String>,
+    /// Whether the compiled code came from the on-disk cache.
+    pub from_cache: bool,
+    task: TaskPre<InstanceState>,
+    command: Option<CommandPre<InstanceState>>,
+}
+
+impl Program {
+    /// Whether it can run as a driver (exports `wasi:cli/run`).
+    pub fn is_command(&self) -> bool {
+        self.command.is_some()
+    }
+}
+
+/// How a driver ended.
+#[derive(Debug)]
+pub enum DriverExit {
+    /// `main` returned or called `exit`; the status code.
+    Exited(i32),
+    /// The driver trapped; the description.
+    Trapped(String),
+}
+
+/// The engine, the linker and the loaded components of one node.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<InstanceState>,
+    cache_dir: PathBuf,
+    fingerprint: String,
+    programs: Mutex<HashMap<[u8; 32], Arc<Program>>>,
+    instances: Arc<Semaphore>,
+    memory_limit: u64,
+    task_ticks: u64,
+}
+
+impl Runtime {
+    /// An engine configured from `config`, with prism's and WASI's imports.
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        let engine = engine::build(config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        bindings::Task::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |s| s)?;
+        let cache_dir = config.data_dir.join("compiled");
+        std::fs::create_dir_all(&cache_dir)?;
+        let ticks = config.cpu_deadline.as_nanos() / EPOCH_TICK.as_nanos();
+        Ok(Runtime {
+            fingerprint: engine::fingerprint(&engine),
+            engine,
+            linker,
+            cache_dir,
+            programs: Mutex::new(HashMap::new()),
+            instances: Arc::new(Semaphore::new(config.max_instances as usize)),
+            memory_limit: config.memory_limit,
+            task_ticks: u64::try_from(ticks.max(1)).unwrap_or(u64::MAX),
+        })
+    }
+
+    /// Compiles (or loads from the cache) and links a component.
+    pub async fn load(&self, name: &str, wasm: &[u8]) -> Result<Arc<Program>, LoadError> {
+        let hash = *blake3::hash(wasm).as_bytes();
+        if let Some(program) = self.programs.lock().get(&hash) {
+            return Ok(program.clone());
+        }
+        match wasm.get(..8) {
+            Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => return Err(LoadError::CoreModule(name.into())),
+            Some([0, b'a', b's', b'm', ..]) => {}
+            _ => return Err(LoadError::NotWasm(name.into())),
+        }
+        let (component, from_cache) = self.compile(name, &hash, wasm)?;
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| LoadError::Imports(name.into(), e.into()))?;
+        let task = TaskPre::new(pre.clone()).map_err(|_| LoadError::WrongWorld(name.into()))?;
+        let command = CommandPre::new(pre).ok();
+
+        // Ask the component which functions it has, in a throwaway instance.
+        let mut store = self.store(WasiCtxBuilder::new().build(), self.task_ticks, StderrTail::default());
+        let functions = async {
+            let instance = task.instantiate_async(&mut store).await?;
+            instance.prism_core_worker().call_functions(&mut store).await
+        }
+        .await
+        .map_err(|e| LoadError::Inspect(name.into(), describe(&e, &store.data().stderr)))?;
+
+        let program = Arc::new(Program { name: name.into(), hash, functions, from_cache, task, command });
+        self.programs.lock().insert(hash, program.clone());
+        Ok(program)
+    }
+
+    /// The compiled component, from the cache or freshly compiled (and then
+    /// cached), keyed by the wasm's hash and the engine's fingerprint.
+    fn compile(&self, name: &str, hash: &[u8; 32], wasm: &[u8]) -> Result<(Component, bool), LoadError> {
+        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        let path = self.cache_dir.join(format!("{hex}-{}.cwasm", self.fingerprint));
+        let started = Instant::now();
+        if path.exists() {
+            // SAFETY: only this runtime writes the cache directory, atomically,
+            // with artifacts its own engine serialized; the fingerprint in the
+            // name guarantees a compatible engine.
+            match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                Ok(component) => {
+                    tracing::info!(component = name, elapsed = ?started.elapsed(), "loaded compiled component from cache");
+                    return Ok((component, true));
+                }
+                Err(err) => tracing::warn!(path = %path.display(), error = %err, "ignoring unusable cached artifact"),
+            }
+        }
+        let component = Component::new(&self.engine, wasm).map_err(|e| LoadError::Invalid(name.into(), e.into()))?;
+        tracing::info!(component = name, elapsed = ?started.elapsed(), "compiled component");
+        match component.serialize() {
+            Ok(bytes) => {
+                if let Err(err) = write_atomic(&path, &bytes) {
+                    tracing::warn!(path = %path.display(), error = %err, "cannot cache compiled component");
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot serialize compiled component"),
+        }
+        Ok((component, false))
+    }
+
+    fn store(&self, wasi: wasmtime_wasi::WasiCtx, tick_limit: u64, stderr: StderrTail) -> Store<InstanceState> {
+        let mut store = Store::new(&self.engine, InstanceState::new(wasi, self.memory_limit, tick_limit, stderr));
+        store.limiter(|state| &mut state.limits);
+        store.epoch_deadline_callback(|mut ctx| {
+            let state = ctx.data_mut();
+            state.ticks += 1;
+            if state.ticks > state.tick_limit {
+                let deadline = (EPOCH_TICK.as_nanos() as u64).saturating_mul(state.tick_limit);
+                return Err(LimitError::Cpu(std::time::Duration::from_nanos(deadline)).into());
+            }
+            // Let other tasks on this thread run, then go on.
+            Ok(UpdateDeadline::Yield(1))
+        });
+        store.set_epoch_deadline(1);
+        store
+    }
+
+    /// A store for a task or driver of `ctx.job`, holding an instance slot.
+    async fn task_store(&self, ctx: TaskContext, tag: Option<&str>, args: &[String], tick_limit: u64) -> Store<InstanceState> {
+        let slot = self.instances.clone().acquire_owned().await.expect("instance semaphore is never closed");
+        let output = ctx.job.output.clone();
+        let stderr = StderrTail::default();
+        let wasi = WasiCtxBuilder::new()
+            .args(args)
+            .stdout(GuestStream::new(output.clone(), Stream::Stdout, tag, None))
+            .stderr(GuestStream::new(output, Stream::Stderr, tag, Some(stderr.clone())))
+            .build();
+        let mut store = self.store(wasi, tick_limit, stderr);
+        store.data_mut().task = Some(ctx);
+        store.data_mut()._instance_slot = Some(slot);
+        store
+    }
+
+    /// Runs one task call in a fresh instance. The outer error is a trap
+    /// (described), the inner one the error the guest returned.
+    pub async fn call_task(
+        &self,
+        ctx: TaskContext,
+        function: &str,
+        args: &[Vec<u8>],
+    ) -> Result<Result<Vec<u8>, String>, String> {
+        let program = ctx.job.program.clone();
+        let mut store = self.task_store(ctx, Some(function), &[], self.task_ticks).await;
+        let result = async {
+            let instance = program.task.instantiate_async(&mut store).await?;
+            instance.prism_core_worker().call_run(&mut store, function, args).await
+        }
+        .await;
+        result.map_err(|e| describe(&e, &store.data().stderr))
+    }
+
+    /// Runs the job's component as a driver (`wasi:cli/run`) with `args`.
+    pub async fn run_driver(&self, ctx: TaskContext, args: &[String]) -> Result<DriverExit, LoadError> {
+        let program = ctx.job.program.clone();
+        let Some(command) = &program.command else {
+            return Err(LoadError::NotCommand(program.name.clone()));
+        };
+        let mut argv = vec![program.name.clone()];
+        argv.extend_from_slice(args);
+        let mut store = self.task_store(ctx, None, &argv, u64::MAX).await;
+        let result = async {
+            let instance = command.instantiate_async(&mut store).await?;
+            instance.wasi_cli_run().call_run(&mut store).await
+        }
+        .await;
+        Ok(match result {
+            Ok(Ok(())) => DriverExit::Exited(0),
+            Ok(Err(())) => DriverExit::Exited(1),
+            Err(e) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                Some(exit) => DriverExit::Exited(exit.0),
+                None => DriverExit::Trapped(describe(&e, &store.data().stderr)),
+            },
+        })
+    }
+}
+
+/// A trap as the caller's `get` reports it: the limit or trap, and the end
+/// of the guest's stderr (where a Rust panic message is).
+fn describe(err: &wasmtime::Error, stderr: &StderrTail) -> String {
+    let what = if let Some(limit) = err.downcast_ref::<LimitError>() {
+        limit.to_string()
+    } else if let Some(trap) = err.downcast_ref::<Trap>() {
+        trap.to_string()
+    } else {
+        format!("{err:#}")
+    };
+    match stderr.text() {
+        tail if tail.is_empty() => what,
+        tail => format!("{what}; stderr: {tail}"),
+    }
+}

@@ -1,0 +1,156 @@
+//! Guest stdout and stderr: whole lines, tagged with the task that wrote
+//! them, delivered to wherever the job's output goes.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use parking_lot::Mutex;
+use tokio::io::AsyncWrite;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+
+/// Which guest stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// The guest's stdout.
+    Stdout,
+    /// The guest's stderr.
+    Stderr,
+}
+
+/// Where a job's output goes: a function taking each finished chunk.
+#[derive(Clone)]
+pub struct Output(Arc<dyn Fn(Stream, &[u8]) + Send + Sync>);
+
+impl Output {
+    /// Output that goes to this process's stdout and stderr.
+    pub fn stdio() -> Self {
+        Output::new(|stream, bytes| {
+            use std::io::Write;
+            // A closed stdout (e.g. `prism run … | head`) must not kill the node.
+            let _ = match stream {
+                Stream::Stdout => std::io::stdout().lock().write_all(bytes),
+                Stream::Stderr => std::io::stderr().lock().write_all(bytes),
+            };
+        })
+    }
+
+    /// Output handed to `sink`.
+    pub fn new(sink: impl Fn(Stream, &[u8]) + Send + Sync + 'static) -> Self {
+        Output(Arc::new(sink))
+    }
+
+    fn emit(&self, stream: Stream, bytes: &[u8]) {
+        (self.0)(stream, bytes)
+    }
+}
+
+/// Lines kept from a task's stderr, to explain a trap (a Rust panic message
+/// is printed there just before the trap).
+const STDERR_TAIL: usize = 2048;
+
+/// The end of a task's stderr, shared by its writer and its trap report.
+#[derive(Clone, Default)]
+pub struct StderrTail(Arc<Mutex<Vec<u8>>>);
+
+impl StderrTail {
+    fn push(&self, bytes: &[u8]) {
+        let mut tail = self.0.lock();
+        tail.extend_from_slice(bytes);
+        if tail.len() > STDERR_TAIL {
+            let cut = tail.len() - STDERR_TAIL;
+            tail.drain(..cut);
+        }
+    }
+
+    /// The kept text, trimmed.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock()).trim().to_string()
+    }
+}
+
+/// One guest stream: whole lines are prefixed with `tag` (if any) and passed
+/// to the output.
+#[derive(Clone)]
+pub struct GuestStream {
+    output: Output,
+    stream: Stream,
+    tag: Option<Arc<str>>,
+    tail: Option<StderrTail>,
+}
+
+impl GuestStream {
+    /// A stream whose lines go to `output`, prefixed with `(tag) `.
+    pub fn new(output: Output, stream: Stream, tag: Option<&str>, tail: Option<StderrTail>) -> Self {
+        GuestStream { output, stream, tag: tag.map(|t| format!("({t}) ").into()), tail }
+    }
+}
+
+impl IsTerminal for GuestStream {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestStream {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(LineWriter { stream: self.clone(), buf: Vec::new() })
+    }
+}
+
+struct LineWriter {
+    stream: GuestStream,
+    buf: Vec<u8>,
+}
+
+impl LineWriter {
+    fn emit_lines(&mut self, all: bool) {
+        let end = match self.buf.iter().rposition(|&b| b == b'\n') {
+            Some(i) => i + 1,
+            None if all && !self.buf.is_empty() => self.buf.len(),
+            None => return,
+        };
+        let chunk: Vec<u8> = self.buf.drain(..end).collect();
+        let out = match &self.stream.tag {
+            None => chunk,
+            Some(tag) => {
+                let mut out = Vec::with_capacity(chunk.len() + tag.len() * 2);
+                for line in chunk.split_inclusive(|&b| b == b'\n') {
+                    out.extend_from_slice(tag.as_bytes());
+                    out.extend_from_slice(line);
+                }
+                if out.last() != Some(&b'\n') {
+                    out.push(b'\n');
+                }
+                out
+            }
+        };
+        self.stream.output.emit(self.stream.stream, &out);
+    }
+}
+
+impl AsyncWrite for LineWriter {
+    fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
+        if let Some(tail) = &self.stream.tail {
+            tail.push(data);
+        }
+        self.buf.extend_from_slice(data);
+        self.emit_lines(false);
+        Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.emit_lines(true);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for LineWriter {
+    fn drop(&mut self) {
+        self.emit_lines(true);
+    }
+}

@@ -1,0 +1,97 @@
+//! What each Store holds: its WASI context (closed by default), its limits,
+//! and the task context prism's imports act on.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::OwnedSemaphorePermit;
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::output::StderrTail;
+use crate::config::MAX_TABLE_ELEMENTS;
+use crate::node::{Job, Node};
+
+/// A limit a guest ran into: it ends the call as a trap.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LimitError {
+    /// The call ran longer than its CPU deadline.
+    #[error("exceeded its cpu deadline of {0:?} (raise it with --cpu-deadline)")]
+    Cpu(Duration),
+    /// Memory grew past the limit.
+    #[error("exceeded its memory limit of {} MiB (raise it with --memory-limit)", .0 >> 20)]
+    Memory(u64),
+    /// A table grew past [`MAX_TABLE_ELEMENTS`].
+    #[error("grew a table past {MAX_TABLE_ELEMENTS} elements")]
+    Table,
+}
+
+/// Per-instance memory and table bounds.
+pub struct Limits {
+    memory: u64,
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        if desired as u64 > self.memory {
+            return Err(LimitError::Memory(self.memory).into());
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > MAX_TABLE_ELEMENTS {
+            return Err(LimitError::Table.into());
+        }
+        Ok(true)
+    }
+}
+
+/// The job and cpu slot a running instance acts for.
+pub struct TaskContext {
+    /// The node it runs on.
+    pub node: Arc<Node>,
+    /// The job it belongs to.
+    pub job: Arc<Job>,
+    /// The cpu slots this task holds; given back while it blocks in `get`.
+    pub slot: Option<OwnedSemaphorePermit>,
+    /// Slots to take back after blocking (the task's `num_cpus`; 0 for drivers).
+    pub num_cpus: u32,
+}
+
+/// The data of one Store.
+pub struct InstanceState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(super) limits: Limits,
+    /// Epoch ticks this instance has run; compared with `tick_limit`.
+    pub(super) ticks: u64,
+    pub(super) tick_limit: u64,
+    pub(super) stderr: StderrTail,
+    /// Absent only while a component is inspected at load time.
+    pub task: Option<TaskContext>,
+    /// Held while the instance lives: bounds instances alive at once.
+    pub(super) _instance_slot: Option<OwnedSemaphorePermit>,
+}
+
+impl InstanceState {
+    pub(super) fn new(wasi: WasiCtx, memory_limit: u64, tick_limit: u64, stderr: StderrTail) -> Self {
+        InstanceState {
+            wasi,
+            table: ResourceTable::new(),
+            limits: Limits { memory: memory_limit },
+            ticks: 0,
+            tick_limit,
+            stderr,
+            task: None,
+            _instance_slot: None,
+        }
+    }
+}
+
+impl WasiView for InstanceState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}

@@ -1,0 +1,210 @@
+//! The object store: immutable objects named by 32-byte ids.
+//!
+//! Two tiers. The memory tier holds every object this process made or read
+//! and the state of every pending task result; `get` and `wait` are served
+//! from it. The disk tier ([`disk`]) keeps objects across restarts: a
+//! background writer group-commits them to redb (small) and blob files
+//! (large), so `put` never waits for an fsync. [`ObjectStore::flush`] waits
+//! until everything written before it is durable.
+
+mod disk;
+mod id;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+pub use self::disk::DiskError;
+pub use self::id::ObjectId;
+use self::disk::{Disk, Stored};
+use crate::error::Failure;
+
+/// An object's encoded bytes, shared without copying.
+pub type Object = Arc<Vec<u8>>;
+
+/// Inputs at least this large are hashed on all cores.
+const PARALLEL_HASH_MIN: usize = 1 << 20;
+
+/// Shards of the memory tier; a power of two so an id's first byte picks one.
+const SHARDS: usize = 64;
+
+enum Slot {
+    Pending(Arc<Notify>),
+    Ready(Object),
+    Failed(Arc<Failure>),
+}
+
+enum Peek {
+    Ready(Object),
+    Failed(Arc<Failure>),
+    Pending(Arc<Notify>),
+    Absent,
+}
+
+/// Why `get` returned no value.
+#[derive(Debug, Clone)]
+pub enum GetError {
+    /// The object failed (or is unknown); the failure says why.
+    Failed(Arc<Failure>),
+    /// The deadline passed first.
+    Timeout,
+}
+
+/// The node's object store. Cheap to share behind an `Arc`.
+pub struct ObjectStore {
+    shards: Vec<Mutex<HashMap<ObjectId, Slot>>>,
+    disk: Disk,
+    /// Task result ids are blake3(nonce, counter): unique without coordination.
+    nonce: [u8; 32],
+    counter: AtomicU64,
+}
+
+impl ObjectStore {
+    /// Opens (or creates) the store under `dir`.
+    pub fn open(dir: &Path) -> Result<Self, DiskError> {
+        Ok(ObjectStore {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            disk: Disk::open(dir)?,
+            nonce: rand::random(),
+            counter: AtomicU64::new(0),
+        })
+    }
+
+    fn shard(&self, id: &ObjectId) -> &Mutex<HashMap<ObjectId, Slot>> {
+        &self.shards[id.as_bytes()[0] as usize % SHARDS]
+    }
+
+    /// Stores `bytes` and returns their content address. Identical bytes are
+    /// stored once.
+    pub fn put(&self, bytes: Vec<u8>) -> ObjectId {
+        let id = ObjectId::from(content_hash(&bytes));
+        let mut shard = self.shard(&id).lock();
+        if !matches!(shard.get(&id), Some(Slot::Ready(_))) {
+            let object = Arc::new(bytes);
+            self.disk.write_object(id, object.clone());
+            if let Some(Slot::Pending(n)) = shard.insert(id, Slot::Ready(object)) {
+                n.notify_waiters();
+            }
+        }
+        id
+    }
+
+    /// A fresh id for a result that does not exist yet.
+    pub fn pending(&self) -> ObjectId {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&self.nonce).update(&n.to_le_bytes());
+        let id = ObjectId::from(*hasher.finalize().as_bytes());
+        self.shard(&id).lock().insert(id, Slot::Pending(Arc::new(Notify::new())));
+        id
+    }
+
+    /// Resolves the pending `id` with a value or a failure, waking its waiters.
+    pub fn complete(&self, id: ObjectId, result: Result<Vec<u8>, Failure>) {
+        let slot = match result {
+            Ok(bytes) => {
+                let object = Arc::new(bytes);
+                self.disk.write_result(id, object.clone());
+                Slot::Ready(object)
+            }
+            Err(failure) => {
+                self.disk.write_failure(id, &failure);
+                Slot::Failed(Arc::new(failure))
+            }
+        };
+        let previous = self.shard(&id).lock().insert(id, slot);
+        if let Some(Slot::Pending(n)) = previous {
+            n.notify_waiters();
+        }
+    }
+
+    /// The value of `id` if it is ready now, without waiting: `None` while
+    /// pending.
+    pub fn try_get(&self, id: &ObjectId) -> Option<Result<Object, Arc<Failure>>> {
+        match self.peek(id) {
+            Peek::Ready(o) => Some(Ok(o)),
+            Peek::Failed(f) => Some(Err(f)),
+            Peek::Pending(_) => None,
+            Peek::Absent => Some(self.load(id)),
+        }
+    }
+
+    /// Waits until `id` is ready (or failed) or `deadline` passes.
+    pub async fn get(&self, id: &ObjectId, deadline: Option<Instant>) -> Result<Object, GetError> {
+        loop {
+            let notify = match self.peek(id) {
+                Peek::Ready(o) => return Ok(o),
+                Peek::Failed(f) => return Err(GetError::Failed(f)),
+                Peek::Pending(n) => n,
+                Peek::Absent => return self.load(id).map_err(GetError::Failed),
+            };
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            // Register before re-checking, so a completion in between is seen.
+            notified.as_mut().enable();
+            if let Some(done) = self.try_get(id) {
+                return done.map_err(GetError::Failed);
+            }
+            match deadline {
+                Some(deadline) => {
+                    if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                        return Err(GetError::Timeout);
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+
+    /// The memory tier's view of `id`, with the shard unlocked again.
+    fn peek(&self, id: &ObjectId) -> Peek {
+        match self.shard(id).lock().get(id) {
+            Some(Slot::Ready(o)) => Peek::Ready(o.clone()),
+            Some(Slot::Failed(f)) => Peek::Failed(f.clone()),
+            Some(Slot::Pending(n)) => Peek::Pending(n.clone()),
+            None => Peek::Absent,
+        }
+    }
+
+    /// Reads `id` from disk into the memory tier; unknown ids fail with
+    /// `NotFound`.
+    fn load(&self, id: &ObjectId) -> Result<Object, Arc<Failure>> {
+        let slot = match self.disk.load(id) {
+            Ok(Some(Stored::Value(bytes))) => Slot::Ready(Arc::new(bytes)),
+            Ok(Some(Stored::Failed(failure))) => Slot::Failed(Arc::new(failure)),
+            Ok(None) => return Err(Arc::new(Failure::NotFound(format!("no object `{id}` on this node")))),
+            Err(err) => {
+                tracing::error!(%id, error = %err, "cannot read object from disk");
+                return Err(Arc::new(Failure::NotFound(format!("object `{id}` cannot be read: {err}"))));
+            }
+        };
+        let mut shard = self.shard(id).lock();
+        let slot = shard.entry(*id).or_insert(slot);
+        match slot {
+            Slot::Ready(o) => Ok(o.clone()),
+            Slot::Failed(f) => Err(f.clone()),
+            Slot::Pending(_) => unreachable!("a loaded slot is never pending"),
+        }
+    }
+
+    /// Blocks until every object written before this call is on disk.
+    pub fn flush(&self) -> Result<(), DiskError> {
+        self.disk.flush()
+    }
+}
+
+/// blake3 of `bytes`, on all cores when they are large.
+pub fn content_hash(bytes: &[u8]) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    if bytes.len() >= PARALLEL_HASH_MIN {
+        hasher.update_rayon(bytes);
+    } else {
+        hasher.update(bytes);
+    }
+    *hasher.finalize().as_bytes()
+}
