@@ -63,7 +63,13 @@ impl Node {
     }
 
     /// Schedules `function` of the job's program; returns its result's ref.
-    pub fn remote(self: &Arc<Self>, job: &Arc<Job>, function: String, args: Vec<TaskArg>, options: TaskOptions) -> ObjectId {
+    pub fn remote(
+        self: &Arc<Self>,
+        job: &Arc<Job>,
+        function: String,
+        args: Vec<TaskArg>,
+        options: TaskOptions,
+    ) -> ObjectId {
         Scheduler::submit(self, job, function, args, options)
     }
 

@@ -117,7 +117,13 @@ async fn resolve(node: &Node, function: &str, args: Vec<TaskArg>) -> Result<Vec<
 }
 
 /// Runs the task, re-running it as `options` allow.
-async fn attempt(node: &Arc<Node>, job: &Arc<Job>, function: &str, args: &[Vec<u8>], options: TaskOptions) -> Result<Vec<u8>, Failure> {
+async fn attempt(
+    node: &Arc<Node>,
+    job: &Arc<Job>,
+    function: &str,
+    args: &[Vec<u8>],
+    options: TaskOptions,
+) -> Result<Vec<u8>, Failure> {
     let mut retries = 0;
     loop {
         let slot = node.scheduler.acquire(options.num_cpus).await;

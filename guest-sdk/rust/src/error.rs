@@ -37,10 +37,7 @@ impl From<types::Error> for Error {
     fn from(err: types::Error) -> Self {
         match err {
             types::Error::TaskFailed(chain) => Error::TaskFailed(
-                chain
-                    .into_iter()
-                    .map(|f| Failure { function: f.function, message: f.message })
-                    .collect(),
+                chain.into_iter().map(|f| Failure { function: f.function, message: f.message }).collect(),
             ),
             types::Error::Timeout => Error::Timeout,
             types::Error::NotFound(m) => Error::NotFound(m),

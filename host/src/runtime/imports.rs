@@ -38,9 +38,7 @@ impl From<&Failure> for types::Error {
 }
 
 fn parse_ids(refs: &[Vec<u8>]) -> Result<Vec<ObjectId>, types::Error> {
-    refs.iter()
-        .map(|r| ObjectId::try_from(r.as_slice()).map_err(types::Error::InvalidArgument))
-        .collect()
+    refs.iter().map(|r| ObjectId::try_from(r.as_slice()).map_err(types::Error::InvalidArgument)).collect()
 }
 
 fn deadline(timeout_ms: Option<u64>) -> Option<Instant> {
@@ -49,7 +47,9 @@ fn deadline(timeout_ms: Option<u64>) -> Option<Instant> {
 
 impl InstanceState {
     fn ctx(&self) -> wasmtime::Result<&TaskContext> {
-        self.task.as_ref().ok_or_else(|| wasmtime::format_err!("prism imports cannot be called while a component is being loaded"))
+        self.task
+            .as_ref()
+            .ok_or_else(|| wasmtime::format_err!("prism imports cannot be called while a component is being loaded"))
     }
 
     /// Awaits `fut` without holding the task's cpu slot.
@@ -114,7 +114,12 @@ impl objects::Host for InstanceState {
         Ok(Ok(objects.iter().map(|o| o.to_vec()).collect()))
     }
 
-    async fn wait(&mut self, refs: Vec<types::ObjectRef>, num_returns: u32, timeout_ms: Option<u64>) -> Wit<types::WaitResult> {
+    async fn wait(
+        &mut self,
+        refs: Vec<types::ObjectRef>,
+        num_returns: u32,
+        timeout_ms: Option<u64>,
+    ) -> Wit<types::WaitResult> {
         let node = self.ctx()?.node.clone();
         let ids = match parse_ids(&refs) {
             Ok(ids) => ids,
@@ -210,7 +215,12 @@ impl objects::Host for InstanceState {
 }
 
 impl tasks::Host for InstanceState {
-    async fn remote(&mut self, function: String, args: Vec<types::Arg>, options: types::TaskOptions) -> wasmtime::Result<types::ObjectRef> {
+    async fn remote(
+        &mut self,
+        function: String,
+        args: Vec<types::Arg>,
+        options: types::TaskOptions,
+    ) -> wasmtime::Result<types::ObjectRef> {
         let ctx = self.ctx()?;
         let args = args
             .into_iter()

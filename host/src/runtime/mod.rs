@@ -147,6 +147,8 @@ impl Runtime {
         }
         .await
         .map_err(|e| LoadError::Inspect(name.into(), describe(&e, &store.data().stderr)))?;
+        let mut functions = functions;
+        functions.sort();
 
         let program = Arc::new(Program { name: name.into(), hash, functions, from_cache, task, command });
         self.programs.lock().insert(hash, program.clone());
@@ -187,6 +189,9 @@ impl Runtime {
     fn store(&self, wasi: wasmtime_wasi::WasiCtx, tick_limit: u64, stderr: StderrTail) -> Store<InstanceState> {
         let mut store = Store::new(&self.engine, InstanceState::new(wasi, self.memory_limit, tick_limit, stderr));
         store.limiter(|state| &mut state.limits);
+        // A guest cannot hand the host more than its own memory, which is
+        // already limited; wasmtime's default (128 MiB) would cap objects.
+        store.set_hostcall_fuel(usize::try_from(self.memory_limit).unwrap_or(usize::MAX));
         store.epoch_deadline_callback(|mut ctx| {
             let state = ctx.data_mut();
             state.ticks += 1;
@@ -202,7 +207,13 @@ impl Runtime {
     }
 
     /// A store for a task or driver of `ctx.job`, holding an instance slot.
-    async fn task_store(&self, ctx: TaskContext, tag: Option<&str>, args: &[String], tick_limit: u64) -> Store<InstanceState> {
+    async fn task_store(
+        &self,
+        ctx: TaskContext,
+        tag: Option<&str>,
+        args: &[String],
+        tick_limit: u64,
+    ) -> Store<InstanceState> {
         let slot = self.instances.clone().acquire_owned().await.expect("instance semaphore is never closed");
         let output = ctx.job.output.clone();
         let stderr = StderrTail::default();
@@ -266,7 +277,12 @@ fn describe(err: &wasmtime::Error, stderr: &StderrTail) -> String {
     let what = if let Some(limit) = err.downcast_ref::<LimitError>() {
         limit.to_string()
     } else if let Some(trap) = err.downcast_ref::<Trap>() {
-        trap.to_string()
+        match trap {
+            // Rust and C keep their stack in linear memory: overflowing it
+            // shows up as an access below address 0.
+            Trap::MemoryOutOfBounds => format!("{trap} (or a stack overflow in linear memory)"),
+            _ => trap.to_string(),
+        }
     } else {
         format!("{err:#}")
     };

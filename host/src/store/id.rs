@@ -23,10 +23,7 @@ impl TryFrom<&[u8]> for ObjectId {
     type Error = String;
 
     fn try_from(bytes: &[u8]) -> Result<Self, String> {
-        bytes
-            .try_into()
-            .map(ObjectId)
-            .map_err(|_| format!("an object ref has 32 bytes, this one has {}", bytes.len()))
+        bytes.try_into().map(ObjectId).map_err(|_| format!("an object ref has 32 bytes, this one has {}", bytes.len()))
     }
 }
 

@@ -20,8 +20,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 pub use self::disk::DiskError;
-pub use self::id::ObjectId;
 use self::disk::{Disk, Stored};
+pub use self::id::ObjectId;
 use crate::error::Failure;
 
 /// An object's encoded bytes, shared without copying.

@@ -40,10 +40,7 @@ pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
 fn expand(func: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
     let sig = &func.sig;
     if !sig.generics.params.is_empty() || sig.asyncness.is_some() {
-        return Err(syn::Error::new_spanned(
-            sig,
-            "a prism task must be a plain, non-generic, non-async function",
-        ));
+        return Err(syn::Error::new_spanned(sig, "a prism task must be a plain, non-generic, non-async function"));
     }
     let name = &sig.ident;
     let name_str = name.to_string();
@@ -80,11 +77,8 @@ fn expand(func: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
     let indexes: Vec<_> = (0..arity).collect();
     let arg_names: Vec<_> = names.iter().map(|n| n.to_string()).collect();
     let call = quote!(super::#name(#(#names),*));
-    let finish = if fallible {
-        quote!(#call.map_err(|e| ::std::string::ToString::to_string(&e))?)
-    } else {
-        quote!(#call)
-    };
+    let finish =
+        if fallible { quote!(#call.map_err(|e| ::std::string::ToString::to_string(&e))?) } else { quote!(#call) };
     let runner = format_ident!("__prism_run");
 
     Ok(quote! {

@@ -88,9 +88,7 @@ fn main() {
     // Ray runs several driver processes; here, clients are tasks holding no cpu.
     let clients = 4;
     bench.timeit("multi_client_tasks_async", (clients * 1000) as f64, "ops/s", || {
-        let refs: Vec<_> = (0..clients)
-            .map(|_| client_batch::remote_with(&Options::new().num_cpus(0), 1000))
-            .collect();
+        let refs: Vec<_> = (0..clients).map(|_| client_batch::remote_with(&Options::new().num_cpus(0), 1000)).collect();
         prism::get_all(&refs).unwrap();
     });
 }

@@ -71,9 +71,6 @@ impl NodeOptions {
 
     /// A tokio runtime with one worker thread per logical cpu.
     pub fn tokio(&self, config: &Config) -> anyhow::Result<tokio::runtime::Runtime> {
-        Ok(tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(config.workers as usize)
-            .enable_all()
-            .build()?)
+        Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(config.workers as usize).enable_all().build()?)
     }
 }

@@ -26,12 +26,12 @@ pub struct Run {
 
 impl Run {
     pub fn execute(self) -> anyhow::Result<ExitCode> {
-        let wasm = std::fs::read(&self.component)
-            .with_context(|| format!("cannot read `{}`", self.component.display()))?;
-        let name = self.component.file_name().map_or_else(
-            || self.component.display().to_string(),
-            |n| n.to_string_lossy().into_owned(),
-        );
+        let wasm =
+            std::fs::read(&self.component).with_context(|| format!("cannot read `{}`", self.component.display()))?;
+        let name = self
+            .component
+            .file_name()
+            .map_or_else(|| self.component.display().to_string(), |n| n.to_string_lossy().into_owned());
         let config = self.node.config()?;
         let tokio = self.node.tokio(&config)?;
         let node = Node::open(config)?;

@@ -1,0 +1,50 @@
+//! Every program in examples/ runs through `prism run` and prints what the
+//! seed says it prints.
+
+use crate::{guest, run_ok};
+
+#[test]
+fn square() {
+    assert_eq!(run_ok(guest!("SQUARE"), &[]), "[0, 1, 4, 9]\n");
+}
+
+#[test]
+fn put_get() {
+    assert_eq!(run_ok(guest!("PUT_GET"), &[]), "get(put(1)) == 1\n[0, 1, 2]\n");
+}
+
+#[test]
+fn echo_by_value_and_by_ref() {
+    assert_eq!(run_ok(guest!("ECHO"), &[]), "(echo) 1 2 3\n(echo) 1 2 3\n");
+}
+
+#[test]
+fn echo_and_get_sees_nested_refs() {
+    let out = run_ok(guest!("ECHO_AND_GET"), &[]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].starts_with("(echo_and_get) args: [ObjectRef("), "{out}");
+    assert_eq!(lines[0].matches("ObjectRef(").count(), 3, "{out}");
+    assert_eq!(lines[1], "(echo_and_get) values: [1, 2, 3]");
+}
+
+#[test]
+fn print_via_capture() {
+    assert_eq!(run_ok(guest!("PRINT_VIA_CAPTURE"), &[]), "(print_via_capture) [1, 2, 3]\n");
+}
+
+#[test]
+fn nested_tasks() {
+    assert_eq!(run_ok(guest!("NESTED_TASKS"), &[]), "sum of squares below 10 = 285\n");
+}
+
+#[test]
+fn ocr_pages_in_order() {
+    let out = run_ok(guest!("OCR"), &[]);
+    let pages: Vec<&str> = out.lines().filter(|l| l.starts_with("page ")).collect();
+    assert_eq!(pages.len(), 12, "{out}");
+    for (n, line) in pages.iter().enumerate() {
+        assert!(line.starts_with(&format!("page {n}: ")), "page {n} out of order: {out}");
+    }
+    assert!(out.ends_with("12 of 12 pages recognized exactly\n"), "{out}");
+}

@@ -1,0 +1,116 @@
+//! Ray's semantics, through tests/programs/src/bin/semantics.rs.
+
+use crate::{guest, prism, run_ok};
+
+fn case(name: &str) -> String {
+    run_ok(guest!("SEMANTICS"), &[name])
+}
+
+#[test]
+fn list_get_keeps_order_and_duplicates() {
+    assert_eq!(case("get-order"), "[1, 4, 2, 1, 3, 4, 2]\n");
+}
+
+#[test]
+fn get_timeout_then_success() {
+    assert_eq!(case("get-timeout"), "first: error timed out before the objects were ready\nlater: ok 7\n");
+}
+
+#[test]
+fn wait_partial_results_in_input_order() {
+    assert_eq!(
+        case("wait"),
+        "ready 2, not ready 2\nslow not ready: true\ninput order kept: true\n\
+         after timeout: ready 0, not ready 1\nall fast: ready 3, not ready 0\n"
+    );
+}
+
+#[test]
+fn wait_empty_and_duplicates() {
+    let out = case("wait-edge");
+    assert!(out.starts_with("empty: ready 0, not ready 0\n"), "{out}");
+    assert!(out.contains("duplicates: error invalid argument: ref `"), "{out}");
+    assert!(out.contains("` appears more than once in `wait`"), "{out}");
+    assert!(out.contains("too many: error invalid argument: `num-returns` is 2 but only 1 refs were given"), "{out}");
+}
+
+#[test]
+fn chain_of_100_nested_tasks_on_2_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = prism(dir.path(), &["run", "--workers", "2", guest!("SEMANTICS"), "--", "chain"]);
+    assert_eq!(run.stdout, "chain depth 100\n", "{}", run.stderr);
+}
+
+#[test]
+fn fan_out_where_every_task_gets_its_children_on_2_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = prism(dir.path(), &["run", "--workers", "2", guest!("SEMANTICS"), "--", "tree"]);
+    assert_eq!(run.stdout, "tree leaves 125\n", "{}", run.stderr);
+}
+
+#[test]
+fn errors_name_the_function_and_chain_through_consumers() {
+    let out = case("errors");
+    let expect = [
+        "direct: error task `fail` failed: boom",
+        "consumer: error task `consume` failed: its argument 0 (`",
+        "failed, because task `fail` failed: boom",
+        "nested: error task `get_nested` failed: task `fail` failed: boom",
+        "unknown function: error invalid argument: component `semantics.wasm` has no task `squre`; it has `chain`, `consume`",
+        "too many cpus: error limit exceeded: task `value_after` asks for 1000 cpus but this node has",
+        "chain: [\"consume\", \"fail\"]",
+    ];
+    for e in expect {
+        assert!(out.contains(e), "missing {e:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn retries_after_trap_and_after_error_when_asked() {
+    let out = case("retry");
+    let expect = [
+        // The guest's panic message is part of the error.
+        "trap, no retries: error task `flaky_trap` failed: wasm trap: wasm `unreachable` instruction executed; \
+         stderr: thread '<unnamed>' (1) panicked at tests/programs/src/bin/semantics.rs",
+        "first attempt fails",
+        "\ntrap, max_retries 1: ok \"second attempt succeeded\"\n",
+        "\nerror, retry_exceptions off: error task `flaky_error` failed: first attempt returns an error\n",
+        "\nerror, retry_exceptions on: ok \"second attempt succeeded\"\n",
+    ];
+    for e in expect {
+        assert!(out.contains(e), "missing {e:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn endless_loop_memory_bomb_and_stack_overflow_end_at_their_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = prism(
+        dir.path(),
+        &["run", "--cpu-deadline", "1", "--memory-limit", "128", guest!("SEMANTICS"), "--", "limits"],
+    );
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "endless loop: error task `endless_loop` failed: exceeded its cpu deadline of 1s (raise it with --cpu-deadline)\n\
+         memory bomb: error task `memory_bomb` failed: exceeded its memory limit of 128 MiB (raise it with --memory-limit)\n\
+         stack overflow: error task `stack_overflow` failed: wasm trap: call stack exhausted\n\
+         others: ok [0, 1, 2, 3]\n"
+    );
+}
+
+#[test]
+fn tasks_run_in_parallel_on_every_worker() {
+    // Each task waits until the other has started: only true if both ran at once.
+    let dir = tempfile::tempdir().unwrap();
+    let run = prism(dir.path(), &["run", "--workers", "2", guest!("SEMANTICS"), "--", "rendezvous"]);
+    assert_eq!(run.stdout, "ran at once: [true, true]\n", "{}", run.stderr);
+}
+
+#[test]
+fn driver_exit_failure_is_a_failure() {
+    // WASI 0.2's `exit` carries success or failure, not a code.
+    let dir = tempfile::tempdir().unwrap();
+    let run = prism(dir.path(), &["run", guest!("SEMANTICS"), "--", "exit"]);
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+}
