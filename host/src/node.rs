@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use crate::config::Config;
 use crate::error::Failure;
 use crate::runtime::output::Output;
-use crate::runtime::{DriverExit, LoadError, Program, Runtime, TaskContext};
+use crate::runtime::{DriverExit, LoadError, Program, Runtime, TaskContext, WarmPool};
 use crate::scheduler::{Scheduler, TaskArg, TaskOptions};
 use crate::store::{ObjectId, ObjectStore};
 
@@ -32,6 +32,7 @@ pub struct Job {
     /// Where its guests' stdout and stderr go.
     pub output: Output,
     pub(crate) globals: Mutex<HashMap<String, ObjectId>>,
+    pub(crate) warm: WarmPool,
 }
 
 impl Node {
@@ -52,7 +53,7 @@ impl Node {
 
     /// A new job running `program`, its output going to `output`.
     pub fn job(&self, program: Arc<Program>, output: Output) -> Arc<Job> {
-        Arc::new(Job { program, output, globals: Mutex::new(HashMap::new()) })
+        Arc::new(Job { program, output, globals: Mutex::new(HashMap::new()), warm: WarmPool::default() })
     }
 
     /// Runs the job's program as a driver with `args` until it ends.

@@ -22,10 +22,11 @@ use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 use self::bindings::TaskPre;
-use self::output::{GuestStream, StderrTail, Stream};
+use self::output::{GuestStream, StderrTail, Stream, Tag};
 pub use self::state::{InstanceState, LimitError, TaskContext};
 use crate::config::{Config, EPOCH_TICK};
 use crate::fsutil::write_atomic;
+use crate::node::Job;
 
 /// The interface every prism component exports, as the error messages name it.
 const WORKER_EXPORT: &str = "prism:core/worker@0.1.0";
@@ -80,6 +81,32 @@ impl Program {
     }
 }
 
+/// An instance between two task calls of its job.
+pub(crate) struct Warm {
+    store: Store<InstanceState>,
+    instance: bindings::Task,
+}
+
+/// A job's idle instances. Calls from one job reuse them, as a Ray worker
+/// process serves many tasks of its job: statics persist between calls, so
+/// the first call's setup is paid once. Instances are never shared between
+/// jobs, and one that trapped is never reused.
+#[derive(Default)]
+pub(crate) struct WarmPool(Mutex<Vec<Warm>>);
+
+impl WarmPool {
+    fn take(&self) -> Option<Warm> {
+        self.0.lock().pop()
+    }
+
+    fn put(&self, warm: Warm, max: usize) {
+        let mut idle = self.0.lock();
+        if idle.len() < max {
+            idle.push(warm);
+        }
+    }
+}
+
 /// How a driver ended.
 #[derive(Debug)]
 pub enum DriverExit {
@@ -99,6 +126,8 @@ pub struct Runtime {
     instances: Arc<Semaphore>,
     memory_limit: u64,
     task_ticks: u64,
+    /// Idle instances a job keeps warm.
+    max_idle: usize,
 }
 
 impl Runtime {
@@ -120,6 +149,7 @@ impl Runtime {
             instances: Arc::new(Semaphore::new(config.max_instances as usize)),
             memory_limit: config.memory_limit,
             task_ticks: u64::try_from(ticks.max(1)).unwrap_or(u64::MAX),
+            max_idle: config.workers as usize,
         })
     }
 
@@ -140,7 +170,8 @@ impl Runtime {
         let command = CommandPre::new(pre).ok();
 
         // Ask the component which functions it has, in a throwaway instance.
-        let mut store = self.store(WasiCtxBuilder::new().build(), self.task_ticks, StderrTail::default());
+        let mut store = self.store(WasiCtxBuilder::new().build(), self.task_ticks, StderrTail::default(), Tag::default());
+        store.set_epoch_deadline(1);
         let functions = async {
             let instance = task.instantiate_async(&mut store).await?;
             instance.prism_core_worker().call_functions(&mut store).await
@@ -186,8 +217,8 @@ impl Runtime {
         Ok((component, false))
     }
 
-    fn store(&self, wasi: wasmtime_wasi::WasiCtx, tick_limit: u64, stderr: StderrTail) -> Store<InstanceState> {
-        let mut store = Store::new(&self.engine, InstanceState::new(wasi, self.memory_limit, tick_limit, stderr));
+    fn store(&self, wasi: wasmtime_wasi::WasiCtx, tick_limit: u64, stderr: StderrTail, tag: Tag) -> Store<InstanceState> {
+        let mut store = Store::new(&self.engine, InstanceState::new(wasi, self.memory_limit, tick_limit, stderr, tag));
         store.limiter(|state| &mut state.limits);
         // A guest cannot hand the host more than its own memory, which is
         // already limited; wasmtime's default (128 MiB) would cap objects.
@@ -202,48 +233,58 @@ impl Runtime {
             // Let other tasks on this thread run, then go on.
             Ok(UpdateDeadline::Yield(1))
         });
-        store.set_epoch_deadline(1);
         store
     }
 
-    /// A store for a task or driver of `ctx.job`, holding an instance slot.
-    async fn task_store(
-        &self,
-        ctx: TaskContext,
-        tag: Option<&str>,
-        args: &[String],
-        tick_limit: u64,
-    ) -> Store<InstanceState> {
+    /// A store whose output goes to `job`'s, holding an instance slot.
+    async fn job_store(&self, job: &Job, args: &[String], tick_limit: u64) -> Store<InstanceState> {
         let slot = self.instances.clone().acquire_owned().await.expect("instance semaphore is never closed");
-        let output = ctx.job.output.clone();
-        let stderr = StderrTail::default();
+        let (stderr, tag) = (StderrTail::default(), Tag::default());
         let wasi = WasiCtxBuilder::new()
             .args(args)
-            .stdout(GuestStream::new(output.clone(), Stream::Stdout, tag, None))
-            .stderr(GuestStream::new(output, Stream::Stderr, tag, Some(stderr.clone())))
+            .stdout(GuestStream::new(job.output.clone(), Stream::Stdout, tag.clone(), None))
+            .stderr(GuestStream::new(job.output.clone(), Stream::Stderr, tag.clone(), Some(stderr.clone())))
             .build();
-        let mut store = self.store(wasi, tick_limit, stderr);
-        store.data_mut().task = Some(ctx);
+        let mut store = self.store(wasi, tick_limit, stderr, tag);
         store.data_mut()._instance_slot = Some(slot);
         store
     }
 
-    /// Runs one task call in a fresh instance. The outer error is a trap
-    /// (described), the inner one the error the guest returned.
+    /// Runs one task call, in a warm instance of the job if one is idle,
+    /// else in a fresh one. The outer error is a trap (described), the inner
+    /// one the error the guest returned. An instance that trapped is dropped;
+    /// one that returned goes back to the job's idle instances.
     pub async fn call_task(
         &self,
         ctx: TaskContext,
         function: &str,
         args: &[Vec<u8>],
     ) -> Result<Result<Vec<u8>, String>, String> {
-        let program = ctx.job.program.clone();
-        let mut store = self.task_store(ctx, Some(function), &[], self.task_ticks).await;
+        let job = ctx.job.clone();
+        let warm = job.warm.take();
+        let (mut store, instance) = match warm {
+            Some(Warm { store, instance }) => (store, Some(instance)),
+            None => (self.job_store(&job, &[], self.task_ticks).await, None),
+        };
+        store.data_mut().begin(ctx, Some(function));
+        store.set_epoch_deadline(1);
         let result = async {
-            let instance = program.task.instantiate_async(&mut store).await?;
-            instance.prism_core_worker().call_run(&mut store, function, args).await
+            let instance = match instance {
+                Some(instance) => instance,
+                None => job.program.task.instantiate_async(&mut store).await?,
+            };
+            let out = instance.prism_core_worker().call_run(&mut store, function, args).await?;
+            Ok((out, instance))
         }
         .await;
-        result.map_err(|e| describe(&e, &store.data().stderr))
+        match result {
+            Ok((out, instance)) => {
+                store.data_mut().finish();
+                job.warm.put(Warm { store, instance }, self.max_idle);
+                Ok(out)
+            }
+            Err(e) => Err(describe(&e, &store.data().stderr)),
+        }
     }
 
     /// Runs the job's component as a driver (`wasi:cli/run`) with `args`.
@@ -254,7 +295,9 @@ impl Runtime {
         };
         let mut argv = vec![program.name.clone()];
         argv.extend_from_slice(args);
-        let mut store = self.task_store(ctx, None, &argv, u64::MAX).await;
+        let mut store = self.job_store(&ctx.job, &argv, u64::MAX).await;
+        store.data_mut().begin(ctx, None);
+        store.set_epoch_deadline(1);
         let result = async {
             let instance = command.instantiate_async(&mut store).await?;
             instance.wasi_cli_run().call_run(&mut store).await

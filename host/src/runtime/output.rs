@@ -67,22 +67,43 @@ impl StderrTail {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock()).trim().to_string()
     }
+
+    /// Forgets what was kept (a warm instance starts a new call).
+    pub fn clear(&self) {
+        self.0.lock().clear();
+    }
 }
 
-/// One guest stream: whole lines are prefixed with `tag` (if any) and passed
-/// to the output.
+/// The prefix of an instance's output lines: `(function) ` while it runs a
+/// task, nothing for a driver. A warm instance changes it from call to call.
+#[derive(Clone, Default)]
+pub struct Tag(Arc<Mutex<Option<Arc<str>>>>);
+
+impl Tag {
+    /// Lines written from now on are prefixed with `(name) `.
+    pub fn set(&self, name: Option<&str>) {
+        *self.0.lock() = name.map(|n| format!("({n}) ").into());
+    }
+
+    fn get(&self) -> Option<Arc<str>> {
+        self.0.lock().clone()
+    }
+}
+
+/// One guest stream: whole lines are prefixed with the tag (if any) and
+/// passed to the output.
 #[derive(Clone)]
 pub struct GuestStream {
     output: Output,
     stream: Stream,
-    tag: Option<Arc<str>>,
+    tag: Tag,
     tail: Option<StderrTail>,
 }
 
 impl GuestStream {
-    /// A stream whose lines go to `output`, prefixed with `(tag) `.
-    pub fn new(output: Output, stream: Stream, tag: Option<&str>, tail: Option<StderrTail>) -> Self {
-        GuestStream { output, stream, tag: tag.map(|t| format!("({t}) ").into()), tail }
+    /// A stream whose lines go to `output`, prefixed with `tag`.
+    pub fn new(output: Output, stream: Stream, tag: Tag, tail: Option<StderrTail>) -> Self {
+        GuestStream { output, stream, tag, tail }
     }
 }
 
@@ -111,7 +132,7 @@ impl LineWriter {
             None => return,
         };
         let chunk: Vec<u8> = self.buf.drain(..end).collect();
-        let out = match &self.stream.tag {
+        let out = match self.stream.tag.get() {
             None => chunk,
             Some(tag) => {
                 let mut out = Vec::with_capacity(chunk.len() + tag.len() * 2);

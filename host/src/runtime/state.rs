@@ -9,7 +9,7 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::output::StderrTail;
+use super::output::{StderrTail, Tag};
 use crate::config::MAX_TABLE_ELEMENTS;
 use crate::node::{Job, Node};
 
@@ -69,14 +69,16 @@ pub struct InstanceState {
     pub(super) ticks: u64,
     pub(super) tick_limit: u64,
     pub(super) stderr: StderrTail,
-    /// Absent only while a component is inspected at load time.
+    pub(super) tag: Tag,
+    /// What the current call acts for; absent between calls of a warm
+    /// instance and while a component is inspected at load time.
     pub task: Option<TaskContext>,
     /// Held while the instance lives: bounds instances alive at once.
     pub(super) _instance_slot: Option<OwnedSemaphorePermit>,
 }
 
 impl InstanceState {
-    pub(super) fn new(wasi: WasiCtx, memory_limit: u64, tick_limit: u64, stderr: StderrTail) -> Self {
+    pub(super) fn new(wasi: WasiCtx, memory_limit: u64, tick_limit: u64, stderr: StderrTail, tag: Tag) -> Self {
         InstanceState {
             wasi,
             table: ResourceTable::new(),
@@ -84,9 +86,24 @@ impl InstanceState {
             ticks: 0,
             tick_limit,
             stderr,
+            tag,
             task: None,
             _instance_slot: None,
         }
+    }
+
+    /// Starts a call for `ctx`, its output tagged with `function`.
+    pub(super) fn begin(&mut self, ctx: TaskContext, function: Option<&str>) {
+        self.task = Some(ctx);
+        self.ticks = 0;
+        self.stderr.clear();
+        self.tag.set(function);
+    }
+
+    /// Ends the call: gives back its cpu slot and its job.
+    pub(super) fn finish(&mut self) {
+        self.task = None;
+        self.tag.set(None);
     }
 }
 
