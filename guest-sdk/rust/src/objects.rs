@@ -17,9 +17,10 @@ pub fn put<T: Serialize>(value: &T) -> Result<ObjectRef<T>> {
     Ok(ObjectRef::from_wit(objects::put(&encode(value))?))
 }
 
-/// Stores raw bytes (any language reads them as a byte string).
+/// Stores raw bytes (any language reads them as a byte string). The host
+/// reads them straight from this guest's memory: no encoding, one copy.
 pub fn put_bytes(bytes: &[u8]) -> Result<ObjectRef<Bytes>> {
-    Ok(ObjectRef::from_wit(objects::put(&encode(serde_bytes::Bytes::new(bytes)))?))
+    Ok(ObjectRef::from_wit(crate::wit::prism::core::bytes::put_bytes(bytes)?))
 }
 
 /// Blocks until the object is ready and returns its value.

@@ -3,10 +3,22 @@
 //! Imports are async (a `get` suspends the guest, not the thread) and
 //! trappable: the outer `Result` of each host function is a trap, the inner
 //! one the WIT `error` the guest handles.
+//!
+//! `prism:core/bytes` is left out: it reads the guest's memory in place,
+//! which generated bindings cannot (they copy lists into a `Vec`), so
+//! `imports.rs` registers it by hand.
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "prism:core/task",
+    inline: "
+        package prism:host;
+        world task-host {
+            import prism:core/objects@0.1.0;
+            import prism:core/tasks@0.1.0;
+            export prism:core/worker@0.1.0;
+        }
+    ",
+    world: "prism:host/task-host",
     imports: { default: async | trappable },
     exports: { default: async },
 });

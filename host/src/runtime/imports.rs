@@ -12,6 +12,9 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::time::Instant;
 
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Linker, WasmList};
+
 use super::bindings::{objects, tasks, types};
 use super::state::{InstanceState, TaskContext};
 use crate::config::MAX_OBJECT_SIZE;
@@ -240,4 +243,22 @@ impl tasks::Host for InstanceState {
         };
         Ok(id.as_bytes().to_vec())
     }
+}
+
+/// Registers `prism:core/bytes`. `put-bytes` takes the guest's list as a
+/// `WasmList`, a view of guest memory: the bytes are hashed in place and
+/// copied once, into the store.
+pub(super) fn add_bytes_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+    linker.instance("prism:core/bytes@0.1.0")?.func_wrap(
+        "put-bytes",
+        |store: StoreContextMut<'_, InstanceState>, (data,): (WasmList<u8>,)| {
+            let node = store.data().ctx()?.node.clone();
+            let data = data.as_le_slice(&store);
+            if data.len() > MAX_OBJECT_SIZE {
+                let message = format!("{} bytes is larger than the maximum object of {MAX_OBJECT_SIZE}", data.len());
+                return Ok((Err(types::Error::LimitExceeded(message)),));
+            }
+            Ok((Ok(node.store.put_bin(data).as_bytes().to_vec()),))
+        },
+    )
 }

@@ -21,7 +21,7 @@ use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::bindings::CommandPre;
 
-use self::bindings::TaskPre;
+use self::bindings::{TaskHost, TaskHostPre};
 use self::output::{GuestStream, StderrTail, Stream, Tag};
 pub use self::state::{InstanceState, LimitError, TaskContext};
 use crate::config::{Config, EPOCH_TICK};
@@ -70,7 +70,7 @@ pub struct Program {
     pub functions: Vec<String>,
     /// Whether the compiled code came from the on-disk cache.
     pub from_cache: bool,
-    task: TaskPre<InstanceState>,
+    task: TaskHostPre<InstanceState>,
     command: Option<CommandPre<InstanceState>>,
 }
 
@@ -84,7 +84,7 @@ impl Program {
 /// An instance between two task calls of its job.
 pub(crate) struct Warm {
     store: Store<InstanceState>,
-    instance: bindings::Task,
+    instance: TaskHost,
 }
 
 /// A job's idle instances. Calls from one job reuse them, as a Ray worker
@@ -136,7 +136,8 @@ impl Runtime {
         let engine = engine::build(config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        bindings::Task::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |s| s)?;
+        TaskHost::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |s| s)?;
+        imports::add_bytes_to_linker(&mut linker)?;
         let cache_dir = config.data_dir.join("compiled");
         std::fs::create_dir_all(&cache_dir)?;
         let ticks = config.cpu_deadline.as_nanos() / EPOCH_TICK.as_nanos();
@@ -166,11 +167,12 @@ impl Runtime {
         }
         let (component, from_cache) = self.compile(name, &hash, wasm)?;
         let pre = self.linker.instantiate_pre(&component).map_err(|e| LoadError::Imports(name.into(), e.into()))?;
-        let task = TaskPre::new(pre.clone()).map_err(|_| LoadError::WrongWorld(name.into()))?;
+        let task = TaskHostPre::new(pre.clone()).map_err(|_| LoadError::WrongWorld(name.into()))?;
         let command = CommandPre::new(pre).ok();
 
         // Ask the component which functions it has, in a throwaway instance.
-        let mut store = self.store(WasiCtxBuilder::new().build(), self.task_ticks, StderrTail::default(), Tag::default());
+        let mut store =
+            self.store(WasiCtxBuilder::new().build(), self.task_ticks, StderrTail::default(), Tag::default());
         store.set_epoch_deadline(1);
         let functions = async {
             let instance = task.instantiate_async(&mut store).await?;
@@ -217,7 +219,13 @@ impl Runtime {
         Ok((component, false))
     }
 
-    fn store(&self, wasi: wasmtime_wasi::WasiCtx, tick_limit: u64, stderr: StderrTail, tag: Tag) -> Store<InstanceState> {
+    fn store(
+        &self,
+        wasi: wasmtime_wasi::WasiCtx,
+        tick_limit: u64,
+        stderr: StderrTail,
+        tag: Tag,
+    ) -> Store<InstanceState> {
         let mut store = Store::new(&self.engine, InstanceState::new(wasi, self.memory_limit, tick_limit, stderr, tag));
         store.limiter(|state| &mut state.limits);
         // A guest cannot hand the host more than its own memory, which is

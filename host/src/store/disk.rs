@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -37,6 +38,12 @@ const BLOB: u8 = 1;
 /// Writes the writer takes into one transaction at most: bounds the memory a
 /// commit holds and the delay before a flush is acknowledged.
 const MAX_BATCH: usize = 8192;
+
+/// How long the writer gathers writes before committing them together. A
+/// commit costs the same for one object or thousands (and two fsyncs), so
+/// this is what keeps a stream of tiny task results cheap. It bounds how long
+/// an acknowledged object may wait before it is durable; `flush` skips it.
+pub const GROUP_COMMIT_WINDOW: Duration = Duration::from_millis(5);
 
 /// Why the disk tier failed.
 #[derive(Debug, thiserror::Error)]
@@ -177,7 +184,7 @@ impl Disk {
             }
             _ => return Err(DiskError::Corrupt(*id)),
         };
-        if content_hash(&bytes) != hash {
+        if content_hash(&[&bytes]) != hash {
             return Err(DiskError::Corrupt(ObjectId::from(hash)));
         }
         Ok(Some(Stored::Value(bytes)))
@@ -196,7 +203,18 @@ impl Drop for Disk {
 
 fn write_behind(db: &Database, blobs: &Path, rx: &mpsc::Receiver<Write>, broken: &Mutex<Option<String>>) {
     while let Ok(first) = rx.recv() {
+        let deadline = Instant::now() + GROUP_COMMIT_WINDOW;
+        let mut flushing = matches!(first, Write::Flush(_));
         let mut batch = vec![first];
+        while !flushing && batch.len() < MAX_BATCH {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(write) => {
+                    flushing = matches!(write, Write::Flush(_));
+                    batch.push(write);
+                }
+                Err(_) => break,
+            }
+        }
         batch.extend(rx.try_iter().take(MAX_BATCH));
         if let Err(err) = commit(db, blobs, &batch) {
             tracing::error!(error = %error_chain(&err), "object store write failed");
@@ -220,7 +238,7 @@ fn commit(db: &Database, blobs: &Path, batch: &[Write]) -> Result<(), DiskError>
             match write {
                 Write::Object(id, bytes) => store_object(&mut objects, blobs, *id.as_bytes(), bytes)?,
                 Write::Result(id, bytes) => {
-                    let hash = content_hash(bytes);
+                    let hash = content_hash(&[bytes]);
                     store_object(&mut objects, blobs, hash, bytes)?;
                     results.insert(id.as_bytes(), hash).map_err(index_err)?;
                 }

@@ -82,10 +82,27 @@ impl ObjectStore {
     /// Stores `bytes` and returns their content address. Identical bytes are
     /// stored once.
     pub fn put(&self, bytes: Vec<u8>) -> ObjectId {
-        let id = ObjectId::from(content_hash(&bytes));
+        let id = ObjectId::from(content_hash(&[&bytes]));
+        self.insert(id, || bytes)
+    }
+
+    /// Stores `data` as one MessagePack `bin` value, the same object (and
+    /// ref) as `put` of its encoding, without encoding it first: `data` is
+    /// hashed where it is and copied once, only if it is new.
+    pub fn put_bin(&self, data: &[u8]) -> ObjectId {
+        let header = bin_header(data.len());
+        let id = ObjectId::from(content_hash(&[&header, data]));
+        self.insert(id, || [header.as_slice(), data].concat())
+    }
+
+    fn insert(&self, id: ObjectId, bytes: impl FnOnce() -> Vec<u8>) -> ObjectId {
+        if matches!(self.peek(&id), Peek::Ready(_)) {
+            return id;
+        }
+        // Built outside the lock: copying a large object takes a while.
+        let object = Arc::new(bytes());
         let mut shard = self.shard(&id).lock();
         if !matches!(shard.get(&id), Some(Slot::Ready(_))) {
-            let object = Arc::new(bytes);
             self.disk.write_object(id, object.clone());
             if let Some(Slot::Pending(n)) = shard.insert(id, Slot::Ready(object)) {
                 n.notify_waiters();
@@ -198,13 +215,42 @@ impl ObjectStore {
     }
 }
 
-/// blake3 of `bytes`, on all cores when they are large.
-pub fn content_hash(bytes: &[u8]) -> [u8; 32] {
+/// blake3 of the concatenation of `parts`, on all cores for large parts.
+pub fn content_hash(parts: &[&[u8]]) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();
-    if bytes.len() >= PARALLEL_HASH_MIN {
-        hasher.update_rayon(bytes);
-    } else {
-        hasher.update(bytes);
+    for part in parts {
+        if part.len() >= PARALLEL_HASH_MIN {
+            hasher.update_rayon(part);
+        } else {
+            hasher.update(part);
+        }
     }
     *hasher.finalize().as_bytes()
+}
+
+/// The MessagePack header of a `bin` of `len` bytes: the smallest form, as
+/// every MessagePack encoder writes it, so `put_bin` and `put` agree.
+fn bin_header(len: usize) -> Vec<u8> {
+    match len {
+        0..=0xff => vec![0xc4, len as u8],
+        0x100..=0xffff => [&[0xc5][..], &(len as u16).to_be_bytes()].concat(),
+        _ => [&[0xc6][..], &(len as u32).to_be_bytes()].concat(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_bin_is_the_same_object_as_put_of_the_encoding() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::open(dir.path()).unwrap();
+        for len in [0, 10, 255, 256, 65_535, 65_536, 200_000] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+            let encoded = rmp_serde::to_vec(serde_bytes::Bytes::new(&data)).unwrap();
+            assert_eq!(store.put_bin(&data), store.put(encoded.clone()), "length {len}");
+            assert_eq!(*store.try_get(&store.put_bin(&data)).unwrap().unwrap(), encoded);
+        }
+    }
 }

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use prism_host::{DriverExit, Node, Output};
+use prism_host::DriverExit;
 
 use super::NodeOptions;
 
@@ -38,15 +38,9 @@ impl Bench {
     pub fn execute(self) -> anyhow::Result<ExitCode> {
         let mut config = self.node.config()?;
         config.memory_limit = config.memory_limit.max(BENCH_MEMORY_MIB << 20);
-        let tokio = self.node.tokio(&config)?;
-        let node = Node::open(config)?;
         let mut args = vec![self.seconds.to_string()];
         args.extend(self.names);
-        let exit = tokio.block_on(async {
-            let program = node.load("bench.wasm", BENCH_GUEST).await?;
-            let job = node.job(program, Output::stdio());
-            anyhow::Ok(node.run_driver(&job, &args).await?)
-        })?;
+        let exit = super::run_driver(config, "bench.wasm".into(), BENCH_GUEST.to_vec(), args)?;
         match exit {
             DriverExit::Exited(0) => Ok(ExitCode::SUCCESS),
             DriverExit::Exited(code) => anyhow::bail!("the benchmark guest exited with status {code}"),

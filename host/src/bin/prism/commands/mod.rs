@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use prism_host::config::{self, Config};
+use prism_host::{DriverExit, Node, Output};
 
 /// prism: Ray's tasks, actors and objects as sandboxed WebAssembly components.
 #[derive(Parser)]
@@ -68,9 +69,25 @@ impl NodeOptions {
         config.cpu_deadline = Duration::from_secs_f64(self.cpu_deadline);
         Ok(config)
     }
+}
 
-    /// A tokio runtime with one worker thread per logical cpu.
-    pub fn tokio(&self, config: &Config) -> anyhow::Result<tokio::runtime::Runtime> {
-        Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(config.workers as usize).enable_all().build()?)
-    }
+/// Starts a node, runs `wasm` as a driver with `args` until it ends, and
+/// makes everything it stored durable before returning.
+fn run_driver(config: Config, name: String, wasm: Vec<u8>, args: Vec<String>) -> anyhow::Result<DriverExit> {
+    // One worker thread per logical cpu.
+    let tokio =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(config.workers as usize).enable_all().build()?;
+    let node = Node::open(config)?;
+    // The driver runs on a worker thread, next to the tasks it starts.
+    let driver = {
+        let node = node.clone();
+        async move {
+            let program = node.load(&name, &wasm).await?;
+            let job = node.job(program, Output::stdio());
+            anyhow::Ok(node.run_driver(&job, &args).await?)
+        }
+    };
+    let exit = tokio.block_on(tokio.spawn(driver))?;
+    node.store.flush()?;
+    exit
 }

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
-use prism_host::{DriverExit, Node, Output};
+use prism_host::DriverExit;
 
 use super::NodeOptions;
 
@@ -33,15 +33,7 @@ impl Run {
             .file_name()
             .map_or_else(|| self.component.display().to_string(), |n| n.to_string_lossy().into_owned());
         let config = self.node.config()?;
-        let tokio = self.node.tokio(&config)?;
-        let node = Node::open(config)?;
-        let exit = tokio.block_on(async {
-            let program = node.load(&name, &wasm).await?;
-            let job = node.job(program, Output::stdio());
-            anyhow::Ok(node.run_driver(&job, &self.args).await?)
-        });
-        // Objects the run acknowledged are on disk before we exit.
-        node.store.flush()?;
+        let exit = super::run_driver(config, name.clone(), wasm, self.args);
         match exit? {
             DriverExit::Exited(0) => Ok(ExitCode::SUCCESS),
             DriverExit::Exited(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(1).max(1))),
