@@ -39,13 +39,18 @@ fn main() {
     );
 
     let out = target_dir.join("wasm32-wasip2/release");
+    let mut names = Vec::new();
     for wasm in std::fs::read_dir(&out).expect("guest output directory").flatten() {
         let path = wasm.path();
         if path.extension().is_some_and(|e| e == "wasm") {
             let name = path.file_stem().unwrap().to_string_lossy().to_uppercase().replace('-', "_");
             println!("cargo:rustc-env=PRISM_GUEST_{name}={}", path.display());
+            names.push(name);
         }
     }
+    // tests/all checks that every guest is run by some test.
+    names.sort();
+    println!("cargo:rustc-env=PRISM_GUESTS={}", names.join(","));
 }
 
 /// Package names of the crates directly under `dir`.

@@ -6,6 +6,7 @@
 
 mod bad_input;
 mod examples;
+mod guests;
 mod host_api;
 mod persistence;
 mod semantics;

@@ -114,3 +114,14 @@ fn driver_exit_failure_is_a_failure() {
     let run = prism(dir.path(), &["run", guest!("SEMANTICS"), "--", "exit"]);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
 }
+
+#[test]
+fn guests_get_no_environment_files_or_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = crate::prism_with_env(dir.path(), &["run", guest!("SEMANTICS"), "--", "sandbox"], &[("SECRET", "x")]);
+    assert_eq!(
+        run.stdout, "env vars: 0\nread /etc/passwd: false\nlist /: false\ntcp connect: false\ntcp listen: false\n",
+        "{}",
+        run.stderr
+    );
+}
