@@ -59,7 +59,7 @@ fn scan(number: u32, text: &str) -> Page {
         let (line, col) = (i / COLUMNS, i % COLUMNS);
         for (p, ink) in glyph(c).iter().enumerate() {
             let (y, x) = (line * GLYPH + p / GLYPH, col * GLYPH + p % GLYPH);
-            let flip = noise.next() % 29 == 0;
+            let flip = noise.next().is_multiple_of(29);
             pixels[y * width + x] = ink ^ u8::from(flip);
         }
     }

@@ -28,7 +28,7 @@ mod task;
 pub use error::{Error, Failure, Result};
 pub use global::Global;
 pub use object_ref::ObjectRef;
-pub use objects::{Bytes, get, get_all, get_all_timeout, get_bytes, get_timeout, put, put_bytes, wait};
+pub use objects::{Bytes, Ready, get, get_all, get_all_timeout, get_bytes, get_timeout, put, put_bytes, wait};
 pub use prism_guest_macros::remote;
 pub use task::{Arg, IntoArg, Options};
 

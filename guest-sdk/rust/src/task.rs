@@ -77,12 +77,15 @@ impl<T> IntoArg<T> for &ObjectRef<T> {
     }
 }
 
+/// Decodes a task's arguments, calls it, encodes its result (or its error).
+pub type Runner = fn(&[Vec<u8>]) -> Result<Vec<u8>, String>;
+
 /// A function registered by `#[prism::remote]`.
 pub struct TaskFn {
     /// The function's name, as given to `remote`.
     pub name: &'static str,
-    /// Decodes the arguments, calls the function, encodes its result.
-    pub run: fn(&[Vec<u8>]) -> Result<Vec<u8>, String>,
+    /// Runs it.
+    pub run: Runner,
 }
 
 inventory::collect!(TaskFn);

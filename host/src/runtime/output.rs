@@ -18,9 +18,12 @@ pub enum Stream {
     Stderr,
 }
 
-/// Where a job's output goes: a function taking each finished chunk.
+/// What receives a job's output: each finished chunk, with its stream.
+type Sink = dyn Fn(Stream, &[u8]) + Send + Sync;
+
+/// Where a job's output goes.
 #[derive(Clone)]
-pub struct Output(Arc<dyn Fn(Stream, &[u8]) + Send + Sync>);
+pub struct Output(Arc<Sink>);
 
 impl Output {
     /// Output that goes to this process's stdout and stderr.
