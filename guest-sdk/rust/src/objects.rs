@@ -59,11 +59,7 @@ pub type Ready<T> = (Vec<ObjectRef<T>>, Vec<ObjectRef<T>>);
 
 /// Waits until `num_returns` of `refs` are ready or `timeout` passes, and
 /// returns `(ready, not_ready)`, both in input order. Duplicates are an error.
-pub fn wait<T>(
-    refs: &[ObjectRef<T>],
-    num_returns: usize,
-    timeout: Option<Duration>,
-) -> Result<Ready<T>> {
+pub fn wait<T>(refs: &[ObjectRef<T>], num_returns: usize, timeout: Option<Duration>) -> Result<Ready<T>> {
     let ids: Vec<_> = refs.iter().map(ObjectRef::to_wit).collect();
     let num = u32::try_from(num_returns).unwrap_or(u32::MAX);
     let result = objects::wait(&ids, num, timeout.map(millis))?;
