@@ -82,3 +82,9 @@ fn help_describes_every_command() {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
 }
+
+#[test]
+fn component_without_main_is_not_a_driver() {
+    let err = run_fails(guest!("LIBRARY"), &[]);
+    assert!(err.contains("`library.wasm` cannot run as a driver: it does not export `wasi:cli/run`"), "{err}");
+}

@@ -86,3 +86,17 @@ fn unknown_ref_is_not_found() {
         other => panic!("expected not found, got {other:?}"),
     }
 }
+
+#[test]
+fn library_component_runs_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open(Config::new(dir.path())).unwrap();
+    runtime().block_on(async {
+        let program = node.load("library.wasm", &std::fs::read(guest!("LIBRARY")).unwrap()).await.unwrap();
+        assert!(!program.is_command());
+        let job = node.job(program, Output::stdio());
+        let id = node.remote(&job, "double".into(), vec![TaskArg::Value(encode(&21i64))], TaskOptions::default());
+        let value = node.store.get(&id, None).await.unwrap();
+        assert_eq!(rmp_serde::from_slice::<i64>(&value).unwrap(), 42);
+    });
+}
