@@ -1,8 +1,6 @@
 //! A prism component without `main`: its tasks can run, but `prism run`
 //! must refuse it with a message saying it has no `wasi:cli/run`.
 
-use prism as _;
-
 /// Doubles its input.
 #[prism::remote]
 pub fn double(x: i64) -> i64 {
