@@ -1,0 +1,6 @@
+#[prism::remote]
+fn greet(name: &str) -> String {
+    format!("hello {name}")
+}
+
+fn main() {}
