@@ -25,6 +25,8 @@ pub enum Failure {
     InvalidArgument(String),
     /// A limit was reached; the message names it.
     LimitExceeded(String),
+    /// The actor is gone; the message says why.
+    ActorDied(String),
 }
 
 impl Failure {
@@ -60,6 +62,7 @@ impl fmt::Display for Failure {
             Failure::NotFound(m) => write!(f, "not found: {m}"),
             Failure::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Failure::LimitExceeded(m) => write!(f, "limit exceeded: {m}"),
+            Failure::ActorDied(m) => write!(f, "actor died: {m}"),
         }
     }
 }

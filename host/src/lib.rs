@@ -6,7 +6,8 @@
 //!   fresh sandboxed instances, and implements the `prism:core` imports;
 //! - [`scheduler`]: admits tasks onto logical cpus, resolves their ref
 //!   arguments, retries them;
-//! - [`store`]: immutable objects, in memory and durably on disk.
+//! - [`store`]: immutable objects, in memory and durably on disk;
+//! - [`actors`]: long-lived instances holding state, serving calls in order.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -18,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod actors;
 pub mod config;
 pub mod error;
 mod fsutil;
@@ -26,6 +28,7 @@ pub mod runtime;
 pub mod scheduler;
 pub mod store;
 
+pub use actors::{ActorId, ActorOptions};
 pub use config::Config;
 pub use error::{Failure, Link};
 pub use node::{Job, Node};

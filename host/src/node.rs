@@ -7,6 +7,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use parking_lot::Mutex;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::actors::{ActorId, ActorOptions, Actors};
 use crate::config::Config;
 use crate::error::Failure;
 use crate::runtime::output::Output;
@@ -22,6 +25,8 @@ pub struct Node {
     pub store: ObjectStore,
     pub(crate) runtime: Runtime,
     pub(crate) scheduler: Scheduler,
+    pub(crate) actors: Actors,
+    callers: AtomicU64,
 }
 
 /// A job: one run of a program (a driver, or tasks started from outside),
@@ -33,6 +38,8 @@ pub struct Job {
     pub output: Output,
     pub(crate) globals: Mutex<HashMap<String, ObjectId>>,
     pub(crate) warm: WarmPool,
+    /// Actors killed when the job ends (all but the detached ones).
+    pub(crate) owned_actors: Mutex<Vec<ActorId>>,
 }
 
 impl Node {
@@ -43,7 +50,7 @@ impl Node {
         let store = ObjectStore::open(&config.data_dir.join("objects"))?;
         let runtime = Runtime::new(&config)?;
         let scheduler = Scheduler::new(config.workers);
-        Ok(Arc::new(Node { config, store, runtime, scheduler }))
+        Ok(Arc::new(Node { config, store, runtime, scheduler, actors: Actors::default(), callers: AtomicU64::new(0) }))
     }
 
     /// Loads a component (compiled once, then cached on disk).
@@ -53,14 +60,54 @@ impl Node {
 
     /// A new job running `program`, its output going to `output`.
     pub fn job(&self, program: Arc<Program>, output: Output) -> Arc<Job> {
-        Arc::new(Job { program, output, globals: Mutex::new(HashMap::new()), warm: WarmPool::default() })
+        Arc::new(Job {
+            program,
+            output,
+            globals: Mutex::new(HashMap::new()),
+            warm: WarmPool::default(),
+            owned_actors: Mutex::new(Vec::new()),
+        })
     }
 
     /// Runs the job's program as a driver with `args` until it ends.
     pub async fn run_driver(self: &Arc<Self>, job: &Arc<Job>, args: &[String]) -> Result<DriverExit, LoadError> {
         // A driver holds no cpu slot: like Ray's driver, it only waits on tasks.
-        let ctx = TaskContext { node: self.clone(), job: job.clone(), slot: None, num_cpus: 0 };
-        self.runtime.run_driver(ctx, args).await
+        let ctx =
+            TaskContext { node: self.clone(), job: job.clone(), slot: None, num_cpus: 0, caller: self.next_caller() };
+        let exit = self.runtime.run_driver(ctx, args).await;
+        Actors::end_job(self, job);
+        exit
+    }
+
+    /// Creates an actor of `class` for `job`; see [`Actors`].
+    pub fn create_actor(
+        self: &Arc<Self>,
+        job: &Arc<Job>,
+        class: String,
+        args: Vec<TaskArg>,
+        options: ActorOptions,
+    ) -> Result<ActorId, Failure> {
+        Actors::create(self, job, class, args, options)
+    }
+
+    /// Calls `method` on `actor` as `caller`; returns its result's ref.
+    pub fn call_actor(self: &Arc<Self>, caller: u64, actor: ActorId, method: String, args: Vec<TaskArg>) -> ObjectId {
+        Actors::call(self, caller, actor, method, args)
+    }
+
+    /// Kills `actor`.
+    pub fn kill_actor(&self, actor: ActorId) -> Result<(), Failure> {
+        Actors::kill(self, actor, "it was killed")
+    }
+
+    /// The live actor named `name`.
+    pub fn actor_by_name(&self, name: &str) -> Result<ActorId, Failure> {
+        Actors::by_name(self, name)
+    }
+
+    /// A new caller identity (driver run, task attempt, actor).
+    pub fn next_caller(&self) -> u64 {
+        self.callers.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Schedules `function` of the job's program; returns its result's ref.

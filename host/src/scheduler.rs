@@ -99,7 +99,7 @@ async fn run(node: Arc<Node>, job: Arc<Job>, id: ObjectId, function: String, arg
 
 /// Replaces top-level refs with their values, waiting for them (without a
 /// cpu slot). A failed input fails the task with a chain naming both.
-async fn resolve(node: &Node, function: &str, args: Vec<TaskArg>) -> Result<Vec<Vec<u8>>, Failure> {
+pub(crate) async fn resolve(node: &Node, function: &str, args: Vec<TaskArg>) -> Result<Vec<Vec<u8>>, Failure> {
     let mut values = Vec::with_capacity(args.len());
     for (i, arg) in args.into_iter().enumerate() {
         values.push(match arg {
@@ -127,7 +127,13 @@ async fn attempt(
     let mut retries = 0;
     loop {
         let slot = node.scheduler.acquire(options.num_cpus).await;
-        let ctx = TaskContext { node: node.clone(), job: job.clone(), slot: Some(slot), num_cpus: options.num_cpus };
+        let ctx = TaskContext {
+            node: node.clone(),
+            job: job.clone(),
+            slot: Some(slot),
+            num_cpus: options.num_cpus,
+            caller: node.next_caller(),
+        };
         let (message, retryable) = match node.runtime.call_task(ctx, function, args).await {
             Ok(Ok(bytes)) => return Ok(bytes),
             Ok(Err(message)) => (message, options.retry_exceptions),

@@ -48,3 +48,8 @@ fn ocr_pages_in_order() {
     }
     assert!(out.ends_with("12 of 12 pages recognized exactly\n"), "{out}");
 }
+
+#[test]
+fn counter_actor_keeps_state() {
+    assert_eq!(run_ok(guest!("COUNTER"), &[]), "[2, 3, 4, 5]\ncounter = 5\n");
+}

@@ -17,6 +17,8 @@ pub enum Error {
     InvalidArgument(String),
     /// A configured limit was reached.
     LimitExceeded(String),
+    /// The actor is gone (killed, failed constructor, restarts spent).
+    ActorDied(String),
     /// The object is not a valid encoding of the requested type.
     Decode(String),
 }
@@ -43,6 +45,7 @@ impl From<types::Error> for Error {
             types::Error::NotFound(m) => Error::NotFound(m),
             types::Error::InvalidArgument(m) => Error::InvalidArgument(m),
             types::Error::LimitExceeded(m) => Error::LimitExceeded(m),
+            types::Error::ActorDied(m) => Error::ActorDied(m),
         }
     }
 }
@@ -63,6 +66,7 @@ impl fmt::Display for Error {
             Error::NotFound(m) => write!(f, "not found: {m}"),
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Error::LimitExceeded(m) => write!(f, "limit exceeded: {m}"),
+            Error::ActorDied(m) => write!(f, "actor died: {m}"),
             Error::Decode(m) => write!(f, "cannot decode object: {m}"),
         }
     }

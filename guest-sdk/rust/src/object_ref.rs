@@ -70,11 +70,11 @@ impl<T> fmt::Debug for ObjectRef<T> {
 /// rmp-serde writes a newtype struct of this name as a MessagePack extension.
 #[derive(Serialize)]
 #[serde(rename = "_ExtStruct")]
-struct ExtOut<'a>((i8, &'a serde_bytes::Bytes));
+pub(crate) struct ExtOut<'a>(pub (i8, &'a serde_bytes::Bytes));
 
 #[derive(Deserialize)]
 #[serde(rename = "_ExtStruct")]
-struct ExtIn((i8, serde_bytes::ByteBuf));
+pub(crate) struct ExtIn(pub (i8, serde_bytes::ByteBuf));
 
 impl<T> Serialize for ObjectRef<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -52,6 +52,12 @@ impl Options {
 /// One argument of a remote call: a value, or a ref the host resolves first.
 pub struct Arg(types::Arg);
 
+impl Arg {
+    pub(crate) fn into_wit(self) -> types::Arg {
+        self.0
+    }
+}
+
 /// Anything that can be passed where a task takes a `T`: a `T` itself, or an
 /// `ObjectRef<T>` (the task receives the object's value, as in Ray).
 pub trait IntoArg<T> {
@@ -96,7 +102,7 @@ pub(crate) fn registered() -> impl Iterator<Item = &'static TaskFn> {
 
 /// Schedules `function` with `args`; the ref is returned before it runs.
 pub fn remote<T>(function: &str, args: Vec<Arg>, options: &Options) -> ObjectRef<T> {
-    let args: Vec<types::Arg> = args.into_iter().map(|a| a.0).collect();
+    let args: Vec<types::Arg> = args.into_iter().map(Arg::into_wit).collect();
     let options = types::TaskOptions {
         max_retries: options.max_retries,
         retry_exceptions: options.retry_exceptions,

@@ -24,6 +24,18 @@ impl Guest for Worker {
             }
         }
     }
+
+    fn classes() -> Vec<String> {
+        crate::actor::classes().map(|c| c.name.to_string()).collect()
+    }
+
+    fn construct(class: String, args: Vec<Vec<u8>>) -> Result<(), String> {
+        crate::actor::construct(&class, &args)
+    }
+
+    fn call_method(method: String, args: Vec<Vec<u8>>) -> Result<Vec<u8>, String> {
+        crate::actor::call_method(&method, &args)
+    }
 }
 
 export!(Worker);

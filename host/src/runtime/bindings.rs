@@ -15,6 +15,7 @@ wasmtime::component::bindgen!({
         world task-host {
             import prism:core/objects@0.1.0;
             import prism:core/tasks@0.1.0;
+            import prism:core/actors@0.1.0;
             export prism:core/worker@0.1.0;
         }
     ",
@@ -23,4 +24,4 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use self::prism::core::{objects, tasks, types};
+pub use self::prism::core::{actors, objects, tasks, types};

@@ -15,8 +15,9 @@ use tokio::time::Instant;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, WasmList};
 
-use super::bindings::{objects, tasks, types};
+use super::bindings::{actors, objects, tasks, types};
 use super::state::{InstanceState, TaskContext};
+use crate::actors::ActorOptions;
 use crate::config::MAX_OBJECT_SIZE;
 use crate::error::Failure;
 use crate::scheduler::{TaskArg, TaskOptions};
@@ -36,6 +37,7 @@ impl From<&Failure> for types::Error {
             Failure::NotFound(m) => types::Error::NotFound(m.clone()),
             Failure::InvalidArgument(m) => types::Error::InvalidArgument(m.clone()),
             Failure::LimitExceeded(m) => types::Error::LimitExceeded(m.clone()),
+            Failure::ActorDied(m) => types::Error::ActorDied(m.clone()),
         }
     }
 }
@@ -217,6 +219,68 @@ impl objects::Host for InstanceState {
     }
 }
 
+/// The ref arguments of a call, checked; a malformed one fails the call.
+fn task_args(args: Vec<types::Arg>) -> Result<Vec<TaskArg>, Failure> {
+    args.into_iter()
+        .map(|arg| match arg {
+            types::Arg::Value(bytes) => Ok(TaskArg::Value(bytes)),
+            types::Arg::Object(r) => ObjectId::try_from(r.as_slice()).map(TaskArg::Object),
+        })
+        .collect::<Result<Vec<_>, String>>()
+        .map_err(Failure::InvalidArgument)
+}
+
+fn actor_id(id: &[u8]) -> Result<ObjectId, types::Error> {
+    ObjectId::try_from(id).map_err(|e| types::Error::InvalidArgument(e.replace("object ref", "actor id")))
+}
+
+impl actors::Host for InstanceState {
+    async fn create(
+        &mut self,
+        class: String,
+        args: Vec<types::Arg>,
+        options: types::ActorOptions,
+    ) -> Wit<types::ActorId> {
+        let ctx = self.ctx()?;
+        let options = ActorOptions {
+            name: options.name,
+            detached: options.detached,
+            max_restarts: options.max_restarts,
+            max_task_retries: options.max_task_retries,
+        };
+        let created = task_args(args).and_then(|args| ctx.node.create_actor(&ctx.job, class, args, options));
+        Ok(created.map(|id| id.as_bytes().to_vec()).map_err(|f| types::Error::from(&f)))
+    }
+
+    async fn call(
+        &mut self,
+        actor: types::ActorId,
+        method: String,
+        args: Vec<types::Arg>,
+    ) -> wasmtime::Result<types::ObjectRef> {
+        let ctx = self.ctx()?;
+        let id = match (actor_id(&actor), task_args(args)) {
+            (Ok(actor), Ok(args)) => ctx.node.call_actor(ctx.caller, actor, method, args),
+            (Err(e), _) => ctx.node.failed(Failure::InvalidArgument(format!("{e:?}"))),
+            (_, Err(f)) => ctx.node.failed(f),
+        };
+        Ok(id.as_bytes().to_vec())
+    }
+
+    async fn kill(&mut self, actor: types::ActorId) -> Wit<()> {
+        let ctx = self.ctx()?;
+        Ok(match actor_id(&actor) {
+            Ok(id) => ctx.node.kill_actor(id).map_err(|f| types::Error::from(&f)),
+            Err(e) => Err(e),
+        })
+    }
+
+    async fn get_actor(&mut self, name: String) -> Wit<types::ActorId> {
+        let ctx = self.ctx()?;
+        Ok(ctx.node.actor_by_name(&name).map(|id| id.as_bytes().to_vec()).map_err(|f| types::Error::from(&f)))
+    }
+}
+
 impl tasks::Host for InstanceState {
     async fn remote(
         &mut self,
@@ -225,13 +289,7 @@ impl tasks::Host for InstanceState {
         options: types::TaskOptions,
     ) -> wasmtime::Result<types::ObjectRef> {
         let ctx = self.ctx()?;
-        let args = args
-            .into_iter()
-            .map(|arg| match arg {
-                types::Arg::Value(bytes) => Ok(TaskArg::Value(bytes)),
-                types::Arg::Object(r) => ObjectId::try_from(r.as_slice()).map(TaskArg::Object),
-            })
-            .collect::<Result<Vec<_>, String>>();
+        let args = task_args(args);
         let options = TaskOptions {
             max_retries: options.max_retries,
             retry_exceptions: options.retry_exceptions,
@@ -239,7 +297,7 @@ impl tasks::Host for InstanceState {
         };
         let id = match args {
             Ok(args) => ctx.node.remote(&ctx.job, function, args, options),
-            Err(e) => ctx.node.failed(Failure::InvalidArgument(e)),
+            Err(f) => ctx.node.failed(f),
         };
         Ok(id.as_bytes().to_vec())
     }

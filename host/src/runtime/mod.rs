@@ -68,6 +68,8 @@ pub struct Program {
     pub hash: [u8; 32],
     /// The functions it can run as tasks.
     pub functions: Vec<String>,
+    /// The actor classes it defines.
+    pub classes: Vec<String>,
     /// Whether the compiled code came from the on-disk cache.
     pub from_cache: bool,
     task: TaskHostPre<InstanceState>,
@@ -83,6 +85,12 @@ impl Program {
 
 /// An instance between two task calls of its job.
 pub(crate) struct Warm {
+    store: Store<InstanceState>,
+    instance: TaskHost,
+}
+
+/// The instance an actor lives in.
+pub(crate) struct ActorInstance {
     store: Store<InstanceState>,
     instance: TaskHost,
 }
@@ -174,16 +182,17 @@ impl Runtime {
         let mut store =
             self.store(WasiCtxBuilder::new().build(), self.task_ticks, StderrTail::default(), Tag::default());
         store.set_epoch_deadline(1);
-        let functions = async {
+        let (mut functions, mut classes) = async {
             let instance = task.instantiate_async(&mut store).await?;
-            instance.prism_core_worker().call_functions(&mut store).await
+            let worker = instance.prism_core_worker();
+            Ok::<_, wasmtime::Error>((worker.call_functions(&mut store).await?, worker.call_classes(&mut store).await?))
         }
         .await
         .map_err(|e| LoadError::Inspect(name.into(), describe(&e, &store.data().stderr)))?;
-        let mut functions = functions;
         functions.sort();
+        classes.sort();
 
-        let program = Arc::new(Program { name: name.into(), hash, functions, from_cache, task, command });
+        let program = Arc::new(Program { name: name.into(), hash, functions, classes, from_cache, task, command });
         self.programs.lock().insert(hash, program.clone());
         Ok(program)
     }
@@ -293,6 +302,52 @@ impl Runtime {
             }
             Err(e) => Err(describe(&e, &store.data().stderr)),
         }
+    }
+
+    /// Makes the instance of an actor: a fresh instance of the job's
+    /// component whose constructor of `class` ran with `args`.
+    pub(crate) async fn start_actor(
+        &self,
+        ctx: TaskContext,
+        class: &str,
+        args: &[Vec<u8>],
+    ) -> Result<ActorInstance, String> {
+        let job = ctx.job.clone();
+        let mut store = self.job_store(&job, &[], self.task_ticks).await;
+        store.data_mut().begin(ctx, Some(class));
+        store.set_epoch_deadline(1);
+        let result = async {
+            let instance = job.program.task.instantiate_async(&mut store).await?;
+            let out = instance.prism_core_worker().call_construct(&mut store, class, args).await?;
+            Ok((out, instance))
+        }
+        .await;
+        match result {
+            Ok((Ok(()), instance)) => {
+                store.data_mut().finish();
+                Ok(ActorInstance { store, instance })
+            }
+            Ok((Err(message), _)) => Err(message),
+            Err(e) => Err(describe(&e, &store.data().stderr)),
+        }
+    }
+
+    /// Runs one method call on an actor's instance. A trap (the outer error)
+    /// leaves the instance unusable: the caller restarts or drops it.
+    pub(crate) async fn call_actor(
+        &self,
+        actor: &mut ActorInstance,
+        ctx: TaskContext,
+        label: &str,
+        method: &str,
+        args: &[Vec<u8>],
+    ) -> Result<Result<Vec<u8>, String>, String> {
+        let ActorInstance { store, instance } = actor;
+        store.data_mut().begin(ctx, Some(label));
+        store.set_epoch_deadline(1);
+        let result = instance.prism_core_worker().call_call_method(&mut *store, method, args).await;
+        store.data_mut().finish();
+        result.map_err(|e| describe(&e, &store.data().stderr))
     }
 
     /// Runs the job's component as a driver (`wasi:cli/run`) with `args`.

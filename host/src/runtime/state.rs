@@ -58,6 +58,9 @@ pub struct TaskContext {
     pub slot: Option<OwnedSemaphorePermit>,
     /// Slots to take back after blocking (the task's `num_cpus`; 0 for drivers).
     pub num_cpus: u32,
+    /// Who is calling, for actor call ordering: one id per driver run, task
+    /// attempt or actor.
+    pub caller: u64,
 }
 
 /// The data of one Store.

@@ -113,12 +113,17 @@ impl ObjectStore {
 
     /// A fresh id for a result that does not exist yet.
     pub fn pending(&self) -> ObjectId {
+        let id = self.fresh_id();
+        self.shard(&id).lock().insert(id, Slot::Pending(Arc::new(Notify::new())));
+        id
+    }
+
+    /// An id no one has used: blake3 of this store's nonce and a counter.
+    pub fn fresh_id(&self) -> ObjectId {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let mut hasher = blake3::Hasher::new();
         hasher.update(&self.nonce).update(&n.to_le_bytes());
-        let id = ObjectId::from(*hasher.finalize().as_bytes());
-        self.shard(&id).lock().insert(id, Slot::Pending(Arc::new(Notify::new())));
-        id
+        ObjectId::from(*hasher.finalize().as_bytes())
     }
 
     /// Resolves the pending `id` with a value or a failure, waking its waiters.

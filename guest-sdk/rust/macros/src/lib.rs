@@ -4,7 +4,9 @@
 use proc_macro::TokenStream;
 use proc_macro2::Span;
 use quote::{format_ident, quote};
-use syn::{FnArg, GenericArgument, ItemFn, Pat, PathArguments, ReturnType, Type, parse_macro_input};
+use syn::{
+    FnArg, GenericArgument, ImplItem, Item, ItemFn, ItemImpl, Pat, PathArguments, ReturnType, Type, parse_macro_input,
+};
 
 /// Makes a function a prism task, as `@ray.remote` does in Ray.
 ///
@@ -46,36 +48,19 @@ fn expand(func: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
     let name_str = name.to_string();
     let vis = &func.vis;
 
-    let mut params = Vec::new();
-    for input in &sig.inputs {
-        let FnArg::Typed(pat) = input else {
-            return Err(syn::Error::new_spanned(input, "a prism task cannot take `self`"));
-        };
-        let Pat::Ident(ident) = &*pat.pat else {
-            return Err(syn::Error::new_spanned(&pat.pat, "task parameters must be plain names"));
-        };
-        if let Type::Reference(_) = &*pat.ty {
-            return Err(syn::Error::new_spanned(
-                &pat.ty,
-                "task arguments cross a sandbox boundary: take them by value (e.g. `String`, not `&str`)",
-            ));
-        }
-        params.push((ident.ident.clone(), (*pat.ty).clone()));
+    if let Some(receiver) = sig.receiver() {
+        return Err(syn::Error::new_spanned(
+            receiver,
+            "a prism task cannot take `self`; use `#[prism::actor]` for methods",
+        ));
     }
+    let params = typed_params(sig.inputs.iter())?;
 
-    let (output_ty, fallible) = match &sig.output {
-        ReturnType::Default => (syn::parse_quote!(()), false),
-        ReturnType::Type(_, ty) => match result_ok_type(ty) {
-            Some(ok) => (ok, true),
-            None => ((**ty).clone(), false),
-        },
-    };
+    let (output_ty, fallible) = output_type(&sig.output);
 
-    let arity = params.len();
     let names: Vec<_> = params.iter().map(|(n, _)| n.clone()).collect();
     let types: Vec<_> = params.iter().map(|(_, t)| t.clone()).collect();
-    let indexes: Vec<_> = (0..arity).collect();
-    let arg_names: Vec<_> = names.iter().map(|n| n.to_string()).collect();
+    let decode = decode_params(&name_str, &params);
     let call = quote!(super::#name(#(#names),*));
     let finish =
         if fallible { quote!(#call.map_err(|e| ::std::string::ToString::to_string(&e))?) } else { quote!(#call) };
@@ -104,14 +89,7 @@ fn expand(func: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
             }
 
             fn #runner(args: &[::std::vec::Vec<u8>]) -> ::std::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
-                if args.len() != #arity {
-                    return Err(::std::format!(
-                        "`{}` takes {} argument(s), got {}", #name_str, #arity, args.len()
-                    ));
-                }
-                #(
-                    let #names: #types = ::prism::__private::decode_arg(#name_str, #arg_names, &args[#indexes])?;
-                )*
+                #decode
                 let output: #output_ty = #finish;
                 ::prism::__private::encode_result(#name_str, &output)
             }
@@ -121,6 +99,249 @@ fn expand(func: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
             }
         }
     })
+}
+
+/// Makes a struct an actor class, as `@ray.remote` on a Python class.
+///
+/// ```ignore
+/// #[prism::actor]
+/// struct Counter { value: i64 }
+///
+/// #[prism::actor]
+/// impl Counter {
+///     fn new() -> Self { Counter { value: 0 } }
+///     fn increment(&mut self) -> i64 { self.value += 1; self.value }
+/// }
+///
+/// let counter = Counter::remote();                 // prism::Actor<Counter>
+/// let r = counter.increment().remote();            // prism::ObjectRef<i64>
+/// ```
+///
+/// On the struct it only marks it. On the impl block: the one function
+/// without `self` that returns `Self` (or `Result<Self, E>`) is the
+/// constructor, and `Class::remote(args…)` / `Class::remote_with(&options,
+/// args…)` create an actor with it; every `&self`/`&mut self` method can be
+/// called on the handle through the generated trait `<Class>Remote`:
+/// `handle.method(args…).remote()`. Arguments follow `#[prism::remote]`'s rules.
+#[proc_macro_attribute]
+pub fn actor(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if !attr.is_empty() {
+        return syn::Error::new(
+            Span::call_site(),
+            "`#[prism::actor]` takes no arguments; pass options with `Class::remote_with(&prism::ActorOptions…, args…)`",
+        )
+        .to_compile_error()
+        .into();
+    }
+    let expanded = match parse_macro_input!(item as Item) {
+        Item::Struct(s) => Ok(quote!(#s)),
+        Item::Impl(imp) => expand_actor(imp),
+        other => Err(syn::Error::new_spanned(other, "`#[prism::actor]` goes on a struct and on its impl block")),
+    };
+    expanded.unwrap_or_else(|e| e.to_compile_error()).into()
+}
+
+fn expand_actor(imp: ItemImpl) -> syn::Result<proc_macro2::TokenStream> {
+    let Type::Path(path) = &*imp.self_ty else {
+        return Err(syn::Error::new_spanned(&imp.self_ty, "`#[prism::actor]` goes on the impl block of a struct"));
+    };
+    if !imp.generics.params.is_empty() || imp.trait_.is_some() {
+        return Err(syn::Error::new_spanned(&imp.self_ty, "an actor impl is a plain, non-generic `impl Struct { … }`"));
+    }
+    let class = &path.path.segments.last().expect("a type path has a segment").ident;
+    let class_str = class.to_string();
+    let returns_self = |output: &ReturnType| match output {
+        ReturnType::Type(_, ty) => {
+            let ty = result_ok_type(ty).unwrap_or_else(|| (**ty).clone());
+            matches!(&ty, Type::Path(p) if p.path.is_ident("Self") || p.path.is_ident(class))
+        }
+        ReturnType::Default => false,
+    };
+
+    let mut constructor = None;
+    let mut methods = Vec::new();
+    for item in &imp.items {
+        let ImplItem::Fn(f) = item else { continue };
+        match f.sig.receiver() {
+            None if returns_self(&f.sig.output) => {
+                if constructor.replace(&f.sig).is_some() {
+                    return Err(syn::Error::new_spanned(
+                        &f.sig,
+                        "an actor has one constructor (a function returning `Self`)",
+                    ));
+                }
+            }
+            None => {}
+            Some(r) if r.reference.is_none() => {
+                return Err(syn::Error::new_spanned(
+                    r,
+                    "actor methods take `&self` or `&mut self`: the actor keeps its state",
+                ));
+            }
+            Some(_) => methods.push(&f.sig),
+        }
+    }
+    let Some(ctor) = constructor else {
+        return Err(syn::Error::new_spanned(
+            &imp.self_ty,
+            "an actor impl needs a constructor: a function without `self` returning `Self`",
+        ));
+    };
+
+    let ctor_name = &ctor.ident;
+    let ctor_params = typed_params(ctor.inputs.iter())?;
+    let ctor_label = format!("{class_str}::{ctor_name}");
+    let ctor_decode = decode_params(&ctor_label, &ctor_params);
+    let (cnames, ctypes): (Vec<_>, Vec<_>) = ctor_params.iter().cloned().unzip();
+    let ctor_call = if result_ok_type(match &ctor.output {
+        ReturnType::Type(_, ty) => ty,
+        ReturnType::Default => unreachable!("a constructor returns Self"),
+    })
+    .is_some()
+    {
+        quote!(#class::#ctor_name(#(#cnames),*).map_err(|e| ::std::string::ToString::to_string(&e))?)
+    } else {
+        quote!(#class::#ctor_name(#(#cnames),*))
+    };
+
+    let trait_name = format_ident!("{}Remote", class);
+    let mut trait_fns = Vec::new();
+    let mut handle_fns = Vec::new();
+    let mut arms = Vec::new();
+    let mut method_names = Vec::new();
+    for sig in &methods {
+        if !sig.generics.params.is_empty() || sig.asyncness.is_some() {
+            return Err(syn::Error::new_spanned(sig, "actor methods must be plain, non-generic, non-async functions"));
+        }
+        let name = &sig.ident;
+        let name_str = name.to_string();
+        let label = format!("{class_str}.{name_str}");
+        let params = typed_params(sig.inputs.iter())?;
+        let (names, types): (Vec<_>, Vec<_>) = params.iter().cloned().unzip();
+        let (output_ty, fallible) = output_type(&sig.output);
+        let decode = decode_params(&label, &params);
+        let call = quote!(this.#name(#(#names),*));
+        let finish = if fallible { quote!(#call.map_err(|e| ::std::string::ToString::to_string(&e))?) } else { call };
+        let doc = format!("Calls `{class_str}::{name_str}` on the actor; `.remote()` queues it.");
+        trait_fns.push(quote! {
+            #[doc = #doc]
+            fn #name(&self, #(#names: impl ::prism::IntoArg<#types>),*) -> ::prism::ActorCall<#output_ty>;
+        });
+        handle_fns.push(quote! {
+            fn #name(&self, #(#names: impl ::prism::IntoArg<#types>),*) -> ::prism::ActorCall<#output_ty> {
+                self.call(#name_str, ::std::vec![#(::prism::IntoArg::into_arg(#names)),*])
+            }
+        });
+        arms.push(quote! {
+            #name_str => {
+                #decode
+                let output: #output_ty = #finish;
+                ::prism::__private::encode_result(#label, &output)
+            }
+        });
+        method_names.push(format!("`{name_str}`"));
+    }
+    let known = method_names.join(", ");
+    let trait_doc = format!("The methods of a `{class_str}` actor, called through its handle.");
+
+    Ok(quote! {
+        #imp
+
+        impl #class {
+            #[doc = concat!("Creates a `", #class_str, "` actor with its constructor; returns its handle at once.")]
+            pub fn remote(#(#cnames: impl ::prism::IntoArg<#ctypes>),*) -> ::prism::Actor<#class> {
+                ::prism::__private::created(Self::remote_with(&::prism::ActorOptions::new(), #(#cnames),*))
+            }
+
+            #[doc = concat!("Creates a `", #class_str, "` actor with `options` (name, lifetime, restarts).")]
+            pub fn remote_with(
+                options: &::prism::ActorOptions,
+                #(#cnames: impl ::prism::IntoArg<#ctypes>),*
+            ) -> ::prism::Result<::prism::Actor<#class>> {
+                ::prism::__private::create_actor(#class_str, ::std::vec![#(::prism::IntoArg::into_arg(#cnames)),*], options)
+            }
+        }
+
+        #[doc = #trait_doc]
+        pub(crate) trait #trait_name {
+            #(#trait_fns)*
+        }
+
+        impl #trait_name for ::prism::Actor<#class> {
+            #(#handle_fns)*
+        }
+
+        const _: () = {
+            fn construct(args: &[::std::vec::Vec<u8>]) -> ::std::result::Result<::std::boxed::Box<dyn ::std::any::Any>, ::std::string::String> {
+                #ctor_decode
+                let state: #class = #ctor_call;
+                Ok(::std::boxed::Box::new(state))
+            }
+
+            fn call(
+                state: &mut dyn ::std::any::Any,
+                method: &str,
+                args: &[::std::vec::Vec<u8>],
+            ) -> ::std::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
+                let this = ::prism::__private::state::<#class>(state);
+                match method {
+                    #(#arms)*
+                    other => Err(::std::format!("actor class `{}` has no method `{}`; it has {}", #class_str, other, #known)),
+                }
+            }
+
+            ::prism::__private::inventory::submit! {
+                ::prism::__private::ActorClass { name: #class_str, construct, call }
+            }
+        };
+    })
+}
+
+/// The named, owned parameters of a task, method or constructor (a receiver
+/// is the caller's business).
+fn typed_params<'a>(inputs: impl Iterator<Item = &'a FnArg>) -> syn::Result<Vec<(syn::Ident, Type)>> {
+    let mut params = Vec::new();
+    for input in inputs {
+        let FnArg::Typed(pat) = input else { continue };
+        let Pat::Ident(ident) = &*pat.pat else {
+            return Err(syn::Error::new_spanned(&pat.pat, "parameters of remote functions must be plain names"));
+        };
+        if let Type::Reference(_) = &*pat.ty {
+            return Err(syn::Error::new_spanned(
+                &pat.ty,
+                "task arguments cross a sandbox boundary: take them by value (e.g. `String`, not `&str`)",
+            ));
+        }
+        params.push((ident.ident.clone(), (*pat.ty).clone()));
+    }
+    Ok(params)
+}
+
+/// The type a call's ref holds, and whether the function returns a `Result`.
+fn output_type(output: &ReturnType) -> (Type, bool) {
+    match output {
+        ReturnType::Default => (syn::parse_quote!(()), false),
+        ReturnType::Type(_, ty) => match result_ok_type(ty) {
+            Some(ok) => (ok, true),
+            None => ((**ty).clone(), false),
+        },
+    }
+}
+
+/// Decodes `params` from `args` (a `&[Vec<u8>]`), naming `label` on errors,
+/// after checking their number.
+fn decode_params(label: &str, params: &[(syn::Ident, Type)]) -> proc_macro2::TokenStream {
+    let arity = params.len();
+    let decode = params.iter().enumerate().map(|(i, (name, ty))| {
+        let arg = name.to_string();
+        quote!(let #name: #ty = ::prism::__private::decode_arg(#label, #arg, &args[#i])?;)
+    });
+    quote! {
+        if args.len() != #arity {
+            return Err(::std::format!("`{}` takes {} argument(s), got {}", #label, #arity, args.len()));
+        }
+        #(#decode)*
+    }
 }
 
 /// `Result<T, E>` (or any `…::Result<T>` alias) gives `Some(T)`.

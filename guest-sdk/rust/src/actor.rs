@@ -1,0 +1,200 @@
+//! Actors: a struct whose methods run remotely in one long-lived instance
+//! that holds its state (`#[prism::actor]` on the struct and its impl).
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::object_ref::{ExtIn, ExtOut};
+use crate::task::Arg;
+use crate::wit::prism::core::{actors, types};
+use crate::{Error, ObjectRef, Result};
+
+/// MessagePack extension type of an actor handle nested in a value ('A').
+const ACTOR_EXT_TYPE: i8 = 0x41;
+
+/// A handle to an actor of class `T`, as Ray's `ActorHandle`. Call its
+/// methods with `handle.method(args…).remote()`; pass it to tasks and other
+/// actors like any value.
+pub struct Actor<T> {
+    id: [u8; 32],
+    _class: PhantomData<fn() -> T>,
+}
+
+impl<T> Actor<T> {
+    fn from_wit(id: Vec<u8>) -> Self {
+        Actor { id: id.try_into().expect("the host returned an actor id that is not 32 bytes"), _class: PhantomData }
+    }
+
+    /// Ends the actor: queued and later calls fail with `ActorDied`.
+    pub fn kill(&self) -> Result<()> {
+        Ok(actors::kill(&self.id)?)
+    }
+
+    #[doc(hidden)]
+    pub fn call<R>(&self, method: &'static str, args: Vec<Arg>) -> ActorCall<R> {
+        ActorCall { actor: self.id, method, args, _result: PhantomData }
+    }
+}
+
+impl<T> Clone for Actor<T> {
+    fn clone(&self) -> Self {
+        Actor { id: self.id, _class: PhantomData }
+    }
+}
+
+impl<T> fmt::Debug for Actor<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Actor(")?;
+        for b in &self.id[..8] {
+            write!(f, "{b:02x}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+impl<T> Serialize for Actor<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ExtOut((ACTOR_EXT_TYPE, serde_bytes::Bytes::new(&self.id))).serialize(s)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for Actor<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let ExtIn((tag, bytes)) = ExtIn::deserialize(d)?;
+        if tag != ACTOR_EXT_TYPE {
+            return Err(D::Error::custom(format!(
+                "expected an actor handle (extension type {ACTOR_EXT_TYPE}), found {tag}"
+            )));
+        }
+        Ok(Actor::from_wit(bytes.into_vec()))
+    }
+}
+
+/// A method call, made with [`ActorCall::remote`].
+#[must_use = "an actor call does nothing until `.remote()`"]
+pub struct ActorCall<R> {
+    actor: [u8; 32],
+    method: &'static str,
+    args: Vec<Arg>,
+    _result: PhantomData<fn() -> R>,
+}
+
+impl<R> ActorCall<R> {
+    /// Queues the call and returns the ref of its result at once.
+    pub fn remote(self) -> ObjectRef<R> {
+        let args: Vec<types::Arg> = self.args.into_iter().map(Arg::into_wit).collect();
+        ObjectRef::from_wit(actors::call(&self.actor, self.method, &args))
+    }
+}
+
+/// Options of an actor, as Ray's `Class.options(...)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActorOptions {
+    name: Option<String>,
+    detached: bool,
+    max_restarts: u32,
+    max_task_retries: u32,
+}
+
+impl ActorOptions {
+    /// The defaults: unnamed, owned by its job, no restarts.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A unique name, for [`get_actor`].
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Outlive the job that creates it (until killed).
+    pub fn detached(mut self, yes: bool) -> Self {
+        self.detached = yes;
+        self
+    }
+
+    /// Re-run the constructor up to `n` times after a crash.
+    pub fn max_restarts(mut self, n: u32) -> Self {
+        self.max_restarts = n;
+        self
+    }
+
+    /// Re-run a call that crashed up to `n` times (at-least-once calls).
+    pub fn max_task_retries(mut self, n: u32) -> Self {
+        self.max_task_retries = n;
+        self
+    }
+}
+
+/// The live actor named `name`.
+pub fn get_actor<T>(name: &str) -> Result<Actor<T>> {
+    Ok(Actor::from_wit(actors::get_actor(name)?))
+}
+
+/// Creates an actor of `class`; what `Class::remote_with` calls.
+pub fn create<T>(class: &str, args: Vec<Arg>, options: &ActorOptions) -> Result<Actor<T>> {
+    let args: Vec<types::Arg> = args.into_iter().map(Arg::into_wit).collect();
+    let options = types::ActorOptions {
+        name: options.name.clone(),
+        detached: options.detached,
+        max_restarts: options.max_restarts,
+        max_task_retries: options.max_task_retries,
+    };
+    Ok(Actor::from_wit(actors::create(class, &args, &options)?))
+}
+
+/// An actor class registered by `#[prism::actor]`.
+pub struct ActorClass {
+    /// The struct's name.
+    pub name: &'static str,
+    /// Decodes the constructor's arguments and builds the state.
+    pub construct: fn(&[Vec<u8>]) -> Result<Box<dyn Any>, String>,
+    /// Runs a method on the state.
+    pub call: MethodRunner,
+}
+
+/// Decodes a method's arguments, calls it on the state, encodes its result.
+pub type MethodRunner = fn(&mut dyn Any, &str, &[Vec<u8>]) -> Result<Vec<u8>, String>;
+
+inventory::collect!(ActorClass);
+
+pub(crate) fn classes() -> impl Iterator<Item = &'static ActorClass> {
+    inventory::iter::<ActorClass>.into_iter()
+}
+
+thread_local! {
+    /// The actor this instance is, once constructed.
+    static STATE: RefCell<Option<(&'static ActorClass, Box<dyn Any>)>> = const { RefCell::new(None) };
+}
+
+pub(crate) fn construct(class: &str, args: &[Vec<u8>]) -> Result<(), String> {
+    let Some(found) = classes().find(|c| c.name == class) else {
+        return Err(format!("this component has no actor class `{class}`"));
+    };
+    let state = (found.construct)(args)?;
+    STATE.with(|s| *s.borrow_mut() = Some((found, state)));
+    Ok(())
+}
+
+pub(crate) fn call_method(method: &str, args: &[Vec<u8>]) -> Result<Vec<u8>, String> {
+    STATE.with(|s| match &mut *s.borrow_mut() {
+        Some((class, state)) => (class.call)(state.as_mut(), method, args),
+        None => Err("this instance holds no actor".to_string()),
+    })
+}
+
+/// Decodes and checks a state downcast; used by generated code.
+pub fn state<T: 'static>(state: &mut dyn Any) -> &mut T {
+    state.downcast_mut::<T>().expect("an actor's state has its class's type")
+}
+
+/// `Error` for a generated `remote()` whose creation cannot fail.
+pub fn created<T>(result: Result<Actor<T>>) -> Actor<T> {
+    result.unwrap_or_else(|e: Error| panic!("creating an actor failed: {e}"))
+}
