@@ -4,6 +4,7 @@
 //! is the path of `name.wasm`. The CLI is the real `prism` binary, run on a
 //! fresh data directory per test.
 
+mod actors;
 mod bad_input;
 mod examples;
 mod guests;

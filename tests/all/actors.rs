@@ -1,0 +1,77 @@
+//! Ray's actor semantics, through tests/programs/src/bin/actors.rs.
+
+use crate::{guest, run_ok};
+
+fn case(name: &str) -> String {
+    // Task and actor output lines are tagged `(…)`; the cases print untagged.
+    run_ok(guest!("ACTORS"), &[name]).lines().filter(|l| !l.starts_with('(')).collect::<Vec<_>>().join("\n")
+}
+
+fn expect(out: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn calls_with_randomly_delayed_ref_args_apply_in_submission_order() {
+    assert_eq!(case("order"), "in submission order: true");
+}
+
+#[test]
+fn a_caller_waiting_on_an_argument_does_not_block_another_caller() {
+    assert_eq!(case("callers"), "other caller served first: ok 1\nitems: [2, 1]");
+}
+
+#[test]
+fn restart_resets_state_then_the_budget_runs_out() {
+    let out = case("restart");
+    expect(
+        &out,
+        &[
+            "append: ok 1\n",
+            "crash: error task `Log.crash` failed: wasm trap",
+            "log crashed on purpose",
+            "after restart: ok []\n",
+            "crash again: error task `Log.crash` failed",
+            "budget spent: error actor died: `Log` crashed in `Log.crash`",
+            "and was restarted 1 times (max_restarts)",
+        ],
+    );
+}
+
+#[test]
+fn max_task_retries_makes_calls_at_least_once() {
+    assert_eq!(
+        case("task-retries"),
+        "at-least-once: ok \"second call works\"\nat-most-once: the call failed\nnext call: ok \"second call works\""
+    );
+}
+
+#[test]
+fn kill_fails_queued_and_later_calls() {
+    assert_eq!(case("kill"), "queued: error actor died: it was killed\nafter kill: error actor died: it was killed");
+}
+
+#[test]
+fn failed_constructor_fails_every_call_with_its_message() {
+    let died = "error actor died: the constructor of `Broken` failed: no configuration";
+    assert_eq!(case("constructor"), format!("call: {died}\nagain: {died}"));
+}
+
+#[test]
+fn named_actors_and_handles_reach_other_tasks() {
+    assert_eq!(
+        case("named"),
+        "by name from a task: ok 1\nhandle to a task: ok 2\nitems: [5, 6]\n\
+         name taken: error invalid argument: an actor named `registry` already exists\n\
+         unknown name: error not found: no live actor named `nobody`"
+    );
+}
+
+#[test]
+fn a_trap_in_one_actor_leaves_the_others_serving() {
+    let out = case("isolation");
+    expect(&out, &["a crashes: error task `Log.crash` failed", "a after: error actor died:", "b serves: ok 1\n"]);
+    assert!(out.ends_with("actor to actor: ok 1"), "{out}");
+}

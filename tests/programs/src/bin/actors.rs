@@ -1,0 +1,174 @@
+//! Ray's actor semantics, one case per argument: `prism run actors.wasm -- CASE`.
+//! tests/all/actors.rs asserts what each case prints.
+
+use std::time::Duration;
+
+use prism::{Actor, ActorOptions, Error, Global, ObjectRef};
+
+#[prism::remote]
+fn value_after(ms: u64, value: u32) -> u32 {
+    std::thread::sleep(Duration::from_millis(ms));
+    value
+}
+
+#[prism::actor]
+struct Log {
+    items: Vec<u32>,
+}
+
+#[prism::actor]
+impl Log {
+    fn new() -> Self {
+        Log { items: Vec::new() }
+    }
+
+    fn append(&mut self, x: u32) -> usize {
+        self.items.push(x);
+        self.items.len()
+    }
+
+    fn items(&self) -> Vec<u32> {
+        self.items.clone()
+    }
+
+    fn crash(&mut self) -> u32 {
+        panic!("log crashed on purpose")
+    }
+
+    /// Calls another actor and waits for it: nested gets must not deadlock.
+    fn relay(&mut self, other: Actor<Log>, x: u32) -> usize {
+        prism::get(&other.append(x).remote()).unwrap()
+    }
+}
+
+#[prism::actor]
+struct Broken;
+
+#[prism::actor]
+impl Broken {
+    fn new(reason: String) -> Result<Self, String> {
+        Err(reason)
+    }
+
+    fn hello(&self) -> String {
+        "unreachable".into()
+    }
+}
+
+/// Traps on the first call with a given key in the job, then works.
+#[prism::actor]
+struct Flaky;
+
+#[prism::actor]
+impl Flaky {
+    fn new() -> Self {
+        Flaky
+    }
+
+    fn once(&self, key: String) -> String {
+        let tried = Global::<bool>::new(Box::leak(key.into_boxed_str()));
+        if tried.get().is_err() {
+            tried.set(&true).unwrap();
+            panic!("first call crashes");
+        }
+        "second call works".into()
+    }
+}
+
+/// A task that uses an actor it was handed, or finds one by name.
+#[prism::remote]
+fn append_from_task(log: Actor<Log>, x: u32) -> usize {
+    prism::get(&log.append(x).remote()).unwrap()
+}
+
+#[prism::remote]
+fn append_by_name(name: String, x: u32) -> Result<usize, Error> {
+    let log: Actor<Log> = prism::get_actor(&name)?;
+    prism::get(&log.append(x).remote())
+}
+
+fn show<T: std::fmt::Debug>(r: prism::Result<T>) -> String {
+    match r {
+        Ok(v) => format!("ok {v:?}"),
+        Err(e) => format!("error {e}"),
+    }
+}
+
+fn main() {
+    let case = std::env::args().nth(1).unwrap_or_default();
+    match case.as_str() {
+        "order" => {
+            // 100 calls whose arguments become ready in random order.
+            let log = Log::remote();
+            let mut seed: u64 = 42;
+            let results: Vec<ObjectRef<usize>> = (0..100)
+                .map(|i| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    log.append(value_after::remote((seed >> 33) % 40, i)).remote()
+                })
+                .collect();
+            prism::get_all(&results).unwrap();
+            let items = prism::get(&log.items().remote()).unwrap();
+            println!("in submission order: {}", items == (0..100).collect::<Vec<_>>());
+        }
+        "callers" => {
+            // The driver's call waits on a slow argument; a task's call to the
+            // same actor must not wait behind it.
+            let log = Log::remote();
+            let slow = log.append(value_after::remote(3000, 1)).remote();
+            let other = append_from_task::remote(log.clone(), 2);
+            println!("other caller served first: {}", show(prism::get_timeout(&other, Duration::from_millis(2000))));
+            prism::get(&slow).unwrap();
+            println!("items: {:?}", prism::get(&log.items().remote()).unwrap());
+        }
+        "restart" => {
+            let log = Log::remote_with(&ActorOptions::new().max_restarts(1)).unwrap();
+            println!("append: {}", show(prism::get(&log.append(7).remote())));
+            println!("crash: {}", show(prism::get(&log.crash().remote())));
+            println!("after restart: {}", show(prism::get(&log.items().remote())));
+            println!("crash again: {}", show(prism::get(&log.crash().remote())));
+            println!("budget spent: {}", show(prism::get(&log.items().remote())));
+        }
+        "task-retries" => {
+            let retried = Flaky::remote_with(&ActorOptions::new().max_restarts(1).max_task_retries(1)).unwrap();
+            println!("at-least-once: {}", show(prism::get(&retried.once("a".to_string()).remote())));
+            let once = Flaky::remote_with(&ActorOptions::new().max_restarts(1)).unwrap();
+            let first = prism::get(&once.once("b".to_string()).remote());
+            println!("at-most-once: {}", first.map(|_| "ok").unwrap_or("the call failed"));
+            println!("next call: {}", show(prism::get(&once.once("b".to_string()).remote())));
+        }
+        "kill" => {
+            let log = Log::remote();
+            prism::get(&log.append(1).remote()).unwrap();
+            let slow = log.append(value_after::remote(300, 2)).remote();
+            log.kill().unwrap();
+            println!("queued: {}", show(prism::get(&slow)));
+            println!("after kill: {}", show(prism::get(&log.items().remote())));
+        }
+        "constructor" => {
+            let broken = Broken::remote("no configuration".to_string());
+            println!("call: {}", show(prism::get(&broken.hello().remote())));
+            println!("again: {}", show(prism::get(&broken.hello().remote())));
+        }
+        "named" => {
+            let log = Log::remote_with(&ActorOptions::new().name("registry")).unwrap();
+            println!("by name from a task: {}", show(prism::get(&append_by_name::remote("registry".to_string(), 5))));
+            println!("handle to a task: {}", show(prism::get(&append_from_task::remote(log.clone(), 6))));
+            println!("items: {:?}", prism::get(&log.items().remote()).unwrap());
+            let taken = Log::remote_with(&ActorOptions::new().name("registry"));
+            println!("name taken: {}", show(taken.map(|_| ())));
+            println!("unknown name: {}", show(prism::get_actor::<Log>("nobody").map(|_| ())));
+        }
+        "isolation" => {
+            let (a, b) = (Log::remote(), Log::remote());
+            println!("a crashes: {}", show(prism::get(&a.crash().remote()).map(|_| ())));
+            println!("a after: {}", show(prism::get(&a.items().remote())));
+            println!("b serves: {}", show(prism::get(&b.append(3).remote())));
+            println!("actor to actor: {}", show(prism::get(&b.relay(Log::remote(), 9).remote())));
+        }
+        other => {
+            eprintln!("unknown case `{other}`");
+            std::process::exit(2);
+        }
+    }
+}
