@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use prism::{Bytes, ObjectRef, Options};
+use prism::{Actor, Bytes, ObjectRef, Options};
 
 #[prism::remote]
 fn small_value() -> Bytes {
@@ -17,6 +17,56 @@ fn small_value() -> Bytes {
 fn client_batch(n: u32) -> u32 {
     let refs: Vec<_> = (0..n).map(|_| small_value::remote()).collect();
     prism::get_all(&refs).unwrap().len() as u32
+}
+
+/// Ray's benchmark `Actor`: methods that return a small value.
+#[prism::actor]
+struct Server;
+
+#[prism::actor]
+impl Server {
+    fn new() -> Self {
+        Server
+    }
+
+    fn small_value(&self) -> Bytes {
+        Bytes::from(b"ok".to_vec())
+    }
+
+    fn small_value_arg(&self, _x: i64) -> Bytes {
+        Bytes::from(b"ok".to_vec())
+    }
+}
+
+/// Ray's benchmark `Client`: an actor calling its servers.
+#[prism::actor]
+struct Client {
+    servers: Vec<Actor<Server>>,
+}
+
+#[prism::actor]
+impl Client {
+    fn new(servers: Vec<Actor<Server>>) -> Self {
+        Client { servers }
+    }
+
+    fn small_value_batch(&self, n: u32) -> usize {
+        let refs: Vec<_> = self.servers.iter().flat_map(|s| (0..n).map(|_| s.small_value().remote())).collect();
+        prism::get_all(&refs).unwrap().len()
+    }
+
+    fn small_value_batch_arg(&self, n: u32) -> usize {
+        let x = prism::put(&0i64).unwrap();
+        let refs: Vec<_> = self.servers.iter().flat_map(|s| (0..n).map(|_| s.small_value_arg(&x).remote())).collect();
+        prism::get_all(&refs).unwrap().len()
+    }
+}
+
+/// One caller of `1_1_actor_calls_concurrent`.
+#[prism::remote]
+fn call_server(server: Actor<Server>, n: u32) -> usize {
+    let refs: Vec<_> = (0..n).map(|_| server.small_value().remote()).collect();
+    prism::get_all(&refs).unwrap().len()
 }
 
 struct Bench {
@@ -85,10 +135,45 @@ fn main() {
         let refs: Vec<_> = (0..1000).map(|_| small_value::remote()).collect();
         prism::get_all(&refs).unwrap();
     });
+    if bench.wants("actor") {
+        actors(&bench);
+    }
     // Ray runs several driver processes; here, clients are tasks holding no cpu.
     let clients = 4;
     bench.timeit("multi_client_tasks_async", (clients * 1000) as f64, "ops/s", || {
         let refs: Vec<_> = (0..clients).map(|_| client_batch::remote_with(&Options::new().num_cpus(0), 1000)).collect();
+        prism::get_all(&refs).unwrap();
+    });
+}
+
+fn actors(bench: &Bench) {
+    let a = Server::remote();
+    bench.timeit("1_1_actor_calls_sync", 1.0, "ops/s", || {
+        prism::get(&a.small_value().remote()).unwrap();
+    });
+    bench.timeit("1_1_actor_calls_async", 1000.0, "ops/s", || {
+        let refs: Vec<_> = (0..1000).map(|_| a.small_value().remote()).collect();
+        prism::get_all(&refs).unwrap();
+    });
+    // Four callers (tasks holding no cpu) share one actor.
+    let no_cpu = Options::new().num_cpus(0);
+    bench.timeit("1_1_actor_calls_concurrent", 1000.0, "ops/s", || {
+        let refs: Vec<_> = (0..4).map(|_| call_server::remote_with(&no_cpu, a.clone(), 250)).collect();
+        prism::get_all(&refs).unwrap();
+    });
+    let many: Vec<_> = (0..4).map(|_| Server::remote()).collect();
+    bench.timeit("1_n_actor_calls_async", 1000.0, "ops/s", || {
+        let refs: Vec<_> = (0..1000).map(|i| many[i % many.len()].small_value().remote()).collect();
+        prism::get_all(&refs).unwrap();
+    });
+    let (n, m) = (1000, 2);
+    let clients: Vec<_> = (0..m).map(|_| Client::remote(vec![Server::remote()])).collect();
+    bench.timeit("n_n_actor_calls_async", f64::from(n * m), "ops/s", || {
+        let refs: Vec<_> = clients.iter().map(|c| c.small_value_batch(n).remote()).collect();
+        prism::get_all(&refs).unwrap();
+    });
+    bench.timeit("n_n_actor_calls_with_arg_async", f64::from(n * m), "ops/s", || {
+        let refs: Vec<_> = clients.iter().map(|c| c.small_value_batch_arg(n).remote()).collect();
         prism::get_all(&refs).unwrap();
     });
 }
