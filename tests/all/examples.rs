@@ -53,3 +53,24 @@ fn ocr_pages_in_order() {
 fn counter_actor_keeps_state() {
     assert_eq!(run_ok(guest!("COUNTER"), &[]), "[2, 3, 4, 5]\ncounter = 5\n");
 }
+
+#[test]
+fn bank_balance_is_exact_under_concurrent_callers() {
+    assert_eq!(
+        run_ok(guest!("BANK"), &[]),
+        "20 customers, 3000 operations, balance 11500\nexact: true\n\
+         task `Account.withdraw` failed: insufficient funds: balance 11500, asked 1000000\n"
+    );
+}
+
+#[test]
+fn ocr_actor_pool_keeps_its_models() {
+    let out = run_ok(guest!("OCR_ACTORS"), &[]);
+    assert!(out.contains("12 of 12 pages recognized exactly\n"), "{out}");
+    assert!(
+        out.ends_with(
+            "recognizer 0: 6 pages with one model of 16 MiB\nrecognizer 1: 6 pages with one model of 16 MiB\n"
+        ),
+        "{out}"
+    );
+}

@@ -154,10 +154,13 @@ pub struct ActorClass {
     /// The struct's name.
     pub name: &'static str,
     /// Decodes the constructor's arguments and builds the state.
-    pub construct: fn(&[Vec<u8>]) -> Result<Box<dyn Any>, String>,
+    pub construct: Constructor,
     /// Runs a method on the state.
     pub call: MethodRunner,
 }
+
+/// Decodes a constructor's arguments and builds an actor's state.
+pub type Constructor = fn(&[Vec<u8>]) -> Result<Box<dyn Any>, String>;
 
 /// Decodes a method's arguments, calls it on the state, encodes its result.
 pub type MethodRunner = fn(&mut dyn Any, &str, &[Vec<u8>]) -> Result<Vec<u8>, String>;

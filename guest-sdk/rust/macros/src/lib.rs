@@ -163,13 +163,11 @@ fn expand_actor(imp: ItemImpl) -> syn::Result<proc_macro2::TokenStream> {
     for item in &imp.items {
         let ImplItem::Fn(f) = item else { continue };
         match f.sig.receiver() {
-            None if returns_self(&f.sig.output) => {
-                if constructor.replace(&f.sig).is_some() {
-                    return Err(syn::Error::new_spanned(
-                        &f.sig,
-                        "an actor has one constructor (a function returning `Self`)",
-                    ));
-                }
+            None if returns_self(&f.sig.output) && constructor.replace(&f.sig).is_some() => {
+                return Err(syn::Error::new_spanned(
+                    &f.sig,
+                    "an actor has one constructor (a function returning `Self`)",
+                ));
             }
             None => {}
             Some(r) if r.reference.is_none() => {
