@@ -100,3 +100,24 @@ fn library_component_runs_tasks() {
         assert_eq!(rmp_serde::from_slice::<i64>(&value).unwrap(), 42);
     });
 }
+
+#[test]
+fn owned_actors_end_with_their_job_detached_ones_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::open(Config::new(dir.path())).unwrap();
+    runtime().block_on(async {
+        let program = node.load("actors.wasm", &std::fs::read(guest!("ACTORS")).unwrap()).await.unwrap();
+        assert_eq!(program.classes, ["Broken", "Flaky", "Log"]);
+        let job = node.job(program, Output::new(|_, _| {}));
+        let exit = node.run_driver(&job, &["lifetime".to_string()]).await.unwrap();
+        assert!(matches!(exit, prism_host::DriverExit::Exited(0)), "{exit:?}");
+        let err = node.actor_by_name("owned").unwrap_err();
+        assert_eq!(err.to_string(), "not found: no live actor named `owned`");
+        let kept = node.actor_by_name("kept").expect("a detached actor outlives its job");
+        let items = node.call_actor(node.next_caller(), kept, "items".into(), vec![]);
+        let value = node.store.get(&items, None).await.unwrap();
+        assert_eq!(rmp_serde::from_slice::<Vec<u32>>(&value).unwrap(), [2]);
+        node.kill_actor(kept).unwrap();
+        assert!(node.actor_by_name("kept").is_err());
+    });
+}

@@ -166,6 +166,13 @@ fn main() {
             println!("b serves: {}", show(prism::get(&b.append(3).remote())));
             println!("actor to actor: {}", show(prism::get(&b.relay(Log::remote(), 9).remote())));
         }
+        "lifetime" => {
+            // The test checks from the host which of these outlive the job.
+            let owned = Log::remote_with(&ActorOptions::new().name("owned")).unwrap();
+            let kept = Log::remote_with(&ActorOptions::new().name("kept").detached(true)).unwrap();
+            prism::get_all(&[owned.append(1).remote(), kept.append(2).remote()]).unwrap();
+            println!("both alive");
+        }
         other => {
             eprintln!("unknown case `{other}`");
             std::process::exit(2);
