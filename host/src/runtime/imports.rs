@@ -230,8 +230,8 @@ fn task_args(args: Vec<types::Arg>) -> Result<Vec<TaskArg>, Failure> {
         .map_err(Failure::InvalidArgument)
 }
 
-fn actor_id(id: &[u8]) -> Result<ObjectId, types::Error> {
-    ObjectId::try_from(id).map_err(|e| types::Error::InvalidArgument(e.replace("object ref", "actor id")))
+fn actor_id(id: &[u8]) -> Result<ObjectId, Failure> {
+    ObjectId::try_from(id).map_err(|e| Failure::InvalidArgument(e.replace("object ref", "actor id")))
 }
 
 impl actors::Host for InstanceState {
@@ -261,18 +261,14 @@ impl actors::Host for InstanceState {
         let ctx = self.ctx()?;
         let id = match (actor_id(&actor), task_args(args)) {
             (Ok(actor), Ok(args)) => ctx.node.call_actor(ctx.caller, actor, method, args),
-            (Err(e), _) => ctx.node.failed(Failure::InvalidArgument(format!("{e:?}"))),
-            (_, Err(f)) => ctx.node.failed(f),
+            (Err(f), _) | (_, Err(f)) => ctx.node.failed(f),
         };
         Ok(id.as_bytes().to_vec())
     }
 
     async fn kill(&mut self, actor: types::ActorId) -> Wit<()> {
         let ctx = self.ctx()?;
-        Ok(match actor_id(&actor) {
-            Ok(id) => ctx.node.kill_actor(id).map_err(|f| types::Error::from(&f)),
-            Err(e) => Err(e),
-        })
+        Ok(actor_id(&actor).and_then(|id| ctx.node.kill_actor(id)).map_err(|f| types::Error::from(&f)))
     }
 
     async fn get_actor(&mut self, name: String) -> Wit<types::ActorId> {

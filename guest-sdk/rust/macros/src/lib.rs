@@ -240,6 +240,12 @@ fn expand_actor(imp: ItemImpl) -> syn::Result<proc_macro2::TokenStream> {
         method_names.push(format!("`{name_str}`"));
     }
     let known = method_names.join(", ");
+    // With no methods the state is never touched.
+    let bind_state = if methods.is_empty() {
+        quote!(let _ = state;)
+    } else {
+        quote!(let this = ::prism::__private::state::<#class>(state);)
+    };
     let trait_doc = format!("The methods of a `{class_str}` actor, called through its handle.");
 
     Ok(quote! {
@@ -281,7 +287,7 @@ fn expand_actor(imp: ItemImpl) -> syn::Result<proc_macro2::TokenStream> {
                 method: &str,
                 args: &[::std::vec::Vec<u8>],
             ) -> ::std::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
-                let this = ::prism::__private::state::<#class>(state);
+                #bind_state
                 match method {
                     #(#arms)*
                     other => Err(::std::format!("actor class `{}` has no method `{}`; it has {}", #class_str, other, #known)),
