@@ -106,12 +106,7 @@ impl Actors {
     ) -> Result<ActorId, Failure> {
         let program = &job.program;
         if !program.classes.contains(&class) {
-            let known: Vec<_> = program.classes.iter().map(|c| format!("`{c}`")).collect();
-            return Err(Failure::InvalidArgument(format!(
-                "component `{}` has no actor class `{class}`; it has {}",
-                program.name,
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
-            )));
+            return Err(program.missing("actor class", &class, &program.classes));
         }
         let (queue, rx) = mpsc::unbounded_channel();
         let id = node.store.fresh_id();

@@ -65,12 +65,7 @@ impl Scheduler {
     ) -> ObjectId {
         let program = &job.program;
         if !program.functions.contains(&function) {
-            let known: Vec<_> = program.functions.iter().map(|f| format!("`{f}`")).collect();
-            return node.failed(Failure::InvalidArgument(format!(
-                "component `{}` has no task `{function}`; it has {}",
-                program.name,
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
-            )));
+            return node.failed(program.missing("task", &function, &program.functions));
         }
         let capacity = node.scheduler.capacity;
         if options.num_cpus > capacity {

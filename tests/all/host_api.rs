@@ -116,7 +116,7 @@ fn owned_actors_end_with_their_job_detached_ones_do_not() {
         let kept = node.actor_by_name("kept").expect("a detached actor outlives its job");
         let items = node.call_actor(node.next_caller(), kept, "items".into(), vec![]);
         let value = node.store.get(&items, None).await.unwrap();
-        assert_eq!(rmp_serde::from_slice::<Vec<u32>>(&value).unwrap(), [2]);
+        assert_eq!(rmp_serde::from_slice::<Vec<i64>>(&value).unwrap(), [2]);
         node.kill_actor(kept).unwrap();
         assert!(node.actor_by_name("kept").is_err());
     });

@@ -25,6 +25,7 @@ use self::bindings::{TaskHost, TaskHostPre};
 use self::output::{GuestStream, StderrTail, Stream, Tag};
 pub use self::state::{InstanceState, LimitError, TaskContext};
 use crate::config::{Config, EPOCH_TICK};
+use crate::error::Failure;
 use crate::fsutil::write_atomic;
 use crate::node::Job;
 
@@ -77,6 +78,13 @@ pub struct Program {
 }
 
 impl Program {
+    /// The failure of asking for a `what` named `name` it does not have.
+    pub(crate) fn missing(&self, what: &str, name: &str, known: &[String]) -> Failure {
+        let known: Vec<_> = known.iter().map(|k| format!("`{k}`")).collect();
+        let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+        Failure::InvalidArgument(format!("component `{}` has no {what} `{name}`; it has {known}", self.name))
+    }
+
     /// Whether it can run as a driver (exports `wasi:cli/run`).
     pub fn is_command(&self) -> bool {
         self.command.is_some()

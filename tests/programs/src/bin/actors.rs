@@ -3,17 +3,15 @@
 
 use std::time::Duration;
 
-use prism::{Actor, ActorOptions, Error, Global, ObjectRef};
+#[path = "../common.rs"]
+mod common;
+use common::{show, value_after};
 
-#[prism::remote]
-fn value_after(ms: u64, value: u32) -> u32 {
-    std::thread::sleep(Duration::from_millis(ms));
-    value
-}
+use prism::{Actor, ActorOptions, Error, Global, ObjectRef};
 
 #[prism::actor]
 struct Log {
-    items: Vec<u32>,
+    items: Vec<i64>,
 }
 
 #[prism::actor]
@@ -22,21 +20,21 @@ impl Log {
         Log { items: Vec::new() }
     }
 
-    fn append(&mut self, x: u32) -> usize {
+    fn append(&mut self, x: i64) -> usize {
         self.items.push(x);
         self.items.len()
     }
 
-    fn items(&self) -> Vec<u32> {
+    fn items(&self) -> Vec<i64> {
         self.items.clone()
     }
 
-    fn crash(&mut self) -> u32 {
+    fn crash(&mut self) -> i64 {
         panic!("log crashed on purpose")
     }
 
     /// Calls another actor and waits for it: nested gets must not deadlock.
-    fn relay(&mut self, other: Actor<Log>, x: u32) -> usize {
+    fn relay(&mut self, other: Actor<Log>, x: i64) -> usize {
         prism::get(&other.append(x).remote()).unwrap()
     }
 }
@@ -77,21 +75,14 @@ impl Flaky {
 
 /// A task that uses an actor it was handed, or finds one by name.
 #[prism::remote]
-fn append_from_task(log: Actor<Log>, x: u32) -> usize {
+fn append_from_task(log: Actor<Log>, x: i64) -> usize {
     prism::get(&log.append(x).remote()).unwrap()
 }
 
 #[prism::remote]
-fn append_by_name(name: String, x: u32) -> Result<usize, Error> {
+fn append_by_name(name: String, x: i64) -> Result<usize, Error> {
     let log: Actor<Log> = prism::get_actor(&name)?;
     prism::get(&log.append(x).remote())
-}
-
-fn show<T: std::fmt::Debug>(r: prism::Result<T>) -> String {
-    match r {
-        Ok(v) => format!("ok {v:?}"),
-        Err(e) => format!("error {e}"),
-    }
 }
 
 fn main() {

@@ -3,13 +3,11 @@
 
 use std::time::Duration;
 
-use prism::{Error, Global, ObjectRef, Options};
+#[path = "../common.rs"]
+mod common;
+use common::{show, value_after};
 
-#[prism::remote]
-fn value_after(ms: u64, value: i64) -> i64 {
-    std::thread::sleep(Duration::from_millis(ms));
-    value
-}
+use prism::{Error, Global, ObjectRef, Options};
 
 #[prism::remote]
 fn chain(depth: u32) -> u32 {
@@ -108,13 +106,6 @@ fn rendezvous(me: u32, count: u32) -> bool {
 
 fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
-}
-
-fn show<T: std::fmt::Debug>(r: prism::Result<T>) -> String {
-    match r {
-        Ok(v) => format!("ok {v:?}"),
-        Err(e) => format!("error {e}"),
-    }
 }
 
 fn main() {
