@@ -70,6 +70,8 @@ pub struct Actor {
     lanes: Mutex<HashMap<u64, Lane>>,
     /// Why it is dead, once it is.
     died: Mutex<Option<String>>,
+    /// Actors it created (not detached): they end with it.
+    owned: Mutex<Vec<ActorId>>,
     kill: Notify,
 }
 
@@ -100,6 +102,7 @@ impl Actors {
     pub(crate) fn create(
         node: &Arc<Node>,
         job: &Arc<Job>,
+        owner: Option<ActorId>,
         class: String,
         args: Vec<TaskArg>,
         options: ActorOptions,
@@ -119,6 +122,7 @@ impl Actors {
             queue,
             lanes: Mutex::new(HashMap::new()),
             died: Mutex::new(None),
+            owned: Mutex::new(Vec::new()),
             kill: Notify::new(),
         });
         if let Some(name) = &actor.name {
@@ -130,7 +134,10 @@ impl Actors {
         }
         node.actors.by_id.lock().insert(id, actor.clone());
         if !actor.options.detached {
-            job.owned_actors.lock().push(id);
+            match owner.and_then(|o| node.actors.by_id.lock().get(&o).cloned()) {
+                Some(owner) => owner.owned.lock().push(id),
+                None => job.owned_actors.lock().push(id),
+            }
         }
         let span = tracing::info_span!("actor", class = %actor.class, id = %id);
         tokio::spawn(run(node.clone(), actor, args, rx).instrument(span));
@@ -241,7 +248,14 @@ fn open_lane(node: &Arc<Node>, actor: &Arc<Actor>) -> Lane {
 /// traps within budget, and fail whatever is left when it dies.
 async fn run(node: Arc<Node>, actor: Arc<Actor>, args: Vec<TaskArg>, mut rx: mpsc::UnboundedReceiver<Call>) {
     let caller = node.next_caller();
-    let context = || TaskContext { node: node.clone(), job: actor.job.clone(), slot: None, num_cpus: 0, caller };
+    let context = || TaskContext {
+        node: node.clone(),
+        job: actor.job.clone(),
+        slot: None,
+        num_cpus: 0,
+        caller,
+        actor: Some(actor.id),
+    };
     let constructed = match resolve(&node, &actor.label("new"), args).await {
         Ok(args) => start(&node, &actor, context(), &args).await.map(|i| (i, args)),
         Err(failure) => Err(failure.to_string()),
@@ -319,4 +333,7 @@ fn shut_down(node: &Node, actor: &Actor, mut rx: mpsc::UnboundedReceiver<Call>) 
     // Ends the resolvers, which fail what they still hold.
     actor.lanes.lock().clear();
     node.actors.forget(actor);
+    for owned in actor.owned.lock().drain(..) {
+        let _ = Actors::kill(node, owned, "the actor that created it ended");
+    }
 }

@@ -72,22 +72,30 @@ impl Node {
     /// Runs the job's program as a driver with `args` until it ends.
     pub async fn run_driver(self: &Arc<Self>, job: &Arc<Job>, args: &[String]) -> Result<DriverExit, LoadError> {
         // A driver holds no cpu slot: like Ray's driver, it only waits on tasks.
-        let ctx =
-            TaskContext { node: self.clone(), job: job.clone(), slot: None, num_cpus: 0, caller: self.next_caller() };
+        let ctx = TaskContext {
+            node: self.clone(),
+            job: job.clone(),
+            slot: None,
+            num_cpus: 0,
+            caller: self.next_caller(),
+            actor: None,
+        };
         let exit = self.runtime.run_driver(ctx, args).await;
         Actors::end_job(self, job);
         exit
     }
 
-    /// Creates an actor of `class` for `job`; see [`Actors`].
+    /// Creates an actor of `class` for `job`, owned by the actor `owner` if
+    /// given (else by the job); see [`Actors`].
     pub fn create_actor(
         self: &Arc<Self>,
         job: &Arc<Job>,
+        owner: Option<ActorId>,
         class: String,
         args: Vec<TaskArg>,
         options: ActorOptions,
     ) -> Result<ActorId, Failure> {
-        Actors::create(self, job, class, args, options)
+        Actors::create(self, job, owner, class, args, options)
     }
 
     /// Calls `method` on `actor` as `caller`; returns its result's ref.

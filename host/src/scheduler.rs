@@ -128,6 +128,7 @@ async fn attempt(
             slot: Some(slot),
             num_cpus: options.num_cpus,
             caller: node.next_caller(),
+            actor: None,
         };
         let (message, retryable) = match node.runtime.call_task(ctx, function, args).await {
             Ok(Ok(bytes)) => return Ok(bytes),

@@ -75,3 +75,24 @@ fn a_trap_in_one_actor_leaves_the_others_serving() {
     expect(&out, &["a crashes: error task `Log.crash` failed", "a after: error actor died:", "b serves: ok 1\n"]);
     assert!(out.ends_with("actor to actor: ok 1"), "{out}");
 }
+
+#[test]
+fn an_actor_owns_the_actors_it_creates() {
+    assert_eq!(case("owned-by-actor"), "child works: ok 1\nchild ended with its creator: true");
+}
+
+#[test]
+fn actor_calls_run_under_the_cpu_deadline_and_memory_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = crate::prism(
+        dir.path(),
+        &["run", "--cpu-deadline", "1", "--memory-limit", "64", guest!("ACTORS"), "--", "limits"],
+    );
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "endless loop: error task `Log.spin` failed: exceeded its cpu deadline of 1s (raise it with --cpu-deadline)\n\
+         memory bomb: error task `Log.hoard` failed: exceeded its memory limit of 64 MiB (raise it with --memory-limit)\n\
+         bystander: ok 1\n"
+    );
+}

@@ -248,7 +248,7 @@ impl actors::Host for InstanceState {
             max_restarts: options.max_restarts,
             max_task_retries: options.max_task_retries,
         };
-        let created = task_args(args).and_then(|args| ctx.node.create_actor(&ctx.job, class, args, options));
+        let created = task_args(args).and_then(|args| ctx.node.create_actor(&ctx.job, ctx.actor, class, args, options));
         Ok(created.map(|id| id.as_bytes().to_vec()).map_err(|f| types::Error::from(&f)))
     }
 

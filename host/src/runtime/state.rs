@@ -12,6 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::output::{StderrTail, Tag};
 use crate::config::MAX_TABLE_ELEMENTS;
 use crate::node::{Job, Node};
+use crate::store::ObjectId;
 
 /// A limit a guest ran into: it ends the call as a trap.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -61,6 +62,9 @@ pub struct TaskContext {
     /// Who is calling, for actor call ordering: one id per driver run, task
     /// attempt or actor.
     pub caller: u64,
+    /// The actor this instance is, if it is one: actors it creates are
+    /// owned by it and end with it.
+    pub actor: Option<ObjectId>,
 }
 
 /// The data of one Store.

@@ -33,6 +33,21 @@ impl Log {
         panic!("log crashed on purpose")
     }
 
+    fn spin(&mut self) -> i64 {
+        let mut n: i64 = 0;
+        loop {
+            n = std::hint::black_box(n.wrapping_add(1));
+        }
+    }
+
+    fn hoard(&mut self) -> usize {
+        let mut kept: Vec<Vec<u8>> = Vec::new();
+        loop {
+            kept.push(vec![1u8; 8 << 20]);
+            std::hint::black_box(&kept);
+        }
+    }
+
     /// Calls another actor and waits for it: nested gets must not deadlock.
     fn relay(&mut self, other: Actor<Log>, x: i64) -> usize {
         prism::get(&other.append(x).remote()).unwrap()
@@ -70,6 +85,23 @@ impl Flaky {
             panic!("first call crashes");
         }
         "second call works".into()
+    }
+}
+
+/// An actor that creates an actor: the child is owned by it.
+#[prism::actor]
+struct Supervisor {
+    child: Actor<Log>,
+}
+
+#[prism::actor]
+impl Supervisor {
+    fn new(child_name: String) -> Self {
+        Supervisor { child: Log::remote_with(&ActorOptions::new().name(child_name)).unwrap() }
+    }
+
+    fn child_append(&self, x: i64) -> usize {
+        prism::get(&self.child.append(x).remote()).unwrap()
     }
 }
 
@@ -156,6 +188,22 @@ fn main() {
             println!("a after: {}", show(prism::get(&a.items().remote())));
             println!("b serves: {}", show(prism::get(&b.append(3).remote())));
             println!("actor to actor: {}", show(prism::get(&b.relay(Log::remote(), 9).remote())));
+        }
+        "owned-by-actor" => {
+            let supervisor = Supervisor::remote("child".to_string());
+            println!("child works: {}", show(prism::get(&supervisor.child_append(1).remote())));
+            supervisor.kill().unwrap();
+            let gone = (0..200).any(|_| {
+                std::thread::sleep(Duration::from_millis(10));
+                prism::get_actor::<Log>("child").is_err()
+            });
+            println!("child ended with its creator: {gone}");
+        }
+        "limits" => {
+            let (spinner, hoarder, bystander) = (Log::remote(), Log::remote(), Log::remote());
+            println!("endless loop: {}", show(prism::get(&spinner.spin().remote())));
+            println!("memory bomb: {}", show(prism::get(&hoarder.hoard().remote())));
+            println!("bystander: {}", show(prism::get(&bystander.append(1).remote())));
         }
         "lifetime" => {
             // The test checks from the host which of these outlive the job.
