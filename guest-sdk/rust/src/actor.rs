@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::object_ref::{ExtIn, ExtOut};
+use crate::object_ref::{deserialize_id, serialize_id};
 use crate::task::Arg;
 use crate::wit::prism::core::{actors, types};
 use crate::{Error, ObjectRef, Result};
@@ -58,20 +58,14 @@ impl<T> fmt::Debug for Actor<T> {
 
 impl<T> Serialize for Actor<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        ExtOut((ACTOR_EXT_TYPE, serde_bytes::Bytes::new(&self.id))).serialize(s)
+        serialize_id(s, ACTOR_EXT_TYPE, &self.id)
     }
 }
 
 impl<'de, T> Deserialize<'de> for Actor<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error as _;
-        let ExtIn((tag, bytes)) = ExtIn::deserialize(d)?;
-        if tag != ACTOR_EXT_TYPE {
-            return Err(D::Error::custom(format!(
-                "expected an actor handle (extension type {ACTOR_EXT_TYPE}), found {tag}"
-            )));
-        }
-        Ok(Actor::from_wit(bytes.into_vec()))
+        let id = deserialize_id(d, ACTOR_EXT_TYPE, "an actor handle")?;
+        Ok(Actor { id, _class: PhantomData })
     }
 }
 
@@ -197,7 +191,8 @@ pub fn state<T: 'static>(state: &mut dyn Any) -> &mut T {
     state.downcast_mut::<T>().expect("an actor's state has its class's type")
 }
 
-/// `Error` for a generated `remote()` whose creation cannot fail.
+/// The handle of an actor created without a name, which cannot fail (its
+/// class is the generated code's own); used by `Class::remote()`.
 pub fn created<T>(result: Result<Actor<T>>) -> Actor<T> {
     result.unwrap_or_else(|e: Error| panic!("creating an actor failed: {e}"))
 }

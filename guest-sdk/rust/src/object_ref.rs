@@ -70,31 +70,36 @@ impl<T> fmt::Debug for ObjectRef<T> {
 /// rmp-serde writes a newtype struct of this name as a MessagePack extension.
 #[derive(Serialize)]
 #[serde(rename = "_ExtStruct")]
-pub(crate) struct ExtOut<'a>(pub (i8, &'a serde_bytes::Bytes));
+struct ExtOut<'a>((i8, &'a serde_bytes::Bytes));
 
 #[derive(Deserialize)]
 #[serde(rename = "_ExtStruct")]
-pub(crate) struct ExtIn(pub (i8, serde_bytes::ByteBuf));
+struct ExtIn((i8, serde_bytes::ByteBuf));
+
+/// Writes a 32-byte id as the MessagePack extension `tag`.
+pub(crate) fn serialize_id<S: Serializer>(s: S, tag: i8, id: &[u8; 32]) -> Result<S::Ok, S::Error> {
+    ExtOut((tag, serde_bytes::Bytes::new(id))).serialize(s)
+}
+
+/// Reads a 32-byte id written by [`serialize_id`] with `tag`; `what` names
+/// it in errors. Malformed input is an error, never a panic.
+pub(crate) fn deserialize_id<'de, D: Deserializer<'de>>(d: D, tag: i8, what: &str) -> Result<[u8; 32], D::Error> {
+    use serde::de::Error;
+    let ExtIn((found, bytes)) = ExtIn::deserialize(d)?;
+    if found != tag {
+        return Err(D::Error::custom(format!("expected {what} (extension type {tag}), found extension type {found}")));
+    }
+    bytes.as_ref().try_into().map_err(|_| D::Error::custom(format!("{what} has 32 bytes, not {}", bytes.len())))
+}
 
 impl<T> Serialize for ObjectRef<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        ExtOut((REF_EXT_TYPE, serde_bytes::Bytes::new(&self.id))).serialize(s)
+        serialize_id(s, REF_EXT_TYPE, &self.id)
     }
 }
 
 impl<'de, T> Deserialize<'de> for ObjectRef<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let ExtIn((tag, bytes)) = ExtIn::deserialize(d)?;
-        if tag != REF_EXT_TYPE {
-            return Err(D::Error::custom(format!(
-                "expected an object ref (extension type {REF_EXT_TYPE}), found extension type {tag}"
-            )));
-        }
-        let id: [u8; 32] = bytes
-            .as_ref()
-            .try_into()
-            .map_err(|_| D::Error::custom(format!("an object ref has 32 bytes, not {}", bytes.len())))?;
-        Ok(ObjectRef::from_id(id))
+        deserialize_id(d, REF_EXT_TYPE, "an object ref").map(ObjectRef::from_id)
     }
 }
