@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use crate::error::Failure;
 use crate::node::{Job, Node};
-use crate::runtime::{ActorInstance, TaskContext};
+use crate::runtime::{ActorInstance, Payload, TaskContext, payload};
 use crate::scheduler::{TaskArg, resolve};
 use crate::store::ObjectId;
 
@@ -41,7 +41,7 @@ pub struct ActorOptions {
 /// A method call with its arguments resolved.
 struct Call {
     method: String,
-    args: Vec<Vec<u8>>,
+    args: Vec<Payload>,
     result: ObjectId,
 }
 
@@ -208,12 +208,12 @@ impl Actors {
 }
 
 /// The argument values if every top-level ref is ready now.
-fn ready_args(node: &Node, args: &[TaskArg]) -> Option<Vec<Vec<u8>>> {
+fn ready_args(node: &Node, args: &[TaskArg]) -> Option<Vec<Payload>> {
     args.iter()
         .map(|arg| match arg {
-            TaskArg::Value(bytes) => Some(bytes.clone()),
+            TaskArg::Value(bytes) => Some(Payload::Bytes(bytes.clone())),
             TaskArg::Object(id) => match node.store.try_get(id) {
-                Some(Ok(object)) => Some(object.to_vec()),
+                Some(Ok(object)) => payload(*id, &object).ok(),
                 _ => None,
             },
         })
@@ -318,7 +318,7 @@ async fn run(node: Arc<Node>, actor: Arc<Actor>, args: Vec<TaskArg>, mut rx: mps
     shut_down(&node, &actor, rx);
 }
 
-async fn start(node: &Node, actor: &Actor, ctx: TaskContext, args: &[Vec<u8>]) -> Result<ActorInstance, String> {
+async fn start(node: &Node, actor: &Actor, ctx: TaskContext, args: &[Payload]) -> Result<ActorInstance, String> {
     node.runtime.start_actor(ctx, &actor.class, args).await
 }
 

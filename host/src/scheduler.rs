@@ -9,7 +9,7 @@ use tracing::Instrument;
 
 use crate::error::Failure;
 use crate::node::{Job, Node};
-use crate::runtime::TaskContext;
+use crate::runtime::{Payload, TaskContext, payload};
 use crate::store::{GetError, ObjectId};
 
 /// One argument of a remote call.
@@ -93,14 +93,15 @@ async fn run(node: Arc<Node>, job: Arc<Job>, id: ObjectId, function: String, arg
 }
 
 /// Replaces top-level refs with their values, waiting for them (without a
-/// cpu slot). A failed input fails the task with a chain naming both.
-pub(crate) async fn resolve(node: &Node, function: &str, args: Vec<TaskArg>) -> Result<Vec<Vec<u8>>, Failure> {
+/// cpu slot); large objects stay in the store for the task to map. A failed
+/// input fails the task with a chain naming both.
+pub(crate) async fn resolve(node: &Node, function: &str, args: Vec<TaskArg>) -> Result<Vec<Payload>, Failure> {
     let mut values = Vec::with_capacity(args.len());
     for (i, arg) in args.into_iter().enumerate() {
         values.push(match arg {
-            TaskArg::Value(bytes) => bytes,
+            TaskArg::Value(bytes) => Payload::Bytes(bytes),
             TaskArg::Object(r) => match node.store.get(&r, None).await {
-                Ok(object) => object.to_vec(),
+                Ok(object) => payload(r, &object)?,
                 Err(GetError::Failed(cause)) => {
                     return Err(Failure::caused(function, format!("its argument {i} (`{r}`) failed"), &cause));
                 }
@@ -116,7 +117,7 @@ async fn attempt(
     node: &Arc<Node>,
     job: &Arc<Job>,
     function: &str,
-    args: &[Vec<u8>],
+    args: &[Payload],
     options: TaskOptions,
 ) -> Result<Vec<u8>, Failure> {
     let mut retries = 0;

@@ -27,12 +27,12 @@ fn remote_task_by_value_and_by_ref() {
         let job = node.job(program, Output::stdio());
 
         let by_value = node.remote(&job, "square".into(), vec![TaskArg::Value(encode(&7i64))], TaskOptions::default());
-        let seven = node.store.put(encode(&9i64));
+        let seven = node.store.put(encode(&9i64)).unwrap();
         let by_ref = node.remote(&job, "square".into(), vec![TaskArg::Object(seven)], TaskOptions::default());
         let value = node.store.get(&by_value, None).await.unwrap();
-        assert_eq!(rmp_serde::from_slice::<i64>(&value).unwrap(), 49);
+        assert_eq!(rmp_serde::from_slice::<i64>(&value.to_vec().unwrap()).unwrap(), 49);
         let value = node.store.get(&by_ref, None).await.unwrap();
-        assert_eq!(rmp_serde::from_slice::<i64>(&value).unwrap(), 81);
+        assert_eq!(rmp_serde::from_slice::<i64>(&value.to_vec().unwrap()).unwrap(), 81);
     });
 }
 
@@ -97,7 +97,7 @@ fn library_component_runs_tasks() {
         let job = node.job(program, Output::stdio());
         let id = node.remote(&job, "double".into(), vec![TaskArg::Value(encode(&21i64))], TaskOptions::default());
         let value = node.store.get(&id, None).await.unwrap();
-        assert_eq!(rmp_serde::from_slice::<i64>(&value).unwrap(), 42);
+        assert_eq!(rmp_serde::from_slice::<i64>(&value.to_vec().unwrap()).unwrap(), 42);
     });
 }
 
@@ -116,7 +116,7 @@ fn owned_actors_end_with_their_job_detached_ones_do_not() {
         let kept = node.actor_by_name("kept").expect("a detached actor outlives its job");
         let items = node.call_actor(node.next_caller(), kept, "items".into(), vec![]);
         let value = node.store.get(&items, None).await.unwrap();
-        assert_eq!(rmp_serde::from_slice::<Vec<i64>>(&value).unwrap(), [2]);
+        assert_eq!(rmp_serde::from_slice::<Vec<i64>>(&value.to_vec().unwrap()).unwrap(), [2]);
         node.kill_actor(kept).unwrap();
         assert!(node.actor_by_name("kept").is_err());
     });

@@ -11,17 +11,17 @@ fn objects_survive_a_restart_and_are_verified() {
     let large: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
     let (a, b, result) = {
         let store = ObjectStore::open(dir.path()).unwrap();
-        let a = store.put(small.clone());
-        let b = store.put(large.clone());
+        let a = store.put(small.clone()).unwrap();
+        let b = store.put(large.clone()).unwrap();
         let result = store.pending();
         store.complete(result, Ok(b"task result".to_vec()));
         store.flush().unwrap();
         (a, b, result)
     };
     let store = ObjectStore::open(dir.path()).unwrap();
-    assert_eq!(*store.try_get(&a).unwrap().unwrap(), small);
-    assert_eq!(*store.try_get(&b).unwrap().unwrap(), large);
-    assert_eq!(*store.try_get(&result).unwrap().unwrap(), b"task result");
+    assert_eq!(store.try_get(&a).unwrap().unwrap().to_vec().unwrap(), small);
+    assert_eq!(store.try_get(&b).unwrap().unwrap().to_vec().unwrap(), large);
+    assert_eq!(store.try_get(&result).unwrap().unwrap().to_vec().unwrap(), b"task result");
 }
 
 #[test]
@@ -30,7 +30,7 @@ fn corrupt_blob_is_detected_not_served() {
     let large = vec![7u8; 200_000];
     let id = {
         let store = ObjectStore::open(dir.path()).unwrap();
-        let id = store.put(large);
+        let id = store.put(large).unwrap();
         store.flush().unwrap();
         id
     };

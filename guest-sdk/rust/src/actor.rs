@@ -154,10 +154,10 @@ pub struct ActorClass {
 }
 
 /// Decodes a constructor's arguments and builds an actor's state.
-pub type Constructor = fn(&[Vec<u8>]) -> Result<Box<dyn Any>, String>;
+pub type Constructor = fn(&[types::Payload]) -> Result<Box<dyn Any>, String>;
 
 /// Decodes a method's arguments, calls it on the state, encodes its result.
-pub type MethodRunner = fn(&mut dyn Any, &str, &[Vec<u8>]) -> Result<Vec<u8>, String>;
+pub type MethodRunner = fn(&mut dyn Any, &str, &[types::Payload]) -> Result<Vec<u8>, String>;
 
 inventory::collect!(ActorClass);
 
@@ -170,7 +170,7 @@ thread_local! {
     static STATE: RefCell<Option<(&'static ActorClass, Box<dyn Any>)>> = const { RefCell::new(None) };
 }
 
-pub(crate) fn construct(class: &str, args: &[Vec<u8>]) -> Result<(), String> {
+pub(crate) fn construct(class: &str, args: &[types::Payload]) -> Result<(), String> {
     let Some(found) = classes().find(|c| c.name == class) else {
         return Err(format!("this component has no actor class `{class}`"));
     };
@@ -179,7 +179,7 @@ pub(crate) fn construct(class: &str, args: &[Vec<u8>]) -> Result<(), String> {
     Ok(())
 }
 
-pub(crate) fn call_method(method: &str, args: &[Vec<u8>]) -> Result<Vec<u8>, String> {
+pub(crate) fn call_method(method: &str, args: &[types::Payload]) -> Result<Vec<u8>, String> {
     STATE.with(|s| match &mut *s.borrow_mut() {
         Some((class, state)) => (class.call)(state.as_mut(), method, args),
         None => Err("this instance holds no actor".to_string()),

@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::Error;
+use crate::wit::prism::core::types::Payload;
 
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     // Serializing into a Vec only fails for types serde cannot represent at
@@ -18,8 +19,8 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
 }
 
 /// Decodes argument `arg` of task `function`, naming both on failure.
-pub fn decode_arg<T: DeserializeOwned>(function: &str, arg: &str, bytes: &[u8]) -> Result<T, String> {
-    rmp_serde::from_slice(bytes).map_err(|e| {
+pub fn decode_arg<T: DeserializeOwned + 'static>(function: &str, arg: &str, payload: &Payload) -> Result<T, String> {
+    crate::view::decode_payload(payload).map_err(|e| {
         format!("argument `{arg}` of `{function}` does not decode as `{}`: {e}", std::any::type_name::<T>())
     })
 }

@@ -19,7 +19,7 @@ pub struct Global<T> {
     _value: PhantomData<fn() -> T>,
 }
 
-impl<T: Serialize + DeserializeOwned> Global<T> {
+impl<T: Serialize + DeserializeOwned + 'static> Global<T> {
     /// A global named `name` within the job.
     pub const fn new(name: &'static str) -> Self {
         Global { name, _value: PhantomData }

@@ -5,7 +5,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::encoding::{decode, encode};
+use crate::encoding::encode;
+use crate::view::{View, decode_payload};
 use crate::wit::prism::core::objects;
 use crate::{ObjectRef, Result};
 
@@ -24,34 +25,36 @@ pub fn put_bytes(bytes: &[u8]) -> Result<ObjectRef<Bytes>> {
 }
 
 /// Blocks until the object is ready and returns its value.
-pub fn get<T: DeserializeOwned>(r: &ObjectRef<T>) -> Result<T> {
+pub fn get<T: DeserializeOwned + 'static>(r: &ObjectRef<T>) -> Result<T> {
     get_inner(std::slice::from_ref(r), None).map(|mut v| v.remove(0))
 }
 
 /// [`get`], failing with [`crate::Error::Timeout`] after `timeout`.
-pub fn get_timeout<T: DeserializeOwned>(r: &ObjectRef<T>, timeout: Duration) -> Result<T> {
+pub fn get_timeout<T: DeserializeOwned + 'static>(r: &ObjectRef<T>, timeout: Duration) -> Result<T> {
     get_inner(std::slice::from_ref(r), Some(timeout)).map(|mut v| v.remove(0))
 }
 
 /// The values of `refs`, in order (duplicates allowed).
-pub fn get_all<T: DeserializeOwned>(refs: &[ObjectRef<T>]) -> Result<Vec<T>> {
+pub fn get_all<T: DeserializeOwned + 'static>(refs: &[ObjectRef<T>]) -> Result<Vec<T>> {
     get_inner(refs, None)
 }
 
 /// [`get_all`], failing with [`crate::Error::Timeout`] after `timeout`.
-pub fn get_all_timeout<T: DeserializeOwned>(refs: &[ObjectRef<T>], timeout: Duration) -> Result<Vec<T>> {
+pub fn get_all_timeout<T: DeserializeOwned + 'static>(refs: &[ObjectRef<T>], timeout: Duration) -> Result<Vec<T>> {
     get_inner(refs, Some(timeout))
 }
 
-/// The bytes stored by [`put_bytes`].
-pub fn get_bytes(r: &ObjectRef<Bytes>) -> Result<Vec<u8>> {
-    get(r).map(|b| b.into_vec())
+/// The bytes stored by [`put_bytes`] (or `put` of a byte string): a large
+/// object is mapped into this guest's memory, not copied.
+pub fn get_bytes(r: &ObjectRef<Bytes>) -> Result<View> {
+    let payloads = objects::get(&[r.to_wit()], None)?;
+    View::from_payload(&payloads[0])
 }
 
-fn get_inner<T: DeserializeOwned>(refs: &[ObjectRef<T>], timeout: Option<Duration>) -> Result<Vec<T>> {
+fn get_inner<T: DeserializeOwned + 'static>(refs: &[ObjectRef<T>], timeout: Option<Duration>) -> Result<Vec<T>> {
     let ids: Vec<_> = refs.iter().map(ObjectRef::to_wit).collect();
-    let values = objects::get(&ids, timeout.map(millis))?;
-    values.iter().map(|v| decode(v)).collect()
+    let payloads = objects::get(&ids, timeout.map(millis))?;
+    payloads.iter().map(decode_payload).collect()
 }
 
 /// What [`wait`] returns: `(ready, not_ready)`.

@@ -2,9 +2,9 @@
 
 use serde::Serialize;
 
-use crate::ObjectRef;
 use crate::encoding::encode;
 use crate::wit::prism::core::{tasks, types};
+use crate::{Bytes, ObjectRef, View};
 
 /// Options of a remote call, as the arguments of Ray's `@ray.remote(...)`.
 ///
@@ -83,8 +83,22 @@ impl<T> IntoArg<T> for &ObjectRef<T> {
     }
 }
 
+/// A ref to a byte string passes where a task takes a [`View`]: a large one
+/// arrives mapped.
+impl IntoArg<View> for ObjectRef<Bytes> {
+    fn into_arg(self) -> Arg {
+        Arg(types::Arg::Object(self.to_wit()))
+    }
+}
+
+impl IntoArg<View> for &ObjectRef<Bytes> {
+    fn into_arg(self) -> Arg {
+        Arg(types::Arg::Object(self.to_wit()))
+    }
+}
+
 /// Decodes a task's arguments, calls it, encodes its result (or its error).
-pub type Runner = fn(&[Vec<u8>]) -> Result<Vec<u8>, String>;
+pub type Runner = fn(&[types::Payload]) -> Result<Vec<u8>, String>;
 
 /// A function registered by `#[prism::remote]`.
 pub struct TaskFn {

@@ -7,6 +7,7 @@ wit_bindgen::generate!({
 });
 
 use exports::prism::core::worker::Guest;
+use prism::core::types::Payload;
 
 struct Worker;
 
@@ -15,7 +16,7 @@ impl Guest for Worker {
         crate::task::registered().map(|f| f.name.to_string()).collect()
     }
 
-    fn run(function: String, args: Vec<Vec<u8>>) -> Result<Vec<u8>, String> {
+    fn run(function: String, args: Vec<Payload>) -> Result<Vec<u8>, String> {
         match crate::task::registered().find(|f| f.name == function) {
             Some(task) => (task.run)(&args),
             None => {
@@ -29,11 +30,11 @@ impl Guest for Worker {
         crate::actor::classes().map(|c| c.name.to_string()).collect()
     }
 
-    fn construct(class: String, args: Vec<Vec<u8>>) -> Result<(), String> {
+    fn construct(class: String, args: Vec<Payload>) -> Result<(), String> {
         crate::actor::construct(&class, &args)
     }
 
-    fn call_method(method: String, args: Vec<Vec<u8>>) -> Result<Vec<u8>, String> {
+    fn call_method(method: String, args: Vec<Payload>) -> Result<Vec<u8>, String> {
         crate::actor::call_method(&method, &args)
     }
 }

@@ -6,16 +6,15 @@
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::time::Instant;
 
-use wasmtime::StoreContextMut;
-use wasmtime::component::{Linker, WasmList};
-
 use super::bindings::{actors, objects, tasks, types};
+use super::mapping::payload;
 use super::state::{InstanceState, TaskContext};
 use crate::actors::ActorOptions;
 use crate::config::MAX_OBJECT_SIZE;
@@ -51,7 +50,7 @@ fn deadline(timeout_ms: Option<u64>) -> Option<Instant> {
 }
 
 impl InstanceState {
-    fn ctx(&self) -> wasmtime::Result<&TaskContext> {
+    pub(super) fn ctx(&self) -> wasmtime::Result<&TaskContext> {
         self.task
             .as_ref()
             .ok_or_else(|| wasmtime::format_err!("prism imports cannot be called while a component is being loaded"))
@@ -80,17 +79,17 @@ impl objects::Host for InstanceState {
                 value.len()
             ))));
         }
-        Ok(Ok(ctx.node.store.put(value).as_bytes().to_vec()))
+        Ok(ctx.node.store.put(value).map(|id| id.as_bytes().to_vec()).map_err(|f| types::Error::from(&f)))
     }
 
-    async fn get(&mut self, refs: Vec<types::ObjectRef>, timeout_ms: Option<u64>) -> Wit<Vec<Vec<u8>>> {
+    async fn get(&mut self, refs: Vec<types::ObjectRef>, timeout_ms: Option<u64>) -> Wit<Vec<types::Payload>> {
         let node = self.ctx()?.node.clone();
         let ids = match parse_ids(&refs) {
             Ok(ids) => ids,
             Err(e) => return Ok(Err(e)),
         };
         // Fast path: everything is ready, nothing to give back.
-        let mut objects: Vec<Object> = Vec::with_capacity(ids.len());
+        let mut objects: Vec<Arc<Object>> = Vec::with_capacity(ids.len());
         for id in &ids {
             match node.store.try_get(id) {
                 Some(Ok(o)) => objects.push(o),
@@ -116,7 +115,8 @@ impl objects::Host for InstanceState {
                 Err(GetError::Failed(f)) => return Ok(Err(f.as_ref().into())),
             }
         }
-        Ok(Ok(objects.iter().map(|o| o.to_vec()).collect()))
+        let payloads: Result<Vec<_>, _> = ids.iter().zip(&objects).map(|(id, object)| payload(*id, object)).collect();
+        Ok(payloads.map_err(|f: Failure| types::Error::from(&f)))
     }
 
     async fn wait(
@@ -297,22 +297,4 @@ impl tasks::Host for InstanceState {
         };
         Ok(id.as_bytes().to_vec())
     }
-}
-
-/// Registers `prism:core/bytes`. `put-bytes` takes the guest's list as a
-/// `WasmList`, a view of guest memory: the bytes are hashed in place and
-/// copied once, into the store.
-pub(super) fn add_bytes_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
-    linker.instance("prism:core/bytes@0.1.0")?.func_wrap(
-        "put-bytes",
-        |store: StoreContextMut<'_, InstanceState>, (data,): (WasmList<u8>,)| {
-            let node = store.data().ctx()?.node.clone();
-            let data = data.as_le_slice(&store);
-            if data.len() > MAX_OBJECT_SIZE {
-                let message = format!("{} bytes is larger than the maximum object of {MAX_OBJECT_SIZE}", data.len());
-                return Ok((Err(types::Error::LimitExceeded(message)),));
-            }
-            Ok((Ok(node.store.put_bin(data).as_bytes().to_vec()),))
-        },
-    )
 }

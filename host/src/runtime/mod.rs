@@ -6,6 +6,7 @@
 mod bindings;
 mod engine;
 mod imports;
+mod mapping;
 pub mod output;
 mod state;
 
@@ -21,7 +22,9 @@ use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::bindings::CommandPre;
 
+pub use self::bindings::types::Payload;
 use self::bindings::{TaskHost, TaskHostPre};
+pub(crate) use self::mapping::payload;
 use self::output::{GuestStream, StderrTail, Stream, Tag};
 pub use self::state::{InstanceState, LimitError, TaskContext};
 use crate::config::{Config, EPOCH_TICK};
@@ -73,6 +76,8 @@ pub struct Program {
     pub classes: Vec<String>,
     /// Whether the compiled code came from the on-disk cache.
     pub from_cache: bool,
+    /// Where its initial memory data ends: objects are mapped above it.
+    pub(crate) data_end: u64,
     task: TaskHostPre<InstanceState>,
     command: Option<CommandPre<InstanceState>>,
 }
@@ -153,7 +158,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         TaskHost::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |s| s)?;
-        imports::add_bytes_to_linker(&mut linker)?;
+        mapping::add_to_linker(&mut linker)?;
         let cache_dir = config.data_dir.join("compiled");
         std::fs::create_dir_all(&cache_dir)?;
         let ticks = config.cpu_deadline.as_nanos() / EPOCH_TICK.as_nanos();
@@ -200,7 +205,9 @@ impl Runtime {
         functions.sort();
         classes.sort();
 
-        let program = Arc::new(Program { name: name.into(), hash, functions, classes, from_cache, task, command });
+        let data_end = mapping::data_end(wasm);
+        let program =
+            Arc::new(Program { name: name.into(), hash, functions, classes, from_cache, data_end, task, command });
         self.programs.lock().insert(hash, program.clone());
         Ok(program)
     }
@@ -283,7 +290,7 @@ impl Runtime {
         &self,
         ctx: TaskContext,
         function: &str,
-        args: &[Vec<u8>],
+        args: &[Payload],
     ) -> Result<Result<Vec<u8>, String>, String> {
         let job = ctx.job.clone();
         let warm = job.warm.take();
@@ -318,7 +325,7 @@ impl Runtime {
         &self,
         ctx: TaskContext,
         class: &str,
-        args: &[Vec<u8>],
+        args: &[Payload],
     ) -> Result<ActorInstance, String> {
         let job = ctx.job.clone();
         let mut store = self.job_store(&job, &[], self.task_ticks).await;
@@ -348,7 +355,7 @@ impl Runtime {
         ctx: TaskContext,
         label: &str,
         method: &str,
-        args: &[Vec<u8>],
+        args: &[Payload],
     ) -> Result<Result<Vec<u8>, String>, String> {
         let ActorInstance { store, instance } = actor;
         store.data_mut().begin(ctx, Some(label));

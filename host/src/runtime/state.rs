@@ -9,6 +9,7 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::mapping::Mappings;
 use super::output::{StderrTail, Tag};
 use crate::config::MAX_TABLE_ELEMENTS;
 use crate::node::{Job, Node};
@@ -82,6 +83,8 @@ pub struct InstanceState {
     pub task: Option<TaskContext>,
     /// Held while the instance lives: bounds instances alive at once.
     pub(super) _instance_slot: Option<OwnedSemaphorePermit>,
+    /// Objects mapped into this instance's memory; zeroed when it ends.
+    pub(super) mappings: Mappings,
 }
 
 impl InstanceState {
@@ -96,6 +99,7 @@ impl InstanceState {
             tag,
             task: None,
             _instance_slot: None,
+            mappings: Mappings::default(),
         }
     }
 

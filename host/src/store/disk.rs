@@ -2,16 +2,18 @@
 //! per large object, written by one background thread in group commits.
 //!
 //! ```text
-//! <data-dir>/objects/index.redb     objects: hash -> 0 ‖ bytes  (inline)
-//!                                            hash -> 1 ‖ len    (blob file)
+//! <data-dir>/objects/index.redb     objects: hash -> 0 ‖ bytes                (inline)
+//!                                            hash -> 1 ‖ body len ‖ header    (blob file)
 //!                                   results: task result id -> hash
 //!                                   failures: task result id -> failure
-//! <data-dir>/objects/blobs/<hash>   large objects, named by their blake3
+//! <data-dir>/objects/blobs/<hash>   large objects' bodies, named by their blake3
 //! ```
 //!
-//! A blob is written to a temporary file, fsynced and renamed before the redb
-//! transaction that names it commits, so the index never points at a partial
-//! file. Every read from disk checks the bytes against their blake3 hash.
+//! A blob's file is written (temp file, rename) when the object is made; the
+//! writer fsyncs it and its directory before the redb transaction that names
+//! it commits, so the index never points at a partial file. Every object
+//! read from disk is checked against its blake3 hash, once per process: from
+//! then on the memory tier (and every guest mapping) trusts it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -23,10 +25,8 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{Object, ObjectId, content_hash};
-use crate::config::INLINE_OBJECT_MAX;
+use super::{Blob, Object, ObjectId, content_hash};
 use crate::error::Failure;
-use crate::fsutil::write_atomic;
 
 const OBJECTS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("objects");
 const RESULTS: TableDefinition<[u8; 32], [u8; 32]> = TableDefinition::new("results");
@@ -83,15 +83,16 @@ fn index_err(e: impl Into<redb::Error>) -> DiskError {
 
 /// What the disk holds for an id.
 pub enum Stored {
-    /// The object's bytes, verified.
-    Value(Vec<u8>),
+    /// The object, verified.
+    Value(Object),
     /// The task behind this id failed.
     Failed(Failure),
 }
 
 enum Write {
-    Object(ObjectId, Object),
-    Result(ObjectId, Object),
+    Object(ObjectId, Arc<Object>),
+    /// A task result id and the content hash of its object.
+    Result(ObjectId, ObjectId, Arc<Object>),
     Failure(ObjectId, Vec<u8>),
     Flush(mpsc::SyncSender<()>),
 }
@@ -135,12 +136,12 @@ impl Disk {
         let _ = self.tx.as_ref().expect("writer is running").send(write);
     }
 
-    pub fn write_object(&self, id: ObjectId, object: Object) {
+    pub fn write_object(&self, id: ObjectId, object: Arc<Object>) {
         self.send(Write::Object(id, object));
     }
 
-    pub fn write_result(&self, id: ObjectId, object: Object) {
-        self.send(Write::Result(id, object));
+    pub fn write_result(&self, id: ObjectId, hash: ObjectId, object: Arc<Object>) {
+        self.send(Write::Result(id, hash, object));
     }
 
     pub fn write_failure(&self, id: ObjectId, failure: &Failure) {
@@ -175,20 +176,42 @@ impl Disk {
         let Some(entry) = objects.get(&hash).map_err(index_err)? else {
             return Ok(None);
         };
+        let hash = ObjectId::from(hash);
         let entry = entry.value();
-        let bytes = match entry.split_first() {
-            Some((&INLINE, bytes)) => bytes.to_vec(),
-            Some((&BLOB, _)) => {
-                let path = self.blobs.join(ObjectId::from(hash).to_string());
-                fs::read(&path).map_err(|source| DiskError::Io { path, source })?
+        let object = match entry.split_first() {
+            Some((&INLINE, bytes)) => {
+                if content_hash(&[bytes]) != *hash.as_bytes() {
+                    return Err(DiskError::Corrupt(hash));
+                }
+                Object::Inline(bytes.to_vec())
             }
-            _ => return Err(DiskError::Corrupt(*id)),
+            Some((&BLOB, rest)) if rest.len() >= 8 => {
+                let (len, header) = rest.split_at(8);
+                let blob = Blob {
+                    header: header.to_vec(),
+                    body_len: u64::from_le_bytes(len.try_into().expect("8 bytes")),
+                    path: self.blobs.join(hash.to_string()),
+                };
+                verify_blob(&hash, &blob)?;
+                Object::Blob(blob)
+            }
+            _ => return Err(DiskError::Corrupt(hash)),
         };
-        if content_hash(&[&bytes]) != hash {
-            return Err(DiskError::Corrupt(ObjectId::from(hash)));
-        }
-        Ok(Some(Stored::Value(bytes)))
+        Ok(Some(Stored::Value(object)))
     }
+}
+
+/// Checks a blob file against its hash, reading it mapped on all cores.
+fn verify_blob(hash: &ObjectId, blob: &Blob) -> Result<(), DiskError> {
+    let io = |source| DiskError::Io { path: blob.path.clone(), source };
+    let len = std::fs::metadata(&blob.path).map_err(io)?.len();
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&blob.header);
+    hasher.update_mmap_rayon(&blob.path).map_err(io)?;
+    if len != blob.body_len || hasher.finalize().as_bytes() != hash.as_bytes() {
+        return Err(DiskError::Corrupt(*hash));
+    }
+    Ok(())
 }
 
 impl Drop for Disk {
@@ -223,6 +246,22 @@ fn write_behind(db: &Database, blobs: &Path, rx: &mpsc::Receiver<Write>, broken:
 }
 
 fn commit(db: &Database, blobs: &Path, batch: &[Write]) -> Result<(), DiskError> {
+    // Blob files first, so the index below never names an unsynced file.
+    let mut synced = false;
+    for write in batch {
+        if let Write::Object(_, object) | Write::Result(_, _, object) = write
+            && let Object::Blob(blob) = object.as_ref()
+        {
+            let io = |source| DiskError::Io { path: blob.path.clone(), source };
+            fs::File::open(&blob.path).and_then(|f| f.sync_all()).map_err(io)?;
+            synced = true;
+        }
+    }
+    if synced {
+        fs::File::open(blobs)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| DiskError::Io { path: blobs.into(), source })?;
+    }
     let txn = db.begin_write().map_err(index_err)?;
     {
         let mut objects = txn.open_table(OBJECTS).map_err(index_err)?;
@@ -230,11 +269,10 @@ fn commit(db: &Database, blobs: &Path, batch: &[Write]) -> Result<(), DiskError>
         let mut failures = txn.open_table(FAILURES).map_err(index_err)?;
         for write in batch {
             match write {
-                Write::Object(id, bytes) => store_object(&mut objects, blobs, *id.as_bytes(), bytes)?,
-                Write::Result(id, bytes) => {
-                    let hash = content_hash(&[bytes]);
-                    store_object(&mut objects, blobs, hash, bytes)?;
-                    results.insert(id.as_bytes(), hash).map_err(index_err)?;
+                Write::Object(hash, object) => store_object(&mut objects, hash, object)?,
+                Write::Result(id, hash, object) => {
+                    store_object(&mut objects, hash, object)?;
+                    results.insert(id.as_bytes(), hash.as_bytes()).map_err(index_err)?;
                 }
                 Write::Failure(id, bytes) => {
                     failures.insert(id.as_bytes(), bytes.as_slice()).map_err(index_err)?;
@@ -246,29 +284,16 @@ fn commit(db: &Database, blobs: &Path, batch: &[Write]) -> Result<(), DiskError>
     txn.commit().map_err(index_err)
 }
 
-fn store_object(
-    objects: &mut redb::Table<[u8; 32], &[u8]>,
-    blobs: &Path,
-    hash: [u8; 32],
-    bytes: &[u8],
-) -> Result<(), DiskError> {
-    if objects.get(&hash).map_err(index_err)?.is_some() {
+/// The index entry of `object`: its bytes, or where its blob is.
+fn store_object(objects: &mut redb::Table<[u8; 32], &[u8]>, hash: &ObjectId, object: &Object) -> Result<(), DiskError> {
+    if objects.get(hash.as_bytes()).map_err(index_err)?.is_some() {
         return Ok(());
     }
-    let mut entry;
-    if bytes.len() <= INLINE_OBJECT_MAX {
-        entry = Vec::with_capacity(bytes.len() + 1);
-        entry.push(INLINE);
-        entry.extend_from_slice(bytes);
-    } else {
-        let path = blobs.join(ObjectId::from(hash).to_string());
-        if !path.exists() {
-            write_atomic(&path, bytes).map_err(|source| DiskError::Io { path, source })?;
-        }
-        entry = vec![BLOB];
-        entry.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-    }
-    objects.insert(&hash, entry.as_slice()).map_err(index_err)?;
+    let entry = match object {
+        Object::Inline(bytes) => [&[INLINE], bytes.as_slice()].concat(),
+        Object::Blob(blob) => [&[BLOB], &blob.body_len.to_le_bytes()[..], &blob.header].concat(),
+    };
+    objects.insert(hash.as_bytes(), entry.as_slice()).map_err(index_err)?;
     Ok(())
 }
 

@@ -2,16 +2,19 @@
 //!
 //! Two tiers. The memory tier holds every object this process made or read
 //! and the state of every pending task result; `get` and `wait` are served
-//! from it. The disk tier ([`disk`]) keeps objects across restarts: a
-//! background writer group-commits them to redb (small) and blob files
-//! (large), so `put` never waits for an fsync. [`ObjectStore::flush`] waits
-//! until everything written before it is durable.
+//! from it. Small objects live there in full; a large one is written once,
+//! at `put`, to an immutable file named by its hash ([`Object::Blob`]), which
+//! guests map instead of copying. The disk tier ([`disk`]) makes objects
+//! survive restarts: a background writer fsyncs blob files and group-commits
+//! the index and small objects to redb, so `put` never waits for an fsync.
+//! [`ObjectStore::flush`] waits until everything written before it is durable.
 
 mod disk;
 mod id;
+mod object;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -22,10 +25,8 @@ use tokio::time::Instant;
 pub use self::disk::DiskError;
 use self::disk::{Disk, Stored};
 pub use self::id::ObjectId;
+pub use self::object::{Blob, Object};
 use crate::error::Failure;
-
-/// An object's encoded bytes, shared without copying.
-pub type Object = Arc<Vec<u8>>;
 
 /// Inputs at least this large are hashed on all cores.
 const PARALLEL_HASH_MIN: usize = 1 << 20;
@@ -35,15 +36,23 @@ const SHARDS: usize = 64;
 
 enum Slot {
     Pending(Arc<Notify>),
-    Ready(Object),
+    Ready(Arc<Object>),
     Failed(Arc<Failure>),
 }
 
 enum Peek {
-    Ready(Object),
+    Ready(Arc<Object>),
     Failed(Arc<Failure>),
     Pending(Arc<Notify>),
     Absent,
+}
+
+/// The bytes of a new object.
+enum Source<'a> {
+    /// A whole encoding, owned.
+    Encoded(Vec<u8>),
+    /// The contents of a `bin`, borrowed (from guest memory).
+    Bin(&'a [u8]),
 }
 
 /// Why `get` returned no value.
@@ -59,6 +68,7 @@ pub enum GetError {
 pub struct ObjectStore {
     shards: Vec<Mutex<HashMap<ObjectId, Slot>>>,
     disk: Disk,
+    blobs: PathBuf,
     /// Task result ids are blake3(nonce, counter): unique without coordination.
     nonce: [u8; 32],
     counter: AtomicU64,
@@ -70,6 +80,7 @@ impl ObjectStore {
         Ok(ObjectStore {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             disk: Disk::open(dir)?,
+            blobs: dir.join("blobs"),
             nonce: rand::random(),
             counter: AtomicU64::new(0),
         })
@@ -81,26 +92,26 @@ impl ObjectStore {
 
     /// Stores `bytes` and returns their content address. Identical bytes are
     /// stored once.
-    pub fn put(&self, bytes: Vec<u8>) -> ObjectId {
+    pub fn put(&self, bytes: Vec<u8>) -> Result<ObjectId, Failure> {
         let id = ObjectId::from(content_hash(&[&bytes]));
-        self.insert(id, || bytes)
+        self.insert(id, Source::Encoded(bytes))
     }
 
     /// Stores `data` as one MessagePack `bin` value, the same object (and
     /// ref) as `put` of its encoding, without encoding it first: `data` is
-    /// hashed where it is and copied once, only if it is new.
-    pub fn put_bin(&self, data: &[u8]) -> ObjectId {
-        let header = bin_header(data.len());
-        let id = ObjectId::from(content_hash(&[&header, data]));
-        self.insert(id, || [header.as_slice(), data].concat())
+    /// hashed where it is and copied once (straight into the object's file
+    /// if it is large), only if it is new.
+    pub fn put_bin(&self, data: &[u8]) -> Result<ObjectId, Failure> {
+        let id = ObjectId::from(content_hash(&[&object::bin_header(data.len()), data]));
+        self.insert(id, Source::Bin(data))
     }
 
-    fn insert(&self, id: ObjectId, bytes: impl FnOnce() -> Vec<u8>) -> ObjectId {
+    fn insert(&self, id: ObjectId, source: Source<'_>) -> Result<ObjectId, Failure> {
         if matches!(self.peek(&id), Peek::Ready(_)) {
-            return id;
+            return Ok(id);
         }
-        // Built outside the lock: copying a large object takes a while.
-        let object = Arc::new(bytes());
+        // Built outside the lock: writing a large object takes a while.
+        let object = Arc::new(self.build(&id, source)?);
         let mut shard = self.shard(&id).lock();
         if !matches!(shard.get(&id), Some(Slot::Ready(_))) {
             self.disk.write_object(id, object.clone());
@@ -108,7 +119,29 @@ impl ObjectStore {
                 n.notify_waiters();
             }
         }
-        id
+        Ok(id)
+    }
+
+    /// The object with content hash `hash`: in memory if small, else written
+    /// to its blob file, the only copy made.
+    fn build(&self, hash: &ObjectId, source: Source<'_>) -> Result<Object, Failure> {
+        let (header, body): (Vec<u8>, &[u8]) = match &source {
+            Source::Encoded(bytes) => {
+                let (header, body) = bytes.split_at(object::bin_header_len(bytes));
+                (header.to_vec(), body)
+            }
+            Source::Bin(data) => (object::bin_header(data.len()), data),
+        };
+        if !object::is_large(header.len() + body.len()) {
+            return Ok(Object::Inline(match source {
+                Source::Encoded(bytes) => bytes,
+                Source::Bin(data) => [&header, data].concat(),
+            }));
+        }
+        let path = self.blobs.join(hash.to_string());
+        object::write_body(&path, body)
+            .map_err(|e| Failure::LimitExceeded(format!("the object store cannot write `{}`: {e}", path.display())))?;
+        Ok(Object::Blob(Blob { header, body_len: body.len() as u64, path }))
     }
 
     /// A fresh id for a result that does not exist yet.
@@ -128,10 +161,14 @@ impl ObjectStore {
 
     /// Resolves the pending `id` with a value or a failure, waking its waiters.
     pub fn complete(&self, id: ObjectId, result: Result<Vec<u8>, Failure>) {
-        let slot = match result {
-            Ok(bytes) => {
-                let object = Arc::new(bytes);
-                self.disk.write_result(id, object.clone());
+        let stored = result.and_then(|bytes| {
+            let hash = ObjectId::from(content_hash(&[&bytes]));
+            Ok((hash, self.build(&hash, Source::Encoded(bytes))?))
+        });
+        let slot = match stored {
+            Ok((hash, object)) => {
+                let object = Arc::new(object);
+                self.disk.write_result(id, hash, object.clone());
                 Slot::Ready(object)
             }
             Err(failure) => {
@@ -147,7 +184,7 @@ impl ObjectStore {
 
     /// The value of `id` if it is ready now, without waiting: `None` while
     /// pending.
-    pub fn try_get(&self, id: &ObjectId) -> Option<Result<Object, Arc<Failure>>> {
+    pub fn try_get(&self, id: &ObjectId) -> Option<Result<Arc<Object>, Arc<Failure>>> {
         match self.peek(id) {
             Peek::Ready(o) => Some(Ok(o)),
             Peek::Failed(f) => Some(Err(f)),
@@ -157,7 +194,7 @@ impl ObjectStore {
     }
 
     /// Waits until `id` is ready (or failed) or `deadline` passes.
-    pub async fn get(&self, id: &ObjectId, deadline: Option<Instant>) -> Result<Object, GetError> {
+    pub async fn get(&self, id: &ObjectId, deadline: Option<Instant>) -> Result<Arc<Object>, GetError> {
         loop {
             let notify = match self.peek(id) {
                 Peek::Ready(o) => return Ok(o),
@@ -195,9 +232,9 @@ impl ObjectStore {
 
     /// Reads `id` from disk into the memory tier; unknown ids fail with
     /// `NotFound`.
-    fn load(&self, id: &ObjectId) -> Result<Object, Arc<Failure>> {
+    fn load(&self, id: &ObjectId) -> Result<Arc<Object>, Arc<Failure>> {
         let slot = match self.disk.load(id) {
-            Ok(Some(Stored::Value(bytes))) => Slot::Ready(Arc::new(bytes)),
+            Ok(Some(Stored::Value(object))) => Slot::Ready(Arc::new(object)),
             Ok(Some(Stored::Failed(failure))) => Slot::Failed(Arc::new(failure)),
             Ok(None) => return Err(Arc::new(Failure::NotFound(format!("no object `{id}` on this node")))),
             Err(err) => {
@@ -233,16 +270,6 @@ pub fn content_hash(parts: &[&[u8]]) -> [u8; 32] {
     *hasher.finalize().as_bytes()
 }
 
-/// The MessagePack header of a `bin` of `len` bytes: the smallest form, as
-/// every MessagePack encoder writes it, so `put_bin` and `put` agree.
-fn bin_header(len: usize) -> Vec<u8> {
-    match len {
-        0..=0xff => vec![0xc4, len as u8],
-        0x100..=0xffff => [&[0xc5][..], &(len as u16).to_be_bytes()].concat(),
-        _ => [&[0xc6][..], &(len as u32).to_be_bytes()].concat(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,8 +281,9 @@ mod tests {
         for len in [0, 10, 255, 256, 65_535, 65_536, 200_000] {
             let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
             let encoded = rmp_serde::to_vec(serde_bytes::Bytes::new(&data)).unwrap();
-            assert_eq!(store.put_bin(&data), store.put(encoded.clone()), "length {len}");
-            assert_eq!(*store.try_get(&store.put_bin(&data)).unwrap().unwrap(), encoded);
+            let id = store.put_bin(&data).unwrap();
+            assert_eq!(id, store.put(encoded.clone()).unwrap(), "length {len}");
+            assert_eq!(store.try_get(&id).unwrap().unwrap().to_vec().unwrap(), encoded);
         }
     }
 }

@@ -88,7 +88,7 @@ fn expand(func: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
                 ::prism::__private::remote(#name_str, ::std::vec![#(::prism::IntoArg::into_arg(#names)),*], options)
             }
 
-            fn #runner(args: &[::std::vec::Vec<u8>]) -> ::std::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
+            fn #runner(args: &[::prism::__private::Payload]) -> ::std::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
                 #decode
                 let output: #output_ty = #finish;
                 ::prism::__private::encode_result(#name_str, &output)
@@ -276,7 +276,7 @@ fn expand_actor(imp: ItemImpl) -> syn::Result<proc_macro2::TokenStream> {
         }
 
         const _: () = {
-            fn construct(args: &[::std::vec::Vec<u8>]) -> ::std::result::Result<::std::boxed::Box<dyn ::std::any::Any>, ::std::string::String> {
+            fn construct(args: &[::prism::__private::Payload]) -> ::std::result::Result<::std::boxed::Box<dyn ::std::any::Any>, ::std::string::String> {
                 #ctor_decode
                 let state: #class = #ctor_call;
                 Ok(::std::boxed::Box::new(state))
@@ -285,7 +285,7 @@ fn expand_actor(imp: ItemImpl) -> syn::Result<proc_macro2::TokenStream> {
             fn call(
                 state: &mut dyn ::std::any::Any,
                 method: &str,
-                args: &[::std::vec::Vec<u8>],
+                args: &[::prism::__private::Payload],
             ) -> ::std::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
                 #bind_state
                 match method {
@@ -332,7 +332,7 @@ fn output_type(output: &ReturnType) -> (Type, bool) {
     }
 }
 
-/// Decodes `params` from `args` (a `&[Vec<u8>]`), naming `label` on errors,
+/// Decodes `params` from `args` (a `&[Payload]`), naming `label` on errors,
 /// after checking their number.
 fn decode_params(label: &str, params: &[(syn::Ident, Type)]) -> proc_macro2::TokenStream {
     let arity = params.len();

@@ -54,6 +54,10 @@ pub struct NodeOptions {
     /// CPU time each task call may use, in seconds
     #[arg(long, value_name = "SECONDS", default_value_t = config::DEFAULT_CPU_DEADLINE.as_secs_f64())]
     cpu_deadline: f64,
+
+    /// Instances alive at once (each holds a memory slot); the driver is one
+    #[arg(long, default_value_t = config::DEFAULT_MAX_INSTANCES, value_parser = clap::value_parser!(u32).range(2..))]
+    max_instances: u32,
 }
 
 impl NodeOptions {
@@ -67,6 +71,7 @@ impl NodeOptions {
             anyhow::bail!("--cpu-deadline must be a positive number of seconds, not {}", self.cpu_deadline);
         }
         config.cpu_deadline = Duration::from_secs_f64(self.cpu_deadline);
+        config.max_instances = self.max_instances;
         Ok(config)
     }
 }

@@ -1,0 +1,152 @@
+//! Large objects mapped into guest memory, one case per argument:
+//! `prism run mapping.wasm -- CASE`. tests/all/mapping.rs asserts the output.
+
+use prism::wit::prism::core::{bytes, objects, types};
+use prism::{Bytes, Global, ObjectRef, View};
+
+/// 8 MiB whose every 8-byte word is its index: easy to check anywhere.
+fn pattern() -> Vec<u8> {
+    (0..1u64 << 20).flat_map(u64::to_le_bytes).collect()
+}
+
+fn matches_pattern(data: &[u8]) -> bool {
+    data.len() == 8 << 20 && data.chunks_exact(8).enumerate().all(|(i, w)| w == (i as u64).to_le_bytes())
+}
+
+/// A task argument that is a ref to a large byte string arrives mapped.
+#[prism::remote]
+fn checksum(data: View) -> (bool, u64) {
+    (data.is_mapped(), data.cast::<u64>().unwrap().iter().sum())
+}
+
+/// Writes into its mapping (copy-on-write), then reads the object again.
+#[prism::remote]
+fn scribble(data: View, r: ObjectRef<Bytes>) -> (bool, bool) {
+    let mut data = data;
+    data[..8].copy_from_slice(&[0xff; 8]);
+    let wrote = data[..8] == [0xff; 8];
+    (wrote, matches_pattern(&prism::get_bytes(&r).unwrap()))
+}
+
+/// Where `leak_and_trap` left its mapping.
+static LEAKED: Global<(u32, u32)> = Global::new("leaked");
+
+/// Maps `r`, leaves the mapping in place and traps: the instance is dropped
+/// with the object still mapped.
+#[prism::remote]
+fn leak_and_trap(r: ObjectRef<Bytes>) -> u32 {
+    let view = prism::get_bytes(&r).unwrap();
+    LEAKED.set(&(view.as_ptr() as u32, view.len() as u32)).unwrap();
+    std::mem::forget(view);
+    panic!("trap with the object mapped");
+}
+
+/// Reads this instance's memory at `[at, at + len)` without writing to it.
+#[prism::remote]
+fn all_zero_at(at: u32, len: u32) -> bool {
+    // Grow memory over the range without initializing it.
+    let mut grow: Vec<u8> = Vec::with_capacity((at + len) as usize);
+    let base = grow.as_mut_ptr();
+    let zero = (at..at + len).step_by(4096).all(|a| {
+        // SAFETY: `a` is inside linear memory (grown above); reading
+        // uninitialized wasm memory is reading whatever the host put there.
+        unsafe { std::ptr::read_volatile(a as usize as *const u8) == 0 }
+    });
+    std::hint::black_box(base);
+    zero
+}
+
+fn main() {
+    let case = std::env::args().nth(1).unwrap_or_default();
+    match case.as_str() {
+        "get" => {
+            let r = prism::put_bytes(&pattern()).unwrap();
+            let view = prism::get_bytes(&r).unwrap();
+            println!("mapped: {}, aligned: {}", view.is_mapped(), (view.as_ptr() as usize).is_multiple_of(64 << 10));
+            println!("pattern: {}", matches_pattern(&view));
+            println!("as u64: {:?}", &view.cast::<u64>().unwrap()[..4]);
+            let small = prism::put_bytes(b"small").unwrap();
+            let small = prism::get_bytes(&small).unwrap();
+            println!("small mapped: {}, {:?}", small.is_mapped(), std::str::from_utf8(&small).unwrap());
+        }
+        "typed" => {
+            // A large value that is not a byte string: mapped, then decoded.
+            let values: Vec<u64> = (0..200_000).collect();
+            let r = prism::put(&values).unwrap();
+            let got: Vec<u64> = prism::get(&r).unwrap();
+            println!("decoded: {}", got == values);
+            let bytes = prism::put(&Bytes::from(pattern())).unwrap();
+            println!("put of bytes = put_bytes: {}", bytes == prism::put_bytes(&pattern()).unwrap());
+            let got: Bytes = prism::get(&bytes).unwrap();
+            println!("as Bytes: {}", matches_pattern(&got));
+        }
+        "args" => {
+            let r = prism::put_bytes(&pattern()).unwrap();
+            let expected: u64 = (0..1u64 << 20).sum();
+            // Two tasks read the one object at the same time.
+            let refs = [checksum::remote(&r), checksum::remote(&r)];
+            for (mapped, sum) in prism::get_all(&refs).unwrap() {
+                println!("mapped: {mapped}, sum right: {}", sum == expected);
+            }
+        }
+        "copy-on-write" => {
+            let r = prism::put_bytes(&pattern()).unwrap();
+            let (wrote, unchanged) = prism::get(&scribble::remote(&r, r.clone())).unwrap();
+            println!("guest wrote: {wrote}, object unchanged: {unchanged}");
+            let mut mine = prism::get_bytes(&r).unwrap();
+            mine[100] = 1;
+            println!("driver's copy-on-write: {}", matches_pattern(&prism::get_bytes(&r).unwrap()));
+            println!("ref: {}", hex(r.id()));
+        }
+        "host-writes" => {
+            // Free a mapping without unmapping it (as a buggy guest might),
+            // then have the host lower an 8 MiB list into the same memory.
+            let r = prism::put_bytes(&pattern()).unwrap();
+            let id = r.id().to_vec();
+            let payload = objects::get(std::slice::from_ref(&id), None).unwrap().remove(0);
+            let types::Payload::Large(large) = payload else { panic!("not large") };
+            let layout =
+                std::alloc::Layout::from_size_align((large.len as usize).next_multiple_of(65536), 65536).unwrap();
+            // SAFETY: a non-zero size.
+            let buffer = unsafe { std::alloc::alloc(layout) };
+            bytes::map_object(&id, window(buffer as usize + layout.size())).unwrap();
+            // SAFETY: allocated above.
+            unsafe { std::alloc::dealloc(buffer, layout) };
+            let copy = bytes::read(&id).unwrap();
+            let (start, end) = (copy.as_ptr() as usize, copy.as_ptr() as usize + copy.len());
+            let overlap = end.min(buffer as usize + layout.size()).saturating_sub(start.max(buffer as usize));
+            println!("host wrote into the mapped pages: {}, value right: {}", overlap > 0, matches_pattern(&copy[5..]));
+        }
+        "slot-reuse" => {
+            // Run with one instance slot for tasks: the second task gets the
+            // slot the first one trapped in.
+            let r = prism::put_bytes(&vec![0xab; 8 << 20]).unwrap();
+            println!("{}", prism::get(&leak_and_trap::remote(r)).unwrap_err());
+            let (at, len) = LEAKED.get().unwrap();
+            println!("next instance reads zeros there: {}", prism::get(&all_zero_at::remote(at, len)).unwrap());
+        }
+        "bad-window" => {
+            let r = prism::put_bytes(&pattern()).unwrap();
+            // A buffer at the bottom of memory (over the static data), and a
+            // misaligned one.
+            println!("{}", prism::Error::from(bytes::map_object(r.id(), window(8 << 20)).unwrap_err()));
+            let heap = vec![0u8; 16 << 20];
+            let end = heap.as_ptr() as usize + (4 << 20) + 12345 + (8 << 20);
+            println!("{}", prism::Error::from(bytes::map_object(r.id(), window(end)).unwrap_err()));
+            let small = prism::put_bytes(b"tiny").unwrap();
+            println!("{}", prism::Error::from(bytes::map_object(small.id(), window(end)).unwrap_err()));
+        }
+        other => panic!("unknown case `{other}`"),
+    }
+}
+
+/// The window `map-object` takes: memory from address 1 up to `end`, which
+/// must be inside linear memory. Only its bounds are passed to the host.
+fn window(end: usize) -> &'static [u8] {
+    // SAFETY: [1, end) is inside linear memory, and nothing reads it.
+    unsafe { std::slice::from_raw_parts(std::ptr::dangling::<u8>(), end - 1) }
+}
+
+fn hex(id: &[u8; 32]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
