@@ -129,7 +129,7 @@ fn main() {
             let r = prism::put_bytes(&pattern()).unwrap();
             // A buffer at the bottom of memory (over the static data), and a
             // misaligned one.
-            println!("{}", prism::Error::from(bytes::map_object(r.id(), window(8 << 20)).unwrap_err()));
+            println!("{}", prism::Error::from(bytes::map_object(r.id(), window((8 << 20) + 1)).unwrap_err()));
             let heap = vec![0u8; 16 << 20];
             let end = heap.as_ptr() as usize + (4 << 20) + 12345 + (8 << 20);
             println!("{}", prism::Error::from(bytes::map_object(r.id(), window(end)).unwrap_err()));
