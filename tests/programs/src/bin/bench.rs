@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use prism::wit::prism::core::bytes;
 use prism::{Actor, Bytes, ObjectRef, Options};
 
 #[prism::remote]
@@ -97,6 +98,116 @@ impl Bench {
         rates.sort_by(f64::total_cmp);
         println!("{name} {:.2} {unit}", rates[1]);
     }
+
+    /// Time of one call of `f` in microseconds: the median of `runs`.
+    fn latency(&self, name: &str, runs: usize, mut f: impl FnMut()) {
+        if !self.wants(name) {
+            return;
+        }
+        f();
+        let mut times: Vec<f64> = (0..runs)
+            .map(|_| {
+                let start = Instant::now();
+                f();
+                start.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        println!("{name} {:.2} µs", times[runs / 2]);
+    }
+}
+
+/// Counts the tasks holding a mapping, so a gate can open once all do.
+#[prism::actor]
+struct Arrivals {
+    count: u32,
+}
+
+#[prism::actor]
+impl Arrivals {
+    fn new() -> Self {
+        Arrivals { count: 0 }
+    }
+
+    fn arrive(&mut self) {
+        self.count += 1;
+    }
+
+    fn count(&self) -> u32 {
+        self.count
+    }
+}
+
+/// Returns once `n` tasks have arrived.
+#[prism::remote]
+fn gate(arrivals: Actor<Arrivals>, n: u32) {
+    while prism::get(&arrivals.count().remote()).unwrap() < n {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Reads all of `data` (mapped), then holds the mapping until `gate` opens.
+#[prism::remote]
+fn hold_mapped(data: prism::View, arrivals: Actor<Arrivals>, gate: ObjectRef<()>) -> u64 {
+    let sum = data.cast::<u64>().unwrap().iter().fold(0u64, |a, b| a.wrapping_add(*b));
+    prism::get(&arrivals.arrive().remote()).unwrap();
+    prism::get(&gate).unwrap();
+    sum
+}
+
+/// `map_shared_256mib_xN`: N tasks map one 256 MiB object and read all of
+/// it at the same time. Run with `prism bench --memory` to see the peak.
+fn shared_mapping(bench: &Bench) {
+    for n in [1u32, 100] {
+        let name = format!("map_shared_256mib_x{n}");
+        if !bench.filters.contains(&name) {
+            continue;
+        }
+        let r = prism::put_bytes(&vec![1u8; 256 << 20]).unwrap();
+        let arrivals = Arrivals::remote();
+        let no_cpu = Options::new().num_cpus(0);
+        bench.latency(&name, 1, || {
+            let arrived = prism::get(&arrivals.count().remote()).unwrap();
+            let open = gate::remote_with(&no_cpu, arrivals.clone(), arrived + n);
+            let refs: Vec<_> = (0..n).map(|_| hold_mapped::remote(&r, arrivals.clone(), open.clone())).collect();
+            prism::get_all(&refs).unwrap();
+        });
+    }
+}
+
+/// `get` of large objects into this guest, mapped and copied, by size: the
+/// mapped one is O(1); the copied one moves every byte twice.
+fn large_gets(bench: &Bench) {
+    for (label, size) in [("128kib", 128usize << 10), ("1mib", 1 << 20), ("64mib", 64 << 20), ("1gib", 1 << 30)] {
+        let (mapped, copied) = (format!("get_mapped_{label}"), format!("get_copied_{label}"));
+        if !bench.wants(&mapped) && !bench.wants(&copied) && !bench.wants(&format!("sum_mapped_{label}")) {
+            continue;
+        }
+        let r = {
+            let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            prism::put_bytes(&data).unwrap()
+        };
+        let runs = if size >= 1 << 30 { 5 } else { 21 };
+        bench.latency(&mapped, runs, || {
+            let view = prism::get_bytes(&r).unwrap();
+            assert!(view.is_mapped());
+        });
+        bench.latency(&copied, runs, || {
+            std::hint::black_box(bytes::read(r.id()).unwrap());
+        });
+        // Reading a mapped object: every page faulted in from the page cache.
+        bench.timeit(&format!("sum_mapped_{label}"), size as f64 / 1e9, "GB/s", || {
+            let view = prism::get_bytes(&r).unwrap();
+            std::hint::black_box(view.cast::<u64>().unwrap().iter().fold(0u64, |a, b| a.wrapping_add(*b)));
+        });
+    }
+    if bench.wants("sum_local_1gib") {
+        // The same sum over this guest's own memory: memory speed.
+        let data: Vec<u64> = (0..1u64 << 27).collect();
+        bench.timeit("sum_local_1gib", (1u64 << 30) as f64 / 1e9, "GB/s", || {
+            std::hint::black_box(data.iter().fold(0u64, |a, b| a.wrapping_add(*b)));
+        });
+    }
 }
 
 fn main() {
@@ -138,6 +249,8 @@ fn main() {
     if bench.wants("actor") {
         actors(&bench);
     }
+    large_gets(&bench);
+    shared_mapping(&bench);
     // Ray runs several driver processes; here, clients are tasks holding no cpu.
     let clients = 4;
     bench.timeit("multi_client_tasks_async", (clients * 1000) as f64, "ops/s", || {

@@ -1,4 +1,7 @@
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use clap::Args;
 use prism_host::DriverExit;
@@ -33,6 +36,12 @@ pub struct Bench {
     #[arg(long, default_value_t = 2.0)]
     seconds: f64,
 
+    /// Also print the process's peak resident memory: `peak_rss` (pages
+    /// mapped N times count N times) and `peak_pss` (shared pages counted
+    /// once), sampled every 10 ms from /proc/self/smaps_rollup
+    #[arg(long)]
+    memory: bool,
+
     #[command(flatten)]
     node: NodeOptions,
 }
@@ -43,11 +52,60 @@ impl Bench {
         config.memory_limit = config.memory_limit.max(BENCH_MEMORY_MIB << 20);
         let mut args = vec![self.seconds.to_string()];
         args.extend(self.names);
+        let sampler = self.memory.then(MemorySampler::start);
         let exit = super::run_driver(config, "bench.wasm".into(), BENCH_GUEST.to_vec(), args)?;
+        if let Some(sampler) = sampler {
+            let (rss, pss) = sampler.stop();
+            println!("peak_rss {} MiB\npeak_pss {} MiB", rss >> 10, pss >> 10);
+        }
         match exit {
             DriverExit::Exited(0) => Ok(ExitCode::SUCCESS),
             DriverExit::Exited(code) => anyhow::bail!("the benchmark guest exited with status {code}"),
             DriverExit::Trapped(trap) => anyhow::bail!("the benchmark guest trapped: {trap}"),
         }
     }
+}
+
+/// Samples this process's resident memory in the background, keeping the
+/// peaks (in KiB).
+struct MemorySampler {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<(u64, u64)>,
+}
+
+impl MemorySampler {
+    fn start() -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut peak = (0, 0);
+                while !stop.load(Ordering::Relaxed) {
+                    let (rss, pss) = resident();
+                    peak = (peak.0.max(rss), peak.1.max(pss));
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                peak
+            })
+        };
+        MemorySampler { stop, thread }
+    }
+
+    fn stop(self) -> (u64, u64) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or_default()
+    }
+}
+
+/// `Rss` and `Pss` of this process in KiB (zero where /proc is missing).
+fn resident() -> (u64, u64) {
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
+    let field = |name: &str| {
+        rollup
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("Rss:"), field("Pss:"))
 }
