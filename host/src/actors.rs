@@ -255,6 +255,7 @@ async fn run(node: Arc<Node>, actor: Arc<Actor>, args: Vec<TaskArg>, mut rx: mps
         num_cpus: 0,
         caller,
         actor: Some(actor.id),
+        generator: None,
     };
     let constructed = match resolve(&node, &actor.label("new"), args).await {
         Ok(args) => start(&node, &actor, context(), &args).await.map(|i| (i, args)),

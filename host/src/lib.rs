@@ -7,7 +7,8 @@
 //! - [`scheduler`]: admits tasks onto logical cpus, resolves their ref
 //!   arguments, retries them;
 //! - [`store`]: immutable objects, in memory and durably on disk;
-//! - [`actors`]: long-lived instances holding state, serving calls in order.
+//! - [`actors`]: long-lived instances holding state, serving calls in order;
+//! - [`generators`]: streams of items yielded by generator tasks.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -23,6 +24,7 @@ pub mod actors;
 pub mod config;
 pub mod error;
 mod fsutil;
+pub mod generators;
 mod node;
 pub mod runtime;
 pub mod scheduler;

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::actors::{ActorId, ActorOptions, Actors};
 use crate::config::Config;
 use crate::error::Failure;
+use crate::generators::Generators;
 use crate::runtime::output::Output;
 use crate::runtime::{DriverExit, LoadError, Program, Runtime, TaskContext, WarmPool};
 use crate::scheduler::{Scheduler, TaskArg, TaskOptions};
@@ -26,6 +27,7 @@ pub struct Node {
     pub(crate) runtime: Runtime,
     pub(crate) scheduler: Scheduler,
     pub(crate) actors: Actors,
+    pub(crate) generators: Generators,
     callers: AtomicU64,
 }
 
@@ -50,7 +52,15 @@ impl Node {
         let store = ObjectStore::open(&config.data_dir.join("objects"))?;
         let runtime = Runtime::new(&config)?;
         let scheduler = Scheduler::new(config.workers);
-        Ok(Arc::new(Node { config, store, runtime, scheduler, actors: Actors::default(), callers: AtomicU64::new(0) }))
+        Ok(Arc::new(Node {
+            config,
+            store,
+            runtime,
+            scheduler,
+            actors: Actors::default(),
+            generators: Generators::default(),
+            callers: AtomicU64::new(0),
+        }))
     }
 
     /// Loads a component (compiled once, then cached on disk).
@@ -79,6 +89,7 @@ impl Node {
             num_cpus: 0,
             caller: self.next_caller(),
             actor: None,
+            generator: None,
         };
         let exit = self.runtime.run_driver(ctx, args).await;
         Actors::end_job(self, job);
@@ -127,6 +138,17 @@ impl Node {
         options: TaskOptions,
     ) -> ObjectId {
         Scheduler::submit(self, job, function, args, options)
+    }
+
+    /// Schedules the generator `function`; returns its stream's id.
+    pub fn remote_generator(
+        self: &Arc<Self>,
+        job: &Arc<Job>,
+        function: String,
+        args: Vec<TaskArg>,
+        options: TaskOptions,
+    ) -> ObjectId {
+        Scheduler::submit_generator(self, job, function, args, options)
     }
 
     /// A ref that is failed from the start.

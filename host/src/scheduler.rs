@@ -8,8 +8,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
 use crate::error::Failure;
+use crate::generators::Stream;
 use crate::node::{Job, Node};
-use crate::runtime::{Payload, TaskContext, payload};
+use crate::runtime::{Generating, Payload, TaskContext, payload};
 use crate::store::{GetError, ObjectId};
 
 /// One argument of a remote call.
@@ -63,33 +64,84 @@ impl Scheduler {
         args: Vec<TaskArg>,
         options: TaskOptions,
     ) -> ObjectId {
+        if let Err(failure) = Self::admissible(node, job, &function, options) {
+            return node.failed(failure);
+        }
+        let id = node.store.pending();
+        let span = tracing::info_span!("task", function = %function, id = %id);
+        tokio::spawn(run(node.clone(), job.clone(), function, args, options, Results::Object(id)).instrument(span));
+        id
+    }
+
+    /// Schedules a generator task and returns the id of its stream at once.
+    pub(crate) fn submit_generator(
+        node: &Arc<Node>,
+        job: &Arc<Job>,
+        function: String,
+        args: Vec<TaskArg>,
+        options: TaskOptions,
+    ) -> ObjectId {
+        let id = node.store.fresh_id();
+        let stream = node.generators.create(id);
+        match Self::admissible(node, job, &function, options) {
+            Err(failure) => stream.end(Some(node.failed(failure))),
+            Ok(()) => {
+                let span = tracing::info_span!("generator", function = %function, id = %id);
+                let results = Results::Stream(stream);
+                tokio::spawn(run(node.clone(), job.clone(), function, args, options, results).instrument(span));
+            }
+        }
+        id
+    }
+
+    /// Whether the job's program has `function` and the node enough cpus.
+    fn admissible(node: &Node, job: &Job, function: &str, options: TaskOptions) -> Result<(), Failure> {
         let program = &job.program;
-        if !program.functions.contains(&function) {
-            return node.failed(program.missing("task", &function, &program.functions));
+        if !program.functions.iter().any(|f| f == function) {
+            return Err(program.missing("task", function, &program.functions));
         }
         let capacity = node.scheduler.capacity;
         if options.num_cpus > capacity {
-            return node.failed(Failure::LimitExceeded(format!(
+            return Err(Failure::LimitExceeded(format!(
                 "task `{function}` asks for {} cpus but this node has {capacity} (see --workers)",
                 options.num_cpus
             )));
         }
-        let id = node.store.pending();
-        let span = tracing::info_span!("task", function = %function, id = %id);
-        tokio::spawn(run(node.clone(), job.clone(), id, function, args, options).instrument(span));
-        id
+        Ok(())
     }
 }
 
-async fn run(node: Arc<Node>, job: Arc<Job>, id: ObjectId, function: String, args: Vec<TaskArg>, options: TaskOptions) {
+/// Where a task's results go.
+enum Results {
+    /// Its return value is the object `id`.
+    Object(ObjectId),
+    /// It is a generator: its yields go to the stream, its return ends it.
+    Stream(Arc<Stream>),
+}
+
+async fn run(
+    node: Arc<Node>,
+    job: Arc<Job>,
+    function: String,
+    args: Vec<TaskArg>,
+    options: TaskOptions,
+    results: Results,
+) {
+    let stream = match &results {
+        Results::Stream(stream) => Some(stream.clone()),
+        Results::Object(_) => None,
+    };
     let result = match resolve(&node, &function, args).await {
-        Ok(values) => attempt(&node, &job, &function, &values, options).await,
+        Ok(values) => attempt(&node, &job, &function, &values, options, stream).await,
         Err(failure) => Err(failure),
     };
     if let Err(failure) = &result {
         tracing::debug!(%failure, "task failed");
     }
-    node.store.complete(id, result);
+    match results {
+        Results::Object(id) => node.store.complete(id, result),
+        Results::Stream(stream) => stream.end(result.err().map(|failure| node.failed(failure))),
+    }
 }
 
 /// Replaces top-level refs with their values, waiting for them (without a
@@ -119,6 +171,7 @@ async fn attempt(
     function: &str,
     args: &[Payload],
     options: TaskOptions,
+    stream: Option<Arc<Stream>>,
 ) -> Result<Vec<u8>, Failure> {
     let mut retries = 0;
     loop {
@@ -130,6 +183,9 @@ async fn attempt(
             num_cpus: options.num_cpus,
             caller: node.next_caller(),
             actor: None,
+            // Each attempt yields from the first item again; the stream
+            // skips what an earlier attempt already gave.
+            generator: stream.clone().map(Generating::new),
         };
         let (message, retryable) = match node.runtime.call_task(ctx, function, args).await {
             Ok(Ok(bytes)) => return Ok(bytes),

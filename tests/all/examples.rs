@@ -74,3 +74,20 @@ fn ocr_actor_pool_keeps_its_models() {
         "{out}"
     );
 }
+
+#[test]
+fn generator_yields_large_values_one_at_a_time() {
+    let out = run_ok(guest!("GENERATOR"), &["3"]);
+    let values: Vec<&str> = out.lines().filter(|l| l.starts_with("value ")).collect();
+    assert_eq!(
+        values,
+        [
+            "value 0: 100000000 bytes, mapped: true, max 126",
+            "value 1: 100000000 bytes, mapped: true, max 126",
+            "value 2: 100000000 bytes, mapped: true, max 126",
+        ]
+    );
+    for i in 0..3 {
+        assert!(out.contains(&format!("(large_values_generator) yielding return value {i}\n")), "{out}");
+    }
+}

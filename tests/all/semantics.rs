@@ -125,3 +125,23 @@ fn guests_get_no_environment_files_or_network() {
         run.stderr
     );
 }
+
+#[test]
+fn generators_stream_in_order_fail_at_the_item_and_skip_replayed_items() {
+    let out = case("generator");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "items: [0, 1, 2, 3, 4]");
+    assert_eq!(lines[1], "failing: [\"ok 0\", \"ok 1\", \"error task `fail_after` failed: failed after 2 items\"]");
+    assert_eq!(lines[2], "retried: [0, 1, 2, 3]");
+    assert_eq!(lines[3], "timeout: error timed out before the objects were ready");
+    assert_eq!(lines[4], "then: [0, 1]");
+    assert!(
+        lines[5].starts_with("unknown: [\"error invalid argument: component `semantics.wasm` has no task `nope`"),
+        "{out}"
+    );
+    assert_eq!(
+        lines[6],
+        "yield outside a generator: error invalid argument: `yield-item` is only for generator tasks \
+         (started with `remote-generator`)"
+    );
+}

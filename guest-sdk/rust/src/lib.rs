@@ -21,6 +21,7 @@ pub mod wit;
 mod actor;
 mod encoding;
 mod error;
+mod generator;
 mod global;
 mod object_ref;
 mod objects;
@@ -29,6 +30,7 @@ mod view;
 
 pub use actor::{Actor, ActorCall, ActorOptions, get_actor};
 pub use error::{Error, Failure, Result};
+pub use generator::Generator;
 pub use global::Global;
 pub use object_ref::ObjectRef;
 pub use objects::{Bytes, Ready, get, get_all, get_all_timeout, get_bytes, get_timeout, put, put_bytes, wait};
@@ -41,6 +43,7 @@ pub use view::{Plain, View};
 pub mod __private {
     pub use crate::actor::{ActorClass, create as create_actor, created, state};
     pub use crate::encoding::{decode_arg, encode_result};
+    pub use crate::generator::{remote_generator, yield_item};
     pub use crate::task::{TaskFn, remote};
     pub use crate::wit::prism::core::types::Payload;
     pub use inventory;

@@ -47,6 +47,14 @@ impl Options {
         self.num_cpus = n;
         self
     }
+
+    pub(crate) fn to_wit(self) -> types::TaskOptions {
+        types::TaskOptions {
+            max_retries: self.max_retries,
+            retry_exceptions: self.retry_exceptions,
+            num_cpus: self.num_cpus,
+        }
+    }
 }
 
 /// One argument of a remote call: a value, or a ref the host resolves first.
@@ -117,10 +125,5 @@ pub(crate) fn registered() -> impl Iterator<Item = &'static TaskFn> {
 /// Schedules `function` with `args`; the ref is returned before it runs.
 pub fn remote<T>(function: &str, args: Vec<Arg>, options: &Options) -> ObjectRef<T> {
     let args: Vec<types::Arg> = args.into_iter().map(Arg::into_wit).collect();
-    let options = types::TaskOptions {
-        max_retries: options.max_retries,
-        retry_exceptions: options.retry_exceptions,
-        num_cpus: options.num_cpus,
-    };
-    ObjectRef::from_wit(tasks::remote(function, &args, options))
+    ObjectRef::from_wit(tasks::remote(function, &args, options.to_wit()))
 }

@@ -19,6 +19,7 @@ use super::state::{InstanceState, TaskContext};
 use crate::actors::ActorOptions;
 use crate::config::MAX_OBJECT_SIZE;
 use crate::error::Failure;
+use crate::generators::TimedOut;
 use crate::scheduler::{TaskArg, TaskOptions};
 use crate::store::{GetError, Object, ObjectId};
 
@@ -277,6 +278,14 @@ impl actors::Host for InstanceState {
     }
 }
 
+fn task_options(options: types::TaskOptions) -> TaskOptions {
+    TaskOptions {
+        max_retries: options.max_retries,
+        retry_exceptions: options.retry_exceptions,
+        num_cpus: options.num_cpus,
+    }
+}
+
 impl tasks::Host for InstanceState {
     async fn remote(
         &mut self,
@@ -285,16 +294,58 @@ impl tasks::Host for InstanceState {
         options: types::TaskOptions,
     ) -> wasmtime::Result<types::ObjectRef> {
         let ctx = self.ctx()?;
-        let args = task_args(args);
-        let options = TaskOptions {
-            max_retries: options.max_retries,
-            retry_exceptions: options.retry_exceptions,
-            num_cpus: options.num_cpus,
-        };
-        let id = match args {
-            Ok(args) => ctx.node.remote(&ctx.job, function, args, options),
+        let id = match task_args(args) {
+            Ok(args) => ctx.node.remote(&ctx.job, function, args, task_options(options)),
             Err(f) => ctx.node.failed(f),
         };
         Ok(id.as_bytes().to_vec())
+    }
+
+    async fn remote_generator(
+        &mut self,
+        function: String,
+        args: Vec<types::Arg>,
+        options: types::TaskOptions,
+    ) -> wasmtime::Result<types::ObjectRef> {
+        let ctx = self.ctx()?;
+        // Malformed refs fail the generator, as they fail a task.
+        let args = task_args(args).unwrap_or_else(|f| vec![TaskArg::Object(ctx.node.failed(f))]);
+        Ok(ctx.node.remote_generator(&ctx.job, function, args, task_options(options)).as_bytes().to_vec())
+    }
+
+    async fn yield_item(&mut self, item: types::ObjectRef) -> Wit<()> {
+        self.ctx()?;
+        let ctx = self.task.as_mut().expect("checked by ctx()");
+        let id = match ObjectId::try_from(item.as_slice()) {
+            Ok(id) => id,
+            Err(e) => return Ok(Err(types::Error::InvalidArgument(e))),
+        };
+        let Some(generating) = ctx.generator.as_mut() else {
+            let message = "`yield-item` is only for generator tasks (started with `remote-generator`)".to_string();
+            return Ok(Err(types::Error::InvalidArgument(message)));
+        };
+        generating.stream.push(generating.yielded, id);
+        generating.yielded += 1;
+        Ok(Ok(()))
+    }
+
+    async fn next_item(
+        &mut self,
+        generator: types::ObjectRef,
+        timeout_ms: Option<u64>,
+    ) -> Wit<Option<types::ObjectRef>> {
+        let node = self.ctx()?.node.clone();
+        let stream = match ObjectId::try_from(generator.as_slice()) {
+            Ok(id) => match node.generators.get(&id) {
+                Some(stream) => stream,
+                None => return Ok(Err(types::Error::NotFound(format!("no generator `{id}` on this node")))),
+            },
+            Err(e) => return Ok(Err(types::Error::InvalidArgument(e.replace("object ref", "generator id")))),
+        };
+        let deadline = deadline(timeout_ms);
+        Ok(match self.blocked(stream.next(deadline)).await? {
+            Ok(item) => Ok(item.map(|id| id.as_bytes().to_vec())),
+            Err(TimedOut) => Err(types::Error::Timeout),
+        })
     }
 }

@@ -26,7 +26,7 @@ pub use self::bindings::types::Payload;
 use self::bindings::{TaskHost, TaskHostPre};
 pub(crate) use self::mapping::payload;
 use self::output::{GuestStream, StderrTail, Stream, Tag};
-pub use self::state::{InstanceState, LimitError, TaskContext};
+pub use self::state::{Generating, InstanceState, LimitError, TaskContext};
 use crate::config::{Config, EPOCH_TICK};
 use crate::error::Failure;
 use crate::fsutil::write_atomic;

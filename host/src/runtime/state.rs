@@ -12,6 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::mapping::Mappings;
 use super::output::{StderrTail, Tag};
 use crate::config::MAX_TABLE_ELEMENTS;
+use crate::generators::Stream;
 use crate::node::{Job, Node};
 use crate::store::ObjectId;
 
@@ -66,6 +67,23 @@ pub struct TaskContext {
     /// The actor this instance is, if it is one: actors it creates are
     /// owned by it and end with it.
     pub actor: Option<ObjectId>,
+    /// The stream this call yields to, if it runs a generator.
+    pub generator: Option<Generating>,
+}
+
+/// A generator call's stream and how many items this attempt has yielded.
+pub struct Generating {
+    /// Where its items go.
+    pub stream: Arc<Stream>,
+    /// Items yielded so far by this attempt.
+    pub yielded: usize,
+}
+
+impl Generating {
+    /// A new attempt at filling `stream`.
+    pub fn new(stream: Arc<Stream>) -> Self {
+        Generating { stream, yielded: 0 }
+    }
 }
 
 /// The data of one Store.

@@ -22,6 +22,11 @@ use syn::{
 /// argument either by value or as an `ObjectRef` of its type. Arguments must
 /// be owned and (de)serializable; a function returning `Result<T, E>` fails
 /// the task with `E`'s message on `Err`.
+///
+/// A function returning `impl Iterator<Item = T>` is a streaming generator:
+/// `remote` returns a `prism::Generator<T>`, an iterator over the refs of
+/// the items, each stored as it is yielded. With `Item = Result<T, E>`, an
+/// `Err` item fails the generator there.
 #[proc_macro_attribute]
 pub fn remote(attr: TokenStream, item: TokenStream) -> TokenStream {
     if !attr.is_empty() {
@@ -56,15 +61,46 @@ fn expand(func: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
     }
     let params = typed_params(sig.inputs.iter())?;
 
-    let (output_ty, fallible) = output_type(&sig.output);
+    let generator = generator_item(&sig.output);
+    let (output_ty, fallible) = match &generator {
+        Some(item) => match result_ok_type(item) {
+            Some(ok) => (ok, true),
+            None => (item.clone(), false),
+        },
+        None => output_type(&sig.output),
+    };
 
     let names: Vec<_> = params.iter().map(|(n, _)| n.clone()).collect();
     let types: Vec<_> = params.iter().map(|(_, t)| t.clone()).collect();
     let decode = decode_params(&name_str, &params);
     let call = quote!(super::#name(#(#names),*));
-    let finish =
-        if fallible { quote!(#call.map_err(|e| ::std::string::ToString::to_string(&e))?) } else { quote!(#call) };
     let runner = format_ident!("__prism_run");
+    let (handle, start, run) = if generator.is_some() {
+        let item =
+            if fallible { quote!(item.map_err(|e| ::std::string::ToString::to_string(&e))?) } else { quote!(item) };
+        (
+            quote!(::prism::Generator<#output_ty>),
+            quote!(::prism::__private::remote_generator),
+            quote! {
+                for item in #call {
+                    let item: #output_ty = #item;
+                    ::prism::__private::yield_item(#name_str, &item)?;
+                }
+                ::prism::__private::encode_result(#name_str, &())
+            },
+        )
+    } else {
+        let finish =
+            if fallible { quote!(#call.map_err(|e| ::std::string::ToString::to_string(&e))?) } else { quote!(#call) };
+        (
+            quote!(::prism::ObjectRef<#output_ty>),
+            quote!(::prism::__private::remote),
+            quote! {
+                let output: #output_ty = #finish;
+                ::prism::__private::encode_result(#name_str, &output)
+            },
+        )
+    };
 
     Ok(quote! {
         #func
@@ -75,8 +111,8 @@ fn expand(func: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
             #[allow(unused_imports, reason = "argument types may name items of the parent module")]
             use super::*;
 
-            #[doc = concat!("Schedules `", #name_str, "` and returns the ref of its result at once.")]
-            pub fn remote(#(#names: impl ::prism::IntoArg<#types>),*) -> ::prism::ObjectRef<#output_ty> {
+            #[doc = concat!("Schedules `", #name_str, "` and returns the ref of its result (or its generator) at once.")]
+            pub fn remote(#(#names: impl ::prism::IntoArg<#types>),*) -> #handle {
                 remote_with(&::prism::Options::default(), #(#names),*)
             }
 
@@ -84,14 +120,13 @@ fn expand(func: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
             pub fn remote_with(
                 options: &::prism::Options,
                 #(#names: impl ::prism::IntoArg<#types>),*
-            ) -> ::prism::ObjectRef<#output_ty> {
-                ::prism::__private::remote(#name_str, ::std::vec![#(::prism::IntoArg::into_arg(#names)),*], options)
+            ) -> #handle {
+                #start(#name_str, ::std::vec![#(::prism::IntoArg::into_arg(#names)),*], options)
             }
 
             fn #runner(args: &[::prism::__private::Payload]) -> ::std::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
                 #decode
-                let output: #output_ty = #finish;
-                ::prism::__private::encode_result(#name_str, &output)
+                #run
             }
 
             ::prism::__private::inventory::submit! {
@@ -346,6 +381,21 @@ fn decode_params(label: &str, params: &[(syn::Ident, Type)]) -> proc_macro2::Tok
         }
         #(#decode)*
     }
+}
+
+/// `impl Iterator<Item = T>` gives `Some(T)`: the function is a generator.
+fn generator_item(output: &ReturnType) -> Option<Type> {
+    let ReturnType::Type(_, ty) = output else { return None };
+    let Type::ImplTrait(bounds) = &**ty else { return None };
+    bounds.bounds.iter().find_map(|bound| {
+        let syn::TypeParamBound::Trait(bound) = bound else { return None };
+        let last = bound.path.segments.last().filter(|s| s.ident == "Iterator")?;
+        let PathArguments::AngleBracketed(args) = &last.arguments else { return None };
+        args.args.iter().find_map(|arg| match arg {
+            GenericArgument::AssocType(assoc) if assoc.ident == "Item" => Some(assoc.ty.clone()),
+            _ => None,
+        })
+    })
 }
 
 /// `Result<T, E>` (or any `…::Result<T>` alias) gives `Some(T)`.

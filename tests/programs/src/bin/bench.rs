@@ -175,6 +175,24 @@ fn shared_mapping(bench: &Bench) {
     }
 }
 
+/// Ten 100 MB values, yielded one at a time.
+#[prism::remote]
+fn hundred_mb_values(n: u8) -> impl Iterator<Item = Bytes> {
+    (0..n).map(|i| Bytes::from(vec![i; 100_000_000]))
+}
+
+/// `generator_10x100mb`: read ten 100 MB values from a generator as they
+/// come. Run with `prism bench --memory` to see that the peak is about one
+/// value (the producer's) plus one mapping (the reader's), not ten.
+fn generator(bench: &Bench) {
+    bench.latency("generator_10x100mb", 1, || {
+        for (i, r) in hundred_mb_values::remote(10).enumerate() {
+            let value = prism::get_bytes(&r).unwrap();
+            assert!(value.iter().all(|b| *b == i as u8));
+        }
+    });
+}
+
 /// `get` of large objects into this guest, mapped and copied, by size: the
 /// mapped one is O(1); the copied one moves every byte twice.
 fn large_gets(bench: &Bench) {
@@ -251,6 +269,7 @@ fn main() {
     }
     large_gets(&bench);
     shared_mapping(&bench);
+    generator(&bench);
     // Ray runs several driver processes; here, clients are tasks holding no cpu.
     let clients = 4;
     bench.timeit("multi_client_tasks_async", (clients * 1000) as f64, "ops/s", || {

@@ -104,6 +104,33 @@ fn rendezvous(me: u32, count: u32) -> bool {
     false
 }
 
+#[prism::remote]
+fn count_to(n: u32) -> impl Iterator<Item = u32> {
+    0..n
+}
+
+/// Yields `n` items, then fails.
+#[prism::remote]
+fn fail_after(n: u32) -> impl Iterator<Item = Result<u32, String>> {
+    (0..=n).map(move |i| if i < n { Ok(i) } else { Err(format!("failed after {n} items")) })
+}
+
+/// Yields 0, 1, then traps on its first attempt; yields 0..4 on the second.
+#[prism::remote]
+fn flaky_generator(key: String) -> impl Iterator<Item = u32> {
+    let first = first_attempt(key);
+    (0..4).inspect(move |i| {
+        if first && *i == 2 {
+            panic!("first attempt dies after two items");
+        }
+    })
+}
+
+#[prism::remote]
+fn slow_items(ms: u64) -> impl Iterator<Item = u32> {
+    (0..2).inspect(move |_| std::thread::sleep(Duration::from_millis(ms)))
+}
+
 fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
 }
@@ -194,6 +221,22 @@ fn main() {
             println!("list /: {}", std::fs::read_dir("/").is_ok());
             println!("tcp connect: {}", std::net::TcpStream::connect("127.0.0.1:22").is_ok());
             println!("tcp listen: {}", std::net::TcpListener::bind("127.0.0.1:0").is_ok());
+        }
+        "generator" => {
+            let items: Vec<u32> = count_to::remote(5).map(|r| prism::get(&r).unwrap()).collect();
+            println!("items: {items:?}");
+            let items: Vec<String> = fail_after::remote(2).map(|r| show(prism::get(&r))).collect();
+            println!("failing: {items:?}");
+            let retried = flaky_generator::remote_with(&Options::new().max_retries(1), "g".to_string());
+            println!("retried: {:?}", retried.map(|r| prism::get(&r).unwrap()).collect::<Vec<_>>());
+            let mut slow = slow_items::remote(300);
+            println!("timeout: {}", show(slow.next_timeout(Duration::from_millis(20))));
+            println!("then: {:?}", slow.map(|r| prism::get(&r).unwrap()).collect::<Vec<_>>());
+            let unknown: prism::Generator<u32> =
+                prism::__private::remote_generator("nope", Vec::new(), &Options::new());
+            println!("unknown: {:?}", unknown.map(|r| show(prism::get(&r))).collect::<Vec<_>>());
+            let outside = prism::wit::prism::core::tasks::yield_item(&[0; 32]);
+            println!("yield outside a generator: {}", show(outside.map_err(prism::Error::from)));
         }
         "panic" => panic!("the driver gives up"),
         "exit" => std::process::exit(3),

@@ -1,0 +1,141 @@
+//! Streaming generators: a task that yields many values, each its own
+//! object, which its caller takes one by one as they are produced (Ray's
+//! `num_returns="streaming"`).
+//!
+//! A stream is a list of item refs plus a read cursor. The generator task
+//! appends with `yield-item`; `next-item` takes the next one, waiting for it.
+//! A retried generator replays its yields: an item whose index is already in
+//! the list is skipped, so the caller sees each item once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::store::ObjectId;
+
+/// The streams of a node, by id.
+#[derive(Default)]
+pub struct Generators(Mutex<HashMap<ObjectId, Arc<Stream>>>);
+
+impl Generators {
+    /// Registers a new stream under `id`.
+    pub fn create(&self, id: ObjectId) -> Arc<Stream> {
+        let stream = Arc::new(Stream::default());
+        self.0.lock().insert(id, stream.clone());
+        stream
+    }
+
+    /// The stream named `id`, if there is one.
+    pub fn get(&self, id: &ObjectId) -> Option<Arc<Stream>> {
+        self.0.lock().get(id).cloned()
+    }
+}
+
+/// One generator's items.
+#[derive(Default)]
+pub struct Stream {
+    state: Mutex<State>,
+    changed: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    items: Vec<ObjectId>,
+    /// Items handed to the caller so far.
+    read: usize,
+    ended: bool,
+}
+
+/// Why `next` returned no item.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TimedOut;
+
+impl Stream {
+    /// Appends `item` as the stream's `index`th item, unless a previous
+    /// attempt of the generator already yielded that one.
+    pub fn push(&self, index: usize, item: ObjectId) {
+        let mut state = self.state.lock();
+        if index == state.items.len() && !state.ended {
+            state.items.push(item);
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// Ends the stream, after `failed` (the ref of the generator's failure)
+    /// if it failed.
+    pub fn end(&self, failed: Option<ObjectId>) {
+        let mut state = self.state.lock();
+        state.items.extend(failed);
+        state.ended = true;
+        self.changed.notify_waiters();
+    }
+
+    /// The next item, `None` once the stream has ended and every item was
+    /// taken; waits for one until `deadline`.
+    pub async fn next(&self, deadline: Option<Instant>) -> Result<Option<ObjectId>, TimedOut> {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            // Registered before looking, so a push in between is not missed.
+            notified.as_mut().enable();
+            {
+                let mut state = self.state.lock();
+                if let Some(&item) = state.items.get(state.read) {
+                    state.read += 1;
+                    return Ok(Some(item));
+                }
+                if state.ended {
+                    return Ok(None);
+                }
+            }
+            match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, notified).await.map_err(|_| TimedOut)?,
+                None => notified.await,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> ObjectId {
+        ObjectId::from([n; 32])
+    }
+
+    #[tokio::test]
+    async fn items_come_in_order_once_then_the_end() {
+        let stream = Stream::default();
+        stream.push(0, id(1));
+        stream.push(1, id(2));
+        // A retry replays its first yield: skipped.
+        stream.push(0, id(1));
+        stream.push(2, id(3));
+        stream.end(Some(id(9)));
+        for want in [1, 2, 3, 9] {
+            assert_eq!(stream.next(None).await, Ok(Some(id(want))));
+        }
+        assert_eq!(stream.next(None).await, Ok(None));
+        assert_eq!(stream.next(None).await, Ok(None));
+    }
+
+    #[tokio::test]
+    async fn next_waits_for_the_generator_or_times_out() {
+        let stream = Arc::new(Stream::default());
+        let soon = Instant::now() + std::time::Duration::from_millis(20);
+        assert_eq!(stream.next(Some(soon)).await, Err(TimedOut));
+        let producer = {
+            let stream = stream.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                stream.push(0, id(7));
+            })
+        };
+        assert_eq!(stream.next(None).await, Ok(Some(id(7))));
+        producer.await.unwrap();
+    }
+}
