@@ -17,7 +17,7 @@ use tokio::sync::{Notify, mpsc};
 use tracing::Instrument;
 
 use crate::error::Failure;
-use crate::node::{Job, Node};
+use crate::node::{Holdings, Job, Node};
 use crate::runtime::{ActorInstance, Payload, TaskContext, payload};
 use crate::scheduler::{TaskArg, resolve};
 use crate::store::ObjectId;
@@ -43,6 +43,8 @@ struct Call {
     method: String,
     args: Vec<Payload>,
     result: ObjectId,
+    /// Keeps the arguments alive until the call is done.
+    _holds: Holdings,
 }
 
 /// A call whose ref arguments may not be ready yet.
@@ -50,6 +52,7 @@ struct Unresolved {
     method: String,
     args: Vec<TaskArg>,
     result: ObjectId,
+    holds: Holdings,
 }
 
 /// One caller's lane into an actor.
@@ -140,7 +143,9 @@ impl Actors {
             }
         }
         let span = tracing::info_span!("actor", class = %actor.class, id = %id);
-        tokio::spawn(run(node.clone(), actor, args, rx).instrument(span));
+        // Taken before `create` returns: the caller may drop its refs next.
+        let holds = Holdings::args(node, &args);
+        tokio::spawn(run(node.clone(), actor, args, holds, rx).instrument(span));
         Ok(id)
     }
 
@@ -153,16 +158,17 @@ impl Actors {
             return node.failed(Failure::ActorDied(reason));
         }
         let result = node.store.pending();
+        let holds = Holdings::args(node, &args);
         let mut lanes = actor.lanes.lock();
         let lane = lanes.entry(caller).or_insert_with(|| open_lane(node, &actor));
         if lane.waiting.load(Ordering::Acquire) == 0
             && let Some(args) = ready_args(node, &args)
         {
             // Nothing of this caller's is ahead of it: straight to the run queue.
-            send(node, &actor, Call { method, args, result });
+            send(node, &actor, Call { method, args, result, _holds: holds });
         } else {
             lane.waiting.fetch_add(1, Ordering::AcqRel);
-            let _ = lane.tx.send(Unresolved { method, args, result });
+            let _ = lane.tx.send(Unresolved { method, args, result, holds });
         }
         result
     }
@@ -235,7 +241,9 @@ fn open_lane(node: &Arc<Node>, actor: &Arc<Actor>) -> Lane {
     tokio::spawn(async move {
         while let Some(call) = rx.recv().await {
             match resolve(&node, &actor.label(&call.method), call.args).await {
-                Ok(args) => send(&node, &actor, Call { method: call.method, args, result: call.result }),
+                Ok(args) => {
+                    send(&node, &actor, Call { method: call.method, args, result: call.result, _holds: call.holds })
+                }
                 Err(failure) => node.store.complete(call.result, Err(failure)),
             }
             count.fetch_sub(1, Ordering::AcqRel);
@@ -246,7 +254,15 @@ fn open_lane(node: &Arc<Node>, actor: &Arc<Actor>) -> Lane {
 
 /// The actor's life: construct, serve calls one at a time, restart after
 /// traps within budget, and fail whatever is left when it dies.
-async fn run(node: Arc<Node>, actor: Arc<Actor>, args: Vec<TaskArg>, mut rx: mpsc::UnboundedReceiver<Call>) {
+/// The constructor's arguments stay held (`_holds`) as long as the actor
+/// lives: a restart runs it again.
+async fn run(
+    node: Arc<Node>,
+    actor: Arc<Actor>,
+    args: Vec<TaskArg>,
+    _holds: Holdings,
+    mut rx: mpsc::UnboundedReceiver<Call>,
+) {
     let caller = node.next_caller();
     let context = || TaskContext {
         node: node.clone(),

@@ -36,6 +36,18 @@ pub const INLINE_OBJECT_MAX: usize = 64 << 10;
 /// The largest object a guest can `put` (wasm32 cannot address more).
 pub const MAX_OBJECT_SIZE: usize = (4 << 30) - 1;
 
+/// Bytes of small objects the store keeps in memory, by default: 30% of the
+/// machine's memory, Ray's default for its object store.
+pub fn default_object_store_memory() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let (pages, page) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+    (pages.max(0) as u64).saturating_mul(page.max(0) as u64) / 10 * 3
+}
+
+/// Bytes of all objects the store keeps, by default: 64 GiB, so a runaway
+/// job fills neither the disk nor the page cache unnoticed.
+pub const DEFAULT_OBJECT_STORE_DISK: u64 = 64 << 30;
+
 /// Everything a node is started with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -49,6 +61,10 @@ pub struct Config {
     pub cpu_deadline: Duration,
     /// Instances alive at once.
     pub max_instances: u32,
+    /// Bytes of small objects kept in memory.
+    pub object_store_memory: u64,
+    /// Bytes of all objects kept (memory and blob files).
+    pub object_store_disk: u64,
 }
 
 impl Config {
@@ -60,6 +76,8 @@ impl Config {
             memory_limit: DEFAULT_MEMORY_LIMIT,
             cpu_deadline: DEFAULT_CPU_DEADLINE,
             max_instances: DEFAULT_MAX_INSTANCES,
+            object_store_memory: default_object_store_memory(),
+            object_store_disk: DEFAULT_OBJECT_STORE_DISK,
         }
     }
 }

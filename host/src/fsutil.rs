@@ -7,26 +7,14 @@ use std::path::Path;
 /// Writes `bytes` to `path` so that, after a crash at any point, `path` is
 /// either absent or complete: temp file, fsync, rename, fsync the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_renamed(path, bytes, true)
-}
-
-/// Writes `bytes` to a temp file and renames it to `path`, so no reader ever
-/// sees a partial file; with `sync`, also fsyncs the file and the directory
-/// (else the caller syncs later, e.g. before committing an index naming it).
-pub fn write_renamed(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(".tmp-{:016x}", rand::random::<u64>()));
     let result = (|| {
         let mut file = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         file.write_all(bytes)?;
-        if sync {
-            file.sync_all()?;
-        }
+        file.sync_all()?;
         fs::rename(&tmp, path)?;
-        if sync {
-            fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        fs::File::open(dir)?.sync_all()
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);

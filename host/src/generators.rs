@@ -55,13 +55,16 @@ pub struct TimedOut;
 
 impl Stream {
     /// Appends `item` as the stream's `index`th item, unless a previous
-    /// attempt of the generator already yielded that one.
-    pub fn push(&self, index: usize, item: ObjectId) {
+    /// attempt of the generator already yielded that one; true if added
+    /// (the stream then holds a reference to it, handed to the taker).
+    pub fn push(&self, index: usize, item: ObjectId) -> bool {
         let mut state = self.state.lock();
-        if index == state.items.len() && !state.ended {
+        let added = index == state.items.len() && !state.ended;
+        if added {
             state.items.push(item);
             self.changed.notify_waiters();
         }
+        added
     }
 
     /// Ends the stream, after `failed` (the ref of the generator's failure)

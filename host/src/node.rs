@@ -1,7 +1,7 @@
 //! A node: the object store, the runtime and the scheduler, and the jobs
 //! (driver runs) using them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -16,7 +16,7 @@ use crate::generators::Generators;
 use crate::runtime::output::Output;
 use crate::runtime::{DriverExit, LoadError, Program, Runtime, TaskContext, WarmPool};
 use crate::scheduler::{Scheduler, TaskArg, TaskOptions};
-use crate::store::{ObjectId, ObjectStore};
+use crate::store::{Capacity, ObjectId, ObjectStore, nested_refs};
 
 /// One prism node.
 pub struct Node {
@@ -31,6 +31,86 @@ pub struct Node {
     callers: AtomicU64,
 }
 
+/// References held by one holder (an instance, a pending task's
+/// arguments): one count per distinct ref, all given back when dropped.
+#[derive(Default)]
+pub struct Holdings {
+    node: Option<Arc<Node>>,
+    ids: HashSet<ObjectId>,
+}
+
+impl Holdings {
+    /// Holdings on `node`'s store.
+    pub fn new(node: &Arc<Node>) -> Self {
+        Holdings { node: Some(node.clone()), ids: HashSet::new() }
+    }
+
+    /// The holdings of a call's arguments: every top-level ref and every
+    /// ref nested in a value. Unknown refs are skipped (they fail the call).
+    pub fn args(node: &Arc<Node>, args: &[TaskArg]) -> Self {
+        let mut holdings = Holdings::new(node);
+        for arg in args {
+            match arg {
+                TaskArg::Object(id) => holdings.hold(*id),
+                TaskArg::Value(bytes) => nested_refs(bytes).into_iter().for_each(|id| holdings.hold(id)),
+            }
+        }
+        holdings
+    }
+
+    fn store(&self) -> &ObjectStore {
+        &self.node.as_ref().expect("holdings are bound to a node").store
+    }
+
+    /// Holds `id` (takes a new reference unless already held).
+    pub fn hold(&mut self, id: ObjectId) {
+        if !self.ids.contains(&id) && self.store().retain(&id) {
+            self.ids.insert(id);
+        }
+    }
+
+    /// Takes over the reference `id` carries (from `put`, `pending`...).
+    pub fn adopt(&mut self, id: ObjectId) {
+        if !self.ids.insert(id) {
+            self.store().release(&id);
+        }
+    }
+
+    /// Gives back `id`, if held.
+    pub fn release(&mut self, id: &ObjectId) {
+        if self.ids.remove(id) {
+            self.store().release(id);
+        }
+    }
+
+    /// Moves everything `other` holds here.
+    pub fn absorb(&mut self, mut other: Holdings) {
+        for id in std::mem::take(&mut other.ids) {
+            if self.node.is_none() {
+                self.node.clone_from(&other.node);
+            }
+            self.adopt(id);
+        }
+    }
+
+    /// Binds empty holdings to `node`.
+    pub fn bind(&mut self, node: &Arc<Node>) {
+        if self.node.is_none() {
+            self.node = Some(node.clone());
+        }
+    }
+}
+
+impl Drop for Holdings {
+    fn drop(&mut self) {
+        if let Some(node) = &self.node {
+            for id in self.ids.drain() {
+                node.store.release(&id);
+            }
+        }
+    }
+}
+
 /// A job: one run of a program (a driver, or tasks started from outside),
 /// with its output and the globals its tasks share.
 pub struct Job {
@@ -38,6 +118,7 @@ pub struct Job {
     pub program: Arc<Program>,
     /// Where its guests' stdout and stderr go.
     pub output: Output,
+    /// Refs named for the job's tasks; each holds its object until the job ends.
     pub(crate) globals: Mutex<HashMap<String, ObjectId>>,
     pub(crate) warm: WarmPool,
     /// Actors killed when the job ends (all but the detached ones).
@@ -49,7 +130,8 @@ impl Node {
     pub fn open(config: Config) -> anyhow::Result<Arc<Node>> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data directory `{}`", config.data_dir.display()))?;
-        let store = ObjectStore::open(&config.data_dir.join("objects"))?;
+        let capacity = Capacity { memory: config.object_store_memory, disk: config.object_store_disk };
+        let store = ObjectStore::open_with(&config.data_dir.join("objects"), capacity)?;
         let runtime = Runtime::new(&config)?;
         let scheduler = Scheduler::new(config.workers);
         Ok(Arc::new(Node {
@@ -93,6 +175,9 @@ impl Node {
         };
         let exit = self.runtime.run_driver(ctx, args).await;
         Actors::end_job(self, job);
+        for (_, id) in job.globals.lock().drain() {
+            self.store.release(&id);
+        }
         exit
     }
 

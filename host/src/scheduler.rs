@@ -9,7 +9,7 @@ use tracing::Instrument;
 
 use crate::error::Failure;
 use crate::generators::Stream;
-use crate::node::{Job, Node};
+use crate::node::{Holdings, Job, Node};
 use crate::runtime::{Generating, Payload, TaskContext, payload};
 use crate::store::{GetError, ObjectId};
 
@@ -69,7 +69,8 @@ impl Scheduler {
         }
         let id = node.store.pending();
         let span = tracing::info_span!("task", function = %function, id = %id);
-        tokio::spawn(run(node.clone(), job.clone(), function, args, options, Results::Object(id)).instrument(span));
+        let call = Call::new(node, function, args);
+        tokio::spawn(run(node.clone(), job.clone(), call, options, Results::Object(id)).instrument(span));
         id
     }
 
@@ -87,8 +88,8 @@ impl Scheduler {
             Err(failure) => stream.end(Some(node.failed(failure))),
             Ok(()) => {
                 let span = tracing::info_span!("generator", function = %function, id = %id);
-                let results = Results::Stream(stream);
-                tokio::spawn(run(node.clone(), job.clone(), function, args, options, results).instrument(span));
+                let call = Call::new(node, function, args);
+                tokio::spawn(run(node.clone(), job.clone(), call, options, Results::Stream(stream)).instrument(span));
             }
         }
         id
@@ -111,6 +112,22 @@ impl Scheduler {
     }
 }
 
+/// A task call and its arguments, held alive from submission until the
+/// task is done.
+struct Call {
+    function: String,
+    args: Vec<TaskArg>,
+    holds: Holdings,
+}
+
+impl Call {
+    fn new(node: &Arc<Node>, function: String, args: Vec<TaskArg>) -> Self {
+        // Taken before `remote` returns: the caller may drop its refs next.
+        let holds = Holdings::args(node, &args);
+        Call { function, args, holds }
+    }
+}
+
 /// Where a task's results go.
 enum Results {
     /// Its return value is the object `id`.
@@ -119,20 +136,17 @@ enum Results {
     Stream(Arc<Stream>),
 }
 
-async fn run(
-    node: Arc<Node>,
-    job: Arc<Job>,
-    function: String,
-    args: Vec<TaskArg>,
-    options: TaskOptions,
-    results: Results,
-) {
+async fn run(node: Arc<Node>, job: Arc<Job>, call: Call, options: TaskOptions, results: Results) {
+    let Call { function, args, holds: _args } = call;
     let stream = match &results {
         Results::Stream(stream) => Some(stream.clone()),
         Results::Object(_) => None,
     };
+    // The refs the task made stay alive until its result (which may nest
+    // them) is stored; its arguments until it is done.
+    let mut made = Holdings::new(&node);
     let result = match resolve(&node, &function, args).await {
-        Ok(values) => attempt(&node, &job, &function, &values, options, stream).await,
+        Ok(values) => attempt(&node, &job, &function, &values, options, stream, &mut made).await,
         Err(failure) => Err(failure),
     };
     if let Err(failure) = &result {
@@ -172,6 +186,7 @@ async fn attempt(
     args: &[Payload],
     options: TaskOptions,
     stream: Option<Arc<Stream>>,
+    made: &mut Holdings,
 ) -> Result<Vec<u8>, Failure> {
     let mut retries = 0;
     loop {
@@ -187,7 +202,7 @@ async fn attempt(
             // skips what an earlier attempt already gave.
             generator: stream.clone().map(Generating::new),
         };
-        let (message, retryable) = match node.runtime.call_task(ctx, function, args).await {
+        let (message, retryable) = match node.runtime.call_task(ctx, function, args, made).await {
             Ok(Ok(bytes)) => return Ok(bytes),
             Ok(Err(message)) => (message, options.retry_exceptions),
             Err(trap) => (trap, true),

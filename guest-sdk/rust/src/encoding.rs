@@ -25,7 +25,11 @@ pub fn decode_arg<T: DeserializeOwned + 'static>(function: &str, arg: &str, payl
     })
 }
 
-/// Encodes the value returned by task `function`.
-pub fn encode_result<T: Serialize>(function: &str, value: &T) -> Result<Vec<u8>, String> {
-    rmp_serde::to_vec_named(value).map_err(|e| format!("the result of `{function}` cannot be encoded: {e}"))
+/// Encodes the value returned by task `function`, then drops it without
+/// releasing the refs in it yet: the host must store the result (which
+/// holds them) first.
+pub fn encode_result<T: Serialize>(function: &str, value: T) -> Result<Vec<u8>, String> {
+    let encoded = rmp_serde::to_vec_named(&value);
+    crate::object_ref::without_releasing(|| drop(value));
+    encoded.map_err(|e| format!("the result of `{function}` cannot be encoded: {e}"))
 }

@@ -1,3 +1,5 @@
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -10,13 +12,61 @@ pub(crate) const REF_EXT_TYPE: i8 = 0x50;
 ///
 /// Get its value with [`crate::get`]. Refs are values too: put them inside
 /// other values or pass them to tasks, and they arrive as refs.
+///
+/// A ref keeps its object alive, as in Ray: once every ref to an object is
+/// dropped (here and everywhere else, including refs nested in other
+/// objects), the object is deleted.
 pub struct ObjectRef<T> {
     id: [u8; 32],
     _value: PhantomData<fn() -> T>,
 }
 
+/// Refs dropped but not yet reported to the host are sent in batches of
+/// this many (and before every call that blocks).
+const RELEASE_BATCH: usize = 64;
+
+/// How many `ObjectRef`s this instance has per id, and the ids whose last
+/// one was dropped since the host was last told.
+#[derive(Default)]
+struct Held {
+    counts: HashMap<[u8; 32], u32>,
+    dropped: Vec<[u8; 32]>,
+}
+
+thread_local! {
+    static HELD: RefCell<Held> = RefCell::default();
+    /// Set while a call's result is dropped after it was encoded.
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` without telling the host about dropped refs (they are only
+/// queued).
+pub(crate) fn without_releasing(f: impl FnOnce()) {
+    QUIET.set(true);
+    f();
+    QUIET.set(false);
+}
+
+/// Tells the host about dropped refs, so their objects can be deleted.
+/// Ids held again since they were dropped stay held.
+pub(crate) fn flush_releases() {
+    let ids: Vec<Vec<u8>> = HELD
+        .try_with(|held| {
+            let mut held = held.borrow_mut();
+            let Held { counts, dropped } = &mut *held;
+            dropped.drain(..).filter(|id| !counts.contains_key(id)).map(|id| id.to_vec()).collect()
+        })
+        .unwrap_or_default();
+    if !ids.is_empty() {
+        crate::wit::prism::core::objects::release(&ids);
+    }
+}
+
 impl<T> ObjectRef<T> {
     pub(crate) fn from_id(id: [u8; 32]) -> Self {
+        // During thread teardown nothing is counted: the instance is ending,
+        // and the host gives back everything it holds then.
+        let _ = HELD.try_with(|held| *held.borrow_mut().counts.entry(id).or_insert(0) += 1);
         ObjectRef { id, _value: PhantomData }
     }
 
@@ -40,6 +90,28 @@ impl<T> ObjectRef<T> {
 impl<T> Clone for ObjectRef<T> {
     fn clone(&self) -> Self {
         Self::from_id(self.id)
+    }
+}
+
+impl<T> Drop for ObjectRef<T> {
+    fn drop(&mut self) {
+        let full = HELD
+            .try_with(|held| {
+                let mut held = held.borrow_mut();
+                let count = held.counts.get_mut(&self.id).map(|c| {
+                    *c -= 1;
+                    *c
+                });
+                if count == Some(0) {
+                    held.counts.remove(&self.id);
+                    held.dropped.push(self.id);
+                }
+                held.dropped.len() >= RELEASE_BATCH
+            })
+            .unwrap_or(false);
+        if full && !QUIET.get() {
+            flush_releases();
+        }
     }
 }
 

@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::encoding::encode;
+use crate::object_ref::flush_releases;
 use crate::view::{View, decode_payload};
 use crate::wit::prism::core::objects;
 use crate::{ObjectRef, Result};
@@ -47,12 +48,14 @@ pub fn get_all_timeout<T: DeserializeOwned + 'static>(refs: &[ObjectRef<T>], tim
 /// The bytes stored by [`put_bytes`] (or `put` of a byte string): a large
 /// object is mapped into this guest's memory, not copied.
 pub fn get_bytes(r: &ObjectRef<Bytes>) -> Result<View> {
+    flush_releases();
     let payloads = objects::get(&[r.to_wit()], None)?;
     View::from_payload(&payloads[0])
 }
 
 fn get_inner<T: DeserializeOwned + 'static>(refs: &[ObjectRef<T>], timeout: Option<Duration>) -> Result<Vec<T>> {
     let ids: Vec<_> = refs.iter().map(ObjectRef::to_wit).collect();
+    flush_releases();
     let payloads = objects::get(&ids, timeout.map(millis))?;
     payloads.iter().map(decode_payload).collect()
 }
@@ -65,6 +68,7 @@ pub type Ready<T> = (Vec<ObjectRef<T>>, Vec<ObjectRef<T>>);
 pub fn wait<T>(refs: &[ObjectRef<T>], num_returns: usize, timeout: Option<Duration>) -> Result<Ready<T>> {
     let ids: Vec<_> = refs.iter().map(ObjectRef::to_wit).collect();
     let num = u32::try_from(num_returns).unwrap_or(u32::MAX);
+    flush_releases();
     let result = objects::wait(&ids, num, timeout.map(millis))?;
     Ok((
         result.ready.into_iter().map(ObjectRef::from_wit).collect(),

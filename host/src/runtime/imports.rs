@@ -57,6 +57,12 @@ impl InstanceState {
             .ok_or_else(|| wasmtime::format_err!("prism imports cannot be called while a component is being loaded"))
     }
 
+    /// Takes over the reference `id` carries and returns it for the guest.
+    fn adopt(&mut self, id: ObjectId) -> types::ObjectRef {
+        self.holdings.adopt(id);
+        id.as_bytes().to_vec()
+    }
+
     /// Awaits `fut` without holding the task's cpu slot.
     async fn blocked<T>(&mut self, fut: impl Future<Output = T>) -> wasmtime::Result<T> {
         let ctx = self.task.as_mut().expect("checked by ctx()");
@@ -80,7 +86,8 @@ impl objects::Host for InstanceState {
                 value.len()
             ))));
         }
-        Ok(ctx.node.store.put(value).map(|id| id.as_bytes().to_vec()).map_err(|f| types::Error::from(&f)))
+        let stored = ctx.node.store.put(value);
+        Ok(stored.map(|id| self.adopt(id)).map_err(|f| types::Error::from(&f)))
     }
 
     async fn get(&mut self, refs: Vec<types::ObjectRef>, timeout_ms: Option<u64>) -> Wit<Vec<types::Payload>> {
@@ -115,6 +122,10 @@ impl objects::Host for InstanceState {
                 Err(GetError::Timeout) => return Ok(Err(types::Error::Timeout)),
                 Err(GetError::Failed(f)) => return Ok(Err(f.as_ref().into())),
             }
+        }
+        // Refs nested in the values arrive as refs: the guest holds them now.
+        for id in &ids {
+            node.store.nested(id).into_iter().for_each(|n| self.holdings.hold(n));
         }
         let payloads: Result<Vec<_>, _> = ids.iter().zip(&objects).map(|(id, object)| payload(*id, object)).collect();
         Ok(payloads.map_err(|f: Failure| types::Error::from(&f)))
@@ -202,21 +213,34 @@ impl objects::Host for InstanceState {
             Ok(id) => id,
             Err(e) => return Ok(Err(types::Error::InvalidArgument(e))),
         };
-        if let Some(Err(f)) = ctx.node.store.try_get(&id)
-            && matches!(*f, Failure::NotFound(_))
-        {
-            return Ok(Err(f.as_ref().into()));
+        if !ctx.node.store.retain(&id) {
+            return Ok(Err(types::Error::NotFound(format!("no object `{id}` on this node"))));
         }
-        ctx.job.globals.lock().insert(name, id);
+        if let Some(old) = ctx.job.globals.lock().insert(name, id) {
+            ctx.node.store.release(&old);
+        }
         Ok(Ok(()))
     }
 
     async fn get_global(&mut self, name: String) -> Wit<types::ObjectRef> {
         let ctx = self.ctx()?;
-        Ok(match ctx.job.globals.lock().get(&name) {
-            Some(id) => Ok(id.as_bytes().to_vec()),
+        let found = ctx.job.globals.lock().get(&name).copied();
+        Ok(match found {
+            Some(id) => {
+                self.holdings.hold(id);
+                Ok(id.as_bytes().to_vec())
+            }
             None => Err(types::Error::NotFound(format!("no global `{name}` was set in this job"))),
         })
+    }
+
+    async fn release(&mut self, refs: Vec<types::ObjectRef>) -> wasmtime::Result<()> {
+        for r in refs {
+            if let Ok(id) = ObjectId::try_from(r.as_slice()) {
+                self.holdings.release(&id);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -264,7 +288,7 @@ impl actors::Host for InstanceState {
             (Ok(actor), Ok(args)) => ctx.node.call_actor(ctx.caller, actor, method, args),
             (Err(f), _) | (_, Err(f)) => ctx.node.failed(f),
         };
-        Ok(id.as_bytes().to_vec())
+        Ok(self.adopt(id))
     }
 
     async fn kill(&mut self, actor: types::ActorId) -> Wit<()> {
@@ -298,7 +322,7 @@ impl tasks::Host for InstanceState {
             Ok(args) => ctx.node.remote(&ctx.job, function, args, task_options(options)),
             Err(f) => ctx.node.failed(f),
         };
-        Ok(id.as_bytes().to_vec())
+        Ok(self.adopt(id))
     }
 
     async fn remote_generator(
@@ -324,7 +348,10 @@ impl tasks::Host for InstanceState {
             let message = "`yield-item` is only for generator tasks (started with `remote-generator`)".to_string();
             return Ok(Err(types::Error::InvalidArgument(message)));
         };
-        generating.stream.push(generating.yielded, id);
+        // The stream holds each item until the caller takes it.
+        if generating.stream.push(generating.yielded, id) && !ctx.node.store.retain(&id) {
+            return Ok(Err(types::Error::NotFound(format!("no object `{id}` on this node"))));
+        }
         generating.yielded += 1;
         Ok(Ok(()))
     }
@@ -344,7 +371,7 @@ impl tasks::Host for InstanceState {
         };
         let deadline = deadline(timeout_ms);
         Ok(match self.blocked(stream.next(deadline)).await? {
-            Ok(item) => Ok(item.map(|id| id.as_bytes().to_vec())),
+            Ok(item) => Ok(item.map(|id| self.adopt(id))),
             Err(TimedOut) => Err(types::Error::Timeout),
         })
     }

@@ -131,15 +131,18 @@ fn invalid(message: String) -> types::Error {
 /// Registers `prism:core/bytes`.
 pub(super) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
     let mut bytes = linker.instance("prism:core/bytes@0.1.0")?;
-    bytes.func_wrap("put-bytes", |store: StoreContextMut<'_, InstanceState>, (data,): (WasmList<u8>,)| {
+    bytes.func_wrap("put-bytes", |mut store: StoreContextMut<'_, InstanceState>, (data,): (WasmList<u8>,)| {
         let node = store.data().ctx()?.node.clone();
         let data = data.as_le_slice(&store);
         if data.len() > MAX_OBJECT_SIZE {
             let message = format!("{} bytes is larger than the maximum object of {MAX_OBJECT_SIZE}", data.len());
             return Ok((Err(types::Error::LimitExceeded(message)),));
         }
-        let id = node.store.put_bin(data).map_err(|f| types::Error::from(&f));
-        Ok((id.map(|id| id.as_bytes().to_vec()),))
+        let stored = node.store.put_bin(data).map_err(|f| types::Error::from(&f));
+        Ok((stored.map(|id| {
+            store.data_mut().holdings.adopt(id);
+            id.as_bytes().to_vec()
+        }),))
     })?;
     bytes.func_wrap(
         "map-object",

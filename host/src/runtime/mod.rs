@@ -30,7 +30,7 @@ pub use self::state::{Generating, InstanceState, LimitError, TaskContext};
 use crate::config::{Config, EPOCH_TICK};
 use crate::error::Failure;
 use crate::fsutil::write_atomic;
-use crate::node::Job;
+use crate::node::{Holdings, Job};
 
 /// The interface every prism component exports, as the error messages name it.
 const WORKER_EXPORT: &str = "prism:core/worker@0.1.0";
@@ -285,12 +285,15 @@ impl Runtime {
     /// Runs one task call, in a warm instance of the job if one is idle,
     /// else in a fresh one. The outer error is a trap (described), the inner
     /// one the error the guest returned. An instance that trapped is dropped;
-    /// one that returned goes back to the job's idle instances.
+    /// one that returned goes back to the job's idle instances, its refs
+    /// moved to `keep`: the caller gives them back once the result (which
+    /// may nest them) is stored.
     pub async fn call_task(
         &self,
         ctx: TaskContext,
         function: &str,
         args: &[Payload],
+        keep: &mut Holdings,
     ) -> Result<Result<Vec<u8>, String>, String> {
         let job = ctx.job.clone();
         let warm = job.warm.take();
@@ -312,6 +315,7 @@ impl Runtime {
         match result {
             Ok((out, instance)) => {
                 store.data_mut().finish();
+                keep.absorb(std::mem::take(&mut store.data_mut().holdings));
                 job.warm.put(Warm { store, instance }, self.max_idle);
                 Ok(out)
             }
@@ -330,6 +334,7 @@ impl Runtime {
         let job = ctx.job.clone();
         let mut store = self.job_store(&job, &[], self.task_ticks).await;
         store.data_mut().begin(ctx, Some(class));
+        store.data_mut().hold_nested(args);
         store.set_epoch_deadline(1);
         let result = async {
             let instance = job.program.task.instantiate_async(&mut store).await?;
@@ -359,6 +364,8 @@ impl Runtime {
     ) -> Result<Result<Vec<u8>, String>, String> {
         let ActorInstance { store, instance } = actor;
         store.data_mut().begin(ctx, Some(label));
+        // An actor may keep refs from its arguments in its state.
+        store.data_mut().hold_nested(args);
         store.set_epoch_deadline(1);
         let result = instance.prism_core_worker().call_call_method(&mut *store, method, args).await;
         store.data_mut().finish();

@@ -13,8 +13,8 @@ use super::mapping::Mappings;
 use super::output::{StderrTail, Tag};
 use crate::config::MAX_TABLE_ELEMENTS;
 use crate::generators::Stream;
-use crate::node::{Job, Node};
-use crate::store::ObjectId;
+use crate::node::{Holdings, Job, Node};
+use crate::store::{ObjectId, nested_refs};
 
 /// A limit a guest ran into: it ends the call as a trap.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -103,6 +103,10 @@ pub struct InstanceState {
     pub(super) _instance_slot: Option<OwnedSemaphorePermit>,
     /// Objects mapped into this instance's memory; zeroed when it ends.
     pub(super) mappings: Mappings,
+    /// The refs this instance was handed and has not dropped: they keep
+    /// their objects alive. A task's are given back once its result is
+    /// stored, an actor's and a driver's when the instance ends.
+    pub(crate) holdings: Holdings,
 }
 
 impl InstanceState {
@@ -118,15 +122,33 @@ impl InstanceState {
             task: None,
             _instance_slot: None,
             mappings: Mappings::default(),
+            holdings: Holdings::default(),
         }
     }
 
     /// Starts a call for `ctx`, its output tagged with `function`.
     pub(super) fn begin(&mut self, ctx: TaskContext, function: Option<&str>) {
+        self.holdings.bind(&ctx.node);
         self.task = Some(ctx);
         self.ticks = 0;
         self.stderr.clear();
         self.tag.set(function);
+    }
+
+    /// Holds the refs nested in `args`, which outlive the call in an actor.
+    pub(super) fn hold_nested(&mut self, args: &[super::Payload]) {
+        let Some(ctx) = &self.task else { return };
+        let node = ctx.node.clone();
+        for arg in args {
+            let nested = match arg {
+                super::Payload::Bytes(bytes) => nested_refs(bytes),
+                super::Payload::Large(large) => match ObjectId::try_from(large.object.as_slice()) {
+                    Ok(id) => node.store.nested(&id),
+                    Err(_) => continue,
+                },
+            };
+            nested.into_iter().for_each(|id| self.holdings.hold(id));
+        }
     }
 
     /// Ends the call: gives back its cpu slot and its job.

@@ -2,12 +2,15 @@
 //! per large object, written by one background thread in group commits.
 //!
 //! ```text
-//! <data-dir>/objects/index.redb     objects: hash -> 0 ‖ bytes                (inline)
-//!                                            hash -> 1 ‖ body len ‖ header    (blob file)
-//!                                   results: task result id -> hash
-//!                                   failures: task result id -> failure
-//! <data-dir>/objects/blobs/<hash>   large objects' bodies, named by their blake3
+//! <data-dir>/objects/index.redb   objects:  id -> kind ‖ hash ‖ nested refs ‖ 0 ‖ bytes        (inline)
+//!                                               id -> kind ‖ hash ‖ nested refs ‖ 1 ‖ body len ‖ header (blob)
+//!                                 failures: task result id -> failure
+//! <data-dir>/objects/blobs/<id>   large objects' bodies
 //! ```
+//!
+//! An id is the blake3 hash of the object for `put` (so a blob's file is
+//! named by its hash) and a fresh id for a task result; the entry keeps the
+//! hash for verification and the nested refs the object holds.
 //!
 //! A blob's file is written (temp file, rename) when the object is made; the
 //! writer fsyncs it and its directory before the redb transaction that names
@@ -29,7 +32,6 @@ use super::{Blob, Object, ObjectId, content_hash};
 use crate::error::Failure;
 
 const OBJECTS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("objects");
-const RESULTS: TableDefinition<[u8; 32], [u8; 32]> = TableDefinition::new("results");
 const FAILURES: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("failures");
 
 const INLINE: u8 = 0;
@@ -83,17 +85,18 @@ fn index_err(e: impl Into<redb::Error>) -> DiskError {
 
 /// What the disk holds for an id.
 pub enum Stored {
-    /// The object, verified.
-    Value(Object),
+    /// The object, verified, and the refs nested in it.
+    Value(Object, Vec<ObjectId>),
     /// The task behind this id failed.
     Failed(Failure),
 }
 
 enum Write {
-    Object(ObjectId, Arc<Object>),
-    /// A task result id and the content hash of its object.
-    Result(ObjectId, ObjectId, Arc<Object>),
+    /// An object's id, content hash, value and nested refs.
+    Object(ObjectId, ObjectId, Arc<Object>, Vec<ObjectId>),
     Failure(ObjectId, Vec<u8>),
+    /// The object or failure `id` is gone (its blob file already is).
+    Delete(ObjectId),
     Flush(mpsc::SyncSender<()>),
 }
 
@@ -114,7 +117,6 @@ impl Disk {
         let db = Database::create(&path).map_err(|e| DiskError::Open { path: path.clone(), source: e.into() })?;
         let txn = db.begin_write().map_err(index_err)?;
         txn.open_table(OBJECTS).map_err(index_err)?;
-        txn.open_table(RESULTS).map_err(index_err)?;
         txn.open_table(FAILURES).map_err(index_err)?;
         txn.commit().map_err(index_err)?;
 
@@ -136,12 +138,32 @@ impl Disk {
         let _ = self.tx.as_ref().expect("writer is running").send(write);
     }
 
-    pub fn write_object(&self, id: ObjectId, object: Arc<Object>) {
-        self.send(Write::Object(id, object));
+    pub fn write_object(&self, id: ObjectId, hash: ObjectId, object: Arc<Object>, nested: &[ObjectId]) {
+        self.send(Write::Object(id, hash, object, nested.to_vec()));
     }
 
-    pub fn write_result(&self, id: ObjectId, hash: ObjectId, object: Arc<Object>) {
-        self.send(Write::Result(id, hash, object));
+    pub fn delete(&self, id: ObjectId) {
+        self.send(Write::Delete(id));
+    }
+
+    /// Every id on disk, with the bytes its object takes.
+    pub fn sizes(&self) -> Result<Vec<(ObjectId, u64)>, DiskError> {
+        let txn = self.db.begin_read().map_err(index_err)?;
+        let mut out = Vec::new();
+        for row in txn.open_table(OBJECTS).map_err(index_err)?.iter().map_err(index_err)? {
+            let (id, entry) = row.map_err(index_err)?;
+            let id = ObjectId::from(id.value());
+            let size = match Entry::parse(entry.value()) {
+                Some(Entry { body: Body::Inline(bytes), .. }) => bytes.len() as u64,
+                Some(Entry { body: Body::Blob { body_len, header }, .. }) => body_len + header.len() as u64,
+                None => 0,
+            };
+            out.push((id, size));
+        }
+        for row in txn.open_table(FAILURES).map_err(index_err)?.iter().map_err(index_err)? {
+            out.push((ObjectId::from(row.map_err(index_err)?.0.value()), 0));
+        }
+        Ok(out)
     }
 
     pub fn write_failure(&self, id: ObjectId, failure: &Failure) {
@@ -167,37 +189,85 @@ impl Disk {
             let failure = rmp_serde::from_slice(bytes.value()).map_err(|_| DiskError::Corrupt(*id))?;
             return Ok(Some(Stored::Failed(failure)));
         }
-        let results = txn.open_table(RESULTS).map_err(index_err)?;
-        let hash = match results.get(id.as_bytes()).map_err(index_err)? {
-            Some(hash) => hash.value(),
-            None => *id.as_bytes(),
-        };
         let objects = txn.open_table(OBJECTS).map_err(index_err)?;
-        let Some(entry) = objects.get(&hash).map_err(index_err)? else {
+        let Some(entry) = objects.get(id.as_bytes()).map_err(index_err)? else {
             return Ok(None);
         };
-        let hash = ObjectId::from(hash);
-        let entry = entry.value();
-        let object = match entry.split_first() {
-            Some((&INLINE, bytes)) => {
+        let Some(Entry { hash, nested, body }) = Entry::parse(entry.value()) else {
+            return Err(DiskError::Corrupt(*id));
+        };
+        let object = match body {
+            Body::Inline(bytes) => {
                 if content_hash(&[bytes]) != *hash.as_bytes() {
-                    return Err(DiskError::Corrupt(hash));
+                    return Err(DiskError::Corrupt(*id));
                 }
                 Object::Inline(bytes.to_vec())
             }
-            Some((&BLOB, rest)) if rest.len() >= 8 => {
-                let (len, header) = rest.split_at(8);
-                let blob = Blob {
-                    header: header.to_vec(),
-                    body_len: u64::from_le_bytes(len.try_into().expect("8 bytes")),
-                    path: self.blobs.join(hash.to_string()),
-                };
-                verify_blob(&hash, &blob)?;
+            Body::Blob { body_len, header } => {
+                let blob = Blob { header: header.to_vec(), body_len, path: self.blobs.join(id.to_string()) };
+                verify_blob(&hash, &blob).map_err(|e| match e {
+                    DiskError::Corrupt(_) => DiskError::Corrupt(*id),
+                    other => other,
+                })?;
                 Object::Blob(blob)
             }
-            _ => return Err(DiskError::Corrupt(hash)),
         };
-        Ok(Some(Stored::Value(object)))
+        Ok(Some(Stored::Value(object, nested)))
+    }
+}
+
+/// An index entry of the `objects` table.
+struct Entry<'a> {
+    hash: ObjectId,
+    nested: Vec<ObjectId>,
+    body: Body<'a>,
+}
+
+enum Body<'a> {
+    Inline(&'a [u8]),
+    Blob { body_len: u64, header: &'a [u8] },
+}
+
+impl<'a> Entry<'a> {
+    fn encode(hash: &ObjectId, nested: &[ObjectId], object: &Object) -> Vec<u8> {
+        let mut out = Vec::with_capacity(32 + 4 + 32 * nested.len() + 1 + 16);
+        out.extend_from_slice(hash.as_bytes());
+        out.extend_from_slice(&(nested.len() as u32).to_le_bytes());
+        for id in nested {
+            out.extend_from_slice(id.as_bytes());
+        }
+        match object {
+            Object::Inline(bytes) => {
+                out.push(INLINE);
+                out.extend_from_slice(bytes);
+            }
+            Object::Blob(blob) => {
+                out.push(BLOB);
+                out.extend_from_slice(&blob.body_len.to_le_bytes());
+                out.extend_from_slice(&blob.header);
+            }
+        }
+        out
+    }
+
+    fn parse(bytes: &'a [u8]) -> Option<Entry<'a>> {
+        let (hash, rest) = bytes.split_first_chunk::<32>()?;
+        let (count, mut rest) = rest.split_first_chunk::<4>()?;
+        let mut nested = Vec::new();
+        for _ in 0..u32::from_le_bytes(*count) {
+            let (id, more) = rest.split_first_chunk::<32>()?;
+            nested.push(ObjectId::from(*id));
+            rest = more;
+        }
+        let body = match rest.split_first()? {
+            (&INLINE, bytes) => Body::Inline(bytes),
+            (&BLOB, rest) => {
+                let (len, header) = rest.split_first_chunk::<8>()?;
+                Body::Blob { body_len: u64::from_le_bytes(*len), header }
+            }
+            _ => return None,
+        };
+        Some(Entry { hash: ObjectId::from(*hash), nested, body })
     }
 }
 
@@ -246,15 +316,21 @@ fn write_behind(db: &Database, blobs: &Path, rx: &mpsc::Receiver<Write>, broken:
 }
 
 fn commit(db: &Database, blobs: &Path, batch: &[Write]) -> Result<(), DiskError> {
-    // Blob files first, so the index below never names an unsynced file.
+    // Blob files first, so the index below never names an unsynced file. A
+    // file already gone was deleted with its object, whose entry is skipped.
+    let mut gone = std::collections::HashSet::new();
     let mut synced = false;
     for write in batch {
-        if let Write::Object(_, object) | Write::Result(_, _, object) = write
+        if let Write::Object(id, _, object, _) = write
             && let Object::Blob(blob) = object.as_ref()
         {
-            let io = |source| DiskError::Io { path: blob.path.clone(), source };
-            fs::File::open(&blob.path).and_then(|f| f.sync_all()).map_err(io)?;
-            synced = true;
+            match fs::File::open(&blob.path).and_then(|f| f.sync_all()) {
+                Ok(()) => synced = true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    gone.insert(*id);
+                }
+                Err(source) => return Err(DiskError::Io { path: blob.path.clone(), source }),
+            }
         }
     }
     if synced {
@@ -265,36 +341,26 @@ fn commit(db: &Database, blobs: &Path, batch: &[Write]) -> Result<(), DiskError>
     let txn = db.begin_write().map_err(index_err)?;
     {
         let mut objects = txn.open_table(OBJECTS).map_err(index_err)?;
-        let mut results = txn.open_table(RESULTS).map_err(index_err)?;
         let mut failures = txn.open_table(FAILURES).map_err(index_err)?;
         for write in batch {
             match write {
-                Write::Object(hash, object) => store_object(&mut objects, hash, object)?,
-                Write::Result(id, hash, object) => {
-                    store_object(&mut objects, hash, object)?;
-                    results.insert(id.as_bytes(), hash.as_bytes()).map_err(index_err)?;
+                Write::Object(id, _, _, _) if gone.contains(id) => {}
+                Write::Object(id, hash, object, nested) => {
+                    let entry = Entry::encode(hash, nested, object);
+                    objects.insert(id.as_bytes(), entry.as_slice()).map_err(index_err)?;
                 }
                 Write::Failure(id, bytes) => {
                     failures.insert(id.as_bytes(), bytes.as_slice()).map_err(index_err)?;
+                }
+                Write::Delete(id) => {
+                    objects.remove(id.as_bytes()).map_err(index_err)?;
+                    failures.remove(id.as_bytes()).map_err(index_err)?;
                 }
                 Write::Flush(_) => {}
             }
         }
     }
     txn.commit().map_err(index_err)
-}
-
-/// The index entry of `object`: its bytes, or where its blob is.
-fn store_object(objects: &mut redb::Table<[u8; 32], &[u8]>, hash: &ObjectId, object: &Object) -> Result<(), DiskError> {
-    if objects.get(hash.as_bytes()).map_err(index_err)?.is_some() {
-        return Ok(());
-    }
-    let entry = match object {
-        Object::Inline(bytes) => [&[INLINE], bytes.as_slice()].concat(),
-        Object::Blob(blob) => [&[BLOB], &blob.body_len.to_le_bytes()[..], &blob.header].concat(),
-    };
-    objects.insert(hash.as_bytes(), entry.as_slice()).map_err(index_err)?;
-    Ok(())
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {

@@ -11,9 +11,10 @@
 
 mod disk;
 mod id;
+mod nested;
 mod object;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +26,7 @@ use tokio::time::Instant;
 pub use self::disk::DiskError;
 use self::disk::{Disk, Stored};
 pub use self::id::ObjectId;
+pub use self::nested::nested_refs;
 pub use self::object::{Blob, Object};
 use crate::error::Failure;
 
@@ -38,6 +40,48 @@ enum Slot {
     Pending(Arc<Notify>),
     Ready(Arc<Object>),
     Failed(Arc<Failure>),
+}
+
+/// An object in the memory tier, with what keeps it alive.
+struct Entry {
+    slot: Slot,
+    /// Holders: instances that were handed the ref, pending tasks taking it
+    /// as an argument, objects it is nested in, job globals, streams.
+    refs: u32,
+    /// The refs nested in its value, which it holds.
+    nested: Vec<ObjectId>,
+    usage: Usage,
+}
+
+/// Bytes an object takes: in memory (small objects) and in all (stored).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Usage {
+    memory: u64,
+    total: u64,
+}
+
+impl Usage {
+    fn of(object: &Object) -> Usage {
+        match object {
+            Object::Inline(bytes) => Usage { memory: bytes.len() as u64, total: bytes.len() as u64 },
+            Object::Blob(_) => Usage { memory: 0, total: object.len() },
+        }
+    }
+}
+
+/// How much the store may hold. Unreferenced objects are evicted to make
+/// room; past that, a new object fails with `limit-exceeded`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacity {
+    /// Bytes of small objects held in memory.
+    pub memory: u64,
+    /// Bytes of all objects stored (memory and blob files).
+    pub disk: u64,
+}
+
+impl Capacity {
+    /// No bounds.
+    pub const UNBOUNDED: Capacity = Capacity { memory: u64::MAX, disk: u64::MAX };
 }
 
 enum Peek {
@@ -55,6 +99,15 @@ enum Source<'a> {
     Bin(&'a [u8]),
 }
 
+/// A new object, its blob written but not yet in place.
+struct Built {
+    object: Object,
+    /// The blob's temporary file, renamed to `object`'s path on insert.
+    temp: Option<PathBuf>,
+    nested: Vec<ObjectId>,
+    usage: Usage,
+}
+
 /// Why `get` returned no value.
 #[derive(Debug, Clone)]
 pub enum GetError {
@@ -65,33 +118,62 @@ pub enum GetError {
 }
 
 /// The node's object store. Cheap to share behind an `Arc`.
+///
+/// Objects are reference counted. `put`, `put_bin` and `pending` return an
+/// id carrying one reference, which the caller owns: it hands it to a
+/// holder or gives it back with [`ObjectStore::release`]. An object whose
+/// count drops to zero is deleted from memory and disk, and releases the
+/// refs nested in it.
 pub struct ObjectStore {
-    shards: Vec<Mutex<HashMap<ObjectId, Slot>>>,
+    shards: Vec<Mutex<HashMap<ObjectId, Entry>>>,
     disk: Disk,
     blobs: PathBuf,
+    capacity: Capacity,
+    used: Mutex<Usage>,
+    /// Objects nothing references, kept until room is needed: those found
+    /// on disk at startup (no holder survives a restart). May hold ids
+    /// deleted since.
+    orphans: Mutex<VecDeque<(ObjectId, Usage)>>,
+    /// Objects on disk not read since startup. With the memory tier, this
+    /// is everything the store has: absent from both means unknown.
+    unloaded: Mutex<HashSet<ObjectId>>,
     /// Task result ids are blake3(nonce, counter): unique without coordination.
     nonce: [u8; 32],
     counter: AtomicU64,
 }
 
 impl ObjectStore {
-    /// Opens (or creates) the store under `dir`.
+    /// Opens (or creates) the store under `dir`, without bounds.
     pub fn open(dir: &Path) -> Result<Self, DiskError> {
+        Self::open_with(dir, Capacity::UNBOUNDED)
+    }
+
+    /// Opens (or creates) the store under `dir`, holding at most `capacity`.
+    pub fn open_with(dir: &Path, capacity: Capacity) -> Result<Self, DiskError> {
+        let disk = Disk::open(dir)?;
+        let orphans: VecDeque<_> =
+            disk.sizes()?.into_iter().map(|(id, total)| (id, Usage { memory: 0, total })).collect();
+        let used = Usage { memory: 0, total: orphans.iter().map(|(_, u)| u.total).sum() };
+        let unloaded = orphans.iter().map(|(id, _)| *id).collect();
         Ok(ObjectStore {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            disk: Disk::open(dir)?,
+            disk,
             blobs: dir.join("blobs"),
+            capacity,
+            used: Mutex::new(used),
+            orphans: Mutex::new(orphans),
+            unloaded: Mutex::new(unloaded),
             nonce: rand::random(),
             counter: AtomicU64::new(0),
         })
     }
 
-    fn shard(&self, id: &ObjectId) -> &Mutex<HashMap<ObjectId, Slot>> {
+    fn shard(&self, id: &ObjectId) -> &Mutex<HashMap<ObjectId, Entry>> {
         &self.shards[id.as_bytes()[0] as usize % SHARDS]
     }
 
-    /// Stores `bytes` and returns their content address. Identical bytes are
-    /// stored once.
+    /// Stores `bytes` and returns their content address, with one reference.
+    /// Identical bytes are stored once.
     pub fn put(&self, bytes: Vec<u8>) -> Result<ObjectId, Failure> {
         let id = ObjectId::from(content_hash(&[&bytes]));
         self.insert(id, Source::Encoded(bytes))
@@ -107,24 +189,43 @@ impl ObjectStore {
     }
 
     fn insert(&self, id: ObjectId, source: Source<'_>) -> Result<ObjectId, Failure> {
-        if matches!(self.peek(&id), Peek::Ready(_)) {
+        if self.retain(&id) {
             return Ok(id);
         }
         // Built outside the lock: writing a large object takes a while.
-        let object = Arc::new(self.build(&id, source)?);
+        let built = self.build(&id, source)?;
         let mut shard = self.shard(&id).lock();
-        if !matches!(shard.get(&id), Some(Slot::Ready(_))) {
-            self.disk.write_object(id, object.clone());
-            if let Some(Slot::Pending(n)) = shard.insert(id, Slot::Ready(object)) {
-                n.notify_waiters();
-            }
+        if let Some(entry) = shard.get_mut(&id) {
+            // Stored meanwhile by someone else.
+            entry.refs += 1;
+            drop(shard);
+            self.discard(built);
+            return Ok(id);
         }
+        let Built { object, temp, nested, usage } = built;
+        if let (Some(temp), Object::Blob(blob)) = (&temp, &object)
+            && let Err(e) = std::fs::rename(temp, &blob.path)
+        {
+            drop(shard);
+            let _ = std::fs::remove_file(temp);
+            self.unreserve(usage);
+            return Err(Failure::LimitExceeded(format!(
+                "the object store cannot write `{}`: {e}",
+                blob.path.display()
+            )));
+        }
+        let object = Arc::new(object);
+        self.disk.write_object(id, id, object.clone(), &nested);
+        shard.insert(id, Entry { slot: Slot::Ready(object), refs: 1, nested: nested.clone(), usage });
+        drop(shard);
+        self.retain_all(&nested);
         Ok(id)
     }
 
-    /// The object with content hash `hash`: in memory if small, else written
-    /// to its blob file, the only copy made.
-    fn build(&self, hash: &ObjectId, source: Source<'_>) -> Result<Object, Failure> {
+    /// Makes the object with content hash `hash` for `id`: in memory if
+    /// small, else its body written to a temporary blob file, the only copy
+    /// made. Room is reserved for it (evicting unreferenced objects).
+    fn build(&self, id: &ObjectId, source: Source<'_>) -> Result<Built, Failure> {
         let (header, body): (Vec<u8>, &[u8]) = match &source {
             Source::Encoded(bytes) => {
                 let (header, body) = bytes.split_at(object::bin_header_len(bytes));
@@ -132,22 +233,166 @@ impl ObjectStore {
             }
             Source::Bin(data) => (object::bin_header(data.len()), data),
         };
+        // A byte string holds no refs; anything else may.
+        let nested = if header.is_empty() { nested::nested_refs(body) } else { Vec::new() };
+        let len = (header.len() + body.len()) as u64;
         if !object::is_large(header.len() + body.len()) {
-            return Ok(Object::Inline(match source {
+            let usage = Usage { memory: len, total: len };
+            self.reserve(usage)?;
+            let bytes = match source {
                 Source::Encoded(bytes) => bytes,
                 Source::Bin(data) => [&header, data].concat(),
-            }));
+            };
+            return Ok(Built { object: Object::Inline(bytes), temp: None, nested, usage });
         }
-        let path = self.blobs.join(hash.to_string());
-        object::write_body(&path, body)
-            .map_err(|e| Failure::LimitExceeded(format!("the object store cannot write `{}`: {e}", path.display())))?;
-        Ok(Object::Blob(Blob { header, body_len: body.len() as u64, path }))
+        let usage = Usage { memory: 0, total: len };
+        self.reserve(usage)?;
+        let temp = object::write_temp(&self.blobs, body).map_err(|e| {
+            self.unreserve(usage);
+            Failure::LimitExceeded(format!("the object store cannot write in `{}`: {e}", self.blobs.display()))
+        })?;
+        let blob = Blob { header, body_len: body.len() as u64, path: self.blobs.join(id.to_string()) };
+        Ok(Built { object: Object::Blob(blob), temp: Some(temp), nested, usage })
     }
 
-    /// A fresh id for a result that does not exist yet.
+    /// Throws away an object that was built but not inserted.
+    fn discard(&self, built: Built) {
+        if let Some(temp) = built.temp {
+            let _ = std::fs::remove_file(temp);
+        }
+        self.unreserve(built.usage);
+    }
+
+    /// Takes room for `usage`, evicting unreferenced objects if needed.
+    fn reserve(&self, usage: Usage) -> Result<(), Failure> {
+        loop {
+            {
+                let mut used = self.used.lock();
+                let memory = used.memory.saturating_add(usage.memory);
+                let total = used.total.saturating_add(usage.total);
+                if memory <= self.capacity.memory && total <= self.capacity.disk {
+                    *used = Usage { memory, total };
+                    return Ok(());
+                }
+            }
+            let Some((id, orphan)) = self.orphans.lock().pop_front() else {
+                let used = *self.used.lock();
+                return Err(Failure::LimitExceeded(format!(
+                    "the object store is full: an object of {} bytes does not fit next to the {} bytes ({} in \
+                     memory) that referenced objects hold; the capacity is {} bytes ({} in memory), see \
+                     --object-store-disk and --object-store-memory",
+                    usage.total, used.total, used.memory, self.capacity.disk, self.capacity.memory
+                )));
+            };
+            self.evict(id, orphan);
+        }
+    }
+
+    fn unreserve(&self, usage: Usage) {
+        let mut used = self.used.lock();
+        used.memory = used.memory.saturating_sub(usage.memory);
+        used.total = used.total.saturating_sub(usage.total);
+    }
+
+    /// Deletes the orphan `id` unless something took a reference since.
+    fn evict(&self, id: ObjectId, orphan: Usage) {
+        let mut shard = self.shard(&id).lock();
+        match shard.get(&id) {
+            Some(entry) if entry.refs > 0 || matches!(entry.slot, Slot::Pending(_)) => {}
+            Some(_) => {
+                let entry = shard.remove(&id).expect("present");
+                self.delete(id, &entry.slot);
+                drop(shard);
+                self.unreserve(entry.usage);
+                self.release_all(&entry.nested);
+            }
+            None if self.unloaded.lock().remove(&id) => {
+                // Only on disk: its file and index entry go.
+                let _ = std::fs::remove_file(self.blobs.join(id.to_string()));
+                self.disk.delete(id);
+                drop(shard);
+                self.unreserve(orphan);
+            }
+            None => {}
+        }
+    }
+
+    /// Deletes `id`'s file (under its shard's lock, so a new object with the
+    /// same id cannot be renamed into place meanwhile) and index entry.
+    fn delete(&self, id: ObjectId, slot: &Slot) {
+        if let Slot::Ready(object) = slot
+            && let Some(blob) = object.blob()
+        {
+            let _ = std::fs::remove_file(&blob.path);
+        }
+        self.disk.delete(id);
+    }
+
+    /// Adds a reference to `id`, loading it from disk if needed; false if
+    /// the store has no such object.
+    pub fn retain(&self, id: &ObjectId) -> bool {
+        if let Some(entry) = self.shard(id).lock().get_mut(id) {
+            entry.refs += 1;
+            return true;
+        }
+        if self.load(id).is_err() {
+            return false;
+        }
+        match self.shard(id).lock().get_mut(id) {
+            Some(entry) => {
+                entry.refs += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Gives back a reference to `id`; the last one deletes it (a pending
+    /// result is deleted when it completes).
+    pub fn release(&self, id: &ObjectId) {
+        let mut work = vec![*id];
+        while let Some(id) = work.pop() {
+            let mut shard = self.shard(&id).lock();
+            let Some(entry) = shard.get_mut(&id) else { continue };
+            entry.refs = entry.refs.saturating_sub(1);
+            if entry.refs > 0 || matches!(entry.slot, Slot::Pending(_)) {
+                continue;
+            }
+            let entry = shard.remove(&id).expect("present");
+            self.delete(id, &entry.slot);
+            drop(shard);
+            self.unreserve(entry.usage);
+            work.extend(entry.nested);
+        }
+    }
+
+    fn retain_all(&self, ids: &[ObjectId]) {
+        for id in ids {
+            self.retain(id);
+        }
+    }
+
+    fn release_all(&self, ids: &[ObjectId]) {
+        for id in ids {
+            self.release(id);
+        }
+    }
+
+    /// The refs nested in `id`'s value (held by it).
+    pub fn nested(&self, id: &ObjectId) -> Vec<ObjectId> {
+        self.shard(id).lock().get(id).map(|e| e.nested.clone()).unwrap_or_default()
+    }
+
+    /// A fresh id for a result that does not exist yet, with one reference.
     pub fn pending(&self) -> ObjectId {
         let id = self.fresh_id();
-        self.shard(&id).lock().insert(id, Slot::Pending(Arc::new(Notify::new())));
+        let entry = Entry {
+            slot: Slot::Pending(Arc::new(Notify::new())),
+            refs: 1,
+            nested: Vec::new(),
+            usage: Usage::default(),
+        };
+        self.shard(&id).lock().insert(id, entry);
         id
     }
 
@@ -159,27 +404,50 @@ impl ObjectStore {
         ObjectId::from(*hasher.finalize().as_bytes())
     }
 
-    /// Resolves the pending `id` with a value or a failure, waking its waiters.
+    /// Resolves the pending `id` with a value or a failure, waking its
+    /// waiters. A result no one holds any more is dropped.
     pub fn complete(&self, id: ObjectId, result: Result<Vec<u8>, Failure>) {
-        let stored = result.and_then(|bytes| {
+        let built = result.and_then(|bytes| {
             let hash = ObjectId::from(content_hash(&[&bytes]));
-            Ok((hash, self.build(&hash, Source::Encoded(bytes))?))
+            Ok((hash, self.build(&id, Source::Encoded(bytes))?))
         });
-        let slot = match stored {
-            Ok((hash, object)) => {
+        let mut shard = self.shard(&id).lock();
+        let Some(entry) = shard.get_mut(&id).filter(|e| e.refs > 0) else {
+            if let Some(entry) = shard.remove(&id)
+                && let Slot::Pending(waiters) = entry.slot
+            {
+                waiters.notify_waiters();
+            }
+            drop(shard);
+            if let Ok((_, built)) = built {
+                self.discard(built);
+            }
+            return;
+        };
+        let (slot, nested) = match built {
+            Ok((hash, Built { object, temp, nested, usage })) => {
+                if let (Some(temp), Object::Blob(blob)) = (&temp, &object) {
+                    // A fresh id: nothing else writes this path.
+                    if let Err(e) = std::fs::rename(temp, &blob.path) {
+                        tracing::error!(%id, error = %e, "cannot store a task result");
+                    }
+                }
                 let object = Arc::new(object);
-                self.disk.write_result(id, hash, object.clone());
-                Slot::Ready(object)
+                self.disk.write_object(id, hash, object.clone(), &nested);
+                entry.usage = usage;
+                (Slot::Ready(object), nested)
             }
             Err(failure) => {
                 self.disk.write_failure(id, &failure);
-                Slot::Failed(Arc::new(failure))
+                (Slot::Failed(Arc::new(failure)), Vec::new())
             }
         };
-        let previous = self.shard(&id).lock().insert(id, slot);
-        if let Some(Slot::Pending(n)) = previous {
-            n.notify_waiters();
+        entry.nested = nested.clone();
+        if let Slot::Pending(waiters) = std::mem::replace(&mut entry.slot, slot) {
+            waiters.notify_waiters();
         }
+        drop(shard);
+        self.retain_all(&nested);
     }
 
     /// The value of `id` if it is ready now, without waiting: `None` while
@@ -222,7 +490,7 @@ impl ObjectStore {
 
     /// The memory tier's view of `id`, with the shard unlocked again.
     fn peek(&self, id: &ObjectId) -> Peek {
-        match self.shard(id).lock().get(id) {
+        match self.shard(id).lock().get(id).map(|e| &e.slot) {
             Some(Slot::Ready(o)) => Peek::Ready(o.clone()),
             Some(Slot::Failed(f)) => Peek::Failed(f.clone()),
             Some(Slot::Pending(n)) => Peek::Pending(n.clone()),
@@ -230,12 +498,18 @@ impl ObjectStore {
         }
     }
 
-    /// Reads `id` from disk into the memory tier; unknown ids fail with
-    /// `NotFound`.
+    /// Reads `id` from disk into the memory tier (unreferenced, as it was);
+    /// unknown ids fail with `NotFound`.
     fn load(&self, id: &ObjectId) -> Result<Arc<Object>, Arc<Failure>> {
-        let slot = match self.disk.load(id) {
-            Ok(Some(Stored::Value(object))) => Slot::Ready(Arc::new(object)),
-            Ok(Some(Stored::Failed(failure))) => Slot::Failed(Arc::new(failure)),
+        if !self.unloaded.lock().contains(id) {
+            return Err(Arc::new(Failure::NotFound(format!("no object `{id}` on this node"))));
+        }
+        let (slot, nested, usage) = match self.disk.load(id) {
+            Ok(Some(Stored::Value(object, nested))) => {
+                let usage = Usage::of(&object);
+                (Slot::Ready(Arc::new(object)), nested, usage)
+            }
+            Ok(Some(Stored::Failed(failure))) => (Slot::Failed(Arc::new(failure)), Vec::new(), Usage::default()),
             Ok(None) => return Err(Arc::new(Failure::NotFound(format!("no object `{id}` on this node")))),
             Err(err) => {
                 tracing::error!(%id, error = %err, "cannot read object from disk");
@@ -243,12 +517,37 @@ impl ObjectStore {
             }
         };
         let mut shard = self.shard(id).lock();
-        let slot = shard.entry(*id).or_insert(slot);
-        match slot {
+        let loaded = !shard.contains_key(id);
+        let entry = shard.entry(*id).or_insert(Entry { slot, refs: 0, nested: nested.clone(), usage });
+        let found = match &entry.slot {
             Slot::Ready(o) => Ok(o.clone()),
             Slot::Failed(f) => Err(f.clone()),
             Slot::Pending(_) => unreachable!("a loaded slot is never pending"),
+        };
+        drop(shard);
+        if loaded {
+            // Its bytes on disk were counted at startup; now it is in memory too.
+            self.unloaded.lock().remove(id);
+            self.used.lock().memory += usage.memory;
+            self.retain_all(&nested);
         }
+        found
+    }
+
+    /// Bytes the store holds now: (in memory, in all).
+    pub fn usage(&self) -> (u64, u64) {
+        let used = *self.used.lock();
+        (used.memory, used.total)
+    }
+
+    /// Objects in the memory tier (ready, failed or pending).
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+
+    /// Whether the memory tier is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Blocks until every object written before this call is on disk.

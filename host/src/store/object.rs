@@ -85,14 +85,23 @@ pub fn is_large(len: usize) -> bool {
     len > INLINE_OBJECT_MAX
 }
 
-/// Writes a blob's body to `path` atomically (temp file, rename) but without
-/// fsync: the disk writer syncs it before the index names it, off the
-/// caller's path. Returns without writing if the file is already there.
-pub fn write_body(path: &Path, body: &[u8]) -> io::Result<()> {
-    if path.exists() {
-        return Ok(());
+/// Writes a blob's body to a new temporary file in `dir`, without fsync:
+/// the store renames it into place when the object is inserted, and the
+/// disk writer syncs it before the index names it, off the caller's path.
+pub fn write_temp(dir: &Path, body: &[u8]) -> io::Result<PathBuf> {
+    let path = dir.join(format!(".tmp-{:016x}", rand::random::<u64>()));
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .and_then(|mut file| io::Write::write_all(&mut file, body));
+    match written {
+        Ok(()) => Ok(path),
+        Err(e) => {
+            let _ = fs::remove_file(&path);
+            Err(e)
+        }
     }
-    crate::fsutil::write_renamed(path, body, false)
 }
 
 /// The MessagePack header of a `bin` of `len` bytes: the smallest form, as

@@ -86,7 +86,7 @@ fn expand(func: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
                     let item: #output_ty = #item;
                     ::prism::__private::yield_item(#name_str, &item)?;
                 }
-                ::prism::__private::encode_result(#name_str, &())
+                ::prism::__private::encode_result(#name_str, ())
             },
         )
     } else {
@@ -97,7 +97,7 @@ fn expand(func: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
             quote!(::prism::__private::remote),
             quote! {
                 let output: #output_ty = #finish;
-                ::prism::__private::encode_result(#name_str, &output)
+                ::prism::__private::encode_result(#name_str, output)
             },
         )
     };
@@ -269,7 +269,7 @@ fn expand_actor(imp: ItemImpl) -> syn::Result<proc_macro2::TokenStream> {
             #name_str => {
                 #decode
                 let output: #output_ty = #finish;
-                ::prism::__private::encode_result(#label, &output)
+                ::prism::__private::encode_result(#label, output)
             }
         });
         method_names.push(format!("`{name_str}`"));

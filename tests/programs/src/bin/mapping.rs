@@ -96,7 +96,9 @@ fn main() {
             let mut mine = prism::get_bytes(&r).unwrap();
             mine[100] = 1;
             println!("driver's copy-on-write: {}", matches_pattern(&prism::get_bytes(&r).unwrap()));
-            println!("ref: {}", hex(r.id()));
+            // `read` copies the whole encoding from the object's file.
+            let copy = bytes::read(r.id()).unwrap();
+            println!("verified: {}", prism::put_bytes(&copy[5..]).unwrap() == r && matches_pattern(&copy[5..]));
         }
         "host-writes" => {
             // Free a mapping without unmapping it (as a buggy guest might),
@@ -145,8 +147,4 @@ fn main() {
 fn window(end: usize) -> &'static [u8] {
     // SAFETY: [1, end) is inside linear memory, and nothing reads it.
     unsafe { std::slice::from_raw_parts(std::ptr::dangling::<u8>(), end - 1) }
-}
-
-fn hex(id: &[u8; 32]) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -58,6 +58,14 @@ pub struct NodeOptions {
     /// Instances alive at once (each holds a memory slot); the driver is one
     #[arg(long, default_value_t = config::DEFAULT_MAX_INSTANCES, value_parser = clap::value_parser!(u32).range(2..))]
     max_instances: u32,
+
+    /// MiB of small objects kept in memory [default: 30% of memory]
+    #[arg(long, value_name = "MIB")]
+    object_store_memory: Option<u64>,
+
+    /// MiB of all objects kept, in memory and in files
+    #[arg(long, value_name = "MIB", default_value_t = config::DEFAULT_OBJECT_STORE_DISK >> 20)]
+    object_store_disk: u64,
 }
 
 impl NodeOptions {
@@ -72,6 +80,10 @@ impl NodeOptions {
         }
         config.cpu_deadline = Duration::from_secs_f64(self.cpu_deadline);
         config.max_instances = self.max_instances;
+        if let Some(mib) = self.object_store_memory {
+            config.object_store_memory = mib << 20;
+        }
+        config.object_store_disk = self.object_store_disk << 20;
         Ok(config)
     }
 }
