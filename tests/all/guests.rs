@@ -29,3 +29,18 @@ fn bench_prints_one_line_per_benchmark_by_rays_names() {
         assert_eq!(line[2], "ops/s");
     }
 }
+
+#[test]
+fn a_generator_of_ten_100_mb_values_keeps_about_one_in_memory() {
+    // A memory bound, not a timing: the peak is one value being produced
+    // plus one being read (both about 100 MB), never all ten.
+    let dir = tempfile::tempdir().unwrap();
+    let run = prism(dir.path(), &["bench", "--memory", "generator_10x100mb"]);
+    assert!(run.success, "{}", run.stderr);
+    let pss: u64 = run
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("peak_pss ")?.strip_suffix(" MiB")?.parse().ok())
+        .unwrap_or_else(|| panic!("no peak_pss in {}", run.stdout));
+    assert!(pss < 500, "peak PSS {pss} MiB for ten 100 MB values");
+}

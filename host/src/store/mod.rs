@@ -574,6 +574,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_last_release_deletes_an_object_and_what_it_nests() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::open(dir.path()).unwrap();
+        let inner = store.put_bin(&[7; 100_000]).unwrap();
+        let ext = [&[0xc7, 32, 0x50][..], inner.as_bytes()].concat();
+        let outer = store.put([&[0x91][..], &ext].concat()).unwrap();
+        assert_eq!(store.nested(&outer), [inner]);
+        store.release(&inner);
+        assert!(store.try_get(&inner).unwrap().is_ok(), "held by `outer`");
+        store.release(&outer);
+        assert!(store.is_empty());
+        assert_eq!(store.usage(), (0, 0));
+        assert_eq!(std::fs::read_dir(dir.path().join("blobs")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_result_nobody_holds_is_never_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::open(dir.path()).unwrap();
+        let id = store.pending();
+        store.release(&id);
+        assert!(store.try_get(&id).is_none(), "still pending");
+        store.complete(id, Ok(vec![0xc4, 1, 1]));
+        assert!(store.is_empty());
+    }
+
+    #[test]
     fn put_bin_is_the_same_object_as_put_of_the_encoding() {
         let dir = tempfile::tempdir().unwrap();
         let store = ObjectStore::open(dir.path()).unwrap();

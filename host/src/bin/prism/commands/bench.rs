@@ -29,7 +29,10 @@ pub struct Bench {
     /// single_client_tasks_async, multi_client_tasks_async,
     /// 1_1_actor_calls_sync, 1_1_actor_calls_async, 1_1_actor_calls_concurrent,
     /// 1_n_actor_calls_async, n_n_actor_calls_async,
-    /// n_n_actor_calls_with_arg_async ("actor" selects all of these)
+    /// n_n_actor_calls_with_arg_async ("actor" selects all of these),
+    /// get_mapped_* and get_copied_* (128kib, 1mib, 64mib, 1gib; in µs),
+    /// sum_mapped_*, sum_local_1gib; and, only when named:
+    /// map_shared_256mib_x1, map_shared_256mib_x100, generator_10x100mb
     names: Vec<String>,
 
     /// Seconds each of the three runs of a benchmark lasts
