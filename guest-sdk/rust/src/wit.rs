@@ -6,8 +6,8 @@ wit_bindgen::generate!({
     world: "prism:core/task",
 });
 
+use self::prism::core::types::Payload;
 use exports::prism::core::worker::Guest;
-use prism::core::types::Payload;
 
 struct Worker;
 
