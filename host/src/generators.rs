@@ -32,6 +32,14 @@ impl Generators {
     pub fn get(&self, id: &ObjectId) -> Option<Arc<Stream>> {
         self.0.lock().get(id).cloned()
     }
+
+    /// Forgets the stream `id`; returns the items no one took.
+    pub fn close(&self, id: &ObjectId) -> Vec<ObjectId> {
+        match self.0.lock().remove(id) {
+            Some(stream) => stream.close(),
+            None => Vec::new(),
+        }
+    }
 }
 
 /// One generator's items.
@@ -67,13 +75,30 @@ impl Stream {
         added
     }
 
+    /// Ends the stream early: later pushes are refused; returns the items
+    /// not taken yet.
+    fn close(&self) -> Vec<ObjectId> {
+        let mut state = self.state.lock();
+        state.ended = true;
+        let read = state.read;
+        state.read = state.items.len();
+        self.changed.notify_waiters();
+        state.items[read..].to_vec()
+    }
+
     /// Ends the stream, after `failed` (the ref of the generator's failure)
     /// if it failed.
-    pub fn end(&self, failed: Option<ObjectId>) {
+    /// Returns `failed` if the stream was closed already: the caller then
+    /// owns it.
+    pub fn end(&self, failed: Option<ObjectId>) -> Option<ObjectId> {
         let mut state = self.state.lock();
+        if state.ended {
+            return failed;
+        }
         state.items.extend(failed);
         state.ended = true;
         self.changed.notify_waiters();
+        None
     }
 
     /// The next item, `None` once the stream has ended and every item was
@@ -118,7 +143,7 @@ mod tests {
         // A retry replays its first yield: skipped.
         stream.push(0, id(1));
         stream.push(2, id(3));
-        stream.end(Some(id(9)));
+        assert_eq!(stream.end(Some(id(9))), None);
         for want in [1, 2, 3, 9] {
             assert_eq!(stream.next(None).await, Ok(Some(id(want))));
         }
@@ -140,5 +165,16 @@ mod tests {
         };
         assert_eq!(stream.next(None).await, Ok(Some(id(7))));
         producer.await.unwrap();
+    }
+
+    #[test]
+    fn a_closed_stream_gives_back_what_was_not_taken_and_refuses_more() {
+        let generators = Generators::default();
+        let stream = generators.create(id(0));
+        assert!(stream.push(0, id(1)) && stream.push(1, id(2)));
+        assert_eq!(generators.close(&id(0)), [id(1), id(2)]);
+        assert!(!stream.push(2, id(3)));
+        assert_eq!(stream.end(Some(id(9))), Some(id(9)));
+        assert!(generators.get(&id(0)).is_none());
     }
 }

@@ -230,7 +230,7 @@ impl Node {
         self: &Arc<Self>,
         job: &Arc<Job>,
         function: String,
-        args: Vec<TaskArg>,
+        args: Result<Vec<TaskArg>, Failure>,
         options: TaskOptions,
     ) -> ObjectId {
         Scheduler::submit_generator(self, job, function, args, options)

@@ -75,18 +75,19 @@ impl Scheduler {
     }
 
     /// Schedules a generator task and returns the id of its stream at once.
+    /// Malformed arguments (`Err`) fail it, as they fail a task.
     pub(crate) fn submit_generator(
         node: &Arc<Node>,
         job: &Arc<Job>,
         function: String,
-        args: Vec<TaskArg>,
+        args: Result<Vec<TaskArg>, Failure>,
         options: TaskOptions,
     ) -> ObjectId {
         let id = node.store.fresh_id();
         let stream = node.generators.create(id);
-        match Self::admissible(node, job, &function, options) {
-            Err(failure) => stream.end(Some(node.failed(failure))),
-            Ok(()) => {
+        match args.and_then(|args| Self::admissible(node, job, &function, options).map(|()| args)) {
+            Err(failure) => end_stream(node, &stream, Err(failure)),
+            Ok(args) => {
                 let span = tracing::info_span!("generator", function = %function, id = %id);
                 let call = Call::new(node, function, args);
                 tokio::spawn(run(node.clone(), job.clone(), call, options, Results::Stream(stream)).instrument(span));
@@ -154,7 +155,15 @@ async fn run(node: Arc<Node>, job: Arc<Job>, call: Call, options: TaskOptions, r
     }
     match results {
         Results::Object(id) => node.store.complete(id, result),
-        Results::Stream(stream) => stream.end(result.err().map(|failure| node.failed(failure))),
+        Results::Stream(stream) => end_stream(&node, &stream, result.map(drop)),
+    }
+}
+
+/// Ends a generator's stream; a failure becomes its last item (unless the
+/// caller closed the stream already).
+fn end_stream(node: &Node, stream: &Stream, outcome: Result<(), Failure>) {
+    if let Some(unwanted) = stream.end(outcome.err().map(|failure| node.failed(failure))) {
+        node.store.release(&unwanted);
     }
 }
 

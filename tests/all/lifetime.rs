@@ -37,6 +37,11 @@ fn actors_hold_refs_in_their_state() {
 }
 
 #[test]
+fn a_dropped_generator_releases_its_items() {
+    assert_eq!(case("generator"), "first: 0\ntaken item collected: true\n");
+}
+
+#[test]
 fn a_full_store_refuses_objects_until_refs_are_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let run = prism(dir.path(), &["run", "--object-store-disk", "24", guest!("LIFETIME"), "--", "capacity"]);
@@ -54,7 +59,8 @@ fn a_finished_driver_leaves_nothing_behind() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let program = node.load("lifetime.wasm", &std::fs::read(guest!("LIFETIME")).unwrap()).await.unwrap();
-        for case in ["drop", "nested", "tasks", "actor"] {
+        // "generator" leaves untaken items behind unless dropping closes it.
+        for case in ["drop", "nested", "tasks", "actor", "generator"] {
             let job = node.job(program.clone(), Output::new(|_, _| {}));
             node.run_driver(&job, &[case.to_string()]).await.unwrap();
         }

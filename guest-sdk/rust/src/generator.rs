@@ -50,6 +50,13 @@ impl<T> Iterator for Generator<T> {
     }
 }
 
+/// Dropping the generator releases the items not taken yet.
+impl<T> Drop for Generator<T> {
+    fn drop(&mut self) {
+        tasks::close_generator(&self.id);
+    }
+}
+
 /// Starts the generator `function` with `args`.
 pub fn remote_generator<T>(function: &str, args: Vec<Arg>, options: &Options) -> Generator<T> {
     let args: Vec<_> = args.into_iter().map(Arg::into_wit).collect();

@@ -332,9 +332,7 @@ impl tasks::Host for InstanceState {
         options: types::TaskOptions,
     ) -> wasmtime::Result<types::ObjectRef> {
         let ctx = self.ctx()?;
-        // Malformed refs fail the generator, as they fail a task.
-        let args = task_args(args).unwrap_or_else(|f| vec![TaskArg::Object(ctx.node.failed(f))]);
-        Ok(ctx.node.remote_generator(&ctx.job, function, args, task_options(options)).as_bytes().to_vec())
+        Ok(ctx.node.remote_generator(&ctx.job, function, task_args(args), task_options(options)).as_bytes().to_vec())
     }
 
     async fn yield_item(&mut self, item: types::ObjectRef) -> Wit<()> {
@@ -374,5 +372,15 @@ impl tasks::Host for InstanceState {
             Ok(item) => Ok(item.map(|id| self.adopt(id))),
             Err(TimedOut) => Err(types::Error::Timeout),
         })
+    }
+
+    async fn close_generator(&mut self, generator: types::ObjectRef) -> wasmtime::Result<()> {
+        let node = self.ctx()?.node.clone();
+        if let Ok(id) = ObjectId::try_from(generator.as_slice()) {
+            for item in node.generators.close(&id) {
+                node.store.release(&item);
+            }
+        }
+        Ok(())
     }
 }

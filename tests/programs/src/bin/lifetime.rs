@@ -36,6 +36,11 @@ fn make_refs(n: i64) -> Vec<ObjectRef<i64>> {
     (0..n).map(|i| prism::put(&i).unwrap()).collect()
 }
 
+#[prism::remote]
+fn numbers(n: u32) -> impl Iterator<Item = u32> {
+    0..n
+}
+
 /// Keeps refs in its state between calls.
 #[prism::actor]
 struct Keeper {
@@ -119,6 +124,17 @@ fn main() {
             // The actor reports its drops at its next blocking call.
             prism::get(&keeper.sum().remote()).unwrap();
             println!("collected once forgotten: {}", !exists(&id));
+        }
+        "generator" => {
+            let mut items = numbers::remote(5);
+            let first = items.next().unwrap();
+            let first_id = *first.id();
+            // Let the generator finish: four items are waiting, untaken.
+            std::thread::sleep(Duration::from_millis(200));
+            drop(items);
+            println!("first: {}", prism::get(&first).unwrap());
+            drop(first);
+            println!("taken item collected: {}", !exists(&first_id));
         }
         "capacity" => {
             // Run with --object-store-disk 24: two 10 MiB objects fit, three do not.
