@@ -1,7 +1,7 @@
 //! A node: the object store, the runtime and the scheduler, and the jobs
 //! (driver runs) using them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -16,7 +16,7 @@ use crate::generators::Generators;
 use crate::runtime::output::Output;
 use crate::runtime::{DriverExit, LoadError, Program, Runtime, TaskContext, WarmPool};
 use crate::scheduler::{Scheduler, TaskArg, TaskOptions};
-use crate::store::{Capacity, ObjectId, ObjectStore, nested_refs};
+use crate::store::{Capacity, IdSet, ObjectId, ObjectStore, nested_refs};
 
 /// One prism node.
 pub struct Node {
@@ -36,13 +36,13 @@ pub struct Node {
 #[derive(Default)]
 pub struct Holdings {
     node: Option<Arc<Node>>,
-    ids: HashSet<ObjectId>,
+    ids: IdSet,
 }
 
 impl Holdings {
     /// Holdings on `node`'s store.
     pub fn new(node: &Arc<Node>) -> Self {
-        Holdings { node: Some(node.clone()), ids: HashSet::new() }
+        Holdings { node: Some(node.clone()), ids: IdSet::default() }
     }
 
     /// The holdings of a call's arguments: every top-level ref and every

@@ -1,6 +1,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::marker::PhantomData;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -29,8 +30,26 @@ const RELEASE_BATCH: usize = 64;
 /// one was dropped since the host was last told.
 #[derive(Default)]
 struct Held {
-    counts: HashMap<[u8; 32], u32>,
+    counts: HashMap<[u8; 32], u32, BuildHasherDefault<IdHasher>>,
     dropped: Vec<[u8; 32]>,
+}
+
+/// Hashes an id by its first 8 bytes: ids are blake3 output, already
+/// uniform, and only ids the host made become keys.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut word = [0u8; 8];
+        let n = bytes.len().min(8);
+        word[..n].copy_from_slice(&bytes[..n]);
+        self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 thread_local! {

@@ -1,4 +1,6 @@
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::str::FromStr;
 
 /// The 32-byte name of an object: the blake3 hash of its bytes for `put`, a
@@ -57,3 +59,29 @@ impl FromStr for ObjectId {
         Ok(ObjectId(out))
     }
 }
+
+/// Hashes an id by its first 8 bytes. Ids are blake3 output (content hashes,
+/// or hashes of a nonce and a counter), so those bytes are already uniform,
+/// and a guest never chooses the ids that become keys (only ones the store
+/// made): no need for SipHash's cost on every lookup.
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut word = [0u8; 8];
+        let n = bytes.len().min(8);
+        word[..n].copy_from_slice(&bytes[..n]);
+        self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map keyed by ids, hashed with [`IdHasher`].
+pub type IdMap<V> = HashMap<ObjectId, V, BuildHasherDefault<IdHasher>>;
+
+/// A set of ids, hashed with [`IdHasher`].
+pub type IdSet = HashSet<ObjectId, BuildHasherDefault<IdHasher>>;

@@ -14,7 +14,7 @@ mod id;
 mod nested;
 mod object;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 pub use self::disk::DiskError;
 use self::disk::{Disk, Stored};
-pub use self::id::ObjectId;
+pub use self::id::{IdMap, IdSet, ObjectId};
 pub use self::nested::nested_refs;
 pub use self::object::{Blob, Object};
 use crate::error::Failure;
@@ -125,7 +125,7 @@ pub enum GetError {
 /// count drops to zero is deleted from memory and disk, and releases the
 /// refs nested in it.
 pub struct ObjectStore {
-    shards: Vec<Mutex<HashMap<ObjectId, Entry>>>,
+    shards: Vec<Mutex<IdMap<Entry>>>,
     disk: Disk,
     blobs: PathBuf,
     capacity: Capacity,
@@ -136,7 +136,7 @@ pub struct ObjectStore {
     orphans: Mutex<VecDeque<(ObjectId, Usage)>>,
     /// Objects on disk not read since startup. With the memory tier, this
     /// is everything the store has: absent from both means unknown.
-    unloaded: Mutex<HashSet<ObjectId>>,
+    unloaded: Mutex<IdSet>,
     /// Task result ids are blake3(nonce, counter): unique without coordination.
     nonce: [u8; 32],
     counter: AtomicU64,
@@ -156,7 +156,7 @@ impl ObjectStore {
         let used = Usage { memory: 0, total: orphans.iter().map(|(_, u)| u.total).sum() };
         let unloaded = orphans.iter().map(|(id, _)| *id).collect();
         Ok(ObjectStore {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(IdMap::default())).collect(),
             disk,
             blobs: dir.join("blobs"),
             capacity,
@@ -168,7 +168,7 @@ impl ObjectStore {
         })
     }
 
-    fn shard(&self, id: &ObjectId) -> &Mutex<HashMap<ObjectId, Entry>> {
+    fn shard(&self, id: &ObjectId) -> &Mutex<IdMap<Entry>> {
         &self.shards[id.as_bytes()[0] as usize % SHARDS]
     }
 
