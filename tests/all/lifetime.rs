@@ -53,6 +53,21 @@ fn a_full_store_refuses_objects_until_refs_are_dropped() {
 }
 
 #[test]
+fn the_memory_bound_counts_small_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = prism(dir.path(), &["run", "--object-store-memory", "1", guest!("LIFETIME"), "--", "capacity-memory"]);
+    assert!(run.success, "{}", run.stderr);
+    let lines: Vec<_> = run.stdout.lines().collect();
+    // 1 MiB holds 26 objects of 40,003 encoded bytes.
+    assert!(
+        lines[0].starts_with("held 26 objects of 40 kB, then: limit exceeded: the object store is full"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(lines[1], "after dropping them: true");
+}
+
+#[test]
 fn a_finished_driver_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::open(Config::new(dir.path())).unwrap();

@@ -149,6 +149,21 @@ fn main() {
             println!("after dropping one: {}", blob(3).is_ok());
             drop(b);
         }
+        "capacity-memory" => {
+            // Run with --object-store-memory 1: small objects held in memory
+            // past 1 MiB do not fit; dropping them makes room.
+            let mut held = Vec::new();
+            let error = loop {
+                match prism::put(&vec![held.len() as u8; 40_000]) {
+                    Ok(r) => held.push(r),
+                    Err(e) => break e,
+                }
+            };
+            println!("held {} objects of 40 kB, then: {error}", held.len());
+            held.clear();
+            prism::wait::<()>(&[], 0, None).unwrap();
+            println!("after dropping them: {}", prism::put(&vec![0u8; 40_000]).is_ok());
+        }
         other => panic!("unknown case `{other}`"),
     }
 }
