@@ -64,7 +64,9 @@ impl View {
                 decode::<serde_bytes::ByteBuf>(bytes).map(|b| View(Repr::Copied(b.into_vec())))
             }
             types::Payload::Large(large) if large.raw => Mapping::new(large).map(|m| View(Repr::Mapped(m))),
-            types::Payload::Large(_) => Err(Error::Decode("the object is not a byte string".into())),
+            types::Payload::Large(_) => {
+                Err(Error::Decode("the object is not a byte string: read it with `prism::get` as its own type".into()))
+            }
         }
     }
 }

@@ -102,7 +102,8 @@ enum Source<'a> {
 /// A new object, its blob written but not yet in place.
 struct Built {
     object: Object,
-    /// The blob's temporary file, renamed to `object`'s path on insert.
+    /// The file written for a blob (a temporary one until it is renamed to
+    /// `object`'s path); removed if the object is discarded.
     temp: Option<PathBuf>,
     nested: Vec<ObjectId>,
     usage: Usage,
@@ -409,7 +410,17 @@ impl ObjectStore {
     pub fn complete(&self, id: ObjectId, result: Result<Vec<u8>, Failure>) {
         let built = result.and_then(|bytes| {
             let hash = ObjectId::from(content_hash(&[&bytes]));
-            Ok((hash, self.build(&id, Source::Encoded(bytes))?))
+            let mut built = self.build(&id, Source::Encoded(bytes))?;
+            // A fresh id: nothing else writes this path, so no lock is needed.
+            if let (Some(temp), Object::Blob(blob)) = (&built.temp, &built.object) {
+                if let Err(e) = std::fs::rename(temp, &blob.path) {
+                    let path = blob.path.display().to_string();
+                    self.discard(built);
+                    return Err(Failure::LimitExceeded(format!("the object store cannot write `{path}`: {e}")));
+                }
+                built.temp = Some(blob.path.clone());
+            }
+            Ok((hash, built))
         });
         let mut shard = self.shard(&id).lock();
         let Some(entry) = shard.get_mut(&id).filter(|e| e.refs > 0) else {
@@ -425,13 +436,7 @@ impl ObjectStore {
             return;
         };
         let (slot, nested) = match built {
-            Ok((hash, Built { object, temp, nested, usage })) => {
-                if let (Some(temp), Object::Blob(blob)) = (&temp, &object) {
-                    // A fresh id: nothing else writes this path.
-                    if let Err(e) = std::fs::rename(temp, &blob.path) {
-                        tracing::error!(%id, error = %e, "cannot store a task result");
-                    }
-                }
+            Ok((hash, Built { object, nested, usage, .. })) => {
                 let object = Arc::new(object);
                 self.disk.write_object(id, hash, object.clone(), &nested);
                 entry.usage = usage;
