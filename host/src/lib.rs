@@ -33,7 +33,7 @@ pub mod store;
 pub use actors::{ActorId, ActorOptions};
 pub use config::Config;
 pub use error::{Failure, Link};
-pub use node::{Job, Node};
+pub use node::{Host, Job, Node};
 pub use runtime::output::{Output, Stream};
 pub use runtime::{DriverExit, LoadError, Program};
 pub use scheduler::{TaskArg, TaskOptions};

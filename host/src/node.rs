@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::error::Failure;
 use crate::generators::Generators;
 use crate::runtime::output::Output;
-use crate::runtime::{DriverExit, LoadError, Program, Runtime, TaskContext, WarmPool};
+use crate::runtime::{DriverExit, InstanceLimits, LoadError, Program, Runtime, TaskContext, WarmPool};
 use crate::scheduler::{Scheduler, TaskArg, TaskOptions};
 use crate::store::{Capacity, IdSet, ObjectId, ObjectStore, nested_refs};
 
@@ -24,8 +24,12 @@ pub struct Node {
     pub config: Config,
     /// Its objects.
     pub store: ObjectStore,
-    pub(crate) runtime: Runtime,
-    pub(crate) scheduler: Scheduler,
+    /// What its instances may use.
+    pub limits: InstanceLimits,
+    pub(crate) runtime: Arc<Runtime>,
+    pub(crate) scheduler: Arc<Scheduler>,
+    /// Its loaded components, by the blake3 of their bytes.
+    programs: Mutex<HashMap<[u8; 32], Arc<Program>>>,
     pub(crate) actors: Actors,
     pub(crate) generators: Generators,
     callers: AtomicU64,
@@ -128,26 +132,58 @@ pub struct Job {
 impl Node {
     /// Opens a node on `config.data_dir`, creating it if needed.
     pub fn open(config: Config) -> anyhow::Result<Arc<Node>> {
+        Host::new(&config)?.open(config)
+    }
+}
+
+/// What the namespaces of one machine share: the engine, its instance
+/// slots, and the logical cpus.
+#[derive(Clone)]
+pub struct Host {
+    runtime: Arc<Runtime>,
+    scheduler: Arc<Scheduler>,
+}
+
+impl Host {
+    /// An engine and cpus as `config` sizes them.
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        Ok(Host { runtime: Arc::new(Runtime::new(config)?), scheduler: Arc::new(Scheduler::new(config.workers)) })
+    }
+
+    /// Opens a namespace in `config.data_dir`: its own objects, components,
+    /// actors and limits, on this host's engine and cpus. Nothing in one
+    /// namespace can name anything in another.
+    pub fn open(&self, config: Config) -> anyhow::Result<Arc<Node>> {
+        let (runtime, scheduler) = (self.runtime.clone(), self.scheduler.clone());
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data directory `{}`", config.data_dir.display()))?;
         let capacity = Capacity { memory: config.object_store_memory, disk: config.object_store_disk };
         let store = ObjectStore::open_with(&config.data_dir.join("objects"), capacity)?;
-        let runtime = Runtime::new(&config)?;
-        let scheduler = Scheduler::new(config.workers);
         Ok(Arc::new(Node {
+            limits: InstanceLimits::of(&config),
             config,
             store,
             runtime,
             scheduler,
+            programs: Mutex::new(HashMap::new()),
             actors: Actors::default(),
             generators: Generators::default(),
             callers: AtomicU64::new(0),
         }))
     }
+}
 
-    /// Loads a component (compiled once, then cached on disk).
+impl Node {
+    /// Loads a component (compiled once, then cached in the data directory).
     pub async fn load(&self, name: &str, wasm: &[u8]) -> Result<Arc<Program>, LoadError> {
-        self.runtime.load(name, wasm).await
+        let hash = *blake3::hash(wasm).as_bytes();
+        if let Some(program) = self.programs.lock().get(&hash) {
+            return Ok(program.clone());
+        }
+        let cache_dir = self.config.data_dir.join("compiled");
+        let program = Arc::new(self.runtime.load(&cache_dir, self.limits, name, hash, wasm).await?);
+        self.programs.lock().insert(hash, program.clone());
+        Ok(program)
     }
 
     /// A new job running `program`, its output going to `output`.

@@ -10,8 +10,7 @@ mod mapping;
 pub mod output;
 mod state;
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -137,18 +136,32 @@ pub enum DriverExit {
     Trapped(String),
 }
 
-/// The engine, the linker and the loaded components of one node.
+/// The engine, the linker and the instance slots of one node, shared by
+/// all its namespaces.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<InstanceState>,
-    cache_dir: PathBuf,
     fingerprint: String,
-    programs: Mutex<HashMap<[u8; 32], Arc<Program>>>,
     instances: Arc<Semaphore>,
-    memory_limit: u64,
-    task_ticks: u64,
     /// Idle instances a job keeps warm.
     max_idle: usize,
+}
+
+/// What one namespace's instances may use.
+#[derive(Debug, Clone, Copy)]
+pub struct InstanceLimits {
+    /// Bytes of linear memory.
+    pub memory: u64,
+    /// Epoch ticks of CPU per task call.
+    pub ticks: u64,
+}
+
+impl InstanceLimits {
+    /// The limits `config` names.
+    pub fn of(config: &Config) -> Self {
+        let ticks = config.cpu_deadline.as_nanos() / EPOCH_TICK.as_nanos();
+        InstanceLimits { memory: config.memory_limit, ticks: u64::try_from(ticks.max(1)).unwrap_or(u64::MAX) }
+    }
 }
 
 impl Runtime {
@@ -159,41 +172,37 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         TaskHost::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |s| s)?;
         mapping::add_to_linker(&mut linker)?;
-        let cache_dir = config.data_dir.join("compiled");
-        std::fs::create_dir_all(&cache_dir)?;
-        let ticks = config.cpu_deadline.as_nanos() / EPOCH_TICK.as_nanos();
         Ok(Runtime {
             fingerprint: engine::fingerprint(&engine),
             engine,
             linker,
-            cache_dir,
-            programs: Mutex::new(HashMap::new()),
             instances: Arc::new(Semaphore::new(config.max_instances as usize)),
-            memory_limit: config.memory_limit,
-            task_ticks: u64::try_from(ticks.max(1)).unwrap_or(u64::MAX),
             max_idle: config.workers as usize,
         })
     }
 
-    /// Compiles (or loads from the cache) and links a component.
-    pub async fn load(&self, name: &str, wasm: &[u8]) -> Result<Arc<Program>, LoadError> {
-        let hash = *blake3::hash(wasm).as_bytes();
-        if let Some(program) = self.programs.lock().get(&hash) {
-            return Ok(program.clone());
-        }
+    /// Compiles (or loads from `cache_dir`) and links a component whose
+    /// bytes hash to `hash`; its functions are listed under `limits`.
+    pub async fn load(
+        &self,
+        cache_dir: &Path,
+        limits: InstanceLimits,
+        name: &str,
+        hash: [u8; 32],
+        wasm: &[u8],
+    ) -> Result<Program, LoadError> {
         match wasm.get(..8) {
             Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => return Err(LoadError::CoreModule(name.into())),
             Some([0, b'a', b's', b'm', ..]) => {}
             _ => return Err(LoadError::NotWasm(name.into())),
         }
-        let (component, from_cache) = self.compile(name, &hash, wasm)?;
+        let (component, from_cache) = self.compile(cache_dir, name, &hash, wasm)?;
         let pre = self.linker.instantiate_pre(&component).map_err(|e| LoadError::Imports(name.into(), e.into()))?;
         let task = TaskHostPre::new(pre.clone()).map_err(|_| LoadError::WrongWorld(name.into()))?;
         let command = CommandPre::new(pre).ok();
 
         // Ask the component which functions it has, in a throwaway instance.
-        let mut store =
-            self.store(WasiCtxBuilder::new().build(), self.task_ticks, StderrTail::default(), Tag::default());
+        let mut store = self.store(WasiCtxBuilder::new().build(), limits, StderrTail::default(), Tag::default());
         store.set_epoch_deadline(1);
         let (mut functions, mut classes) = async {
             let instance = task.instantiate_async(&mut store).await?;
@@ -206,17 +215,20 @@ impl Runtime {
         classes.sort();
 
         let data_end = mapping::data_end(wasm);
-        let program =
-            Arc::new(Program { name: name.into(), hash, functions, classes, from_cache, data_end, task, command });
-        self.programs.lock().insert(hash, program.clone());
-        Ok(program)
+        Ok(Program { name: name.into(), hash, functions, classes, from_cache, data_end, task, command })
     }
 
     /// The compiled component, from the cache or freshly compiled (and then
     /// cached), keyed by the wasm's hash and the engine's fingerprint.
-    fn compile(&self, name: &str, hash: &[u8; 32], wasm: &[u8]) -> Result<(Component, bool), LoadError> {
+    fn compile(
+        &self,
+        cache_dir: &Path,
+        name: &str,
+        hash: &[u8; 32],
+        wasm: &[u8],
+    ) -> Result<(Component, bool), LoadError> {
         let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-        let path = self.cache_dir.join(format!("{hex}-{}.cwasm", self.fingerprint));
+        let path = cache_dir.join(format!("{hex}-{}.cwasm", self.fingerprint));
         let started = Instant::now();
         if path.exists() {
             // SAFETY: only this runtime writes the cache directory, atomically,
@@ -234,7 +246,7 @@ impl Runtime {
         tracing::info!(component = name, elapsed = ?started.elapsed(), "compiled component");
         match component.serialize() {
             Ok(bytes) => {
-                if let Err(err) = write_atomic(&path, &bytes) {
+                if let Err(err) = std::fs::create_dir_all(cache_dir).and_then(|()| write_atomic(&path, &bytes)) {
                     tracing::warn!(path = %path.display(), error = %err, "cannot cache compiled component");
                 }
             }
@@ -246,15 +258,15 @@ impl Runtime {
     fn store(
         &self,
         wasi: wasmtime_wasi::WasiCtx,
-        tick_limit: u64,
+        limits: InstanceLimits,
         stderr: StderrTail,
         tag: Tag,
     ) -> Store<InstanceState> {
-        let mut store = Store::new(&self.engine, InstanceState::new(wasi, self.memory_limit, tick_limit, stderr, tag));
+        let mut store = Store::new(&self.engine, InstanceState::new(wasi, limits.memory, limits.ticks, stderr, tag));
         store.limiter(|state| &mut state.limits);
         // A guest cannot hand the host more than its own memory, which is
         // already limited; wasmtime's default (128 MiB) would cap objects.
-        store.set_hostcall_fuel(usize::try_from(self.memory_limit).unwrap_or(usize::MAX));
+        store.set_hostcall_fuel(usize::try_from(limits.memory).unwrap_or(usize::MAX));
         store.epoch_deadline_callback(|mut ctx| {
             let state = ctx.data_mut();
             state.ticks += 1;
@@ -269,7 +281,7 @@ impl Runtime {
     }
 
     /// A store whose output goes to `job`'s, holding an instance slot.
-    async fn job_store(&self, job: &Job, args: &[String], tick_limit: u64) -> Store<InstanceState> {
+    async fn job_store(&self, job: &Job, args: &[String], limits: InstanceLimits) -> Store<InstanceState> {
         let slot = self.instances.clone().acquire_owned().await.expect("instance semaphore is never closed");
         let (stderr, tag) = (StderrTail::default(), Tag::default());
         let wasi = WasiCtxBuilder::new()
@@ -277,7 +289,7 @@ impl Runtime {
             .stdout(GuestStream::new(job.output.clone(), Stream::Stdout, tag.clone(), None))
             .stderr(GuestStream::new(job.output.clone(), Stream::Stderr, tag.clone(), Some(stderr.clone())))
             .build();
-        let mut store = self.store(wasi, tick_limit, stderr, tag);
+        let mut store = self.store(wasi, limits, stderr, tag);
         store.data_mut()._instance_slot = Some(slot);
         store
     }
@@ -299,7 +311,7 @@ impl Runtime {
         let warm = job.warm.take();
         let (mut store, instance) = match warm {
             Some(Warm { store, instance }) => (store, Some(instance)),
-            None => (self.job_store(&job, &[], self.task_ticks).await, None),
+            None => (self.job_store(&job, &[], ctx.node.limits).await, None),
         };
         store.data_mut().begin(ctx, Some(function));
         store.set_epoch_deadline(1);
@@ -332,7 +344,7 @@ impl Runtime {
         args: &[Payload],
     ) -> Result<ActorInstance, String> {
         let job = ctx.job.clone();
-        let mut store = self.job_store(&job, &[], self.task_ticks).await;
+        let mut store = self.job_store(&job, &[], ctx.node.limits).await;
         store.data_mut().begin(ctx, Some(class));
         store.data_mut().hold_nested(args);
         store.set_epoch_deadline(1);
@@ -380,7 +392,8 @@ impl Runtime {
         };
         let mut argv = vec![program.name.clone()];
         argv.extend_from_slice(args);
-        let mut store = self.job_store(&ctx.job, &argv, u64::MAX).await;
+        let limits = InstanceLimits { ticks: u64::MAX, ..ctx.node.limits };
+        let mut store = self.job_store(&ctx.job, &argv, limits).await;
         store.data_mut().begin(ctx, None);
         store.set_epoch_deadline(1);
         let result = async {
