@@ -48,6 +48,34 @@ pub fn default_object_store_memory() -> u64 {
 /// job fills neither the disk nor the page cache unnoticed.
 pub const DEFAULT_OBJECT_STORE_DISK: u64 = 64 << 30;
 
+/// What messages tell a user to raise when a guest hits a limit: the CLI's
+/// flags for `prism run`, a tenant's quotas for `prism serve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitNames {
+    /// What sets the memory limit of an instance.
+    pub memory: &'static str,
+    /// What sets the cpu deadline of a call.
+    pub cpu: &'static str,
+    /// What sets the object store's capacity.
+    pub store: &'static str,
+}
+
+impl LimitNames {
+    /// The flags of `prism run` and `prism bench`.
+    pub const CLI: LimitNames = LimitNames {
+        memory: "--memory-limit",
+        cpu: "--cpu-deadline",
+        store: "--object-store-disk and --object-store-memory",
+    };
+
+    /// A tenant's quotas.
+    pub const QUOTAS: LimitNames = LimitNames {
+        memory: "the tenant quota `memory_per_instance`",
+        cpu: "the tenant quota `cpu_deadline_ms`",
+        store: "the tenant quota `stored_bytes`",
+    };
+}
+
 /// Everything a node is started with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -65,6 +93,8 @@ pub struct Config {
     pub object_store_memory: u64,
     /// Bytes of all objects kept (memory and blob files).
     pub object_store_disk: u64,
+    /// What raises each limit, for messages.
+    pub limit_names: LimitNames,
 }
 
 impl Config {
@@ -78,6 +108,7 @@ impl Config {
             max_instances: DEFAULT_MAX_INSTANCES,
             object_store_memory: default_object_store_memory(),
             object_store_disk: DEFAULT_OBJECT_STORE_DISK,
+            limit_names: LimitNames::CLI,
         }
     }
 }

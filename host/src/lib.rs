@@ -28,6 +28,7 @@ pub mod generators;
 mod node;
 pub mod runtime;
 pub mod scheduler;
+pub mod service;
 pub mod store;
 
 pub use actors::{ActorId, ActorOptions};

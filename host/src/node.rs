@@ -33,6 +33,19 @@ pub struct Node {
     pub(crate) actors: Actors,
     pub(crate) generators: Generators,
     callers: AtomicU64,
+    /// Tasks run in this namespace so far.
+    pub tasks: TaskCounts,
+}
+
+/// Tasks of a namespace, counted for metrics.
+#[derive(Default)]
+pub struct TaskCounts {
+    /// Tasks started.
+    pub started: AtomicU64,
+    /// Tasks that returned a value.
+    pub finished: AtomicU64,
+    /// Tasks that failed.
+    pub failed: AtomicU64,
 }
 
 /// References held by one holder (an instance, a pending task's
@@ -157,7 +170,11 @@ impl Host {
         let (runtime, scheduler) = (self.runtime.clone(), self.scheduler.clone());
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data directory `{}`", config.data_dir.display()))?;
-        let capacity = Capacity { memory: config.object_store_memory, disk: config.object_store_disk };
+        let capacity = Capacity {
+            memory: config.object_store_memory,
+            disk: config.object_store_disk,
+            raise: config.limit_names.store,
+        };
         let store = ObjectStore::open_with(&config.data_dir.join("objects"), capacity)?;
         Ok(Arc::new(Node {
             limits: InstanceLimits::of(&config),
@@ -169,7 +186,15 @@ impl Host {
             actors: Actors::default(),
             generators: Generators::default(),
             callers: AtomicU64::new(0),
+            tasks: TaskCounts::default(),
         }))
+    }
+}
+
+impl Host {
+    /// Instances alive now (running, or waiting in `get`), in all namespaces.
+    pub fn instances(&self) -> usize {
+        self.runtime.instances()
     }
 }
 

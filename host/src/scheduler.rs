@@ -3,6 +3,7 @@
 //! results.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
@@ -146,13 +147,18 @@ async fn run(node: Arc<Node>, job: Arc<Job>, call: Call, options: TaskOptions, r
     // The refs the task made stay alive until its result (which may nest
     // them) is stored; its arguments until it is done.
     let mut made = Holdings::new(&node);
+    node.tasks.started.fetch_add(1, Ordering::Relaxed);
     let result = match resolve(&node, &function, args).await {
         Ok(values) => attempt(&node, &job, &function, &values, options, stream, &mut made).await,
         Err(failure) => Err(failure),
     };
-    if let Err(failure) = &result {
-        tracing::debug!(%failure, "task failed");
-    }
+    match &result {
+        Ok(_) => node.tasks.finished.fetch_add(1, Ordering::Relaxed),
+        Err(failure) => {
+            tracing::debug!(%failure, "task failed");
+            node.tasks.failed.fetch_add(1, Ordering::Relaxed)
+        }
+    };
     match results {
         Results::Object(id) => node.store.complete(id, result),
         Results::Stream(stream) => end_stream(&node, &stream, result.map(drop)),

@@ -103,7 +103,7 @@ fn unreferenced_objects_from_an_earlier_run_are_evicted_first() {
         store.flush().unwrap();
         id
     };
-    let capacity = prism_host::store::Capacity { memory: 1 << 20, disk: 300_000 };
+    let capacity = prism_host::store::Capacity { memory: 1 << 20, disk: 300_000, raise: "--object-store-disk" };
     let store = ObjectStore::open_with(dir.path(), capacity).unwrap();
     assert_eq!(store.usage(), (0, 200_000));
     let new = store.put(vec![2; 200_000]).unwrap();

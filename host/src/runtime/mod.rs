@@ -26,7 +26,7 @@ use self::bindings::{TaskHost, TaskHostPre};
 pub(crate) use self::mapping::payload;
 use self::output::{GuestStream, StderrTail, Stream, Tag};
 pub use self::state::{Generating, InstanceState, LimitError, TaskContext};
-use crate::config::{Config, EPOCH_TICK};
+use crate::config::{Config, EPOCH_TICK, LimitNames};
 use crate::error::Failure;
 use crate::fsutil::write_atomic;
 use crate::node::{Holdings, Job};
@@ -143,6 +143,7 @@ pub struct Runtime {
     linker: Linker<InstanceState>,
     fingerprint: String,
     instances: Arc<Semaphore>,
+    max_instances: usize,
     /// Idle instances a job keeps warm.
     max_idle: usize,
 }
@@ -154,13 +155,19 @@ pub struct InstanceLimits {
     pub memory: u64,
     /// Epoch ticks of CPU per task call.
     pub ticks: u64,
+    /// What raises them, for messages.
+    pub names: LimitNames,
 }
 
 impl InstanceLimits {
     /// The limits `config` names.
     pub fn of(config: &Config) -> Self {
         let ticks = config.cpu_deadline.as_nanos() / EPOCH_TICK.as_nanos();
-        InstanceLimits { memory: config.memory_limit, ticks: u64::try_from(ticks.max(1)).unwrap_or(u64::MAX) }
+        InstanceLimits {
+            memory: config.memory_limit,
+            ticks: u64::try_from(ticks.max(1)).unwrap_or(u64::MAX),
+            names: config.limit_names,
+        }
     }
 }
 
@@ -177,8 +184,14 @@ impl Runtime {
             engine,
             linker,
             instances: Arc::new(Semaphore::new(config.max_instances as usize)),
+            max_instances: config.max_instances as usize,
             max_idle: config.workers as usize,
         })
+    }
+
+    /// Instances alive now.
+    pub fn instances(&self) -> usize {
+        self.max_instances - self.instances.available_permits()
     }
 
     /// Compiles (or loads from `cache_dir`) and links a component whose
@@ -262,7 +275,7 @@ impl Runtime {
         stderr: StderrTail,
         tag: Tag,
     ) -> Store<InstanceState> {
-        let mut store = Store::new(&self.engine, InstanceState::new(wasi, limits.memory, limits.ticks, stderr, tag));
+        let mut store = Store::new(&self.engine, InstanceState::new(wasi, limits, stderr, tag));
         store.limiter(|state| &mut state.limits);
         // A guest cannot hand the host more than its own memory, which is
         // already limited; wasmtime's default (128 MiB) would cap objects.
@@ -272,7 +285,7 @@ impl Runtime {
             state.ticks += 1;
             if state.ticks > state.tick_limit {
                 let deadline = (EPOCH_TICK.as_nanos() as u64).saturating_mul(state.tick_limit);
-                return Err(LimitError::Cpu(std::time::Duration::from_nanos(deadline)).into());
+                return Err(LimitError::Cpu(std::time::Duration::from_nanos(deadline), state.limits.names.cpu).into());
             }
             // Let other tasks on this thread run, then go on.
             Ok(UpdateDeadline::Yield(1))

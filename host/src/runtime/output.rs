@@ -38,6 +38,12 @@ impl Output {
         })
     }
 
+    /// Output nobody reads (invocations over HTTP: results and errors are
+    /// the answer, and a trap's message carries the end of stderr).
+    pub fn discard() -> Self {
+        Output::new(|_, _| {})
+    }
+
     /// Output handed to `sink`.
     pub fn new(sink: impl Fn(Stream, &[u8]) + Send + Sync + 'static) -> Self {
         Output(Arc::new(sink))

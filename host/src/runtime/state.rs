@@ -9,8 +9,10 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::InstanceLimits;
 use super::mapping::Mappings;
 use super::output::{StderrTail, Tag};
+use crate::config::LimitNames;
 use crate::config::MAX_TABLE_ELEMENTS;
 use crate::generators::Stream;
 use crate::node::{Holdings, Job, Node};
@@ -20,11 +22,11 @@ use crate::store::{ObjectId, nested_refs};
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LimitError {
     /// The call ran longer than its CPU deadline.
-    #[error("exceeded its cpu deadline of {0:?} (raise it with --cpu-deadline)")]
-    Cpu(Duration),
+    #[error("exceeded its cpu deadline of {0:?} (raise it with {1})")]
+    Cpu(Duration, &'static str),
     /// Memory grew past the limit.
-    #[error("exceeded its memory limit of {} MiB (raise it with --memory-limit)", .0 >> 20)]
-    Memory(u64),
+    #[error("exceeded its memory limit of {} MiB (raise it with {})", .0 >> 20, .1)]
+    Memory(u64, &'static str),
     /// A table grew past [`MAX_TABLE_ELEMENTS`].
     #[error("grew a table past {MAX_TABLE_ELEMENTS} elements")]
     Table,
@@ -33,12 +35,14 @@ pub enum LimitError {
 /// Per-instance memory and table bounds.
 pub struct Limits {
     memory: u64,
+    /// What raises each limit, for messages.
+    pub(super) names: LimitNames,
 }
 
 impl ResourceLimiter for Limits {
     fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         if desired as u64 > self.memory {
-            return Err(LimitError::Memory(self.memory).into());
+            return Err(LimitError::Memory(self.memory, self.names.memory).into());
         }
         Ok(true)
     }
@@ -110,13 +114,13 @@ pub struct InstanceState {
 }
 
 impl InstanceState {
-    pub(super) fn new(wasi: WasiCtx, memory_limit: u64, tick_limit: u64, stderr: StderrTail, tag: Tag) -> Self {
+    pub(super) fn new(wasi: WasiCtx, limits: InstanceLimits, stderr: StderrTail, tag: Tag) -> Self {
         InstanceState {
             wasi,
             table: ResourceTable::new(),
-            limits: Limits { memory: memory_limit },
+            limits: Limits { memory: limits.memory, names: limits.names },
             ticks: 0,
-            tick_limit,
+            tick_limit: limits.ticks,
             stderr,
             tag,
             task: None,

@@ -26,8 +26,8 @@ use tokio::time::Instant;
 pub use self::disk::DiskError;
 use self::disk::{Disk, Stored};
 pub use self::id::{IdMap, IdSet, ObjectId};
-pub use self::nested::nested_refs;
-pub use self::object::{Blob, Object};
+pub use self::nested::{REF_EXT, nested_refs};
+pub use self::object::{Blob, ByteString, Object};
 use crate::error::Failure;
 
 /// Inputs at least this large are hashed on all cores.
@@ -77,11 +77,13 @@ pub struct Capacity {
     pub memory: u64,
     /// Bytes of all objects stored (memory and blob files).
     pub disk: u64,
+    /// What raises them, for the message of a full store.
+    pub raise: &'static str,
 }
 
 impl Capacity {
     /// No bounds.
-    pub const UNBOUNDED: Capacity = Capacity { memory: u64::MAX, disk: u64::MAX };
+    pub const UNBOUNDED: Capacity = Capacity { memory: u64::MAX, disk: u64::MAX, raise: "" };
 }
 
 enum Peek {
@@ -280,9 +282,8 @@ impl ObjectStore {
                 let used = *self.used.lock();
                 return Err(Failure::LimitExceeded(format!(
                     "the object store is full: an object of {} bytes does not fit next to the {} bytes ({} in \
-                     memory) that referenced objects hold; the capacity is {} bytes ({} in memory), see \
-                     --object-store-disk and --object-store-memory",
-                    usage.total, used.total, used.memory, self.capacity.disk, self.capacity.memory
+                     memory) that referenced objects hold; the capacity is {} bytes ({} in memory), see {}",
+                    usage.total, used.total, used.memory, self.capacity.disk, self.capacity.memory, self.capacity.raise
                 )));
             };
             self.evict(id, orphan);

@@ -5,7 +5,7 @@
 use super::ObjectId;
 
 /// MessagePack extension type of a nested ref.
-const REF_EXT: i8 = 0x50;
+pub const REF_EXT: i8 = 0x50;
 
 /// The refs nested in `bytes`, in order, duplicates kept. A malformed
 /// encoding yields the refs found before the damage: guests may store any

@@ -22,6 +22,14 @@ pub enum Object {
     Blob(Blob),
 }
 
+/// The bytes of a byte-string value.
+pub enum ByteString<'a> {
+    /// In memory.
+    Inline(&'a [u8]),
+    /// The whole file at this path, of this length.
+    File(&'a Path, u64),
+}
+
 /// A large object: `header` followed by the file at `path`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Blob {
@@ -54,6 +62,18 @@ impl Object {
             Object::Blob(blob) => blob
                 .read()
                 .map_err(|e| Failure::NotFound(format!("object file `{}` cannot be read: {e}", blob.path.display()))),
+        }
+    }
+
+    /// Where the bytes of a byte string are, if the value is one.
+    pub fn byte_string(&self) -> Option<ByteString<'_>> {
+        match self {
+            Object::Inline(bytes) => match bin_header_len(bytes) {
+                0 => None,
+                header => Some(ByteString::Inline(&bytes[header..])),
+            },
+            Object::Blob(blob) if blob.is_raw() => Some(ByteString::File(&blob.path, blob.body_len)),
+            Object::Blob(_) => None,
         }
     }
 

@@ -1,7 +1,14 @@
 //! One module per subcommand; each is a clap struct with `execute`.
 
 mod bench;
+mod client;
+mod deploy;
+mod invoke;
+mod job;
+mod object;
 mod run;
+mod serve;
+mod tenant;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,6 +30,15 @@ pub struct Prism {
 enum Command {
     Run(run::Run),
     Bench(bench::Bench),
+    Serve(serve::Serve),
+    #[command(subcommand)]
+    Tenant(tenant::Tenant),
+    Deploy(deploy::Deploy),
+    Invoke(invoke::Invoke),
+    #[command(subcommand)]
+    Object(object::Object),
+    #[command(subcommand)]
+    Job(job::Job),
 }
 
 impl Prism {
@@ -30,21 +46,74 @@ impl Prism {
         match self.command {
             Command::Run(cmd) => cmd.execute(),
             Command::Bench(cmd) => cmd.execute(),
+            Command::Serve(cmd) => cmd.execute(),
+            Command::Tenant(cmd) => cmd.execute(),
+            Command::Deploy(cmd) => cmd.execute(),
+            Command::Invoke(cmd) => cmd.execute(),
+            Command::Object(cmd) => cmd.execute(),
+            Command::Job(cmd) => cmd.execute(),
         }
     }
+}
+
+/// Where a node keeps its data.
+#[derive(Args, Debug, Clone)]
+pub struct DataDir {
+    /// Where objects and compiled components are kept
+    /// [default: $XDG_DATA_HOME/prism or ~/.local/share/prism]
+    #[arg(long, env = "PRISM_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl DataDir {
+    pub fn path(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(config::default_data_dir)
+    }
+}
+
+/// Options of the machine a node runs on, shared by its namespaces.
+#[derive(Args, Debug, Clone)]
+pub struct HostOptions {
+    #[command(flatten)]
+    data_dir: DataDir,
+
+    /// Logical cpus for tasks [default: one per core]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    workers: Option<u32>,
+
+    /// Instances alive at once (each holds a memory slot); the driver is one
+    #[arg(long, default_value_t = config::DEFAULT_MAX_INSTANCES, value_parser = clap::value_parser!(u32).range(2..))]
+    max_instances: u32,
+
+    /// MiB of small objects kept in memory [default: 30% of memory]
+    #[arg(long, value_name = "MIB")]
+    object_store_memory: Option<u64>,
+}
+
+impl HostOptions {
+    pub fn config(&self) -> Config {
+        let mut config = Config::new(self.data_dir.path());
+        if let Some(workers) = self.workers {
+            config.workers = workers;
+        }
+        config.max_instances = self.max_instances;
+        if let Some(mib) = self.object_store_memory {
+            config.object_store_memory = mib << 20;
+        }
+        config
+    }
+}
+
+/// A tokio runtime with one worker thread per logical cpu.
+fn tokio_runtime(config: &Config) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(config.workers as usize).enable_all().build()
 }
 
 /// Options every command that starts a node takes.
 #[derive(Args, Debug, Clone)]
 pub struct NodeOptions {
-    /// Where objects and compiled components are kept
-    /// [default: $XDG_DATA_HOME/prism or ~/.local/share/prism]
-    #[arg(long, env = "PRISM_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-
-    /// Logical cpus for tasks [default: one per core]
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-    workers: Option<u32>,
+    #[command(flatten)]
+    host: HostOptions,
 
     /// Memory limit of each instance, in MiB
     #[arg(long, value_name = "MIB", default_value_t = config::DEFAULT_MEMORY_LIMIT >> 20,
@@ -55,14 +124,6 @@ pub struct NodeOptions {
     #[arg(long, value_name = "SECONDS", default_value_t = config::DEFAULT_CPU_DEADLINE.as_secs_f64())]
     cpu_deadline: f64,
 
-    /// Instances alive at once (each holds a memory slot); the driver is one
-    #[arg(long, default_value_t = config::DEFAULT_MAX_INSTANCES, value_parser = clap::value_parser!(u32).range(2..))]
-    max_instances: u32,
-
-    /// MiB of small objects kept in memory [default: 30% of memory]
-    #[arg(long, value_name = "MIB")]
-    object_store_memory: Option<u64>,
-
     /// MiB of all objects kept, in memory and in files
     #[arg(long, value_name = "MIB", default_value_t = config::DEFAULT_OBJECT_STORE_DISK >> 20)]
     object_store_disk: u64,
@@ -70,19 +131,12 @@ pub struct NodeOptions {
 
 impl NodeOptions {
     pub fn config(&self) -> anyhow::Result<Config> {
-        let mut config = Config::new(self.data_dir.clone().unwrap_or_else(config::default_data_dir));
-        if let Some(workers) = self.workers {
-            config.workers = workers;
-        }
+        let mut config = self.host.config();
         config.memory_limit = self.memory_limit << 20;
         if !(self.cpu_deadline > 0.0 && self.cpu_deadline.is_finite()) {
             anyhow::bail!("--cpu-deadline must be a positive number of seconds, not {}", self.cpu_deadline);
         }
         config.cpu_deadline = Duration::from_secs_f64(self.cpu_deadline);
-        config.max_instances = self.max_instances;
-        if let Some(mib) = self.object_store_memory {
-            config.object_store_memory = mib << 20;
-        }
         config.object_store_disk = self.object_store_disk << 20;
         Ok(config)
     }
@@ -91,9 +145,7 @@ impl NodeOptions {
 /// Starts a node, runs `wasm` as a driver with `args` until it ends, and
 /// makes everything it stored durable before returning.
 fn run_driver(config: Config, name: String, wasm: Vec<u8>, args: Vec<String>) -> anyhow::Result<DriverExit> {
-    // One worker thread per logical cpu.
-    let tokio =
-        tokio::runtime::Builder::new_multi_thread().worker_threads(config.workers as usize).enable_all().build()?;
+    let tokio = tokio_runtime(&config)?;
     let node = Node::open(config)?;
     // The driver runs on a worker thread, next to the tasks it starts.
     let driver = {

@@ -1,0 +1,39 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use hyper::Method;
+
+use super::client::{ServerOptions, encode, print_json, runtime};
+
+/// Upload a component to the server; prints its id, functions and classes.
+///
+/// The server checks it is a prism component before keeping it. Invoke its
+/// functions with `prism invoke <id or name> <function> [args]`.
+#[derive(clap::Args)]
+pub struct Deploy {
+    /// The component (.wasm built for wasm32-wasip2 with a prism SDK)
+    component: PathBuf,
+
+    /// Name to find it by [default: its file name without .wasm]
+    #[arg(long)]
+    name: Option<String>,
+
+    #[command(flatten)]
+    server: ServerOptions,
+}
+
+impl Deploy {
+    pub fn execute(self) -> anyhow::Result<ExitCode> {
+        let wasm =
+            std::fs::read(&self.component).with_context(|| format!("cannot read `{}`", self.component.display()))?;
+        let name = self.name.clone().unwrap_or_else(|| {
+            self.component.file_stem().map_or_else(|| "module".into(), |s| s.to_string_lossy().into_owned())
+        });
+        let endpoint = self.server.endpoint()?;
+        let path = format!("/v1/modules?name={}", encode(&name));
+        let info = runtime()?.block_on(endpoint.json(Method::POST, &path, wasm.into(), false))?;
+        print_json(&info);
+        Ok(ExitCode::SUCCESS)
+    }
+}

@@ -1,0 +1,463 @@
+//! The REST API under `/v1`: routing, authentication and quotas, and one
+//! handler per endpoint. docs/http-api.md describes it for users and
+//! docs/openapi.json for machines (a test keeps the two true).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, HeaderValue, RANGE};
+use hyper::{Method, Request, Response, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+use tracing::Instrument as _;
+
+use super::Service;
+use super::http::{ApiError, Body, Reply, full, json_response, read_body};
+use super::jobs;
+use super::space::Space;
+use super::tenants::Tenant;
+use super::values;
+use crate::actors::ActorOptions;
+use crate::error::Failure;
+use crate::scheduler::{TaskArg, TaskOptions};
+use crate::store::{ByteString, GetError, Object, ObjectId};
+
+/// The OpenAPI document of this API.
+pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+
+/// Answers one request.
+pub async fn handle(service: Arc<Service>, request: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        tenant = tracing::field::Empty,
+        status = tracing::field::Empty,
+    );
+    let response = route(&service, request).instrument(span.clone()).await.unwrap_or_else(|e| e.response());
+    span.record("status", response.status().as_u16());
+    service.metrics.request(response.status(), started.elapsed());
+    response
+}
+
+/// A request taken apart: what the handlers need.
+struct Call {
+    method: Method,
+    path: Vec<String>,
+    query: HashMap<String, String>,
+    request: Request<Incoming>,
+}
+
+impl Call {
+    fn query(&self, key: &str) -> Option<&str> {
+        self.query.get(key).map(String::as_str)
+    }
+
+    fn flag(&self, key: &str) -> bool {
+        matches!(self.query(key), Some("" | "true" | "1"))
+    }
+}
+
+async fn route(service: &Arc<Service>, request: Request<Incoming>) -> Reply {
+    let method = request.method().clone();
+    let path: Vec<String> = request.uri().path().split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
+    let query =
+        request.uri().query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
+    let call = Call { method, path, query, request };
+    let segments: Vec<&str> = call.path.iter().map(String::as_str).collect();
+    match (&call.method, segments.as_slice()) {
+        (&Method::GET, ["healthz"]) => Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
+        (&Method::GET, ["v1", "openapi.json"]) => {
+            let mut response = Response::new(full(OPENAPI));
+            response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            Ok(response)
+        }
+        (_, ["v1", ..]) => {
+            let tenant = authenticate(service, &call.request)?;
+            tracing::Span::current().record("tenant", tenant.name.as_str());
+            if !tenant.rate.admit(tenant.quotas.requests_per_second) {
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "quota_exceeded",
+                    format!(
+                        "more than {} requests a second (quota `requests_per_second`); slow down",
+                        tenant.quotas.requests_per_second
+                    ),
+                ));
+            }
+            let space = service.space(&tenant)?;
+            tenant_route(service, &tenant, &space, call).await
+        }
+        _ => Err(ApiError::not_found(format!("no endpoint `{}`; the API is under /v1", call.request.uri().path()))),
+    }
+}
+
+fn authenticate(service: &Service, request: &Request<Incoming>) -> Result<Arc<Tenant>, ApiError> {
+    let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
+    let header = request
+        .headers()
+        .get(AUTHORIZATION)
+        .ok_or_else(|| unauthorized("no `Authorization: Bearer <token>` header"))?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .ok_or_else(|| unauthorized("the `Authorization` header must be `Bearer <token>`"))?;
+    service.tenants.authenticate(token.trim()).ok_or_else(|| unauthorized("the token is not valid"))
+}
+
+async fn tenant_route(service: &Arc<Service>, tenant: &Tenant, space: &Arc<Space>, call: Call) -> Reply {
+    let segments: Vec<String> = call.path.clone();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let method = call.method.clone();
+    match (&method, &segments[1..]) {
+        (&Method::POST, ["modules"]) => upload_module(tenant, space, call).await,
+        (&Method::GET, ["modules"]) => Ok(json_response(StatusCode::OK, &json!({"modules": space.modules()?}))),
+        (&Method::GET, ["modules", id]) => Ok(json_response(StatusCode::OK, &space.module(id).await?.info)),
+        (&Method::DELETE, ["modules", id]) => {
+            space.delete_module(id)?;
+            Ok(no_content())
+        }
+        (&Method::POST, ["modules", id, "functions", function]) => invoke(tenant, space, id, function, call).await,
+        (&Method::POST, ["objects"]) => upload_object(tenant, space, call).await,
+        (&Method::GET, ["objects", id]) => download(space, id, call).await,
+        (&Method::GET, ["objects", id, "meta"]) => object_meta(space, id),
+        (&Method::DELETE, ["objects", id]) => {
+            let id = parse_ref(id)?;
+            if !space.unpin(&id)? {
+                return Err(unknown_ref(&id));
+            }
+            Ok(no_content())
+        }
+        (&Method::POST, ["actors"]) => create_actor(tenant, space, call).await,
+        (&Method::GET, ["actors"]) => {
+            let name =
+                call.query("name").ok_or_else(|| ApiError::bad_request("give the actor's name: ?name=<name>"))?;
+            let id =
+                space.node.actor_by_name(name).map_err(|_| ApiError::not_found(format!("no actor named `{name}`")))?;
+            Ok(json_response(StatusCode::OK, &json!({"id": id.to_string(), "name": name})))
+        }
+        (&Method::POST, ["actors", id, "methods", method]) => call_actor(tenant, space, id, method, call).await,
+        (&Method::DELETE, ["actors", id]) => {
+            let id = parse_actor(id)?;
+            space.node.kill_actor(id).map_err(|_| ApiError::not_found(format!("no actor `{id}`")))?;
+            Ok(no_content())
+        }
+        (&Method::POST, ["jobs"]) => jobs::submit(service, tenant, space, call.request).await,
+        (&Method::GET, ["jobs"]) => Ok(json_response(StatusCode::OK, &json!({"jobs": space.jobs()?}))),
+        (&Method::GET, ["jobs", id]) => Ok(json_response(StatusCode::OK, &space.job(id)?)),
+        (&Method::GET, ["jobs", id, "logs"]) => jobs::logs(space, id, call.flag("follow")).await,
+        (&Method::POST, ["jobs", id, "stop"]) => jobs::stop(space, id),
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no endpoint `{} {}`; see /v1/openapi.json", call.method, call.request.uri().path()),
+        )),
+    }
+}
+
+fn no_content() -> Response<Body> {
+    let mut response = Response::new(full(Bytes::new()));
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+}
+
+fn percent_decode(segment: &str) -> String {
+    form_urlencoded::parse(format!("x={segment}").as_bytes())
+        .next()
+        .map_or_else(|| segment.to_string(), |(_, v)| v.into_owned())
+}
+
+fn parse_ref(id: &str) -> Result<ObjectId, ApiError> {
+    id.parse().map_err(ApiError::bad_request)
+}
+
+fn parse_actor(id: &str) -> Result<ObjectId, ApiError> {
+    id.parse().map_err(|_| ApiError::bad_request(format!("`{id}` is not an actor id (64 hex digits)")))
+}
+
+fn unknown_ref(id: &ObjectId) -> ApiError {
+    ApiError::not_found(format!("no object `{id}`"))
+}
+
+/// A request body as JSON of type `T`.
+fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8], what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("{what} is not valid JSON of the expected shape: {e}")))
+}
+
+/// A call's arguments: a JSON array (an empty body is no arguments).
+fn parse_args(body: &[u8]) -> Result<Vec<TaskArg>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Vec::new());
+    }
+    let args: Vec<Json> = parse_json(body, "the arguments (a JSON array)")?;
+    values::args_from_json(&args).map_err(ApiError::bad_request)
+}
+
+/// Refuses ref arguments the namespace does not have (a foreign or
+/// guessed ref is just as unknown).
+fn check_refs(space: &Space, args: &[TaskArg]) -> Result<(), ApiError> {
+    for arg in args {
+        if let TaskArg::Object(id) = arg
+            && let Some(Err(failure)) = space.node.store.try_get(id)
+            && matches!(*failure, Failure::NotFound(_))
+        {
+            return Err(unknown_ref(id));
+        }
+    }
+    Ok(())
+}
+
+fn begin_call(tenant: &Tenant, space: &Arc<Space>) -> Result<super::space::InFlight, ApiError> {
+    space.begin_call(tenant.quotas.concurrent_tasks).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "quota_exceeded",
+            format!(
+                "{} calls are already in flight (quota `concurrent_tasks`); wait for some to finish",
+                tenant.quotas.concurrent_tasks
+            ),
+        )
+    })
+}
+
+async fn upload_module(tenant: &Tenant, space: &Space, call: Call) -> Reply {
+    let name = call.query("name").unwrap_or("module.wasm").to_string();
+    let wasm = read_body(call.request.into_body(), tenant.quotas.upload_bytes, "upload_bytes").await?;
+    let info = space.add_module(&name, &wasm).await?;
+    Ok(json_response(StatusCode::CREATED, &info))
+}
+
+async fn invoke(tenant: &Tenant, space: &Arc<Space>, module: &str, function: &str, call: Call) -> Reply {
+    let want_ref = call.query("result") == Some("ref");
+    let body = read_body(call.request.into_body(), tenant.quotas.upload_bytes, "upload_bytes").await?;
+    let module = space.module(module).await?;
+    if !module.info.functions.iter().any(|f| f == function) {
+        return Err(ApiError::not_found(format!(
+            "module `{}` has no function `{function}`; it has {}",
+            module.info.name,
+            listing(&module.info.functions)
+        )));
+    }
+    let args = parse_args(&body)?;
+    check_refs(space, &args)?;
+    let in_flight = begin_call(tenant, space)?;
+    let id = space.node.remote(&module.job, function.to_string(), args, TaskOptions::default());
+    answer(space, id, want_ref, in_flight).await
+}
+
+/// The answer to a call whose result is `id` (a reference the caller
+/// owns): the value, or at once the ref (pinned) with `want_ref`.
+async fn answer(space: &Arc<Space>, id: ObjectId, want_ref: bool, in_flight: super::space::InFlight) -> Reply {
+    if want_ref {
+        space.pin(id)?;
+        // The call stays counted against the quota until it is done.
+        let node = space.node.clone();
+        tokio::spawn(async move {
+            let _ = node.store.get(&id, None).await;
+            drop(in_flight);
+        });
+        return Ok(json_response(StatusCode::ACCEPTED, &json!({"ref": id.to_string()})));
+    }
+    let result = space.node.store.get(&id, None).await;
+    drop(in_flight);
+    space.node.store.release(&id);
+    let object = result.map_err(|e| match e {
+        GetError::Failed(failure) => failure_error(&failure),
+        GetError::Timeout => unreachable!("no deadline"),
+    })?;
+    let value = decode(&object)?;
+    Ok(json_response(StatusCode::OK, &json!({"result": value})))
+}
+
+fn decode(object: &Object) -> Result<Json, ApiError> {
+    values::decode(&object.to_vec().map_err(|f| failure_error(&f))?).map_err(ApiError::internal)
+}
+
+/// A failed call as an error answer.
+pub fn failure_error(failure: &Failure) -> ApiError {
+    let (status, code) = match failure {
+        Failure::TaskFailed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "task_failed"),
+        Failure::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+        Failure::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "invalid_argument"),
+        Failure::LimitExceeded(_) => (StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded"),
+        Failure::ActorDied(_) => (StatusCode::GONE, "actor_died"),
+    };
+    ApiError::new(status, code, failure.to_string())
+}
+
+fn listing(names: &[String]) -> String {
+    if names.is_empty() {
+        return "none".into();
+    }
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+}
+
+async fn upload_object(tenant: &Tenant, space: &Space, call: Call) -> Reply {
+    let bytes = read_body(call.request.into_body(), tenant.quotas.upload_bytes, "upload_bytes").await?;
+    let id = space.node.store.put_bin(&bytes).map_err(|f| failure_error(&f))?;
+    space.pin(id)?;
+    // Acknowledged means durable.
+    space.node.store.flush().map_err(ApiError::internal)?;
+    Ok(json_response(StatusCode::CREATED, &json!({"ref": id.to_string(), "size": bytes.len()})))
+}
+
+/// The object `id` once it is ready (waiting for a pending result).
+async fn ready(space: &Space, id: &ObjectId) -> Result<Arc<Object>, ApiError> {
+    if !space.node.store.retain(id) {
+        return Err(unknown_ref(id));
+    }
+    let result = space.node.store.get(id, None).await;
+    space.node.store.release(id);
+    result.map_err(|e| match e {
+        GetError::Failed(failure) => failure_error(&failure),
+        GetError::Timeout => unreachable!("no deadline"),
+    })
+}
+
+async fn download(space: &Space, id: &str, call: Call) -> Reply {
+    let id = parse_ref(id)?;
+    let object = ready(space, &id).await?;
+    let Some(bytes) = object.byte_string() else {
+        let value = decode(&object)?;
+        return Ok(json_response(StatusCode::OK, &value));
+    };
+    let len = match bytes {
+        ByteString::Inline(b) => b.len() as u64,
+        ByteString::File(_, len) => len,
+    };
+    let range = match call.request.headers().get(RANGE) {
+        Some(header) => Some(parse_range(header, len)?),
+        None => None,
+    };
+    let (start, end) = range.unwrap_or((0, len));
+    let body = match bytes {
+        ByteString::Inline(b) => full(Bytes::copy_from_slice(&b[start as usize..end as usize])),
+        ByteString::File(path, _) => file_body(path, start, end).await?,
+    };
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(end - start));
+    headers.insert("accept-ranges", HeaderValue::from_static("bytes"));
+    if range.is_some() {
+        let value = format!("bytes {start}-{}/{len}", end.max(1) - 1);
+        headers.insert(CONTENT_RANGE, HeaderValue::from_str(&value).map_err(ApiError::internal)?);
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+    }
+    Ok(response)
+}
+
+/// `Range: bytes=a-b`, `a-` or `-n` over `len` bytes, as [start, end).
+fn parse_range(header: &HeaderValue, len: u64) -> Result<(u64, u64), ApiError> {
+    let unsatisfiable = || {
+        ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "range_not_satisfiable",
+            format!(
+                "the range `{}` is not within the object's {len} bytes (one range, `bytes=start-end`)",
+                header.to_str().unwrap_or("?")
+            ),
+        )
+    };
+    let spec = header.to_str().ok().and_then(|h| h.strip_prefix("bytes=")).ok_or_else(unsatisfiable)?;
+    let (a, b) = spec.split_once('-').ok_or_else(unsatisfiable)?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().map_err(|_| unsatisfiable())?;
+            (len.saturating_sub(n), len)
+        }
+        (a, "") => (a.parse().map_err(|_| unsatisfiable())?, len),
+        (a, b) => {
+            let (a, b): (u64, u64) = (a.parse().map_err(|_| unsatisfiable())?, b.parse().map_err(|_| unsatisfiable())?);
+            (a, b.saturating_add(1).min(len))
+        }
+    };
+    if start >= end || start >= len {
+        return Err(unsatisfiable());
+    }
+    Ok((start, end))
+}
+
+/// The bytes [start, end) of the file at `path`, streamed.
+async fn file_body(path: &std::path::Path, start: u64, end: u64) -> Result<Body, ApiError> {
+    use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+    let mut file = tokio::fs::File::open(path).await.map_err(ApiError::internal)?;
+    file.seek(std::io::SeekFrom::Start(start)).await.map_err(ApiError::internal)?;
+    let stream =
+        futures::stream::unfold((file.take(end - start), vec![0u8; 256 << 10]), |(mut file, mut buf)| async move {
+            match file.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => Some((Ok(hyper::body::Frame::data(Bytes::copy_from_slice(&buf[..n]))), (file, buf))),
+                Err(e) => Some((Err(e), (file, buf))),
+            }
+        });
+    Ok(http_body_util::StreamBody::new(stream).boxed())
+}
+
+fn object_meta(space: &Space, id: &str) -> Reply {
+    let id = parse_ref(id)?;
+    let meta = match space.node.store.try_get(&id) {
+        None => json!({"ref": id.to_string(), "state": "pending"}),
+        Some(Ok(object)) => {
+            let (kind, size) = match object.byte_string() {
+                Some(ByteString::Inline(b)) => ("bytes", b.len() as u64),
+                Some(ByteString::File(_, len)) => ("bytes", len),
+                None => ("value", object.len()),
+            };
+            json!({"ref": id.to_string(), "state": "ready", "kind": kind, "size": size})
+        }
+        Some(Err(failure)) if matches!(*failure, Failure::NotFound(_)) => return Err(unknown_ref(&id)),
+        Some(Err(failure)) => {
+            let error = failure_error(&failure);
+            json!({"ref": id.to_string(), "state": "failed", "error": {"code": error.code, "message": error.message}})
+        }
+    };
+    Ok(json_response(StatusCode::OK, &meta))
+}
+
+/// `POST /v1/actors`'s body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewActor {
+    module: String,
+    class: String,
+    #[serde(default)]
+    args: Vec<Json>,
+    name: Option<String>,
+    #[serde(default)]
+    max_restarts: u32,
+}
+
+async fn create_actor(tenant: &Tenant, space: &Arc<Space>, call: Call) -> Reply {
+    let body = read_body(call.request.into_body(), tenant.quotas.upload_bytes, "upload_bytes").await?;
+    let new: NewActor = parse_json(&body, "the actor")?;
+    let module = space.module(&new.module).await?;
+    let args = values::args_from_json(&new.args).map_err(ApiError::bad_request)?;
+    check_refs(space, &args)?;
+    let options =
+        ActorOptions { name: new.name.clone(), detached: true, max_restarts: new.max_restarts, max_task_retries: 0 };
+    let id = space.node.create_actor(&module.job, None, new.class, args, options).map_err(|f| match f {
+        Failure::InvalidArgument(m) if m.contains("already") => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+        other => failure_error(&other),
+    })?;
+    Ok(json_response(StatusCode::CREATED, &json!({"id": id.to_string(), "name": new.name})))
+}
+
+async fn call_actor(tenant: &Tenant, space: &Arc<Space>, id: &str, method: &str, call: Call) -> Reply {
+    let want_ref = call.query("result") == Some("ref");
+    let id = parse_actor(id)?;
+    let body = read_body(call.request.into_body(), tenant.quotas.upload_bytes, "upload_bytes").await?;
+    let args = parse_args(&body)?;
+    check_refs(space, &args)?;
+    let in_flight = begin_call(tenant, space)?;
+    let caller = space.node.next_caller();
+    let result = space.node.call_actor(caller, id, method.to_string(), args);
+    answer(space, result, want_ref, in_flight).await
+}

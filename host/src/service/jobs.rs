@@ -1,0 +1,160 @@
+//! Jobs: a driver component run on the server, as `prism run` runs one
+//! locally, its output kept in a log file that can be followed.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt as _;
+use hyper::body::{Frame, Incoming};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Response, StatusCode};
+use parking_lot::Mutex;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::Service;
+use super::http::{ApiError, Reply, json_response, read_body};
+use super::space::{JobRecord, Space};
+use super::tenants::{Tenant, hex};
+use crate::DriverExit;
+use crate::runtime::output::Output;
+
+/// How often a followed log is checked for more output.
+const FOLLOW_POLL: Duration = Duration::from_millis(100);
+
+/// `POST /v1/jobs`'s body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewJob {
+    module: String,
+    #[serde(default)]
+    args: Vec<String>,
+}
+
+/// Starts a job; answers with its record.
+pub async fn submit(
+    service: &Arc<Service>,
+    tenant: &Tenant,
+    space: &Arc<Space>,
+    request: hyper::Request<Incoming>,
+) -> Reply {
+    let body = read_body(request.into_body(), tenant.quotas.upload_bytes, "upload_bytes").await?;
+    let new: NewJob = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("the job is not valid JSON of the expected shape: {e}")))?;
+    let module = space.module(&new.module).await?;
+    if !module.info.driver {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_a_driver",
+            format!(
+                "module `{}` cannot run as a job: it does not export `wasi:cli/run` (build it as a binary with `fn main`)",
+                module.info.name
+            ),
+        ));
+    }
+    let in_flight = space.begin_call(tenant.quotas.concurrent_tasks).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "quota_exceeded",
+            format!("{} calls are already in flight (quota `concurrent_tasks`)", tenant.quotas.concurrent_tasks),
+        )
+    })?;
+    let id = hex(&rand::random::<[u8; 8]>());
+    let log = std::fs::OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(space.log_path(&id))
+        .map_err(ApiError::internal)?;
+    let log = Mutex::new(log);
+    let output = Output::new(move |_, bytes| {
+        let _ = log.lock().write_all(bytes);
+    });
+    let mut record = JobRecord {
+        id: id.clone(),
+        module: module.info.id.clone(),
+        args: new.args.clone(),
+        state: "running".into(),
+        exit_code: None,
+        error: None,
+    };
+    space.save_job(&record)?;
+    let job = space.node.job(module.job.program.clone(), output);
+    let task = {
+        let (space, service, id) = (space.clone(), service.clone(), id.clone());
+        let mut record = record.clone();
+        tokio::spawn(async move {
+            let exit = space.node.run_driver(&job, &new.args).await;
+            drop(in_flight);
+            // Whoever takes the job out of `running` (this, or stop) writes its end.
+            if space.running.lock().remove(&id).is_none() {
+                return;
+            }
+            match exit {
+                Ok(DriverExit::Exited(code)) => {
+                    record.state = if code == 0 { "succeeded" } else { "failed" }.into();
+                    record.exit_code = Some(code);
+                }
+                Ok(DriverExit::Trapped(trap)) => {
+                    record.state = "failed".into();
+                    record.error = Some(format!("the driver trapped: {trap}"));
+                }
+                Err(err) => {
+                    record.state = "failed".into();
+                    record.error = Some(format!("{:#}", anyhow::Error::from(err)));
+                }
+            }
+            service.metrics.job_ended(&space.tenant, &record.state);
+            if let Err(err) = space.save_job(&record) {
+                tracing::error!(job = %id, error = %err.message, "cannot save the job's end");
+            }
+        })
+    };
+    space.running.lock().insert(id.clone(), task.abort_handle());
+    record.state = "running".into();
+    Ok(json_response(StatusCode::CREATED, &record))
+}
+
+/// Stops job `id` if it runs.
+pub fn stop(space: &Space, id: &str) -> Reply {
+    let mut record = space.job(id)?;
+    if let Some(handle) = space.running.lock().remove(id) {
+        handle.abort();
+        record.state = "stopped".into();
+        record.error = Some("stopped by request".into());
+        space.save_job(&record)?;
+    }
+    Ok(json_response(StatusCode::OK, &json!(record)))
+}
+
+/// Job `id`'s output so far; with `follow`, streamed until the job ends.
+pub async fn logs(space: &Arc<Space>, id: &str, follow: bool) -> Reply {
+    space.job(id)?;
+    let path = space.log_path(id);
+    let file = tokio::fs::File::open(&path).await.map_err(ApiError::internal)?;
+    let (space, id) = (space.clone(), id.to_string());
+    let stream = futures::stream::unfold(Some(file), move |file| {
+        let (space, id) = (space.clone(), id.clone());
+        async move {
+            use tokio::io::AsyncReadExt as _;
+            let mut file = file?;
+            let mut buf = vec![0u8; 64 << 10];
+            loop {
+                match file.read(&mut buf).await {
+                    Ok(0) if follow && space.running.lock().contains_key(&id) => tokio::time::sleep(FOLLOW_POLL).await,
+                    Ok(0) => {
+                        // Ended: whatever was written before the end is read next.
+                        let n = file.read(&mut buf).await.unwrap_or(0);
+                        return (n > 0).then(|| (Ok(Frame::data(Bytes::copy_from_slice(&buf[..n]))), None));
+                    }
+                    Ok(n) => return Some((Ok(Frame::data(Bytes::copy_from_slice(&buf[..n]))), Some(file))),
+                    Err(e) => return Some((Err(e), None)),
+                }
+            }
+        }
+    });
+    let mut response = Response::new(http_body_util::StreamBody::new(stream).boxed());
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    Ok(response)
+}

@@ -1,0 +1,106 @@
+//! The service `prism serve` runs: a node that tenants reach over HTTP.
+//!
+//! - [`tenants`]: who may call, by bearer token, with which [`quotas`];
+//! - [`space`]: each tenant's namespace (its own object store, modules,
+//!   actors and jobs) on the node's shared engine and cpus;
+//! - [`api`]: the REST API under `/v1` (docs/http-api.md, `/v1/openapi.json`);
+//! - [`admin`]: the admin API on a Unix socket in the data directory;
+//! - [`http`]: the hyper server both are served by;
+//! - [`values`]: JSON in requests and responses, MessagePack inside.
+
+pub mod admin;
+pub mod api;
+pub mod http;
+pub mod jobs;
+pub mod metrics;
+pub mod quotas;
+pub mod space;
+pub mod tenants;
+pub mod values;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use self::metrics::Metrics;
+use self::quotas::Quotas;
+use self::space::Space;
+use self::tenants::{Registry, Tenant};
+use crate::config::Config;
+use crate::node::Host;
+
+/// One server: its tenants and their namespaces.
+pub struct Service {
+    host: Host,
+    /// The configuration each namespace starts from.
+    config: Config,
+    /// Who may call.
+    pub tenants: Registry,
+    spaces: Mutex<HashMap<String, Arc<Space>>>,
+    /// Held while a namespace opens: redb allows one opener per file.
+    opening: Mutex<()>,
+    /// Counters for `/metrics`.
+    pub metrics: Metrics,
+}
+
+impl Service {
+    /// Opens the service on `config.data_dir`; tenants get `defaults`
+    /// where the admin set no override.
+    pub fn open(config: Config, defaults: Quotas) -> anyhow::Result<Arc<Self>> {
+        std::fs::create_dir_all(config.data_dir.join("tenants"))?;
+        let tenants = Registry::open(&config.data_dir.join("tenants.redb"), defaults)?;
+        Ok(Arc::new(Service {
+            host: Host::new(&config)?,
+            config,
+            tenants,
+            spaces: Mutex::new(HashMap::new()),
+            opening: Mutex::new(()),
+            metrics: Metrics::default(),
+        }))
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &PathBuf {
+        &self.config.data_dir
+    }
+
+    /// `tenant`'s namespace, opened on first use.
+    pub fn space(&self, tenant: &Tenant) -> anyhow::Result<Arc<Space>> {
+        if let Some(space) = self.spaces.lock().get(&tenant.name) {
+            return Ok(space.clone());
+        }
+        // Opening reads from disk: not under `spaces`, so tenants already
+        // open are served meanwhile.
+        let _opening = self.opening.lock();
+        if let Some(space) = self.spaces.lock().get(&tenant.name) {
+            return Ok(space.clone());
+        }
+        let mut config = self.config.clone();
+        config.data_dir = self.config.data_dir.join("tenants").join(&tenant.name);
+        config.memory_limit = tenant.quotas.memory_per_instance;
+        config.cpu_deadline = Duration::from_millis(tenant.quotas.cpu_deadline_ms);
+        config.object_store_disk = tenant.quotas.stored_bytes;
+        config.object_store_memory = config.object_store_memory.min(tenant.quotas.stored_bytes);
+        let space = Space::open(&tenant.name, self.host.open(config)?)?;
+        self.spaces.lock().insert(tenant.name.clone(), space.clone());
+        Ok(space)
+    }
+
+    /// The namespaces open now, by tenant.
+    pub fn open_spaces(&self) -> Vec<Arc<Space>> {
+        let mut spaces: Vec<_> = self.spaces.lock().values().cloned().collect();
+        spaces.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+        spaces
+    }
+
+    /// Makes everything acknowledged durable (at shutdown).
+    pub fn flush(&self) -> anyhow::Result<()> {
+        for space in self.spaces.lock().values() {
+            space.node.store.flush()?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,318 @@
+//! A tenant's namespace: its object store (a node namespace of its own, so
+//! no id of another tenant's can name anything here), its modules, the
+//! objects it pinned over HTTP, and its jobs.
+//!
+//! On disk, under `tenants/<name>/`: `objects/` (the store), `compiled/`,
+//! `modules/<id>.wasm` with `<id>.json`, `jobs/<id>.log`, and `space.redb`
+//! (pins and job records).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use parking_lot::Mutex;
+use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::http::ApiError;
+use super::tenants::hex;
+use crate::fsutil::write_atomic;
+use crate::node::{Job, Node};
+use crate::runtime::output::Output;
+use crate::store::ObjectId;
+
+/// Objects the tenant uploaded or asked to keep: id → ().
+const PINS: TableDefinition<&[u8], ()> = TableDefinition::new("pins");
+
+/// Jobs: id → JSON of [`JobRecord`].
+const JOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("jobs");
+
+/// What the API says about a module.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModuleInfo {
+    /// blake3 of its bytes, in hex.
+    pub id: String,
+    /// The name it was uploaded with.
+    pub name: String,
+    /// Bytes.
+    pub size: u64,
+    /// Functions it runs as tasks.
+    pub functions: Vec<String>,
+    /// Actor classes it defines.
+    pub classes: Vec<String>,
+    /// Whether it can run as a job (exports `wasi:cli/run`).
+    pub driver: bool,
+}
+
+/// A loaded module and the job its invocations and actors run in (which
+/// keeps warm instances between invocations).
+pub struct Module {
+    /// What it is.
+    pub info: ModuleInfo,
+    /// Where its tasks and actors run.
+    pub job: Arc<Job>,
+}
+
+/// A job's state, as kept in `space.redb`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// Its id.
+    pub id: String,
+    /// The module it runs.
+    pub module: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// `running`, `succeeded`, `failed` or `stopped`.
+    pub state: String,
+    /// The driver's exit status, once exited.
+    pub exit_code: Option<i32>,
+    /// Why it failed, if it trapped or could not start.
+    pub error: Option<String>,
+}
+
+/// One tenant's namespace.
+pub struct Space {
+    /// The tenant.
+    pub tenant: String,
+    /// Its node namespace.
+    pub node: Arc<Node>,
+    dir: PathBuf,
+    db: Database,
+    modules: Mutex<HashMap<String, Arc<Module>>>,
+    /// Invocations, actor calls and jobs in flight.
+    pub in_flight: AtomicU32,
+    /// Running jobs' stop switches.
+    pub running: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+}
+
+impl Space {
+    /// Opens the namespace of `tenant` on `node`: takes back the pins of
+    /// its objects.
+    pub fn open(tenant: &str, node: Arc<Node>) -> anyhow::Result<Arc<Space>> {
+        let dir = node.config.data_dir.clone();
+        std::fs::create_dir_all(dir.join("modules"))?;
+        std::fs::create_dir_all(dir.join("jobs"))?;
+        let db = Database::create(dir.join("space.redb"))?;
+        let txn = db.begin_write()?;
+        let mut pins = Vec::new();
+        {
+            let table = txn.open_table(PINS)?;
+            for row in table.iter()? {
+                pins.push(ObjectId::try_from(row?.0.value()).map_err(anyhow::Error::msg)?);
+            }
+            let mut jobs = txn.open_table(JOBS)?;
+            // A job running when the server stopped did not finish.
+            let mut ended = Vec::new();
+            for row in jobs.iter()? {
+                let (id, bytes) = row?;
+                let mut record: JobRecord = serde_json::from_slice(bytes.value())?;
+                if record.state == "running" {
+                    record.state = "stopped".into();
+                    record.error = Some("the server stopped while it ran".into());
+                    ended.push((id.value().to_string(), serde_json::to_vec(&record)?));
+                }
+            }
+            for (id, bytes) in ended {
+                jobs.insert(id.as_str(), bytes.as_slice())?;
+            }
+        }
+        txn.commit()?;
+        for id in pins {
+            if !node.store.retain(&id) {
+                tracing::warn!(tenant, %id, "a pinned object is gone");
+            }
+        }
+        Ok(Arc::new(Space {
+            tenant: tenant.to_string(),
+            node,
+            dir,
+            db,
+            modules: Mutex::new(HashMap::new()),
+            in_flight: AtomicU32::new(0),
+            running: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    fn module_path(&self, id: &str, ext: &str) -> PathBuf {
+        self.dir.join("modules").join(format!("{id}.{ext}"))
+    }
+
+    /// Validates `wasm` as a prism component and keeps it; returns what it is.
+    pub async fn add_module(&self, name: &str, wasm: &[u8]) -> Result<ModuleInfo, ApiError> {
+        let program = self.node.load(name, wasm).await.map_err(|e| {
+            ApiError::new(
+                hyper::StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_module",
+                format!("{:#}", anyhow::Error::from(e)),
+            )
+        })?;
+        let info = ModuleInfo {
+            id: hex(&program.hash),
+            name: name.to_string(),
+            size: wasm.len() as u64,
+            functions: program.functions.clone(),
+            classes: program.classes.clone(),
+            driver: program.is_command(),
+        };
+        // The bytes first: a module is listed once its description exists.
+        write_atomic(&self.module_path(&info.id, "wasm"), wasm).map_err(ApiError::internal)?;
+        let meta = serde_json::to_vec_pretty(&info).map_err(ApiError::internal)?;
+        write_atomic(&self.module_path(&info.id, "json"), &meta).map_err(ApiError::internal)?;
+        Ok(info)
+    }
+
+    /// Every module, by name then id.
+    pub fn modules(&self) -> Result<Vec<ModuleInfo>, ApiError> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(self.dir.join("modules")).map_err(ApiError::internal)? {
+            let path = entry.map_err(ApiError::internal)?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                out.push(read_info(&path)?);
+            }
+        }
+        out.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+        Ok(out)
+    }
+
+    /// The module `id` (a hex id, or a unique prefix of one, or its name).
+    pub async fn module(&self, id: &str) -> Result<Arc<Module>, ApiError> {
+        let id = self.resolve_module(id)?;
+        if let Some(module) = self.modules.lock().get(&id) {
+            return Ok(module.clone());
+        }
+        let info = read_info(&self.module_path(&id, "json"))?;
+        let wasm = std::fs::read(self.module_path(&id, "wasm")).map_err(ApiError::internal)?;
+        let program = self.node.load(&info.name, &wasm).await.map_err(ApiError::internal)?;
+        let job = self.node.job(program, Output::discard());
+        let module = Arc::new(Module { info, job });
+        Ok(self.modules.lock().entry(id).or_insert(module).clone())
+    }
+
+    /// The id of the module named by `given`: its id, or its name if
+    /// exactly one module has that name.
+    fn resolve_module(&self, given: &str) -> Result<String, ApiError> {
+        let missing = || ApiError::not_found(format!("no module `{given}`"));
+        if given.len() == 64 && given.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return if self.module_path(given, "json").exists() { Ok(given.to_string()) } else { Err(missing()) };
+        }
+        let named: Vec<_> = self.modules()?.into_iter().filter(|m| m.name == given).collect();
+        match named.as_slice() {
+            [one] => Ok(one.id.clone()),
+            [] => Err(missing()),
+            many => Err(ApiError::new(
+                hyper::StatusCode::CONFLICT,
+                "ambiguous",
+                format!(
+                    "{} modules are named `{given}`; name one by id: {}",
+                    many.len(),
+                    many.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// Deletes module `id` (instances running it finish first).
+    pub fn delete_module(&self, id: &str) -> Result<(), ApiError> {
+        let id = self.resolve_module(id)?;
+        // The description first: a half-deleted module is not listed.
+        std::fs::remove_file(self.module_path(&id, "json")).map_err(ApiError::internal)?;
+        let _ = std::fs::remove_file(self.module_path(&id, "wasm"));
+        self.modules.lock().remove(&id);
+        Ok(())
+    }
+
+    /// Keeps `id` (whose reference the caller hands over) until unpinned,
+    /// across restarts.
+    pub fn pin(&self, id: ObjectId) -> Result<(), ApiError> {
+        let txn = self.db.begin_write().map_err(ApiError::internal)?;
+        let fresh = {
+            let mut pins = txn.open_table(PINS).map_err(ApiError::internal)?;
+            pins.insert(id.as_bytes().as_slice(), ()).map_err(ApiError::internal)?.is_none()
+        };
+        txn.commit().map_err(ApiError::internal)?;
+        if !fresh {
+            self.node.store.release(&id);
+        }
+        Ok(())
+    }
+
+    /// Lets go of pinned `id`; false if it was not pinned.
+    pub fn unpin(&self, id: &ObjectId) -> Result<bool, ApiError> {
+        let txn = self.db.begin_write().map_err(ApiError::internal)?;
+        let was = {
+            let mut pins = txn.open_table(PINS).map_err(ApiError::internal)?;
+            pins.remove(id.as_bytes().as_slice()).map_err(ApiError::internal)?.is_some()
+        };
+        txn.commit().map_err(ApiError::internal)?;
+        if was {
+            self.node.store.release(id);
+        }
+        Ok(was)
+    }
+
+    /// Saves `record` (a job started or ended).
+    pub fn save_job(&self, record: &JobRecord) -> Result<(), ApiError> {
+        let bytes = serde_json::to_vec(record).map_err(ApiError::internal)?;
+        let txn = self.db.begin_write().map_err(ApiError::internal)?;
+        txn.open_table(JOBS)
+            .map_err(ApiError::internal)?
+            .insert(record.id.as_str(), bytes.as_slice())
+            .map_err(ApiError::internal)?;
+        txn.commit().map_err(ApiError::internal)
+    }
+
+    /// Job `id`.
+    pub fn job(&self, id: &str) -> Result<JobRecord, ApiError> {
+        let txn = self.db.begin_read().map_err(ApiError::internal)?;
+        let table = txn.open_table(JOBS).map_err(ApiError::internal)?;
+        let bytes =
+            table.get(id).map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found(format!("no job `{id}`")))?;
+        serde_json::from_slice(bytes.value()).map_err(ApiError::internal)
+    }
+
+    /// Every job.
+    pub fn jobs(&self) -> Result<Vec<JobRecord>, ApiError> {
+        let txn = self.db.begin_read().map_err(ApiError::internal)?;
+        let table = txn.open_table(JOBS).map_err(ApiError::internal)?;
+        let mut out = Vec::new();
+        for row in table.iter().map_err(ApiError::internal)? {
+            let (_, bytes) = row.map_err(ApiError::internal)?;
+            out.push(serde_json::from_slice(bytes.value()).map_err(ApiError::internal)?);
+        }
+        Ok(out)
+    }
+
+    /// Where job `id`'s output goes.
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.dir.join("jobs").join(format!("{id}.log"))
+    }
+
+    /// Counts one more call in flight, unless `limit` are already.
+    pub fn begin_call(self: &Arc<Self>, limit: u32) -> Option<InFlight> {
+        let mut now = self.in_flight.load(Ordering::Relaxed);
+        loop {
+            if now >= limit {
+                return None;
+            }
+            match self.in_flight.compare_exchange_weak(now, now + 1, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => return Some(InFlight(self.clone())),
+                Err(seen) => now = seen,
+            }
+        }
+    }
+}
+
+/// One call in flight; counted down when dropped.
+pub struct InFlight(Arc<Space>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn read_info(path: &Path) -> Result<ModuleInfo, ApiError> {
+    let bytes = std::fs::read(path).map_err(ApiError::internal)?;
+    serde_json::from_slice(&bytes).map_err(ApiError::internal)
+}
