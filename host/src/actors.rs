@@ -294,7 +294,7 @@ async fn run(
         let label = actor.label(&call.method);
         let mut retries = 0;
         loop {
-            let slot = node.scheduler.acquire(1).await;
+            let slot = node.scheduler.acquire(&node, 1).await;
             let ctx = TaskContext { slot: Some(slot), num_cpus: 1, ..context() };
             let outcome = tokio::select! {
                 outcome = node.runtime.call_actor(&mut instance, ctx, &label, &call.method, &call.args) => outcome,

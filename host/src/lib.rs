@@ -29,6 +29,7 @@ mod node;
 pub mod runtime;
 pub mod scheduler;
 pub mod service;
+pub mod slots;
 pub mod store;
 
 pub use actors::{ActorId, ActorOptions};

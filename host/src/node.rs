@@ -35,6 +35,8 @@ pub struct Node {
     callers: AtomicU64,
     /// Tasks run in this namespace so far.
     pub tasks: TaskCounts,
+    /// Which namespace of its host this is, for fair scheduling.
+    pub(crate) namespace: u64,
 }
 
 /// Tasks of a namespace, counted for metrics.
@@ -155,12 +157,17 @@ impl Node {
 pub struct Host {
     runtime: Arc<Runtime>,
     scheduler: Arc<Scheduler>,
+    namespaces: Arc<AtomicU64>,
 }
 
 impl Host {
     /// An engine and cpus as `config` sizes them.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
-        Ok(Host { runtime: Arc::new(Runtime::new(config)?), scheduler: Arc::new(Scheduler::new(config.workers)) })
+        Ok(Host {
+            runtime: Arc::new(Runtime::new(config)?),
+            scheduler: Arc::new(Scheduler::new(config.workers)),
+            namespaces: Arc::default(),
+        })
     }
 
     /// Opens a namespace in `config.data_dir`: its own objects, components,
@@ -187,6 +194,7 @@ impl Host {
             generators: Generators::default(),
             callers: AtomicU64::new(0),
             tasks: TaskCounts::default(),
+            namespace: self.namespaces.fetch_add(1, Ordering::Relaxed),
         }))
     }
 }

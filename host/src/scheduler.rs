@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 
 use crate::error::Failure;
 use crate::generators::Stream;
 use crate::node::{Holdings, Job, Node};
 use crate::runtime::{Generating, Payload, TaskContext, payload};
+use crate::slots::{Permit, Slots};
 use crate::store::{GetError, ObjectId};
 
 /// One argument of a remote call.
@@ -40,21 +40,21 @@ impl Default for TaskOptions {
     }
 }
 
-/// The node's logical cpus, handed out first come, first served.
+/// The node's logical cpus, shared fairly by its namespaces ([`Slots`]).
 pub struct Scheduler {
-    slots: Arc<Semaphore>,
+    slots: Arc<Slots>,
     capacity: u32,
 }
 
 impl Scheduler {
     /// A scheduler with `workers` logical cpus.
     pub fn new(workers: u32) -> Self {
-        Scheduler { slots: Arc::new(Semaphore::new(workers as usize)), capacity: workers }
+        Scheduler { slots: Slots::new(workers), capacity: workers }
     }
 
-    /// Waits for `n` cpus.
-    pub async fn acquire(&self, n: u32) -> OwnedSemaphorePermit {
-        self.slots.clone().acquire_many_owned(n).await.expect("the cpu semaphore is never closed")
+    /// Waits for `n` cpus for `node`'s namespace.
+    pub async fn acquire(&self, node: &Node, n: u32) -> Permit {
+        self.slots.acquire(node.namespace, n).await
     }
 
     /// Schedules a task and returns the ref of its result at once.
@@ -205,7 +205,7 @@ async fn attempt(
 ) -> Result<Vec<u8>, Failure> {
     let mut retries = 0;
     loop {
-        let slot = node.scheduler.acquire(options.num_cpus).await;
+        let slot = node.scheduler.acquire(node, options.num_cpus).await;
         let ctx = TaskContext {
             node: node.clone(),
             job: job.clone(),

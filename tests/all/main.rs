@@ -13,6 +13,7 @@ mod lifetime;
 mod mapping;
 mod persistence;
 mod semantics;
+mod service;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -69,7 +69,7 @@ impl InstanceState {
         let held = ctx.slot.take().is_some();
         let out = fut.await;
         if held {
-            ctx.slot = Some(ctx.node.scheduler.acquire(ctx.num_cpus).await);
+            ctx.slot = Some(ctx.node.scheduler.acquire(&ctx.node, ctx.num_cpus).await);
         }
         Ok(out)
     }

@@ -16,6 +16,7 @@ use crate::config::LimitNames;
 use crate::config::MAX_TABLE_ELEMENTS;
 use crate::generators::Stream;
 use crate::node::{Holdings, Job, Node};
+use crate::slots::Permit;
 use crate::store::{ObjectId, nested_refs};
 
 /// A limit a guest ran into: it ends the call as a trap.
@@ -62,7 +63,7 @@ pub struct TaskContext {
     /// The job it belongs to.
     pub job: Arc<Job>,
     /// The cpu slots this task holds; given back while it blocks in `get`.
-    pub slot: Option<OwnedSemaphorePermit>,
+    pub slot: Option<Permit>,
     /// Slots to take back after blocking (the task's `num_cpus`; 0 for drivers).
     pub num_cpus: u32,
     /// Who is calling, for actor call ordering: one id per driver run, task

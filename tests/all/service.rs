@@ -1,0 +1,586 @@
+//! `prism serve`, black box: the real binary on a loopback port, driven
+//! over HTTP and through the CLI client.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::{Run, guest, prism_with_env};
+
+/// A running server on a fresh data directory; killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        Self::start_in(tempfile::tempdir().unwrap(), extra)
+    }
+
+    fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_prism"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--workers", "2"])
+            .args(extra)
+            .env("PRISM_DATA_DIR", dir.path())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr = line.trim().strip_prefix("listening on http://").unwrap_or_else(|| panic!("{line}")).to_string();
+        Server { child, addr, dir }
+    }
+
+    /// `prism ARGS…` against this server as `token`'s tenant.
+    fn cli(&self, token: &str, args: &[&str]) -> Run {
+        let server = format!("http://{}", self.addr);
+        prism_with_env(self.dir.path(), args, &[("PRISM_SERVER", &server), ("PRISM_TOKEN", token)])
+    }
+
+    /// A new tenant's token.
+    fn tenant(&self, name: &str) -> String {
+        let run = self.cli("", &["tenant", "create", name]);
+        assert!(run.success, "{}", run.stderr);
+        run.stdout.trim().to_string()
+    }
+
+    fn request(&self, method: &str, path: &str, token: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+        request(&self.addr, method, path, token, headers, body)
+    }
+
+    fn json(&self, method: &str, path: &str, token: &str, body: &Value) -> Answer {
+        self.request(method, path, token, &[("content-type", "application/json")], body.to_string().as_bytes())
+    }
+
+    fn deploy(&self, token: &str, wasm: &str, name: &str) -> Value {
+        let answer =
+            self.request("POST", &format!("/v1/modules?name={name}"), token, &[], &std::fs::read(wasm).unwrap());
+        assert_eq!(answer.status, 201, "{}", answer.text());
+        answer.json()
+    }
+
+    fn kill9(mut self) -> tempfile::TempDir {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.dir, dir)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP answer.
+struct Answer {
+    status: u16,
+    headers: String,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.text()))
+    }
+
+    /// The error's code and message, asserting the status.
+    fn error(&self, status: u16) -> (String, String) {
+        assert_eq!(self.status, status, "{}", self.text());
+        let v = self.json();
+        (v["error"]["code"].as_str().unwrap().to_string(), v["error"]["message"].as_str().unwrap().to_string())
+    }
+}
+
+/// One HTTP/1.1 request on its own connection.
+fn request(addr: &str, method: &str, path: &str, token: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n", body.len());
+    if !token.is_empty() {
+        head.push_str(&format!("authorization: Bearer {token}\r\n"));
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    // The server may answer (413) before reading a large body.
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head");
+    let headers = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = headers.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut body = raw[split + 4..].to_vec();
+    if headers.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    Answer { status, headers, body }
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line = raw.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&raw[..line]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[line + 2..line + 2 + size]);
+        raw = &raw[line + 4 + size..];
+    }
+}
+
+#[test]
+fn square_deploys_and_invokes_through_the_cli() {
+    let server = Server::start(&[]);
+    let token = server.tenant("alice");
+    let deployed = server.cli(&token, &["deploy", guest!("SQUARE")]);
+    assert!(deployed.success, "{}", deployed.stderr);
+    let info: Value = serde_json::from_str(&deployed.stdout).unwrap();
+    assert_eq!(info["functions"], json!(["square"]));
+    let invoked = server.cli(&token, &["invoke", "square", "square", "7"]);
+    assert!(invoked.success, "{}", invoked.stderr);
+    assert_eq!(invoked.stdout.trim(), "49");
+    // The same by id, over HTTP.
+    let id = info["id"].as_str().unwrap();
+    let answer = server.json("POST", &format!("/v1/modules/{id}/functions/square"), &token, &json!([9]));
+    assert_eq!(answer.json(), json!({"result": 81}));
+    let listed = server.request("GET", "/v1/modules", &token, &[], b"").json();
+    assert_eq!(listed["modules"][0]["id"], info["id"]);
+    assert_eq!(server.request("GET", "/healthz", "", &[], b"").json(), json!({"status": "ok"}));
+}
+
+#[test]
+fn openapi_document_is_served_and_names_every_endpoint() {
+    let server = Server::start(&[]);
+    let served = server.request("GET", "/v1/openapi.json", "", &[], b"").json();
+    let file: Value = serde_json::from_str(include_str!("../../docs/openapi.json")).unwrap();
+    assert_eq!(served, file);
+    // Every route of the router (host/src/service/api.rs) is documented.
+    let paths = file["paths"].as_object().unwrap();
+    for route in [
+        "/healthz",
+        "/v1/modules",
+        "/v1/modules/{module}",
+        "/v1/modules/{module}/functions/{function}",
+        "/v1/objects",
+        "/v1/objects/{ref}",
+        "/v1/objects/{ref}/meta",
+        "/v1/actors",
+        "/v1/actors/{actor}",
+        "/v1/actors/{actor}/methods/{method}",
+        "/v1/jobs",
+        "/v1/jobs/{job}",
+        "/v1/jobs/{job}/logs",
+        "/v1/jobs/{job}/stop",
+    ] {
+        assert!(paths.contains_key(route), "{route} is not in docs/openapi.json");
+    }
+    // As many operations as the router has routes.
+    let api = include_str!("../../host/src/service/api.rs");
+    let operations: usize =
+        paths.values().map(|p| p.as_object().unwrap().keys().filter(|k| *k != "parameters").count()).sum();
+    assert_eq!(api.matches("(&Method::").count(), operations, "a route was added or removed: update docs/openapi.json");
+}
+
+#[test]
+fn bad_input_gets_a_precise_4xx_and_stores_nothing() {
+    let server = Server::start(&[]);
+    let token = server.tenant("alice");
+    let upload = |bytes: &[u8]| server.request("POST", "/v1/modules?name=bad", &token, &[], bytes);
+    let (code, message) = upload(b"hello").error(422);
+    assert_eq!(code, "invalid_module");
+    assert!(message.contains("not a WebAssembly file"), "{message}");
+    let (_, message) = upload(b"\0asm\x01\0\0\0").error(422);
+    assert!(message.contains("core WebAssembly module"), "{message}");
+    let (_, message) = upload(&std::fs::read(guest!("PLAIN_COMMAND")).unwrap()).error(422);
+    assert!(message.contains("does not export `prism:core/worker"), "{message}");
+    assert_eq!(server.request("GET", "/v1/modules", &token, &[], b"").json(), json!({"modules": []}));
+
+    server.deploy(&token, guest!("SERVICE"), "svc");
+    let invoke =
+        |f: &str, body: &[u8]| server.request("POST", &format!("/v1/modules/svc/functions/{f}"), &token, &[], body);
+    let (code, message) = invoke("nope", b"[]").error(404);
+    assert_eq!(code, "not_found");
+    assert!(message.contains("no function `nope`") && message.contains("`add`"), "{message}");
+    let (_, message) = invoke("add", b"[1, 2, 3]").error(422);
+    assert!(message.contains("takes 2 argument(s), got 3"), "{message}");
+    let (_, message) = invoke("add", b"[1, \"two\"]").error(422);
+    assert!(message.contains("argument `b` of `add` does not decode as `i64`"), "{message}");
+    let (code, message) = invoke("add", b"[1, ").error(400);
+    assert_eq!(code, "bad_request");
+    assert!(message.contains("not valid JSON"), "{message}");
+    let missing = "ab".repeat(32);
+    let (_, message) = invoke("add", format!("[{{\"$ref\": \"{missing}\"}}, 1]").as_bytes()).error(404);
+    assert!(message.contains(&missing), "{message}");
+    let (code, _) = server.request("GET", &format!("/v1/objects/{missing}"), &token, &[], b"").error(404);
+    assert_eq!(code, "not_found");
+    let (_, message) = server.request("GET", "/v1/objects/xyz", &token, &[], b"").error(400);
+    assert!(message.contains("not an object ref"), "{message}");
+    let (code, _) = server.request("GET", "/v1/nothing", &token, &[], b"").error(404);
+    assert_eq!(code, "not_found");
+
+    // Auth.
+    let (code, _) = server.request("GET", "/v1/modules", "", &[], b"").error(401);
+    assert_eq!(code, "unauthorized");
+    let (_, message) = server.request("GET", "/v1/modules", "prism_bogus", &[], b"").error(401);
+    assert!(message.contains("not valid"), "{message}");
+
+    // An oversize body: 413 naming the quota, nothing kept.
+    let set = server.cli("", &["tenant", "quota", "alice", "--upload-bytes", "1"]);
+    assert!(set.success, "{}", set.stderr);
+    let (code, message) = server.request("POST", "/v1/objects", &token, &[], &vec![7u8; 2 << 20]).error(413);
+    assert_eq!(code, "payload_too_large");
+    assert!(message.contains("`upload_bytes`"), "{message}");
+
+    // Traps are task errors; the server goes on.
+    let (code, message) = invoke("fail", b"[\"no luck\"]").error(422);
+    assert_eq!(code, "task_failed");
+    assert!(message.contains("no luck"), "{message}");
+    assert_eq!(invoke("add", b"[2, 2]").json(), json!({"result": 4}));
+}
+
+#[test]
+fn limits_end_calls_with_errors_naming_the_quota() {
+    let server = Server::start(&["--quota-cpu-deadline-ms", "300", "--quota-memory-per-instance", "64"]);
+    let token = server.tenant("alice");
+    server.deploy(&token, guest!("SERVICE"), "svc");
+    let invoke = |f: &str| server.request("POST", &format!("/v1/modules/svc/functions/{f}"), &token, &[], b"[]");
+    let (_, message) = invoke("forever").error(422);
+    assert!(message.contains("cpu deadline") && message.contains("`cpu_deadline_ms`"), "{message}");
+    let (_, message) = invoke("hog").error(422);
+    assert!(message.contains("memory limit of 64 MiB") && message.contains("`memory_per_instance`"), "{message}");
+    // Stored bytes.
+    assert!(server.cli("", &["tenant", "quota", "alice", "--stored-bytes", "1"]).success);
+    // (Stored bytes apply when the namespace opens: a new tenant shows it.)
+    let bob = server.tenant("bob");
+    assert!(server.cli("", &["tenant", "quota", "bob", "--stored-bytes", "1"]).success);
+    let (_, message) = server.request("POST", "/v1/objects", &bob, &[], &vec![1u8; 3 << 20]).error(413);
+    assert!(message.contains("`stored_bytes`"), "{message}");
+    // Request rate.
+    assert!(server.cli("", &["tenant", "quota", "bob", "--requests-per-second", "2"]).success);
+    let statuses: Vec<u16> = (0..5).map(|_| server.request("GET", "/v1/modules", &bob, &[], b"").status).collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert_eq!(invoke("add").status, 422, "alice is not limited by bob's rate");
+}
+
+#[test]
+fn concurrent_calls_over_quota_get_429() {
+    let server = Server::start(&[]);
+    let token = server.tenant("alice");
+    assert!(server.cli("", &["tenant", "quota", "alice", "--concurrent-tasks", "1"]).success);
+    server.deploy(&token, guest!("SERVICE"), "svc");
+    let slow = server.json("POST", "/v1/modules/svc/functions/spin?result=ref", &token, &json!([1500]));
+    assert_eq!(slow.status, 202, "{}", slow.text());
+    let (code, message) = server.json("POST", "/v1/modules/svc/functions/add", &token, &json!([1, 2])).error(429);
+    assert_eq!(code, "quota_exceeded");
+    assert!(message.contains("`concurrent_tasks`"), "{message}");
+    // Once the slow call is done, calls go through again.
+    let r = slow.json()["ref"].as_str().unwrap().to_string();
+    assert_eq!(server.request("GET", &format!("/v1/objects/{r}"), &token, &[], b"").json(), json!(1500));
+    assert_eq!(server.json("POST", "/v1/modules/svc/functions/add", &token, &json!([1, 2])).json()["result"], 3);
+}
+
+#[test]
+fn tenants_never_see_each_other() {
+    let server = Server::start(&[]);
+    let alice = server.tenant("alice");
+    let bob = server.tenant("bob");
+    let module = server.deploy(&alice, guest!("SERVICE"), "svc")["id"].as_str().unwrap().to_string();
+    let object =
+        server.request("POST", "/v1/objects", &alice, &[], b"secret").json()["ref"].as_str().unwrap().to_string();
+    let actor = server.json(
+        "POST",
+        "/v1/actors",
+        &alice,
+        &json!({"module": "svc", "class": "Tally", "args": [1], "name": "t"}),
+    );
+    assert_eq!(actor.status, 201, "{}", actor.text());
+    let actor = actor.json()["id"].as_str().unwrap().to_string();
+    let job =
+        server.json("POST", "/v1/jobs", &alice, &json!({"module": "svc"})).json()["id"].as_str().unwrap().to_string();
+
+    assert_eq!(server.request("GET", "/v1/modules", &bob, &[], b"").json(), json!({"modules": []}));
+    assert_eq!(server.request("GET", "/v1/jobs", &bob, &[], b"").json(), json!({"jobs": []}));
+    // Alice's things and made-up ones get the same answer, but for the id.
+    let made_up = |id: &str| id.chars().rev().collect::<String>();
+    for (path, id) in [
+        ("/v1/modules/{}", &module),
+        ("/v1/modules/{}/functions/add", &module),
+        ("/v1/objects/{}", &object),
+        ("/v1/objects/{}/meta", &object),
+        ("/v1/jobs/{}", &job),
+        ("/v1/jobs/{}/logs", &job),
+    ] {
+        let method = if path.contains("functions") { "POST" } else { "GET" };
+        let theirs = server.request(method, &path.replace("{}", id), &bob, &[], b"[1, 2]");
+        let missing = server.request(method, &path.replace("{}", &made_up(id)), &bob, &[], b"[1, 2]");
+        assert_eq!(theirs.status, 404, "{path}: {}", theirs.text());
+        assert_eq!(theirs.status, missing.status, "{path}");
+        assert_eq!(theirs.text().replace(id.as_str(), "ID"), missing.text().replace(&made_up(id), "ID"), "{path}");
+    }
+    let call = server.json("POST", &format!("/v1/actors/{actor}/methods/add"), &bob, &json!([1]));
+    let call_missing = server.json("POST", &format!("/v1/actors/{}/methods/add", made_up(&actor)), &bob, &json!([1]));
+    assert_eq!(call.status, call_missing.status, "{}", call.text());
+    assert_eq!(call.text().replace(&actor, "ID"), call_missing.text().replace(&made_up(&actor), "ID"));
+    assert_eq!(server.request("GET", "/v1/actors?name=t", &bob, &[], b"").status, 404);
+    assert_eq!(server.request("DELETE", &format!("/v1/actors/{actor}"), &bob, &[], b"").status, 404);
+    // A guest of bob's passing alice's ref.
+    server.deploy(&bob, guest!("SERVICE"), "svc");
+    let (_, message) =
+        server.json("POST", "/v1/modules/svc/functions/sum_bytes", &bob, &json!([{"$ref": object}])).error(404);
+    assert!(message.contains("no object"), "{message}");
+    // Identical bytes uploaded by both are two objects, each only its owner's.
+    let bobs = server.request("POST", "/v1/objects", &bob, &[], b"secret").json()["ref"].as_str().unwrap().to_string();
+    assert_eq!(bobs, object, "the id is the content's hash in each namespace");
+    assert!(server.request("DELETE", &format!("/v1/objects/{bobs}"), &bob, &[], b"").status == 204);
+    assert_eq!(server.request("GET", &format!("/v1/objects/{object}"), &alice, &[], b"").body, b"secret");
+    // Alice still has all her things.
+    let answer = server.json("POST", &format!("/v1/actors/{actor}/methods/add"), &alice, &json!([2]));
+    assert_eq!(answer.json(), json!({"result": 3}));
+}
+
+#[test]
+fn objects_upload_download_ranges_meta_delete() {
+    let server = Server::start(&[]);
+    let token = server.tenant("alice");
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let put = server.cli(&token, &["object", "put", &write_temp(&server.dir, &data)]);
+    assert!(put.success, "{}", put.stderr);
+    let r = put.stdout.trim().to_string();
+    let whole = server.request("GET", &format!("/v1/objects/{r}"), &token, &[], b"");
+    assert_eq!(whole.status, 200);
+    assert_eq!(whole.body, data);
+    let part = server.request("GET", &format!("/v1/objects/{r}"), &token, &[("range", "bytes=1000-1999")], b"");
+    assert_eq!(part.status, 206, "{}", part.headers);
+    assert_eq!(part.body, data[1000..2000]);
+    assert!(part.headers.contains("content-range: bytes 1000-1999/300000"), "{}", part.headers);
+    let tail = server.request("GET", &format!("/v1/objects/{r}"), &token, &[("range", "bytes=-10")], b"");
+    assert_eq!(tail.body, data[data.len() - 10..]);
+    let (code, _) =
+        server.request("GET", &format!("/v1/objects/{r}"), &token, &[("range", "bytes=400000-")], b"").error(416);
+    assert_eq!(code, "range_not_satisfiable");
+    let meta = server.request("GET", &format!("/v1/objects/{r}/meta"), &token, &[], b"").json();
+    assert_eq!(meta, json!({"ref": r, "state": "ready", "kind": "bytes", "size": 300_000}));
+    // A task reads it mapped.
+    server.deploy(&token, guest!("SERVICE"), "svc");
+    let sum: u64 = data.iter().map(|&b| u64::from(b)).sum();
+    let answer = server.json("POST", "/v1/modules/svc/functions/sum_bytes", &token, &json!([{"$ref": r}]));
+    assert_eq!(answer.json(), json!({"result": sum}));
+    // A result kept by ref, fetched as JSON.
+    let kept = server.json("POST", "/v1/modules/svc/functions/add?result=ref", &token, &json!([20, 22])).json();
+    let kept = kept["ref"].as_str().unwrap();
+    assert_eq!(server.request("GET", &format!("/v1/objects/{kept}"), &token, &[], b"").json(), json!(42));
+    assert_eq!(server.request("DELETE", &format!("/v1/objects/{r}"), &token, &[], b"").status, 204);
+    assert_eq!(server.request("GET", &format!("/v1/objects/{r}"), &token, &[], b"").status, 404);
+}
+
+fn write_temp(dir: &tempfile::TempDir, data: &[u8]) -> String {
+    let path = dir.path().join(format!("upload-{}", data.len()));
+    std::fs::write(&path, data).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn actors_are_created_called_found_and_killed() {
+    let server = Server::start(&[]);
+    let token = server.tenant("alice");
+    server.deploy(&token, guest!("SERVICE"), "svc");
+    let created = server.json(
+        "POST",
+        "/v1/actors",
+        &token,
+        &json!({"module": "svc", "class": "Tally", "args": [10], "name": "tally"}),
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    for expected in [11, 12, 13] {
+        let answer = server.json("POST", &format!("/v1/actors/{id}/methods/add"), &token, &json!([1]));
+        assert_eq!(answer.json(), json!({"result": expected}));
+    }
+    let found = server.request("GET", "/v1/actors?name=tally", &token, &[], b"").json();
+    assert_eq!(found["id"], json!(id));
+    let dup = server.json(
+        "POST",
+        "/v1/actors",
+        &token,
+        &json!({"module": "svc", "class": "Tally", "args": [0], "name": "tally"}),
+    );
+    assert_eq!(dup.status, 409, "{}", dup.text());
+    let (_, message) = server.json("POST", "/v1/actors", &token, &json!({"module": "svc", "class": "Nope"})).error(400);
+    assert!(message.contains("`Nope`"), "{message}");
+    assert_eq!(server.request("DELETE", &format!("/v1/actors/{id}"), &token, &[], b"").status, 204);
+    let after = server.json("POST", &format!("/v1/actors/{id}/methods/add"), &token, &json!([1]));
+    assert!(after.status >= 400, "{}", after.text());
+}
+
+#[test]
+fn jobs_run_log_and_stop() {
+    let server = Server::start(&[]);
+    let token = server.tenant("alice");
+    server.deploy(&token, guest!("SERVICE"), "svc");
+    let submitted = server.cli(&token, &["job", "submit", "svc", "--", "one", "two"]);
+    assert!(submitted.success, "{}", submitted.stderr);
+    let id = serde_json::from_str::<Value>(&submitted.stdout).unwrap()["id"].as_str().unwrap().to_string();
+    // Following the log waits for the end.
+    let logs = server.cli(&token, &["job", "logs", &id, "--follow"]);
+    assert_eq!(logs.stdout, "args [\"one\", \"two\"]\nadd 5\n");
+    let status = server.request("GET", &format!("/v1/jobs/{id}"), &token, &[], b"").json();
+    assert_eq!(status["state"], "succeeded");
+    assert_eq!(status["exit_code"], 0);
+
+    let long = server.json("POST", "/v1/jobs", &token, &json!({"module": "svc", "args": ["forever"]})).json();
+    let long = long["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !server.request("GET", &format!("/v1/jobs/{long}/logs"), &token, &[], b"").text().contains("tick 2") {
+        assert!(Instant::now() < deadline, "the job printed no ticks");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stopped = server.cli(&token, &["job", "stop", &long]);
+    assert!(stopped.success, "{}", stopped.stderr);
+    assert_eq!(server.request("GET", &format!("/v1/jobs/{long}"), &token, &[], b"").json()["state"], "stopped");
+    let (_, message) = server.json("POST", "/v1/jobs", &token, &json!({"module": "svc", "argz": []})).error(400);
+    assert!(message.contains("argz"), "{message}");
+}
+
+#[test]
+fn one_tenants_flood_does_not_starve_another() {
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let server = Server::start(&["--metrics-listen", &metrics]);
+    let alice = server.tenant("alice");
+    let bob = server.tenant("bob");
+    server.deploy(&alice, guest!("SERVICE"), "svc");
+    server.deploy(&bob, guest!("SERVICE"), "svc");
+    // Alice's job queues 40 calls of 100 ms on 2 cpus: 2 s of work.
+    let job = server.json("POST", "/v1/jobs", &alice, &json!({"module": "svc", "args": ["flood"]})).json();
+    let started = |text: &str| text.contains("prism_tasks_total{tenant=\"alice\",event=\"started\"} 41");
+    while !started(&request(&metrics, "GET", "/metrics", "", &[], b"").text()) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let answer = server.json("POST", "/v1/modules/svc/functions/add", &bob, &json!([1, 2]));
+    assert_eq!(answer.json(), json!({"result": 3}));
+    // When bob's call is answered, most of alice's are still waiting.
+    let text = request(&metrics, "GET", "/metrics", "", &[], b"").text();
+    let finished = "prism_tasks_total{tenant=\"alice\",event=\"finished\"} ";
+    let done: usize = text.lines().find_map(|l| l.strip_prefix(finished)).unwrap().parse().unwrap();
+    assert!(done < 20, "bob waited for {done} of alice's 40 calls");
+    // All of alice's calls finish too.
+    let logs =
+        server.request("GET", &format!("/v1/jobs/{}/logs?follow=true", job["id"].as_str().unwrap()), &alice, &[], b"");
+    assert!(logs.text().contains("flood 40"), "{}", logs.text());
+}
+
+#[test]
+fn acknowledged_uploads_survive_kill_9() {
+    let server = Server::start(&[]);
+    let token = server.tenant("alice");
+    let module = server.deploy(&token, guest!("SERVICE"), "svc");
+    let data = vec![5u8; 200_000];
+    let object = server.request("POST", "/v1/objects", &token, &[], &data).json()["ref"].as_str().unwrap().to_string();
+    let small = server.request("POST", "/v1/objects", &token, &[], b"tiny").json()["ref"].as_str().unwrap().to_string();
+    let job =
+        server.json("POST", "/v1/jobs", &token, &json!({"module": "svc"})).json()["id"].as_str().unwrap().to_string();
+    let logs = server.request("GET", &format!("/v1/jobs/{job}/logs?follow=true"), &token, &[], b"");
+    assert!(logs.text().contains("add 5"), "{}", logs.text());
+    let dir = server.kill9();
+
+    let server = Server::start_in(dir, &[]);
+    assert_eq!(server.request("GET", &format!("/v1/objects/{object}"), &token, &[], b"").body, data);
+    assert_eq!(server.request("GET", &format!("/v1/objects/{small}"), &token, &[], b"").body, b"tiny");
+    assert_eq!(server.request("GET", "/v1/modules", &token, &[], b"").json()["modules"][0], module);
+    assert_eq!(server.json("POST", "/v1/modules/svc/functions/add", &token, &json!([1, 1])).json()["result"], 2);
+    let status = server.request("GET", &format!("/v1/jobs/{job}"), &token, &[], b"").json();
+    assert_eq!(status["state"], "succeeded");
+    assert!(server.request("GET", &format!("/v1/jobs/{job}/logs"), &token, &[], b"").text().contains("add 5"));
+}
+
+#[test]
+fn sigterm_lets_requests_in_flight_finish() {
+    let mut server = Server::start(&[]);
+    let token = server.tenant("alice");
+    server.deploy(&token, guest!("SERVICE"), "svc");
+    let addr = server.addr.clone();
+    let slow = {
+        let token = token.clone();
+        std::thread::spawn(move || request(&addr, "POST", "/v1/modules/svc/functions/spin", &token, &[], b"[800]"))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
+    let answer = slow.join().unwrap();
+    assert_eq!(answer.json(), json!({"result": 800}));
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(TcpStream::connect(&server.addr).is_err(), "still accepting after shutdown");
+}
+
+#[test]
+fn a_slow_loris_client_is_cut_off_and_others_are_served() {
+    let server = Server::start(&[]);
+    let token = server.tenant("alice");
+    let mut loris = TcpStream::connect(&server.addr).unwrap();
+    loris.write_all(b"GET /v1/modules HTTP/1.1\r\nhost: x\r\n").unwrap();
+    // Others are served meanwhile.
+    assert_eq!(server.request("GET", "/v1/modules", &token, &[], b"").status, 200);
+    // The server closes the half-sent request after its header timeout.
+    loris.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = loris.read_to_end(&mut rest);
+    assert!(started.elapsed() < Duration::from_secs(30), "the connection was kept open");
+}
+
+#[test]
+fn metrics_count_requests_and_tasks_by_tenant() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let server = Server::start(&["--metrics-listen", &port.to_string()]);
+    let token = server.tenant("alice");
+    server.deploy(&token, guest!("SERVICE"), "svc");
+    server.json("POST", "/v1/modules/svc/functions/add", &token, &json!([1, 2]));
+    server.json("POST", "/v1/modules/svc/functions/fail", &token, &json!(["x"]));
+    let text = request(&port.to_string(), "GET", "/metrics", "", &[], b"").text();
+    for line in [
+        "prism_tasks_total{tenant=\"alice\",event=\"started\"} 2",
+        "prism_tasks_total{tenant=\"alice\",event=\"failed\"} 1",
+        "prism_http_requests_total{status=\"200\"} 1",
+        "prism_http_requests_total{status=\"422\"} 1",
+        "prism_http_request_duration_seconds_count",
+        "prism_instances",
+        "prism_object_bytes{tenant=\"alice\",tier=\"all\"}",
+    ] {
+        assert!(text.contains(line), "no `{line}` in:\n{text}");
+    }
+    // Not on the tenants' port.
+    assert_eq!(server.request("GET", "/metrics", &token, &[], b"").status, 404);
+}
+
+#[test]
+fn tenant_names_are_checked_and_unique() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| prism_with_env(dir.path(), args, &[]);
+    let first = run(&["tenant", "create", "team-a"]);
+    assert!(first.success && first.stdout.trim().starts_with("prism_"), "{}", first.stderr);
+    let again = run(&["tenant", "create", "team-a"]);
+    assert!(!again.success && again.stderr.contains("already exists"), "{}", again.stderr);
+    let bad = run(&["tenant", "create", "Team A"]);
+    assert!(!bad.success && bad.stderr.contains("not valid"), "{}", bad.stderr);
+    // Only the token's hash is stored.
+    let registry = std::fs::read(dir.path().join("tenants.redb")).unwrap();
+    let token = first.stdout.trim().as_bytes();
+    assert!(!registry.windows(token.len()).any(|w| w == token));
+}
