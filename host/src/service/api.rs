@@ -117,7 +117,7 @@ async fn tenant_route(service: &Arc<Service>, tenant: &Tenant, space: &Arc<Space
     let method = call.method.clone();
     match (&method, &segments[1..]) {
         (&Method::POST, ["modules"]) => upload_module(tenant, space, call).await,
-        (&Method::GET, ["modules"]) => Ok(json_response(StatusCode::OK, &json!({"modules": space.modules()?}))),
+        (&Method::GET, ["modules"]) => Ok(json_response(StatusCode::OK, &json!({"modules": space.modules()}))),
         (&Method::GET, ["modules", id]) => Ok(json_response(StatusCode::OK, &space.module(id).await?.info)),
         (&Method::DELETE, ["modules", id]) => {
             space.delete_module(id)?;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use anyhow::Context as _;
 use parking_lot::Mutex;
 use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -79,6 +80,9 @@ pub struct Space {
     pub node: Arc<Node>,
     dir: PathBuf,
     db: Database,
+    /// Every module's description, by id (read from disk at open).
+    catalog: Mutex<HashMap<String, ModuleInfo>>,
+    /// Modules loaded since, by id.
     modules: Mutex<HashMap<String, Arc<Module>>>,
     /// Invocations, actor calls and jobs in flight.
     pub in_flight: AtomicU32,
@@ -118,6 +122,14 @@ impl Space {
             }
         }
         txn.commit()?;
+        let mut catalog = HashMap::new();
+        for entry in std::fs::read_dir(dir.join("modules"))? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let info = read_info(&path)?;
+                catalog.insert(info.id.clone(), info);
+            }
+        }
         for id in pins {
             if !node.store.retain(&id) {
                 tracing::warn!(tenant, %id, "a pinned object is gone");
@@ -128,6 +140,7 @@ impl Space {
             node,
             dir,
             db,
+            catalog: Mutex::new(catalog),
             modules: Mutex::new(HashMap::new()),
             in_flight: AtomicU32::new(0),
             running: Mutex::new(HashMap::new()),
@@ -159,20 +172,15 @@ impl Space {
         write_atomic(&self.module_path(&info.id, "wasm"), wasm).map_err(ApiError::internal)?;
         let meta = serde_json::to_vec_pretty(&info).map_err(ApiError::internal)?;
         write_atomic(&self.module_path(&info.id, "json"), &meta).map_err(ApiError::internal)?;
+        self.catalog.lock().insert(info.id.clone(), info.clone());
         Ok(info)
     }
 
     /// Every module, by name then id.
-    pub fn modules(&self) -> Result<Vec<ModuleInfo>, ApiError> {
-        let mut out = Vec::new();
-        for entry in std::fs::read_dir(self.dir.join("modules")).map_err(ApiError::internal)? {
-            let path = entry.map_err(ApiError::internal)?.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                out.push(read_info(&path)?);
-            }
-        }
+    pub fn modules(&self) -> Vec<ModuleInfo> {
+        let mut out: Vec<_> = self.catalog.lock().values().cloned().collect();
         out.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
-        Ok(out)
+        out
     }
 
     /// The module `id` (a hex id, or a unique prefix of one, or its name).
@@ -181,7 +189,8 @@ impl Space {
         if let Some(module) = self.modules.lock().get(&id) {
             return Ok(module.clone());
         }
-        let info = read_info(&self.module_path(&id, "json"))?;
+        let info =
+            self.catalog.lock().get(&id).cloned().ok_or_else(|| ApiError::not_found(format!("no module `{id}`")))?;
         let wasm = std::fs::read(self.module_path(&id, "wasm")).map_err(ApiError::internal)?;
         let program = self.node.load(&info.name, &wasm).await.map_err(ApiError::internal)?;
         let job = self.node.job(program, Output::discard());
@@ -193,10 +202,15 @@ impl Space {
     /// exactly one module has that name.
     fn resolve_module(&self, given: &str) -> Result<String, ApiError> {
         let missing = || ApiError::not_found(format!("no module `{given}`"));
-        if given.len() == 64 && given.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return if self.module_path(given, "json").exists() { Ok(given.to_string()) } else { Err(missing()) };
+        let catalog = self.catalog.lock();
+        if catalog.contains_key(given) {
+            return Ok(given.to_string());
         }
-        let named: Vec<_> = self.modules()?.into_iter().filter(|m| m.name == given).collect();
+        if given.len() == 64 && given.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(missing());
+        }
+        let mut named: Vec<_> = catalog.values().filter(|m| m.name == given).collect();
+        named.sort_by(|a, b| a.id.cmp(&b.id));
         match named.as_slice() {
             [one] => Ok(one.id.clone()),
             [] => Err(missing()),
@@ -218,6 +232,7 @@ impl Space {
         // The description first: a half-deleted module is not listed.
         std::fs::remove_file(self.module_path(&id, "json")).map_err(ApiError::internal)?;
         let _ = std::fs::remove_file(self.module_path(&id, "wasm"));
+        self.catalog.lock().remove(&id);
         self.modules.lock().remove(&id);
         Ok(())
     }
@@ -312,7 +327,7 @@ impl Drop for InFlight {
     }
 }
 
-fn read_info(path: &Path) -> Result<ModuleInfo, ApiError> {
-    let bytes = std::fs::read(path).map_err(ApiError::internal)?;
-    serde_json::from_slice(&bytes).map_err(ApiError::internal)
+fn read_info(path: &Path) -> anyhow::Result<ModuleInfo> {
+    let bytes = std::fs::read(path)?;
+    serde_json::from_slice(&bytes).with_context(|| format!("module description `{}`", path.display()))
 }

@@ -128,7 +128,7 @@ impl Registry {
             if table.get(name).map_err(|e| self.err(e))?.is_some() {
                 return Err(TenantError::Exists(name.to_string()));
             }
-            let bytes = rmp_serde::to_vec(&record).map_err(|e| self.err(e))?;
+            let bytes = rmp_serde::to_vec_named(&record).map_err(|e| self.err(e))?;
             table.insert(name, bytes.as_slice()).map_err(|e| self.err(e))?;
         }
         txn.commit().map_err(|e| self.err(e))?;
@@ -146,7 +146,7 @@ impl Registry {
             };
             let mut record: Record = rmp_serde::from_slice(&old).map_err(|e| self.err(e))?;
             record.overrides = record.overrides.merge(changes);
-            let bytes = rmp_serde::to_vec(&record).map_err(|e| self.err(e))?;
+            let bytes = rmp_serde::to_vec_named(&record).map_err(|e| self.err(e))?;
             table.insert(name, bytes.as_slice()).map_err(|e| self.err(e))?;
             record
         };
@@ -183,4 +183,32 @@ fn token_hash(token: &str) -> [u8; 32] {
 /// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_authenticate_and_overrides_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tenants.redb");
+        let defaults = Quotas::default();
+        let token = {
+            let registry = Registry::open(&path, defaults).unwrap();
+            let token = registry.create("alice").unwrap();
+            // One field set, then another: neither may land in the other's place.
+            registry.set_quotas("alice", &Overrides { requests_per_second: Some(7), ..Overrides::default() }).unwrap();
+            registry.set_quotas("alice", &Overrides { stored_bytes: Some(5), ..Overrides::default() }).unwrap();
+            assert!(matches!(registry.create("alice"), Err(TenantError::Exists(_))));
+            assert!(matches!(registry.create("Alice"), Err(TenantError::InvalidName(_))));
+            token
+        };
+        let registry = Registry::open(&path, defaults).unwrap();
+        let alice = registry.authenticate(&token).unwrap();
+        assert_eq!(alice.name, "alice");
+        assert_eq!(alice.quotas, Quotas { requests_per_second: 7, stored_bytes: 5, ..defaults }, "overrides as saved");
+        assert!(registry.authenticate("prism_0000").is_none());
+        assert!(matches!(registry.set_quotas("bob", &Overrides::default()), Err(TenantError::Unknown(_))));
+    }
 }
