@@ -152,7 +152,10 @@ fn square_deploys_and_invokes_through_the_cli() {
     let deployed = server.cli(&token, &["deploy", guest!("SQUARE")]);
     assert!(deployed.success, "{}", deployed.stderr);
     let info: Value = serde_json::from_str(&deployed.stdout).unwrap();
-    assert_eq!(info["functions"], json!(["square"]));
+    assert_eq!(
+        info["functions"],
+        json!([{"name": "square", "params": [{"name": "x", "type": "i64"}], "returns": "i64"}])
+    );
     let invoked = server.cli(&token, &["invoke", "square", "square", "7"]);
     assert!(invoked.success, "{}", invoked.stderr);
     assert_eq!(invoked.stdout.trim(), "49");
@@ -212,14 +215,28 @@ fn bad_input_gets_a_precise_4xx_and_stores_nothing() {
     assert!(message.contains("does not export `prism:core/worker"), "{message}");
     assert_eq!(server.request("GET", "/v1/modules", &token, &[], b"").json(), json!({"modules": []}));
 
-    server.deploy(&token, guest!("SERVICE"), "svc");
+    let module = server.deploy(&token, guest!("SERVICE"), "svc");
+    // Signatures as the source spells them.
+    let signatures: Vec<String> = module["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let params: Vec<String> =
+                f["params"].as_array().unwrap().iter().map(|p| format!("{}: {}", p["name"], p["type"])).collect();
+            format!("{}({}) -> {}", f["name"], params.join(", "), f["returns"]).replace('"', "")
+        })
+        .collect();
+    assert!(signatures.contains(&"fail(message: String) -> Result<i64, String>".to_string()), "{signatures:?}");
+    assert!(signatures.contains(&"sum_bytes(data: prism::View) -> u64".to_string()), "{signatures:?}");
     let invoke =
         |f: &str, body: &[u8]| server.request("POST", &format!("/v1/modules/svc/functions/{f}"), &token, &[], body);
     let (code, message) = invoke("nope", b"[]").error(404);
     assert_eq!(code, "not_found");
     assert!(message.contains("no function `nope`") && message.contains("`add`"), "{message}");
-    let (_, message) = invoke("add", b"[1, 2, 3]").error(422);
-    assert!(message.contains("takes 2 argument(s), got 3"), "{message}");
+    let (code, message) = invoke("add", b"[1, 2, 3]").error(400);
+    assert_eq!(code, "invalid_argument");
+    assert_eq!(message, "`add(a: i64, b: i64) -> i64` takes 2 argument(s), got 3");
     let (_, message) = invoke("add", b"[1, \"two\"]").error(422);
     assert!(message.contains("argument `b` of `add` does not decode as `i64`"), "{message}");
     let (code, message) = invoke("add", b"[1, ").error(400);
@@ -276,7 +293,7 @@ fn limits_end_calls_with_errors_naming_the_quota() {
     assert!(server.cli("", &["tenant", "quota", "bob", "--requests-per-second", "2"]).success);
     let statuses: Vec<u16> = (0..5).map(|_| server.request("GET", "/v1/modules", &bob, &[], b"").status).collect();
     assert!(statuses.contains(&429), "{statuses:?}");
-    assert_eq!(invoke("add").status, 422, "alice is not limited by bob's rate");
+    assert_eq!(invoke("add").status, 400, "alice is not limited by bob's rate (her call has too few arguments)");
 }
 
 #[test]

@@ -112,6 +112,10 @@ pub type Runner = fn(&[types::Payload]) -> Result<Vec<u8>, String>;
 pub struct TaskFn {
     /// The function's name, as given to `remote`.
     pub name: &'static str,
+    /// Its parameters' names and types, as written.
+    pub params: &'static [(&'static str, &'static str)],
+    /// Its return type, as written.
+    pub returns: &'static str,
     /// Runs it.
     pub run: Runner,
 }

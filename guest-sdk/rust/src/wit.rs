@@ -7,13 +7,20 @@ wit_bindgen::generate!({
 });
 
 use self::prism::core::types::Payload;
-use exports::prism::core::worker::Guest;
+use exports::prism::core::worker::{FunctionInfo, Guest};
 
 struct Worker;
 
 impl Guest for Worker {
-    fn functions() -> Vec<String> {
-        crate::task::registered().map(|f| f.name.to_string()).collect()
+    fn functions() -> Vec<FunctionInfo> {
+        let text = |(name, ty): &(&str, &str)| (name.to_string(), ty.to_string());
+        crate::task::registered()
+            .map(|f| FunctionInfo {
+                name: f.name.to_string(),
+                params: f.params.iter().map(text).collect(),
+                returns: f.returns.to_string(),
+            })
+            .collect()
     }
 
     fn run(function: String, args: Vec<Payload>) -> Result<Vec<u8>, String> {

@@ -63,6 +63,34 @@ pub enum LoadError {
     Inspect(String, String),
 }
 
+/// A task function's signature, as the component's source spells it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Signature {
+    /// Its name.
+    pub name: String,
+    /// Its parameters, in order.
+    pub params: Vec<Param>,
+    /// Its return type (`()` for none).
+    pub returns: String,
+}
+
+/// One parameter of a [`Signature`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Param {
+    /// Its name.
+    pub name: String,
+    /// Its type.
+    #[serde(rename = "type")]
+    pub ty: String,
+}
+
+impl std::fmt::Display for Signature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let params: Vec<_> = self.params.iter().map(|p| format!("{}: {}", p.name, p.ty)).collect();
+        write!(f, "{}({}) -> {}", self.name, params.join(", "), self.returns)
+    }
+}
+
 /// A loaded component: compiled, linked, with its task functions known.
 pub struct Program {
     /// Its file name, for messages.
@@ -71,6 +99,8 @@ pub struct Program {
     pub hash: [u8; 32],
     /// The functions it can run as tasks.
     pub functions: Vec<String>,
+    /// Their signatures, in the same order.
+    pub signatures: Vec<Signature>,
     /// The actor classes it defines.
     pub classes: Vec<String>,
     /// Whether the compiled code came from the on-disk cache.
@@ -217,18 +247,27 @@ impl Runtime {
         // Ask the component which functions it has, in a throwaway instance.
         let mut store = self.store(WasiCtxBuilder::new().build(), limits, StderrTail::default(), Tag::default());
         store.set_epoch_deadline(1);
-        let (mut functions, mut classes) = async {
+        let (mut signatures, mut classes) = async {
             let instance = task.instantiate_async(&mut store).await?;
             let worker = instance.prism_core_worker();
             Ok::<_, wasmtime::Error>((worker.call_functions(&mut store).await?, worker.call_classes(&mut store).await?))
         }
         .await
         .map_err(|e| LoadError::Inspect(name.into(), describe(&e, &store.data().stderr)))?;
-        functions.sort();
+        signatures.sort_by(|a, b| a.name.cmp(&b.name));
         classes.sort();
+        let signatures: Vec<_> = signatures
+            .into_iter()
+            .map(|f| Signature {
+                name: f.name,
+                params: f.params.into_iter().map(|(name, ty)| Param { name, ty }).collect(),
+                returns: f.returns,
+            })
+            .collect();
+        let functions = signatures.iter().map(|s| s.name.clone()).collect();
 
         let data_end = mapping::data_end(wasm);
-        Ok(Program { name: name.into(), hash, functions, classes, from_cache, data_end, task, command })
+        Ok(Program { name: name.into(), hash, functions, signatures, classes, from_cache, data_end, task, command })
     }
 
     /// The compiled component, from the cache or freshly compiled (and then

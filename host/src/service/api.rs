@@ -238,14 +238,22 @@ async fn invoke(tenant: &Tenant, space: &Arc<Space>, module: &str, function: &st
     let want_ref = call.query("result") == Some("ref");
     let body = read_body(call.request.into_body(), tenant.quotas.upload_bytes, "upload_bytes").await?;
     let module = space.module(module).await?;
-    if !module.info.functions.iter().any(|f| f == function) {
+    let Some(signature) = module.info.functions.iter().find(|f| f.name == function) else {
+        let names: Vec<_> = module.info.functions.iter().map(|f| f.name.clone()).collect();
         return Err(ApiError::not_found(format!(
             "module `{}` has no function `{function}`; it has {}",
             module.info.name,
-            listing(&module.info.functions)
+            listing(&names)
         )));
-    }
+    };
     let args = parse_args(&body)?;
+    if args.len() != signature.params.len() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_argument",
+            format!("`{signature}` takes {} argument(s), got {}", signature.params.len(), args.len()),
+        ));
+    }
     check_refs(space, &args)?;
     let in_flight = begin_call(tenant, space)?;
     let id = space.node.remote(&module.job, function.to_string(), args, TaskOptions::default());

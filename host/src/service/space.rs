@@ -20,6 +20,7 @@ use super::http::ApiError;
 use super::tenants::hex;
 use crate::fsutil::write_atomic;
 use crate::node::{Job, Node};
+use crate::runtime::Signature;
 use crate::runtime::output::Output;
 use crate::store::ObjectId;
 
@@ -38,8 +39,8 @@ pub struct ModuleInfo {
     pub name: String,
     /// Bytes.
     pub size: u64,
-    /// Functions it runs as tasks.
-    pub functions: Vec<String>,
+    /// Functions it runs as tasks, with their signatures.
+    pub functions: Vec<Signature>,
     /// Actor classes it defines.
     pub classes: Vec<String>,
     /// Whether it can run as a job (exports `wasi:cli/run`).
@@ -164,7 +165,7 @@ impl Space {
             id: hex(&program.hash),
             name: name.to_string(),
             size: wasm.len() as u64,
-            functions: program.functions.clone(),
+            functions: program.signatures.clone(),
             classes: program.classes.clone(),
             driver: program.is_command(),
         };

@@ -73,6 +73,12 @@ fn expand(func: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
     let names: Vec<_> = params.iter().map(|(n, _)| n.clone()).collect();
     let types: Vec<_> = params.iter().map(|(_, t)| t.clone()).collect();
     let decode = decode_params(&name_str, &params);
+    let param_names: Vec<_> = names.iter().map(ToString::to_string).collect();
+    let param_types: Vec<_> = types.iter().map(type_text).collect();
+    let returns = match &sig.output {
+        ReturnType::Default => "()".to_string(),
+        ReturnType::Type(_, ty) => type_text(ty),
+    };
     let call = quote!(super::#name(#(#names),*));
     let runner = format_ident!("__prism_run");
     let (handle, start, run) = if generator.is_some() {
@@ -130,7 +136,12 @@ fn expand(func: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
             }
 
             ::prism::__private::inventory::submit! {
-                ::prism::__private::TaskFn { name: #name_str, run: #runner }
+                ::prism::__private::TaskFn {
+                    name: #name_str,
+                    params: &[#((#param_names, #param_types)),*],
+                    returns: #returns,
+                    run: #runner,
+                }
             }
         }
     })
@@ -410,4 +421,18 @@ fn result_ok_type(ty: &Type) -> Option<Type> {
         GenericArgument::Type(t) => Some(t.clone()),
         _ => None,
     }
+}
+
+/// A type as its source spells it, without the spaces token printing adds.
+fn type_text(ty: &Type) -> String {
+    let text = quote!(#ty).to_string();
+    let mut out = String::with_capacity(text.len());
+    for part in text.split(' ') {
+        let glue = matches!(part, "<" | ">" | "," | "::" | ")" | "]") || out.ends_with(['<', '&', '(', '[', ':']);
+        if !out.is_empty() && !glue {
+            out.push(' ');
+        }
+        out.push_str(part);
+    }
+    out
 }
