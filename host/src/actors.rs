@@ -36,6 +36,9 @@ pub struct ActorOptions {
     pub max_restarts: u32,
     /// Re-runs of the call that trapped.
     pub max_task_retries: u32,
+    /// The id to give it (an actor restored after a restart keeps its id);
+    /// `None` for a fresh one.
+    pub id: Option<ActorId>,
 }
 
 /// A method call with its arguments resolved.
@@ -114,8 +117,11 @@ impl Actors {
         if !program.classes.contains(&class) {
             return Err(program.missing("actor class", &class, &program.classes));
         }
+        let id = options.id.unwrap_or_else(|| node.store.fresh_id());
+        if node.actors.by_id.lock().contains_key(&id) {
+            return Err(Failure::InvalidArgument(format!("an actor `{id}` already exists")));
+        }
         let (queue, rx) = mpsc::unbounded_channel();
-        let id = node.store.fresh_id();
         let actor = Arc::new(Actor {
             id,
             class,

@@ -483,7 +483,7 @@ fn one_tenants_flood_does_not_starve_another() {
     let bob = server.tenant("bob");
     server.deploy(&alice, guest!("SERVICE"), "svc");
     server.deploy(&bob, guest!("SERVICE"), "svc");
-    // Alice's job queues 40 calls of 100 ms on 2 cpus: 2 s of work.
+    // Alice's job queues 40 calls of 300 ms on 2 cpus: 6 s of work.
     let job = server.json("POST", "/v1/jobs", &alice, &json!({"module": "svc", "args": ["flood"]})).json();
     let started = |text: &str| text.contains("prism_tasks_total{tenant=\"alice\",event=\"started\"} 41");
     while !started(&request(&metrics, "GET", "/metrics", "", &[], b"").text()) {
@@ -512,6 +512,12 @@ fn acknowledged_uploads_survive_kill_9() {
     let small = server.request("POST", "/v1/objects", &token, &[], b"tiny").json()["ref"].as_str().unwrap().to_string();
     let job =
         server.json("POST", "/v1/jobs", &token, &json!({"module": "svc"})).json()["id"].as_str().unwrap().to_string();
+    let tally = |name: &str| json!({"module": "svc", "class": "Tally", "args": [10], "name": name});
+    let actor = server.json("POST", "/v1/actors", &token, &tally("kept")).json()["id"].as_str().unwrap().to_string();
+    let add = format!("/v1/actors/{actor}/methods/add");
+    assert_eq!(server.json("POST", &add, &token, &json!([5])).json()["result"], 15);
+    let killed = server.json("POST", "/v1/actors", &token, &tally("killed")).json()["id"].as_str().unwrap().to_string();
+    assert_eq!(server.request("DELETE", &format!("/v1/actors/{killed}"), &token, &[], b"").status, 204);
     let logs = server.request("GET", &format!("/v1/jobs/{job}/logs?follow=true"), &token, &[], b"");
     assert!(logs.text().contains("add 5"), "{}", logs.text());
     let dir = server.kill9();
@@ -524,6 +530,11 @@ fn acknowledged_uploads_survive_kill_9() {
     let status = server.request("GET", &format!("/v1/jobs/{job}"), &token, &[], b"").json();
     assert_eq!(status["state"], "succeeded");
     assert!(server.request("GET", &format!("/v1/jobs/{job}/logs"), &token, &[], b"").text().contains("add 5"));
+    // The actor is back, same id and name, its constructor run again (its
+    // state was in its instance); the killed one stays gone.
+    assert_eq!(server.request("GET", "/v1/actors?name=kept", &token, &[], b"").json()["id"], json!(actor));
+    assert_eq!(server.json("POST", &add, &token, &json!([1])).json()["result"], 11);
+    assert_eq!(server.request("GET", "/v1/actors?name=killed", &token, &[], b"").status, 404);
 }
 
 #[test]

@@ -272,6 +272,7 @@ impl actors::Host for InstanceState {
             detached: options.detached,
             max_restarts: options.max_restarts,
             max_task_retries: options.max_task_retries,
+            id: None,
         };
         let created = task_args(args).and_then(|args| ctx.node.create_actor(&ctx.job, ctx.actor, class, args, options));
         Ok(created.map(|id| id.as_bytes().to_vec()).map_err(|f| types::Error::from(&f)))

@@ -18,10 +18,9 @@ use tracing::Instrument as _;
 use super::Service;
 use super::http::{ApiError, Body, Reply, full, json_response, read_body};
 use super::jobs;
-use super::space::Space;
+use super::space::{ActorRecord, Space};
 use super::tenants::Tenant;
 use super::values;
-use crate::actors::ActorOptions;
 use crate::error::Failure;
 use crate::scheduler::{TaskArg, TaskOptions};
 use crate::store::{ByteString, GetError, Object, ObjectId};
@@ -90,7 +89,7 @@ async fn route(service: &Arc<Service>, request: Request<Incoming>) -> Reply {
                     ),
                 ));
             }
-            let space = service.space(&tenant)?;
+            let space = service.space(&tenant).await?;
             tenant_route(service, &tenant, &space, call).await
         }
         _ => Err(ApiError::not_found(format!("no endpoint `{}`; the API is under /v1", call.request.uri().path()))),
@@ -144,8 +143,7 @@ async fn tenant_route(service: &Arc<Service>, tenant: &Tenant, space: &Arc<Space
         }
         (&Method::POST, ["actors", id, "methods", method]) => call_actor(tenant, space, id, method, call).await,
         (&Method::DELETE, ["actors", id]) => {
-            let id = parse_actor(id)?;
-            space.node.kill_actor(id).map_err(|_| ApiError::not_found(format!("no actor `{id}`")))?;
+            space.kill_actor(parse_actor(id)?)?;
             Ok(no_content())
         }
         (&Method::POST, ["jobs"]) => jobs::submit(service, tenant, space, call.request).await,
@@ -430,32 +428,13 @@ fn object_meta(space: &Space, id: &str) -> Reply {
     Ok(json_response(StatusCode::OK, &meta))
 }
 
-/// `POST /v1/actors`'s body.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewActor {
-    module: String,
-    class: String,
-    #[serde(default)]
-    args: Vec<Json>,
-    name: Option<String>,
-    #[serde(default)]
-    max_restarts: u32,
-}
-
 async fn create_actor(tenant: &Tenant, space: &Arc<Space>, call: Call) -> Reply {
     let body = read_body(call.request.into_body(), tenant.quotas.upload_bytes, "upload_bytes").await?;
-    let new: NewActor = parse_json(&body, "the actor")?;
-    let module = space.module(&new.module).await?;
-    let args = values::args_from_json(&new.args).map_err(ApiError::bad_request)?;
+    let record: ActorRecord = parse_json(&body, "the actor")?;
+    let args = values::args_from_json(&record.args).map_err(ApiError::bad_request)?;
     check_refs(space, &args)?;
-    let options =
-        ActorOptions { name: new.name.clone(), detached: true, max_restarts: new.max_restarts, max_task_retries: 0 };
-    let id = space.node.create_actor(&module.job, None, new.class, args, options).map_err(|f| match f {
-        Failure::InvalidArgument(m) if m.contains("already") => ApiError::new(StatusCode::CONFLICT, "conflict", m),
-        other => failure_error(&other),
-    })?;
-    Ok(json_response(StatusCode::CREATED, &json!({"id": id.to_string(), "name": new.name})))
+    let id = space.create_actor(&record, None).await?;
+    Ok(json_response(StatusCode::CREATED, &json!({"id": id.to_string(), "name": record.name})))
 }
 
 async fn call_actor(tenant: &Tenant, space: &Arc<Space>, id: &str, method: &str, call: Call) -> Reply {

@@ -41,7 +41,7 @@ pub struct Service {
     pub tenants: Registry,
     spaces: Mutex<HashMap<String, Arc<Space>>>,
     /// Held while a namespace opens: redb allows one opener per file.
-    opening: Mutex<()>,
+    opening: tokio::sync::Mutex<()>,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
 }
@@ -57,7 +57,7 @@ impl Service {
             config,
             tenants,
             spaces: Mutex::new(HashMap::new()),
-            opening: Mutex::new(()),
+            opening: tokio::sync::Mutex::new(()),
             metrics: Metrics::default(),
         }))
     }
@@ -67,14 +67,14 @@ impl Service {
         &self.config.data_dir
     }
 
-    /// `tenant`'s namespace, opened on first use.
-    pub fn space(&self, tenant: &Tenant) -> anyhow::Result<Arc<Space>> {
+    /// `tenant`'s namespace, opened on first use (restarting its actors).
+    pub async fn space(&self, tenant: &Tenant) -> anyhow::Result<Arc<Space>> {
         if let Some(space) = self.spaces.lock().get(&tenant.name) {
             return Ok(space.clone());
         }
         // Opening reads from disk: not under `spaces`, so tenants already
         // open are served meanwhile.
-        let _opening = self.opening.lock();
+        let _opening = self.opening.lock().await;
         if let Some(space) = self.spaces.lock().get(&tenant.name) {
             return Ok(space.clone());
         }
@@ -85,6 +85,7 @@ impl Service {
         config.object_store_disk = tenant.quotas.stored_bytes;
         config.object_store_memory = config.object_store_memory.min(tenant.quotas.stored_bytes);
         let space = Space::open(&tenant.name, self.host.open(config)?)?;
+        space.restore_actors().await?;
         self.spaces.lock().insert(tenant.name.clone(), space.clone());
         Ok(space)
     }

@@ -1,10 +1,10 @@
 //! A tenant's namespace: its object store (a node namespace of its own, so
 //! no id of another tenant's can name anything here), its modules, the
-//! objects it pinned over HTTP, and its jobs.
+//! objects it pinned over HTTP, its actors' definitions, and its jobs.
 //!
 //! On disk, under `tenants/<name>/`: `objects/` (the store), `compiled/`,
 //! `modules/<id>.wasm` with `<id>.json`, `jobs/<id>.log`, and `space.redb`
-//! (pins and job records).
+//! (pins, actor definitions and job records).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use super::http::ApiError;
 use super::tenants::hex;
+use super::values;
+use crate::actors::ActorOptions;
+use crate::error::Failure;
 use crate::fsutil::write_atomic;
 use crate::node::{Job, Node};
 use crate::runtime::Signature;
@@ -26,6 +29,10 @@ use crate::store::ObjectId;
 
 /// Objects the tenant uploaded or asked to keep: id → ().
 const PINS: TableDefinition<&[u8], ()> = TableDefinition::new("pins");
+
+/// Actors created over HTTP: id → JSON of [`ActorRecord`]; restarted
+/// (constructor re-run, same id and name) when the namespace opens.
+const ACTORS: TableDefinition<&str, &[u8]> = TableDefinition::new("actors");
 
 /// Jobs: id → JSON of [`JobRecord`].
 const JOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("jobs");
@@ -54,6 +61,24 @@ pub struct Module {
     pub info: ModuleInfo,
     /// Where its tasks and actors run.
     pub job: Arc<Job>,
+}
+
+/// How an actor was made, as kept in `space.redb`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActorRecord {
+    /// The module whose class it is.
+    pub module: String,
+    /// The class.
+    pub class: String,
+    /// The constructor's arguments.
+    #[serde(default)]
+    pub args: Vec<serde_json::Value>,
+    /// Its name, if any.
+    pub name: Option<String>,
+    /// Constructor re-runs allowed after traps.
+    #[serde(default)]
+    pub max_restarts: u32,
 }
 
 /// A job's state, as kept in `space.redb`.
@@ -106,6 +131,7 @@ impl Space {
             for row in table.iter()? {
                 pins.push(ObjectId::try_from(row?.0.value()).map_err(anyhow::Error::msg)?);
             }
+            txn.open_table(ACTORS)?;
             let mut jobs = txn.open_table(JOBS)?;
             // A job running when the server stopped did not finish.
             let mut ended = Vec::new();
@@ -265,6 +291,75 @@ impl Space {
             self.node.store.release(id);
         }
         Ok(was)
+    }
+
+    /// Creates an actor as `record` says, with `id` if given; remembers it
+    /// so that it is restarted when the namespace next opens.
+    pub async fn create_actor(&self, record: &ActorRecord, id: Option<ObjectId>) -> Result<ObjectId, ApiError> {
+        let module = self.module(&record.module).await?;
+        let args = values::args_from_json(&record.args).map_err(ApiError::bad_request)?;
+        let options = ActorOptions {
+            name: record.name.clone(),
+            detached: true,
+            max_restarts: record.max_restarts,
+            max_task_retries: 0,
+            id,
+        };
+        let id =
+            self.node.create_actor(&module.job, None, record.class.clone(), args, options).map_err(|f| match f {
+                Failure::InvalidArgument(m) if m.contains("already exists") => {
+                    ApiError::new(hyper::StatusCode::CONFLICT, "conflict", m)
+                }
+                other => super::api::failure_error(&other),
+            })?;
+        // By id: a name may later be shared by several modules.
+        let record = ActorRecord { module: module.info.id.clone(), ..record.clone() };
+        let bytes = serde_json::to_vec(&record).map_err(ApiError::internal)?;
+        let txn = self.db.begin_write().map_err(ApiError::internal)?;
+        txn.open_table(ACTORS)
+            .map_err(ApiError::internal)?
+            .insert(id.to_string().as_str(), bytes.as_slice())
+            .map_err(ApiError::internal)?;
+        txn.commit().map_err(ApiError::internal)?;
+        Ok(id)
+    }
+
+    /// Kills actor `id` and forgets how it was made.
+    pub fn kill_actor(&self, id: ObjectId) -> Result<(), ApiError> {
+        self.node.kill_actor(id).map_err(|_| ApiError::not_found(format!("no actor `{id}`")))?;
+        let txn = self.db.begin_write().map_err(ApiError::internal)?;
+        txn.open_table(ACTORS)
+            .map_err(ApiError::internal)?
+            .remove(id.to_string().as_str())
+            .map_err(ApiError::internal)?;
+        txn.commit().map_err(ApiError::internal)
+    }
+
+    /// Restarts the actors created over HTTP before the last stop: their
+    /// constructors run again with the same arguments, ids and names (their
+    /// state was in their instances, as a Ray actor's is lost with its
+    /// process). One that cannot be made is logged and forgotten.
+    pub async fn restore_actors(&self) -> anyhow::Result<()> {
+        let records: Vec<(String, ActorRecord)> = {
+            let txn = self.db.begin_read()?;
+            let table = txn.open_table(ACTORS)?;
+            let mut out = Vec::new();
+            for row in table.iter()? {
+                let (id, bytes) = row?;
+                out.push((id.value().to_string(), serde_json::from_slice(bytes.value())?));
+            }
+            out
+        };
+        for (id, record) in records {
+            let parsed = id.parse().map_err(anyhow::Error::msg)?;
+            if let Err(err) = self.create_actor(&record, Some(parsed)).await {
+                tracing::warn!(tenant = %self.tenant, actor = %id, error = %err.message, "cannot restore an actor");
+                let txn = self.db.begin_write()?;
+                txn.open_table(ACTORS)?.remove(id.as_str())?;
+                txn.commit()?;
+            }
+        }
+        Ok(())
     }
 
     /// Saves `record` (a job started or ended).

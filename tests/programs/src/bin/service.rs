@@ -68,13 +68,13 @@ impl Tally {
 
 /// `main`: prints its arguments and a task's result; with `forever`, then
 /// prints a line every 50 ms until stopped; with `flood`, runs 40 calls of
-/// `spin(100)` at once.
+/// `spin(300)` at once.
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     println!("args {args:?}");
     println!("add {}", prism::get(&add::remote(2, 3)).unwrap());
     if args.iter().any(|a| a == "flood") {
-        let calls: Vec<_> = (0..40).map(|_| spin::remote(100)).collect();
+        let calls: Vec<_> = (0..40).map(|_| spin::remote(300)).collect();
         println!("flood {}", prism::get_all(&calls).unwrap().len());
     }
     if args.iter().any(|a| a == "forever") {
