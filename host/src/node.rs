@@ -24,8 +24,8 @@ pub struct Node {
     pub config: Config,
     /// Its objects.
     pub store: ObjectStore,
-    /// What its instances may use.
-    pub limits: InstanceLimits,
+    /// What its instances may use (changed by [`Node::set_limits`]).
+    limits: Mutex<InstanceLimits>,
     pub(crate) runtime: Arc<Runtime>,
     pub(crate) scheduler: Arc<Scheduler>,
     /// Its loaded components, by the blake3 of their bytes.
@@ -184,7 +184,7 @@ impl Host {
         };
         let store = ObjectStore::open_with(&config.data_dir.join("objects"), capacity)?;
         Ok(Arc::new(Node {
-            limits: InstanceLimits::of(&config),
+            limits: Mutex::new(InstanceLimits::of(&config)),
             config,
             store,
             runtime,
@@ -207,6 +207,18 @@ impl Host {
 }
 
 impl Node {
+    /// What its instances may use now.
+    pub fn limits(&self) -> InstanceLimits {
+        *self.limits.lock()
+    }
+
+    /// Changes what its instances may use, from their next call on, and
+    /// how many bytes its store keeps (memory, all).
+    pub fn set_limits(&self, limits: InstanceLimits, store: (u64, u64)) {
+        *self.limits.lock() = limits;
+        self.store.set_capacity(store.0, store.1);
+    }
+
     /// Loads a component (compiled once, then cached in the data directory).
     pub async fn load(&self, name: &str, wasm: &[u8]) -> Result<Arc<Program>, LoadError> {
         let hash = *blake3::hash(wasm).as_bytes();
@@ -214,7 +226,7 @@ impl Node {
             return Ok(program.clone());
         }
         let cache_dir = self.config.data_dir.join("compiled");
-        let program = Arc::new(self.runtime.load(&cache_dir, self.limits, name, hash, wasm).await?);
+        let program = Arc::new(self.runtime.load(&cache_dir, self.limits(), name, hash, wasm).await?);
         self.programs.lock().insert(hash, program.clone());
         Ok(program)
     }

@@ -282,13 +282,13 @@ fn limits_end_calls_with_errors_naming_the_quota() {
     assert!(message.contains("cpu deadline") && message.contains("`cpu_deadline_ms`"), "{message}");
     let (_, message) = invoke("hog").error(422);
     assert!(message.contains("memory limit of 64 MiB") && message.contains("`memory_per_instance`"), "{message}");
-    // Stored bytes.
-    assert!(server.cli("", &["tenant", "quota", "alice", "--stored-bytes", "1"]).success);
-    // (Stored bytes apply when the namespace opens: a new tenant shows it.)
-    let bob = server.tenant("bob");
-    assert!(server.cli("", &["tenant", "quota", "bob", "--stored-bytes", "1"]).success);
-    let (_, message) = server.request("POST", "/v1/objects", &bob, &[], &vec![1u8; 3 << 20]).error(413);
+    // Overrides apply to a running tenant at once.
+    assert!(server.cli("", &["tenant", "quota", "alice", "--stored-bytes", "1", "--cpu-deadline-ms", "100"]).success);
+    let (_, message) = server.request("POST", "/v1/objects", &token, &[], &vec![1u8; 3 << 20]).error(413);
     assert!(message.contains("`stored_bytes`"), "{message}");
+    let (_, message) = invoke("forever").error(422);
+    assert!(message.contains("cpu deadline of 100ms"), "{message}");
+    let bob = server.tenant("bob");
     // Request rate.
     assert!(server.cli("", &["tenant", "quota", "bob", "--requests-per-second", "2"]).success);
     let statuses: Vec<u16> = (0..5).map(|_| server.request("GET", "/v1/modules", &bob, &[], b"").status).collect();

@@ -361,9 +361,15 @@ impl Runtime {
     ) -> Result<Result<Vec<u8>, String>, String> {
         let job = ctx.job.clone();
         let warm = job.warm.take();
+        let limits = ctx.node.limits();
         let (mut store, instance) = match warm {
-            Some(Warm { store, instance }) => (store, Some(instance)),
-            None => (self.job_store(&job, &[], ctx.node.limits).await, None),
+            Some(Warm { mut store, instance }) => {
+                // The limits may have changed since it was made.
+                store.data_mut().set_limits(limits);
+                store.set_hostcall_fuel(usize::try_from(limits.memory).unwrap_or(usize::MAX));
+                (store, Some(instance))
+            }
+            None => (self.job_store(&job, &[], limits).await, None),
         };
         store.data_mut().begin(ctx, Some(function));
         store.set_epoch_deadline(1);
@@ -396,7 +402,7 @@ impl Runtime {
         args: &[Payload],
     ) -> Result<ActorInstance, String> {
         let job = ctx.job.clone();
-        let mut store = self.job_store(&job, &[], ctx.node.limits).await;
+        let mut store = self.job_store(&job, &[], ctx.node.limits()).await;
         store.data_mut().begin(ctx, Some(class));
         store.data_mut().hold_nested(args);
         store.set_epoch_deadline(1);
@@ -444,7 +450,7 @@ impl Runtime {
         };
         let mut argv = vec![program.name.clone()];
         argv.extend_from_slice(args);
-        let limits = InstanceLimits { ticks: u64::MAX, ..ctx.node.limits };
+        let limits = InstanceLimits { ticks: u64::MAX, ..ctx.node.limits() };
         let mut store = self.job_store(&ctx.job, &argv, limits).await;
         store.data_mut().begin(ctx, None);
         store.set_epoch_deadline(1);

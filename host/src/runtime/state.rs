@@ -131,6 +131,12 @@ impl InstanceState {
         }
     }
 
+    /// Applies `limits` to the calls from now on.
+    pub(super) fn set_limits(&mut self, limits: InstanceLimits) {
+        self.limits = Limits { memory: limits.memory, names: limits.names };
+        self.tick_limit = limits.ticks;
+    }
+
     /// Starts a call for `ctx`, its output tagged with `function`.
     pub(super) fn begin(&mut self, ctx: TaskContext, function: Option<&str>) {
         self.holdings.bind(&ctx.node);

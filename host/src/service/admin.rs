@@ -54,6 +54,7 @@ async fn route(service: &Service, request: Request<Incoming>) -> Reply {
             let body = read_body(request.into_body(), MAX_BODY, "admin body").await?;
             let changes: Overrides = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
             let tenant = service.tenants.set_quotas(&name, &changes).map_err(tenant_error)?;
+            service.apply_quotas(&tenant);
             Ok(json_response(StatusCode::OK, &describe(&tenant)))
         }
         _ => Err(ApiError::not_found(format!("no admin endpoint `{}`", request.uri().path()))),

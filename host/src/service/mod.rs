@@ -31,6 +31,7 @@ use self::space::Space;
 use self::tenants::{Registry, Tenant};
 use crate::config::Config;
 use crate::node::Host;
+use crate::runtime::InstanceLimits;
 
 /// One server: its tenants and their namespaces.
 pub struct Service {
@@ -78,16 +79,32 @@ impl Service {
         if let Some(space) = self.spaces.lock().get(&tenant.name) {
             return Ok(space.clone());
         }
+        let space = Space::open(&tenant.name, self.host.open(self.namespace_config(tenant))?)?;
+        space.restore_actors().await?;
+        self.spaces.lock().insert(tenant.name.clone(), space.clone());
+        Ok(space)
+    }
+
+    /// The configuration of `tenant`'s namespace: the server's, with the
+    /// tenant's quotas as its limits.
+    fn namespace_config(&self, tenant: &Tenant) -> Config {
         let mut config = self.config.clone();
         config.data_dir = self.config.data_dir.join("tenants").join(&tenant.name);
         config.memory_limit = tenant.quotas.memory_per_instance;
         config.cpu_deadline = Duration::from_millis(tenant.quotas.cpu_deadline_ms);
         config.object_store_disk = tenant.quotas.stored_bytes;
         config.object_store_memory = config.object_store_memory.min(tenant.quotas.stored_bytes);
-        let space = Space::open(&tenant.name, self.host.open(config)?)?;
-        space.restore_actors().await?;
-        self.spaces.lock().insert(tenant.name.clone(), space.clone());
-        Ok(space)
+        config
+    }
+
+    /// Applies `tenant`'s quotas to its namespace, if open (else they apply
+    /// when it opens): its next calls and stores see them.
+    pub fn apply_quotas(&self, tenant: &Tenant) {
+        if let Some(space) = self.spaces.lock().get(&tenant.name) {
+            let config = self.namespace_config(tenant);
+            let store = (config.object_store_memory, config.object_store_disk);
+            space.node.set_limits(InstanceLimits::of(&config), store);
+        }
     }
 
     /// The namespaces open now, by tenant.

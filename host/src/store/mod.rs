@@ -131,7 +131,7 @@ pub struct ObjectStore {
     shards: Vec<Mutex<IdMap<Entry>>>,
     disk: Disk,
     blobs: PathBuf,
-    capacity: Capacity,
+    capacity: Mutex<Capacity>,
     used: Mutex<Usage>,
     /// Objects nothing references, kept until room is needed: those found
     /// on disk at startup (no holder survives a restart). May hold ids
@@ -162,7 +162,7 @@ impl ObjectStore {
             shards: (0..SHARDS).map(|_| Mutex::new(IdMap::default())).collect(),
             disk,
             blobs: dir.join("blobs"),
-            capacity,
+            capacity: Mutex::new(capacity),
             used: Mutex::new(used),
             orphans: Mutex::new(orphans),
             unloaded: Mutex::new(unloaded),
@@ -273,17 +273,19 @@ impl ObjectStore {
                 let mut used = self.used.lock();
                 let memory = used.memory.saturating_add(usage.memory);
                 let total = used.total.saturating_add(usage.total);
-                if memory <= self.capacity.memory && total <= self.capacity.disk {
+                let capacity = *self.capacity.lock();
+                if memory <= capacity.memory && total <= capacity.disk {
                     *used = Usage { memory, total };
                     return Ok(());
                 }
             }
             let Some((id, orphan)) = self.orphans.lock().pop_front() else {
                 let used = *self.used.lock();
+                let capacity = *self.capacity.lock();
                 return Err(Failure::LimitExceeded(format!(
                     "the object store is full: an object of {} bytes does not fit next to the {} bytes ({} in \
                      memory) that referenced objects hold; the capacity is {} bytes ({} in memory), see {}",
-                    usage.total, used.total, used.memory, self.capacity.disk, self.capacity.memory, self.capacity.raise
+                    usage.total, used.total, used.memory, capacity.disk, capacity.memory, capacity.raise
                 )));
             };
             self.evict(id, orphan);
@@ -538,6 +540,14 @@ impl ObjectStore {
             self.retain_all(&nested);
         }
         found
+    }
+
+    /// Holds at most `memory` bytes of small objects and `disk` in all
+    /// from now on (what it holds already stays).
+    pub fn set_capacity(&self, memory: u64, disk: u64) {
+        let mut capacity = self.capacity.lock();
+        capacity.memory = memory;
+        capacity.disk = disk;
     }
 
     /// Bytes the store holds now: (in memory, in all).
