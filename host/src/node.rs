@@ -306,6 +306,18 @@ impl Node {
         Scheduler::submit(self, job, function, args, options)
     }
 
+    /// Runs `function` of the job's program in the calling tokio task and
+    /// returns its result's ref once it is done.
+    pub async fn call(
+        self: &Arc<Self>,
+        job: &Arc<Job>,
+        function: String,
+        args: Vec<TaskArg>,
+        options: TaskOptions,
+    ) -> ObjectId {
+        Scheduler::call(self, job, function, args, options).await
+    }
+
     /// Schedules the generator `function`; returns its stream's id.
     pub fn remote_generator(
         self: &Arc<Self>,

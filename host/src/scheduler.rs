@@ -65,14 +65,52 @@ impl Scheduler {
         args: Vec<TaskArg>,
         options: TaskOptions,
     ) -> ObjectId {
+        match Self::prepare(node, job, function, args, options) {
+            Ok((id, task)) => {
+                tokio::spawn(task);
+                id
+            }
+            Err(id) => id,
+        }
+    }
+
+    /// Runs a task in the caller's own tokio task (no hand-off to another
+    /// thread: what a caller that only waits for the result wants) and
+    /// returns its result's ref, completed. If the caller gives up, the
+    /// result fails with a message saying so.
+    pub(crate) async fn call(
+        node: &Arc<Node>,
+        job: &Arc<Job>,
+        function: String,
+        args: Vec<TaskArg>,
+        options: TaskOptions,
+    ) -> ObjectId {
+        let (id, task) = match Self::prepare(node, job, function, args, options) {
+            Ok(prepared) => prepared,
+            Err(id) => return id,
+        };
+        let mut given_up = GivenUp(Some((node.clone(), id)));
+        task.await;
+        given_up.0 = None;
+        id
+    }
+
+    /// A task's pending result and the future that runs it; or, if it
+    /// cannot run, its result, failed already.
+    fn prepare(
+        node: &Arc<Node>,
+        job: &Arc<Job>,
+        function: String,
+        args: Vec<TaskArg>,
+        options: TaskOptions,
+    ) -> Result<(ObjectId, impl Future<Output = ()> + Send + 'static), ObjectId> {
         if let Err(failure) = Self::admissible(node, job, &function, options) {
-            return node.failed(failure);
+            return Err(node.failed(failure));
         }
         let id = node.store.pending();
         let span = tracing::info_span!("task", function = %function, id = %id);
         let call = Call::new(node, function, args);
-        tokio::spawn(run(node.clone(), job.clone(), call, options, Results::Object(id)).instrument(span));
-        id
+        Ok((id, run(node.clone(), job.clone(), call, options, Results::Object(id)).instrument(span)))
     }
 
     /// Schedules a generator task and returns the id of its stream at once.
@@ -111,6 +149,21 @@ impl Scheduler {
             )));
         }
         Ok(())
+    }
+}
+
+/// Fails and releases the result of a task its caller stopped running
+/// (see [`Scheduler::call`]): the caller never got the ref it would own.
+/// A task completes its result as its last step, with no await after it,
+/// so a task dropped midway has not completed it.
+struct GivenUp(Option<(Arc<Node>, ObjectId)>);
+
+impl Drop for GivenUp {
+    fn drop(&mut self) {
+        if let Some((node, id)) = self.0.take() {
+            node.store.complete(id, Err(Failure::LimitExceeded("the caller stopped waiting for the task".into())));
+            node.store.release(&id);
+        }
     }
 }
 

@@ -314,6 +314,39 @@ fn concurrent_calls_over_quota_get_429() {
 }
 
 #[test]
+fn a_client_that_hangs_up_frees_its_call() {
+    let server = Server::start(&[]);
+    let token = server.tenant("alice");
+    assert!(server.cli("", &["tenant", "quota", "alice", "--concurrent-tasks", "1"]).success);
+    server.deploy(&token, guest!("SERVICE"), "svc");
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    let body = "[60000]";
+    let head = format!(
+        "POST /v1/modules/svc/functions/spin HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let add = || server.json("POST", "/v1/modules/svc/functions/add", &token, &json!([1, 2]));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while add().status != 429 {
+        assert!(Instant::now() < deadline, "the long call never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Hanging up ends the call: the quota is free long before its 60 s.
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        let answer = add();
+        if answer.status == 200 {
+            assert_eq!(answer.json(), json!({"result": 3}));
+            break;
+        }
+        assert!(Instant::now() < deadline, "the abandoned call still holds the quota: {}", answer.text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
 fn tenants_never_see_each_other() {
     let server = Server::start(&[]);
     let alice = server.tenant("alice");

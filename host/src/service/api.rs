@@ -254,7 +254,13 @@ async fn invoke(tenant: &Tenant, space: &Arc<Space>, module: &str, function: &st
     }
     check_refs(space, &args)?;
     let in_flight = begin_call(tenant, space)?;
-    let id = space.node.remote(&module.job, function.to_string(), args, TaskOptions::default());
+    let (job, function, options) = (&module.job, function.to_string(), TaskOptions::default());
+    // Waiting for the value: the task runs right here, no hand-off.
+    let id = if want_ref {
+        space.node.remote(job, function, args, options)
+    } else {
+        space.node.call(job, function, args, options).await
+    };
     answer(space, id, want_ref, in_flight).await
 }
 
