@@ -239,7 +239,15 @@ impl Runtime {
             Some([0, b'a', b's', b'm', ..]) => {}
             _ => return Err(LoadError::NotWasm(name.into())),
         }
-        let (component, from_cache) = self.compile(cache_dir, name, &hash, wasm)?;
+        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        let path = cache_dir.join(format!("{hex}-{}.cwasm", self.fingerprint));
+        // Compiling takes a core for up to seconds: off the async threads,
+        // so the node's other requests and tasks go on meanwhile.
+        let (engine, owned_name, owned_wasm) = (self.engine.clone(), name.to_string(), wasm.to_vec());
+        let (component, from_cache) =
+            tokio::task::spawn_blocking(move || compile(&engine, &path, &owned_name, &owned_wasm))
+                .await
+                .map_err(|e| LoadError::Invalid(name.into(), anyhow::anyhow!("compilation stopped: {e}")))??;
         let pre = self.linker.instantiate_pre(&component).map_err(|e| LoadError::Imports(name.into(), e.into()))?;
         let task = TaskHostPre::new(pre.clone()).map_err(|_| LoadError::WrongWorld(name.into()))?;
         let command = CommandPre::new(pre).ok();
@@ -268,43 +276,6 @@ impl Runtime {
 
         let data_end = mapping::data_end(wasm);
         Ok(Program { name: name.into(), hash, functions, signatures, classes, from_cache, data_end, task, command })
-    }
-
-    /// The compiled component, from the cache or freshly compiled (and then
-    /// cached), keyed by the wasm's hash and the engine's fingerprint.
-    fn compile(
-        &self,
-        cache_dir: &Path,
-        name: &str,
-        hash: &[u8; 32],
-        wasm: &[u8],
-    ) -> Result<(Component, bool), LoadError> {
-        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-        let path = cache_dir.join(format!("{hex}-{}.cwasm", self.fingerprint));
-        let started = Instant::now();
-        if path.exists() {
-            // SAFETY: only this runtime writes the cache directory, atomically,
-            // with artifacts its own engine serialized; the fingerprint in the
-            // name guarantees a compatible engine.
-            match unsafe { Component::deserialize_file(&self.engine, &path) } {
-                Ok(component) => {
-                    tracing::info!(component = name, elapsed = ?started.elapsed(), "loaded compiled component from cache");
-                    return Ok((component, true));
-                }
-                Err(err) => tracing::warn!(path = %path.display(), error = %err, "ignoring unusable cached artifact"),
-            }
-        }
-        let component = Component::new(&self.engine, wasm).map_err(|e| LoadError::Invalid(name.into(), e.into()))?;
-        tracing::info!(component = name, elapsed = ?started.elapsed(), "compiled component");
-        match component.serialize() {
-            Ok(bytes) => {
-                if let Err(err) = std::fs::create_dir_all(cache_dir).and_then(|()| write_atomic(&path, &bytes)) {
-                    tracing::warn!(path = %path.display(), error = %err, "cannot cache compiled component");
-                }
-            }
-            Err(err) => tracing::warn!(error = %err, "cannot serialize compiled component"),
-        }
-        Ok((component, false))
     }
 
     fn store(
@@ -468,6 +439,37 @@ impl Runtime {
             },
         })
     }
+}
+
+/// The compiled component, from the cache file `path` (named by the
+/// wasm's hash and the engine's fingerprint) or freshly compiled and then
+/// cached there; and whether it came from the cache.
+fn compile(engine: &Engine, path: &Path, name: &str, wasm: &[u8]) -> Result<(Component, bool), LoadError> {
+    let started = Instant::now();
+    if path.exists() {
+        // SAFETY: only this runtime writes the cache directory, atomically,
+        // with artifacts its own engine serialized; the fingerprint in the
+        // name guarantees a compatible engine.
+        match unsafe { Component::deserialize_file(engine, path) } {
+            Ok(component) => {
+                tracing::info!(component = name, elapsed = ?started.elapsed(), "loaded compiled component from cache");
+                return Ok((component, true));
+            }
+            Err(err) => tracing::warn!(path = %path.display(), error = %err, "ignoring unusable cached artifact"),
+        }
+    }
+    let component = Component::new(engine, wasm).map_err(|e| LoadError::Invalid(name.into(), e.into()))?;
+    tracing::info!(component = name, elapsed = ?started.elapsed(), "compiled component");
+    match component.serialize() {
+        Ok(bytes) => {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            if let Err(err) = std::fs::create_dir_all(dir).and_then(|()| write_atomic(path, &bytes)) {
+                tracing::warn!(path = %path.display(), error = %err, "cannot cache compiled component");
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "cannot serialize compiled component"),
+    }
+    Ok((component, false))
 }
 
 /// A trap as the caller's `get` reports it: the limit or trap, and the end

@@ -212,7 +212,8 @@ fn check_refs(space: &Space, args: &[TaskArg]) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn begin_call(tenant: &Tenant, space: &Arc<Space>) -> Result<super::space::InFlight, ApiError> {
+/// Counts a call against `tenant`'s `concurrent_tasks` quota (429 when full).
+pub(super) fn begin_call(tenant: &Tenant, space: &Arc<Space>) -> Result<super::space::InFlight, ApiError> {
     space.begin_call(tenant.quotas.concurrent_tasks).ok_or_else(|| {
         ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -311,12 +312,19 @@ fn listing(names: &[String]) -> String {
     names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
 }
 
-async fn upload_object(tenant: &Tenant, space: &Space, call: Call) -> Reply {
+async fn upload_object(tenant: &Tenant, space: &Arc<Space>, call: Call) -> Reply {
     let bytes = read_body(call.request.into_body(), tenant.quotas.upload_bytes, "upload_bytes").await?;
-    let id = space.node.store.put_bin(&bytes).map_err(|f| failure_error(&f))?;
-    space.pin(id)?;
-    // Acknowledged means durable.
-    space.node.store.flush().map_err(ApiError::internal)?;
+    // Writing and syncing files blocks: off the async threads.
+    let (space, body) = (space.clone(), bytes.clone());
+    let id = tokio::task::spawn_blocking(move || {
+        let id = space.node.store.put_bin(&body).map_err(|f| failure_error(&f))?;
+        space.pin(id)?;
+        // Acknowledged means durable.
+        space.node.store.flush().map_err(ApiError::internal)?;
+        Ok::<_, ApiError>(id)
+    })
+    .await
+    .map_err(ApiError::internal)??;
     Ok(json_response(StatusCode::CREATED, &json!({"ref": id.to_string(), "size": bytes.len()})))
 }
 

@@ -54,13 +54,7 @@ pub async fn submit(
             ),
         ));
     }
-    let in_flight = space.begin_call(tenant.quotas.concurrent_tasks).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "quota_exceeded",
-            format!("{} calls are already in flight (quota `concurrent_tasks`)", tenant.quotas.concurrent_tasks),
-        )
-    })?;
+    let in_flight = super::api::begin_call(tenant, space)?;
     let id = hex(&rand::random::<[u8; 8]>());
     let log = std::fs::OpenOptions::new()
         .create_new(true)
