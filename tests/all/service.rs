@@ -159,12 +159,24 @@ fn square_deploys_and_invokes_through_the_cli() {
     let invoked = server.cli(&token, &["invoke", "square", "square", "7"]);
     assert!(invoked.success, "{}", invoked.stderr);
     assert_eq!(invoked.stdout.trim(), "49");
+    let refused = server.cli("prism_wrong", &["invoke", "square", "square", "7"]);
+    assert!(!refused.success, "{}", refused.stdout);
+    assert!(refused.stderr.contains("the token is not valid (HTTP 401"), "{}", refused.stderr);
+    let bad_arg = server.cli(&token, &["invoke", "square", "square", "seven"]);
+    assert!(bad_arg.stderr.contains("argument 0 (`seven`) is not JSON"), "{}", bad_arg.stderr);
     // The same by id, over HTTP.
     let id = info["id"].as_str().unwrap();
     let answer = server.json("POST", &format!("/v1/modules/{id}/functions/square"), &token, &json!([9]));
     assert_eq!(answer.json(), json!({"result": 81}));
     let listed = server.request("GET", "/v1/modules", &token, &[], b"").json();
     assert_eq!(listed["modules"][0]["id"], info["id"]);
+    assert_eq!(server.request("GET", &format!("/v1/modules/{id}"), &token, &[], b"").json(), info);
+    // Deleted: gone from the list, and calls say so.
+    assert_eq!(server.request("DELETE", "/v1/modules/square", &token, &[], b"").status, 204);
+    assert_eq!(server.request("GET", "/v1/modules", &token, &[], b"").json(), json!({"modules": []}));
+    let (_, message) =
+        server.json("POST", &format!("/v1/modules/{id}/functions/square"), &token, &json!([9])).error(404);
+    assert_eq!(message, format!("no module `{id}`"));
     assert_eq!(server.request("GET", "/healthz", "", &[], b"").json(), json!({"status": "ok"}));
 }
 
@@ -413,6 +425,16 @@ fn objects_upload_download_ranges_meta_delete() {
     let put = server.cli(&token, &["object", "put", &write_temp(&server.dir, &data)]);
     assert!(put.success, "{}", put.stderr);
     let r = put.stdout.trim().to_string();
+    let out = server.dir.path().join("downloaded");
+    let got = server.cli(&token, &["object", "get", &r, "-o", out.to_str().unwrap()]);
+    assert!(got.success, "{}", got.stderr);
+    assert_eq!(std::fs::read(&out).unwrap(), data);
+    let missing = server.cli(&token, &["object", "get", &"0".repeat(64)]);
+    assert!(
+        !missing.success && missing.stderr.contains("no object") && missing.stderr.contains("404"),
+        "{}",
+        missing.stderr
+    );
     let whole = server.request("GET", &format!("/v1/objects/{r}"), &token, &[], b"");
     assert_eq!(whole.status, 200);
     assert_eq!(whole.body, data);
@@ -490,9 +512,12 @@ fn jobs_run_log_and_stop() {
     // Following the log waits for the end.
     let logs = server.cli(&token, &["job", "logs", &id, "--follow"]);
     assert_eq!(logs.stdout, "args [\"one\", \"two\"]\nadd 5\n");
-    let status = server.request("GET", &format!("/v1/jobs/{id}"), &token, &[], b"").json();
+    let status = server.cli(&token, &["job", "status", &id]);
+    let status: Value = serde_json::from_str(&status.stdout).unwrap_or_else(|e| panic!("{e}: {}", status.stderr));
     assert_eq!(status["state"], "succeeded");
     assert_eq!(status["exit_code"], 0);
+    let listed = server.request("GET", "/v1/jobs", &token, &[], b"").json();
+    assert_eq!(listed["jobs"][0]["id"], json!(id));
 
     let long = server.json("POST", "/v1/jobs", &token, &json!({"module": "svc", "args": ["forever"]})).json();
     let long = long["id"].as_str().unwrap().to_string();
