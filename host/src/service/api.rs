@@ -111,8 +111,9 @@ fn authenticate(service: &Service, request: &Request<Incoming>) -> Result<Arc<Te
 }
 
 async fn tenant_route(service: &Arc<Service>, tenant: &Tenant, space: &Arc<Space>, call: Call) -> Reply {
-    let segments: Vec<String> = call.path.clone();
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    // The handlers take `call` by value, so the path they match on is a copy.
+    let path = call.path.clone();
+    let segments: Vec<&str> = path.iter().map(String::as_str).collect();
     let method = call.method.clone();
     match (&method, &segments[1..]) {
         (&Method::POST, ["modules"]) => upload_module(tenant, space, call).await,
@@ -281,10 +282,7 @@ async fn answer(space: &Arc<Space>, id: ObjectId, want_ref: bool, in_flight: sup
     let result = space.node.store.get(&id, None).await;
     drop(in_flight);
     space.node.store.release(&id);
-    let object = result.map_err(|e| match e {
-        GetError::Failed(failure) => failure_error(&failure),
-        GetError::Timeout => unreachable!("no deadline"),
-    })?;
+    let object = result.map_err(get_error)?;
     let value = decode(&object)?;
     Ok(json_response(StatusCode::OK, &json!({"result": value})))
 }
@@ -335,10 +333,15 @@ async fn ready(space: &Space, id: &ObjectId) -> Result<Arc<Object>, ApiError> {
     }
     let result = space.node.store.get(id, None).await;
     space.node.store.release(id);
-    result.map_err(|e| match e {
+    result.map_err(get_error)
+}
+
+/// A `get` without a deadline that found no value, as an answer.
+fn get_error(err: GetError) -> ApiError {
+    match err {
         GetError::Failed(failure) => failure_error(&failure),
-        GetError::Timeout => unreachable!("no deadline"),
-    })
+        GetError::Timeout => unreachable!("no deadline was given"),
+    }
 }
 
 async fn download(space: &Space, id: &str, call: Call) -> Reply {

@@ -65,7 +65,7 @@ pub async fn submit(
     let output = Output::new(move |_, bytes| {
         let _ = log.lock().write_all(bytes);
     });
-    let mut record = JobRecord {
+    let record = JobRecord {
         id: id.clone(),
         module: module.info.id.clone(),
         args: new.args.clone(),
@@ -106,7 +106,6 @@ pub async fn submit(
         })
     };
     space.running.lock().insert(id.clone(), task.abort_handle());
-    record.state = "running".into();
     Ok(json_response(StatusCode::CREATED, &record))
 }
 
