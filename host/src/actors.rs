@@ -315,7 +315,7 @@ async fn run(
                 Err(trap) => trap,
             };
             if restarts >= actor.options.max_restarts {
-                node.store.complete(call.result, Err(Failure::task(&label, trap.clone())));
+                node.store.complete(call.result, Err(trap.failure(&label)));
                 actor.die(format!(
                     "`{}` crashed in `{label}` ({trap}) and was restarted {restarts} times (max_restarts)",
                     actor.class
@@ -327,13 +327,13 @@ async fn run(
             instance = match start(&node, &actor, context(), &ctor_args).await {
                 Ok(instance) => instance,
                 Err(message) => {
-                    node.store.complete(call.result, Err(Failure::task(&label, trap)));
+                    node.store.complete(call.result, Err(trap.failure(&label)));
                     actor.die(format!("the constructor of `{}` failed on restart: {message}", actor.class));
                     break 'serve;
                 }
             };
             if retries >= actor.options.max_task_retries {
-                break node.store.complete(call.result, Err(Failure::task(&label, trap)));
+                break node.store.complete(call.result, Err(trap.failure(&label)));
             }
             retries += 1;
         }

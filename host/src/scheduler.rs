@@ -270,15 +270,15 @@ async fn attempt(
             // skips what an earlier attempt already gave.
             generator: stream.clone().map(Generating::new),
         };
-        let (message, retryable) = match node.runtime.call_task(ctx, function, args, made).await {
+        let (failure, retryable) = match node.runtime.call_task(ctx, function, args, made).await {
             Ok(Ok(bytes)) => return Ok(bytes),
-            Ok(Err(message)) => (message, options.retry_exceptions),
-            Err(trap) => (trap, true),
+            Ok(Err(message)) => (Failure::task(function, message), options.retry_exceptions),
+            Err(trap) => (trap.failure(function), true),
         };
         if !retryable || retries >= options.max_retries {
-            return Err(Failure::task(function, message));
+            return Err(failure);
         }
         retries += 1;
-        tracing::warn!(%message, retry = retries, of = options.max_retries, "task failed, retrying");
+        tracing::warn!(%failure, retry = retries, of = options.max_retries, "task failed, retrying");
     }
 }

@@ -91,8 +91,8 @@ fn actor_calls_run_under_the_cpu_deadline_and_memory_limit() {
     assert!(run.success, "{}", run.stderr);
     assert_eq!(
         run.stdout,
-        "endless loop: error task `Log.spin` failed: exceeded its cpu deadline of 1s (raise it with --cpu-deadline)\n\
-         memory bomb: error task `Log.hoard` failed: exceeded its memory limit of 64 MiB (raise it with --memory-limit)\n\
+        "endless loop: error limit exceeded: task `Log.spin` exceeded its cpu deadline of 1s (raise it with --cpu-deadline)\n\
+         memory bomb: error limit exceeded: task `Log.hoard` exceeded its memory limit of 64 MiB (raise it with --memory-limit)\n\
          bystander: ok 1\n"
     );
 }

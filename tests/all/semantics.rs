@@ -92,8 +92,8 @@ fn endless_loop_memory_bomb_and_stack_overflow_end_at_their_limits() {
     assert!(run.success, "{}", run.stderr);
     assert_eq!(
         run.stdout,
-        "endless loop: error task `endless_loop` failed: exceeded its cpu deadline of 1s (raise it with --cpu-deadline)\n\
-         memory bomb: error task `memory_bomb` failed: exceeded its memory limit of 128 MiB (raise it with --memory-limit)\n\
+        "endless loop: error limit exceeded: task `endless_loop` exceeded its cpu deadline of 1s (raise it with --cpu-deadline)\n\
+         memory bomb: error limit exceeded: task `memory_bomb` exceeded its memory limit of 128 MiB (raise it with --memory-limit)\n\
          stack overflow: error task `stack_overflow` failed: wasm trap: call stack exhausted\n\
          others: ok [0, 1, 2, 3]\n"
     );

@@ -290,15 +290,18 @@ fn limits_end_calls_with_errors_naming_the_quota() {
     let token = server.tenant("alice");
     server.deploy(&token, guest!("SERVICE"), "svc");
     let invoke = |f: &str| server.request("POST", &format!("/v1/modules/svc/functions/{f}"), &token, &[], b"[]");
-    let (_, message) = invoke("forever").error(422);
+    // A call past a per-call quota could never succeed as it is: 413.
+    let (code, message) = invoke("forever").error(413);
+    assert_eq!(code, "quota_exceeded");
     assert!(message.contains("cpu deadline") && message.contains("`cpu_deadline_ms`"), "{message}");
-    let (_, message) = invoke("hog").error(422);
+    let (code, message) = invoke("hog").error(413);
+    assert_eq!(code, "quota_exceeded");
     assert!(message.contains("memory limit of 64 MiB") && message.contains("`memory_per_instance`"), "{message}");
     // Overrides apply to a running tenant at once.
     assert!(server.cli("", &["tenant", "quota", "alice", "--stored-bytes", "1", "--cpu-deadline-ms", "100"]).success);
     let (_, message) = server.request("POST", "/v1/objects", &token, &[], &vec![1u8; 3 << 20]).error(413);
     assert!(message.contains("`stored_bytes`"), "{message}");
-    let (_, message) = invoke("forever").error(422);
+    let (_, message) = invoke("forever").error(413);
     assert!(message.contains("cpu deadline of 100ms"), "{message}");
     let bob = server.tenant("bob");
     // Request rate.

@@ -261,7 +261,7 @@ impl Runtime {
             Ok::<_, wasmtime::Error>((worker.call_functions(&mut store).await?, worker.call_classes(&mut store).await?))
         }
         .await
-        .map_err(|e| LoadError::Inspect(name.into(), describe(&e, &store.data().stderr)))?;
+        .map_err(|e| LoadError::Inspect(name.into(), describe(&e, &store.data().stderr).message))?;
         signatures.sort_by(|a, b| a.name.cmp(&b.name));
         classes.sort();
         let signatures: Vec<_> = signatures
@@ -318,7 +318,7 @@ impl Runtime {
     }
 
     /// Runs one task call, in a warm instance of the job if one is idle,
-    /// else in a fresh one. The outer error is a trap (described), the inner
+    /// else in a fresh one. The outer error is a trap, the inner
     /// one the error the guest returned. An instance that trapped is dropped;
     /// one that returned goes back to the job's idle instances, its refs
     /// moved to `keep`: the caller gives them back once the result (which
@@ -329,7 +329,7 @@ impl Runtime {
         function: &str,
         args: &[Payload],
         keep: &mut Holdings,
-    ) -> Result<Result<Vec<u8>, String>, String> {
+    ) -> Result<Result<Vec<u8>, String>, Trapped> {
         let job = ctx.job.clone();
         let warm = job.warm.take();
         let limits = ctx.node.limits();
@@ -389,7 +389,7 @@ impl Runtime {
                 Ok(ActorInstance { store, instance })
             }
             Ok((Err(message), _)) => Err(message),
-            Err(e) => Err(describe(&e, &store.data().stderr)),
+            Err(e) => Err(describe(&e, &store.data().stderr).message),
         }
     }
 
@@ -402,7 +402,7 @@ impl Runtime {
         label: &str,
         method: &str,
         args: &[Payload],
-    ) -> Result<Result<Vec<u8>, String>, String> {
+    ) -> Result<Result<Vec<u8>, String>, Trapped> {
         let ActorInstance { store, instance } = actor;
         store.data_mut().begin(ctx, Some(label));
         // An actor may keep refs from its arguments in its state.
@@ -435,7 +435,7 @@ impl Runtime {
             Ok(Err(())) => DriverExit::Exited(1),
             Err(e) => match e.downcast_ref::<wasmtime_wasi::I32Exit>() {
                 Some(exit) => DriverExit::Exited(exit.0),
-                None => DriverExit::Trapped(describe(&e, &store.data().stderr)),
+                None => DriverExit::Trapped(describe(&e, &store.data().stderr).message),
             },
         })
     }
@@ -472,10 +472,39 @@ fn compile(engine: &Engine, path: &Path, name: &str, wasm: &[u8]) -> Result<(Com
     Ok((component, false))
 }
 
+/// A call that trapped: what the caller's `get` reports, and whether a limit
+/// ended it (a quota to raise, not a bug in the guest).
+#[derive(Debug, Clone)]
+pub struct Trapped {
+    /// The limit or trap, and the end of the guest's stderr.
+    pub message: String,
+    /// Whether it hit its memory, cpu or table limit.
+    pub limit: bool,
+}
+
+impl Trapped {
+    /// How the failed call of `function` is stored: a limit as
+    /// `limit-exceeded`, any other trap as `task-failed`.
+    pub fn failure(&self, function: &str) -> Failure {
+        if self.limit {
+            Failure::LimitExceeded(format!("task `{function}` {}", self.message))
+        } else {
+            Failure::task(function, self.message.clone())
+        }
+    }
+}
+
+impl std::fmt::Display for Trapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// A trap as the caller's `get` reports it: the limit or trap, and the end
 /// of the guest's stderr (where a Rust panic message is).
-fn describe(err: &wasmtime::Error, stderr: &StderrTail) -> String {
-    let what = if let Some(limit) = err.downcast_ref::<LimitError>() {
+fn describe(err: &wasmtime::Error, stderr: &StderrTail) -> Trapped {
+    let limit = err.downcast_ref::<LimitError>();
+    let what = if let Some(limit) = limit {
         limit.to_string()
     } else if let Some(trap) = err.downcast_ref::<Trap>() {
         match trap {
@@ -487,8 +516,9 @@ fn describe(err: &wasmtime::Error, stderr: &StderrTail) -> String {
     } else {
         format!("{err:#}")
     };
-    match stderr.text() {
+    let message = match stderr.text() {
         tail if tail.is_empty() => what,
         tail => format!("{what}; stderr: {tail}"),
-    }
+    };
+    Trapped { message, limit: limit.is_some() }
 }
