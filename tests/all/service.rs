@@ -178,6 +178,10 @@ fn square_deploys_and_invokes_through_the_cli() {
         server.json("POST", &format!("/v1/modules/{id}/functions/square"), &token, &json!([9])).error(404);
     assert_eq!(message, format!("no module `{id}`"));
     assert_eq!(server.request("GET", "/healthz", "", &[], b"").json(), json!({"status": "ok"}));
+    // A path is percent-decoded, but `+` in it is a plus (in a query, a space).
+    server.deploy(&token, guest!("SQUARE"), "a%2Bb%20c");
+    let answer = server.json("POST", "/v1/modules/a+b%20c/functions/square", &token, &json!([3]));
+    assert_eq!(answer.json(), json!({"result": 9}));
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! handler per endpoint. docs/http-api.md describes it for users and
 //! docs/openapi.json for machines (a test keeps the two true).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -64,7 +65,8 @@ impl Call {
 
 async fn route(service: &Arc<Service>, request: Request<Incoming>) -> Reply {
     let method = request.method().clone();
-    let path: Vec<String> = request.uri().path().split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
+    let path: Vec<String> =
+        request.uri().path().split('/').filter(|s| !s.is_empty()).map(|s| percent_decode(s).into_owned()).collect();
     let query =
         request.uri().query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
     let call = Call { method, path, query, request };
@@ -110,9 +112,9 @@ fn authenticate(service: &Service, request: &Request<Incoming>) -> Result<Arc<Te
     service.tenants.authenticate(token.trim()).ok_or_else(|| unauthorized("the token is not valid"))
 }
 
-async fn tenant_route(service: &Arc<Service>, tenant: &Tenant, space: &Arc<Space>, call: Call) -> Reply {
-    // The handlers take `call` by value, so the path they match on is a copy.
-    let path = call.path.clone();
+async fn tenant_route(service: &Arc<Service>, tenant: &Tenant, space: &Arc<Space>, mut call: Call) -> Reply {
+    // The handlers take `call` by value and need only its query and body.
+    let path = std::mem::take(&mut call.path);
     let segments: Vec<&str> = path.iter().map(String::as_str).collect();
     let method = call.method.clone();
     match (&method, &segments[1..]) {
@@ -166,10 +168,8 @@ fn no_content() -> Response<Body> {
     response
 }
 
-fn percent_decode(segment: &str) -> String {
-    form_urlencoded::parse(format!("x={segment}").as_bytes())
-        .next()
-        .map_or_else(|| segment.to_string(), |(_, v)| v.into_owned())
+fn percent_decode(segment: &str) -> Cow<'_, str> {
+    percent_encoding::percent_decode_str(segment).decode_utf8_lossy()
 }
 
 fn parse_ref(id: &str) -> Result<ObjectId, ApiError> {

@@ -28,7 +28,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{Blob, Object, ObjectId, content_hash};
+use super::{Blob, IdSet, Object, ObjectId, content_hash};
 use crate::error::Failure;
 
 const OBJECTS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("objects");
@@ -303,6 +303,7 @@ fn write_behind(db: &Database, blobs: &Path, rx: &mpsc::Receiver<Write>, broken:
         }
         let mut batch = vec![first];
         batch.extend(rx.try_iter().take(MAX_BATCH));
+        drop_superseded(&mut batch);
         if let Err(err) = commit(db, blobs, &batch) {
             tracing::error!(error = %error_chain(&err), "object store write failed");
             broken.lock().get_or_insert_with(|| error_chain(&err));
@@ -313,6 +314,25 @@ fn write_behind(db: &Database, blobs: &Path, rx: &mpsc::Receiver<Write>, broken:
             }
         }
     }
+}
+
+/// Drops the writes of objects that the same batch deletes again: a result
+/// released as soon as it is read (every synchronous HTTP invoke) then costs
+/// one index lookup instead of an insert and a remove.
+fn drop_superseded(batch: &mut Vec<Write>) {
+    let mut deleted_later = IdSet::default();
+    let mut keep = vec![true; batch.len()];
+    for (i, write) in batch.iter().enumerate().rev() {
+        match write {
+            Write::Delete(id) => {
+                deleted_later.insert(*id);
+            }
+            Write::Object(id, ..) | Write::Failure(id, _) => keep[i] = !deleted_later.contains(id),
+            Write::Flush(_) => {}
+        }
+    }
+    let mut keep = keep.into_iter();
+    batch.retain(|_| keep.next().unwrap_or(true));
 }
 
 fn commit(db: &Database, blobs: &Path, batch: &[Write]) -> Result<(), DiskError> {

@@ -617,6 +617,32 @@ mod tests {
     }
 
     #[test]
+    fn writes_deleted_again_in_one_batch_leave_the_last_state_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::open(dir.path()).unwrap();
+        // Put, delete and put again, all inside one group-commit window.
+        let again = store.put_bin(b"again").unwrap();
+        store.release(&again);
+        assert_eq!(store.put_bin(b"again").unwrap(), again);
+        let small = store.put_bin(b"kept").unwrap();
+        let large = store.put_bin(&[3; 100_000]).unwrap();
+        let released = store.pending();
+        store.complete(released, Ok(vec![0xc4, 1, 1]));
+        store.release(&released);
+        let gone = store.put_bin(&[4; 100_000]).unwrap();
+        store.release(&gone);
+        store.flush().unwrap();
+        drop(store);
+        let store = ObjectStore::open(dir.path()).unwrap();
+        for id in [again, small, large] {
+            assert!(store.try_get(&id).unwrap().is_ok(), "{id} survives");
+        }
+        for id in [released, gone] {
+            assert!(matches!(store.try_get(&id), Some(Err(f)) if matches!(*f, Failure::NotFound(_))), "{id} is gone");
+        }
+    }
+
+    #[test]
     fn put_bin_is_the_same_object_as_put_of_the_encoding() {
         let dir = tempfile::tempdir().unwrap();
         let store = ObjectStore::open(dir.path()).unwrap();
