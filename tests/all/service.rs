@@ -469,6 +469,63 @@ fn objects_upload_download_ranges_meta_delete() {
     assert_eq!(server.request("GET", &format!("/v1/objects/{r}"), &token, &[], b"").status, 404);
 }
 
+#[test]
+fn uploads_stream_into_the_store_and_a_cut_off_one_leaves_nothing() {
+    let server = Server::start(&[]);
+    let token = server.tenant("alice");
+    let data: Vec<u8> = (0..5_000_000u32).map(|i| (i % 249) as u8).collect();
+    // Chunked, so the server cannot know the size before the end.
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    let head = format!(
+        "POST /v1/objects HTTP/1.1\r\nhost: x\r\nconnection: close\r\nauthorization: Bearer {token}\r\n\
+         transfer-encoding: chunked\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    for chunk in data.chunks(100_000) {
+        stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).unwrap();
+        stream.write_all(chunk).unwrap();
+        stream.write_all(b"\r\n").unwrap();
+    }
+    stream.write_all(b"0\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    BufReader::new(stream).read_to_string(&mut raw).unwrap();
+    assert!(raw.starts_with("HTTP/1.1 201"), "{raw}");
+    let chunked: Value = serde_json::from_str(raw.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(chunked["size"], json!(data.len()));
+    // The same bytes with a length: the same object.
+    let whole = server.request("POST", "/v1/objects", &token, &[], &data).json();
+    assert_eq!(whole, chunked);
+    let r = whole["ref"].as_str().unwrap();
+    assert_eq!(server.request("GET", &format!("/v1/objects/{r}"), &token, &[], b"").body, data);
+    // Cut off after 1 MB of the 4 announced: nothing is kept, no file is left.
+    let files = || -> Vec<String> {
+        let blobs = server.dir.path().join("tenants/alice/objects/blobs");
+        let mut names: Vec<String> =
+            std::fs::read_dir(blobs).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        names
+    };
+    let before = files();
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    let head = format!(
+        "POST /v1/objects HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-length: 4000000\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&data[..1_000_000]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while files() == before {
+        assert!(Instant::now() < deadline, "the upload is not streamed into a file");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(stream);
+    while files() != before {
+        assert!(Instant::now() < deadline, "left behind: {:?} (before: {before:?})", files());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // And the server goes on.
+    assert_eq!(server.request("GET", &format!("/v1/objects/{r}/meta"), &token, &[], b"").status, 200);
+}
+
 fn write_temp(dir: &tempfile::TempDir, data: &[u8]) -> String {
     let path = dir.path().join(format!("upload-{}", data.len()));
     std::fs::write(&path, data).unwrap();

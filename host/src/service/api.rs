@@ -17,7 +17,7 @@ use serde_json::{Value as Json, json};
 use tracing::Instrument as _;
 
 use super::Service;
-use super::http::{ApiError, Body, Reply, full, json_response, read_body};
+use super::http::{ApiError, Body, BodyReader, Reply, full, json_response, read_body};
 use super::jobs;
 use super::space::{ActorRecord, Space};
 use super::tenants::Tenant;
@@ -311,19 +311,23 @@ fn listing(names: &[String]) -> String {
 }
 
 async fn upload_object(tenant: &Tenant, space: &Arc<Space>, call: Call) -> Reply {
-    let bytes = read_body(call.request.into_body(), tenant.quotas.upload_bytes, "upload_bytes").await?;
-    // Writing and syncing files blocks: off the async threads.
-    let (space, body) = (space.clone(), bytes.clone());
-    let id = tokio::task::spawn_blocking(move || {
-        let id = space.node.store.put_bin(&body).map_err(|f| failure_error(&f))?;
+    let body = BodyReader::new(call.request.into_body(), tenant.quotas.upload_bytes, "upload_bytes")?;
+    // Streamed into the store's file by a blocking thread: neither a large
+    // upload nor many at once take their size in memory.
+    let (feed, reader) = body.into_blocking();
+    let space = space.clone();
+    let stored = tokio::task::spawn_blocking(move || {
+        let id = space.node.store.put_bin_streamed(reader).map_err(|f| failure_error(&f))?;
         space.pin(id)?;
         // Acknowledged means durable.
         space.node.store.flush().map_err(ApiError::internal)?;
         Ok::<_, ApiError>(id)
-    })
-    .await
-    .map_err(ApiError::internal)??;
-    Ok(json_response(StatusCode::CREATED, &json!({"ref": id.to_string(), "size": bytes.len()})))
+    });
+    let (fed, stored) = tokio::join!(feed, stored);
+    // A body that failed explains why the store did.
+    let size = fed?;
+    let id = stored.map_err(ApiError::internal)??;
+    Ok(json_response(StatusCode::CREATED, &json!({"ref": id.to_string(), "size": size})))
 }
 
 /// The object `id` once it is ready (waiting for a pending result).

@@ -97,39 +97,116 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 /// Reads a request body of at most `limit` bytes; a larger one is 413
 /// naming `quota`, one that stalls is 408.
 pub async fn read_body(body: Incoming, limit: u64, quota: &str) -> Result<Bytes, ApiError> {
-    let too_large = |n: u64| {
+    let mut body = BodyReader::new(body, limit, quota)?;
+    let mut out = Vec::new();
+    while let Some(chunk) = body.chunk().await? {
+        out.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(out))
+}
+
+/// A request body read chunk by chunk: at most `limit` bytes in all (else
+/// 413 naming `quota`), none stalling longer than [`BODY_IDLE_TIMEOUT`]
+/// (else 408).
+pub struct BodyReader<'q> {
+    body: Incoming,
+    limit: u64,
+    quota: &'q str,
+    read: u64,
+}
+
+impl<'q> BodyReader<'q> {
+    /// Refuses at once a body that announces more than `limit` bytes.
+    pub fn new(body: Incoming, limit: u64, quota: &'q str) -> Result<Self, ApiError> {
+        let reader = BodyReader { body, limit, quota, read: 0 };
+        match reader.body.size_hint().exact() {
+            Some(announced) if announced > limit => Err(reader.too_large(announced)),
+            _ => Ok(reader),
+        }
+    }
+
+    fn too_large(&self, announced: u64) -> ApiError {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             format!(
-                "the request body is larger than {limit} bytes (quota `{quota}`{})",
-                if n > 0 { format!("; it announced {n}") } else { String::new() }
+                "the request body is larger than {} bytes (quota `{}`{})",
+                self.limit,
+                self.quota,
+                if announced > 0 { format!("; it announced {announced}") } else { String::new() }
             ),
         )
-    };
-    if let Some(announced) = body.size_hint().exact().filter(|&n| n > limit) {
-        return Err(too_large(announced));
     }
-    let mut body = body;
-    let mut out = Vec::new();
-    loop {
-        let frame = tokio::time::timeout(BODY_IDLE_TIMEOUT, body.frame()).await.map_err(|_| {
-            ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
-                format!("the request body stalled for {}s", BODY_IDLE_TIMEOUT.as_secs()),
-            )
-        })?;
-        let Some(frame) = frame else { break };
-        let frame = frame.map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            if (out.len() + data.len()) as u64 > limit {
-                return Err(too_large(0));
+
+    /// The next chunk of data, or `None` at the end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, ApiError> {
+        loop {
+            let frame = tokio::time::timeout(BODY_IDLE_TIMEOUT, self.body.frame()).await.map_err(|_| {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    format!("the request body stalled for {}s", BODY_IDLE_TIMEOUT.as_secs()),
+                )
+            })?;
+            let Some(frame) = frame else { return Ok(None) };
+            let frame = frame.map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                self.read += data.len() as u64;
+                if self.read > self.limit {
+                    return Err(self.too_large(0));
+                }
+                return Ok(Some(data));
             }
-            out.extend_from_slice(&data);
         }
     }
-    Ok(Bytes::from(out))
+
+    /// The body for blocking code (writing a file), as an `io::Read`, and
+    /// the future that feeds it, to run in the request's task; it answers
+    /// how many bytes it fed. Memory holds a few chunks at a time. A body
+    /// that fails, or a feed dropped midway (the client hung up), makes the
+    /// reader fail rather than end: a cut-off body never passes for whole.
+    pub fn into_blocking(mut self) -> (impl Future<Output = Result<u64, ApiError>> + Send + 'q, BlockingBody) {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let feed = async move {
+            while let Some(chunk) = self.chunk().await? {
+                if tx.send(Some(chunk)).await.is_err() {
+                    // The reader stopped; its own error says why.
+                    return Ok(self.read);
+                }
+            }
+            let _ = tx.send(None).await;
+            Ok(self.read)
+        };
+        (feed, BlockingBody { rx, chunk: Bytes::new(), ended: false })
+    }
+}
+
+/// A request body read by blocking code; see [`BodyReader::into_blocking`].
+pub struct BlockingBody {
+    /// Chunks, then `None` at the end; closed without it if cut off.
+    rx: tokio::sync::mpsc::Receiver<Option<Bytes>>,
+    chunk: Bytes,
+    ended: bool,
+}
+
+impl std::io::Read for BlockingBody {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            if self.ended {
+                return Ok(0);
+            }
+            match self.rx.blocking_recv() {
+                Some(Some(chunk)) => self.chunk = chunk,
+                Some(None) => self.ended = true,
+                None => {
+                    return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the request body was cut off"));
+                }
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
 }
 
 /// A listening socket: TCP for the API, Unix for the admin socket.

@@ -15,6 +15,7 @@ mod nested;
 mod object;
 
 use std::collections::VecDeque;
+use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +29,7 @@ use self::disk::{Disk, Stored};
 pub use self::id::{IdMap, IdSet, ObjectId};
 pub use self::nested::{REF_EXT, nested_refs};
 pub use self::object::{Blob, ByteString, Object};
+use crate::config::{INLINE_OBJECT_MAX, MAX_OBJECT_SIZE};
 use crate::error::Failure;
 
 /// Inputs at least this large are hashed on all cores.
@@ -99,6 +101,9 @@ enum Source<'a> {
     Encoded(Vec<u8>),
     /// The contents of a `bin`, borrowed (from guest memory).
     Bin(&'a [u8]),
+    /// The contents of a large `bin`, already in a temporary blob file of
+    /// this many bytes.
+    File(PathBuf, u64),
 }
 
 /// A new object, its blob written but not yet in place.
@@ -191,8 +196,53 @@ impl ObjectStore {
         self.insert(id, Source::Bin(data))
     }
 
+    /// Stores all that `reader` yields as one `bin` value: the same object
+    /// as `put_bin` of those bytes, but a large one streams into its blob
+    /// file (and is hashed there), so memory holds only a buffer of it.
+    pub fn put_bin_streamed(&self, mut reader: impl io::Read) -> Result<ObjectId, Failure> {
+        let cut_off = |e: io::Error| Failure::InvalidArgument(format!("the bytes to store were cut off: {e}"));
+        let mut head = Vec::new();
+        io::Read::read_to_end(&mut (&mut reader).take(INLINE_OBJECT_MAX as u64 + 1), &mut head).map_err(cut_off)?;
+        if head.len() <= INLINE_OBJECT_MAX {
+            return self.put_bin(&head);
+        }
+        let (temp, len) = object::write_temp(&self.blobs, |file| {
+            io::Write::write_all(file, &head)?;
+            Ok(head.len() as u64 + io::copy(&mut reader, file)?)
+        })
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData => cut_off(e),
+            _ => self.cannot_write(e),
+        })?;
+        let hashed = (|| {
+            if len > MAX_OBJECT_SIZE as u64 {
+                return Err(Failure::LimitExceeded(format!(
+                    "an object of {len} bytes is larger than the largest object, {MAX_OBJECT_SIZE} bytes"
+                )));
+            }
+            let mut hasher = blake3::Hasher::new();
+            hasher.update(&object::bin_header(len as usize));
+            hasher.update_mmap_rayon(&temp).map_err(|e| self.cannot_write(e))?;
+            Ok(ObjectId::from(*hasher.finalize().as_bytes()))
+        })();
+        match hashed {
+            Ok(id) => self.insert(id, Source::File(temp, len)),
+            Err(failure) => {
+                let _ = std::fs::remove_file(&temp);
+                Err(failure)
+            }
+        }
+    }
+
+    fn cannot_write(&self, e: io::Error) -> Failure {
+        Failure::LimitExceeded(format!("the object store cannot write in `{}`: {e}", self.blobs.display()))
+    }
+
     fn insert(&self, id: ObjectId, source: Source<'_>) -> Result<ObjectId, Failure> {
         if self.retain(&id) {
+            if let Source::File(temp, _) = source {
+                let _ = std::fs::remove_file(temp);
+            }
             return Ok(id);
         }
         // Built outside the lock: writing a large object takes a while.
@@ -230,6 +280,16 @@ impl ObjectStore {
     /// made. Room is reserved for it (evicting unreferenced objects).
     fn build(&self, id: &ObjectId, source: Source<'_>) -> Result<Built, Failure> {
         let (header, body): (Vec<u8>, &[u8]) = match &source {
+            Source::File(temp, len) => {
+                let header = object::bin_header(*len as usize);
+                let usage = Usage { memory: 0, total: header.len() as u64 + len };
+                if let Err(failure) = self.reserve(usage) {
+                    let _ = std::fs::remove_file(temp);
+                    return Err(failure);
+                }
+                let blob = Blob { header, body_len: *len, path: self.blobs.join(id.to_string()) };
+                return Ok(Built { object: Object::Blob(blob), temp: Some(temp.clone()), nested: Vec::new(), usage });
+            }
             Source::Encoded(bytes) => {
                 let (header, body) = bytes.split_at(object::bin_header_len(bytes));
                 (header.to_vec(), body)
@@ -244,15 +304,15 @@ impl ObjectStore {
             self.reserve(usage)?;
             let bytes = match source {
                 Source::Encoded(bytes) => bytes,
-                Source::Bin(data) => [&header, data].concat(),
+                _ => [&header, body].concat(),
             };
             return Ok(Built { object: Object::Inline(bytes), temp: None, nested, usage });
         }
         let usage = Usage { memory: 0, total: len };
         self.reserve(usage)?;
-        let temp = object::write_temp(&self.blobs, body).map_err(|e| {
+        let (temp, ()) = object::write_temp(&self.blobs, |file| io::Write::write_all(file, body)).map_err(|e| {
             self.unreserve(usage);
-            Failure::LimitExceeded(format!("the object store cannot write in `{}`: {e}", self.blobs.display()))
+            self.cannot_write(e)
         })?;
         let blob = Blob { header, body_len: body.len() as u64, path: self.blobs.join(id.to_string()) };
         Ok(Built { object: Object::Blob(blob), temp: Some(temp), nested, usage })
@@ -639,6 +699,33 @@ mod tests {
         }
         for id in [released, gone] {
             assert!(matches!(store.try_get(&id), Some(Err(f)) if matches!(*f, Failure::NotFound(_))), "{id} is gone");
+        }
+    }
+
+    #[test]
+    fn a_streamed_put_is_the_same_object_and_a_failed_one_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::open(dir.path()).unwrap();
+        for len in [0, 1000, INLINE_OBJECT_MAX - 3, INLINE_OBJECT_MAX, INLINE_OBJECT_MAX + 1, 3_000_000] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 241) as u8).collect();
+            let id = store.put_bin_streamed(&data[..]).unwrap();
+            assert_eq!(id, store.put_bin(&data).unwrap(), "length {len}");
+            let encoded = [object::bin_header(len), data].concat();
+            assert_eq!(store.try_get(&id).unwrap().unwrap().to_vec().unwrap(), encoded);
+        }
+        let blobs = || std::fs::read_dir(dir.path().join("blobs")).unwrap().count();
+        let before = blobs();
+        let cut_off = (&[5u8; 1_000_000][..]).chain(Failing);
+        let failure = store.put_bin_streamed(cut_off).unwrap_err();
+        assert!(matches!(&failure, Failure::InvalidArgument(m) if m.contains("cut off")), "{failure}");
+        assert_eq!(blobs(), before);
+    }
+
+    struct Failing;
+
+    impl io::Read for Failing {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            Err(io::Error::new(io::ErrorKind::UnexpectedEof, "gone"))
         }
     }
 

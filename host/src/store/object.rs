@@ -108,15 +108,12 @@ pub fn is_large(len: usize) -> bool {
 /// Writes a blob's body to a new temporary file in `dir`, without fsync:
 /// the store renames it into place when the object is inserted, and the
 /// disk writer syncs it before the index names it, off the caller's path.
-pub fn write_temp(dir: &Path, body: &[u8]) -> io::Result<PathBuf> {
+/// `write` fills it; the file is removed if that fails.
+pub fn write_temp<T>(dir: &Path, write: impl FnOnce(&mut fs::File) -> io::Result<T>) -> io::Result<(PathBuf, T)> {
     let path = dir.join(format!(".tmp-{:016x}", rand::random::<u64>()));
-    let written = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .and_then(|mut file| io::Write::write_all(&mut file, body));
+    let written = fs::OpenOptions::new().write(true).create_new(true).open(&path).and_then(|mut file| write(&mut file));
     match written {
-        Ok(()) => Ok(path),
+        Ok(out) => Ok((path, out)),
         Err(e) => {
             let _ = fs::remove_file(&path);
             Err(e)
