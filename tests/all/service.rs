@@ -497,6 +497,17 @@ fn uploads_stream_into_the_store_and_a_cut_off_one_leaves_nothing() {
     assert_eq!(whole, chunked);
     let r = whole["ref"].as_str().unwrap();
     assert_eq!(server.request("GET", &format!("/v1/objects/{r}"), &token, &[], b"").body, data);
+    // The CLI streams both ways, in several chunks.
+    let put = server.cli(&token, &["object", "put", &write_temp(&server.dir, &data)]);
+    assert_eq!(put.stdout.trim(), r, "{}", put.stderr);
+    let out = server.dir.path().join("downloaded");
+    let got = server.cli(&token, &["object", "get", r, "-o", out.to_str().unwrap()]);
+    assert!(got.success, "{}", got.stderr);
+    assert!(std::fs::read(&out).unwrap() == data);
+    let missing = server.dir.path().join("missing");
+    let got = server.cli(&token, &["object", "get", &"0".repeat(64), "-o", missing.to_str().unwrap()]);
+    assert!(!got.success && got.stderr.contains("404"), "{}", got.stderr);
+    assert!(!missing.exists(), "no file for an error answer");
     // Cut off after 1 MB of the 4 announced: nothing is kept, no file is left.
     let files = || -> Vec<String> {
         let blobs = server.dir.path().join("tenants/alice/objects/blobs");

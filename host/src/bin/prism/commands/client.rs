@@ -1,17 +1,20 @@
 //! The HTTP client of the commands that talk to a server: `deploy`,
 //! `invoke`, `object`, `job` over TCP, and `tenant` over the admin socket.
 
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write};
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use clap::Args;
+use futures::stream::{self, BoxStream, StreamExt as _};
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt as _, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncReadExt as _;
 
 /// Which server, as whom.
 #[derive(Args, Debug, Clone)]
@@ -55,7 +58,7 @@ impl Endpoint {
         &self,
         method: Method,
         path: &str,
-        body: Bytes,
+        body: impl Into<Upload>,
         json: bool,
     ) -> anyhow::Result<Response<Incoming>> {
         let mut request = Request::builder().method(method).uri(path);
@@ -80,7 +83,8 @@ impl Endpoint {
         if json {
             request = request.header(CONTENT_TYPE, "application/json");
         }
-        let request = request.body(progress_body(body))?;
+        let (body, length) = upload_body(body.into()).await?;
+        let request = request.header(CONTENT_LENGTH, length).body(body)?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
         tokio::spawn(connection);
         Ok(sender.send_request(request).await?)
@@ -88,7 +92,13 @@ impl Endpoint {
 
     /// Sends a request and returns its JSON answer; an error answer is an
     /// error with the server's message.
-    pub async fn json(&self, method: Method, path: &str, body: Bytes, json: bool) -> anyhow::Result<serde_json::Value> {
+    pub async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        body: impl Into<Upload>,
+        json: bool,
+    ) -> anyhow::Result<serde_json::Value> {
         let response = self.send(method, path, body, json).await?;
         let bytes = ok_body(response).await?;
         if bytes.is_empty() {
@@ -100,11 +110,29 @@ impl Endpoint {
 
 /// The body of a successful response; an error answer becomes an error.
 pub async fn ok_body(response: Response<Incoming>) -> anyhow::Result<Bytes> {
-    let status = response.status();
-    let bytes = response.into_body().collect().await?.to_bytes();
-    if status.is_success() {
-        return Ok(bytes);
+    Ok(ok(response).await?.collect().await?.to_bytes())
+}
+
+/// Writes `body` to `out` as it arrives, flushing each chunk (logs are
+/// read as they grow).
+pub async fn copy_body(mut body: Incoming, out: &mut impl Write) -> anyhow::Result<()> {
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            out.write_all(&data)?;
+            out.flush()?;
+        }
     }
+    Ok(())
+}
+
+/// The body of a successful response, unread; an error answer becomes an
+/// error.
+pub async fn ok(response: Response<Incoming>) -> anyhow::Result<Incoming> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response.into_body());
+    }
+    let bytes = response.into_body().collect().await?.to_bytes();
     let message = serde_json::from_slice::<serde_json::Value>(&bytes)
         .ok()
         .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
@@ -115,34 +143,63 @@ pub async fn ok_body(response: Response<Incoming>) -> anyhow::Result<Bytes> {
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static> Io for T {}
 
-type UploadBody = StreamBody<futures::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::convert::Infallible>>>>;
+/// A request body.
+pub enum Upload {
+    /// Bytes in memory (JSON, a module).
+    Bytes(Bytes),
+    /// A file, read a chunk at a time as it is sent.
+    File(PathBuf),
+}
 
-/// `body` in chunks; on a terminal, each chunk sent moves a progress line.
-fn progress_body(body: Bytes) -> http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible> {
-    let total = body.len();
-    let show = total > 4 * CHUNK && std::io::stderr().is_terminal();
-    let mut chunks = Vec::new();
-    let mut sent = 0;
-    while sent < total {
-        let end = (sent + CHUNK).min(total);
-        chunks.push(Ok(Frame::data(body.slice(sent..end))));
-        sent = end;
+impl From<Bytes> for Upload {
+    fn from(bytes: Bytes) -> Self {
+        Upload::Bytes(bytes)
     }
-    let stream = futures::stream::iter(chunks);
-    let body: UploadBody = StreamBody::new(stream);
-    if !show {
-        return body.boxed();
+}
+
+impl From<Vec<u8>> for Upload {
+    fn from(bytes: Vec<u8>) -> Self {
+        Upload::Bytes(bytes.into())
     }
-    let mut done = 0usize;
-    body.map_frame(move |frame| {
-        done += frame.data_ref().map_or(0, Bytes::len);
+}
+
+type Chunk = Result<Frame<Bytes>, std::io::Error>;
+
+/// The body of `upload` in chunks, and its length; on a terminal, each
+/// chunk sent of a large one moves a progress line.
+async fn upload_body(upload: Upload) -> anyhow::Result<(UnsyncBoxBody<Bytes, std::io::Error>, u64)> {
+    let (chunks, total): (BoxStream<'static, Chunk>, u64) = match upload {
+        Upload::Bytes(bytes) => {
+            let total = bytes.len() as u64;
+            let chunks: Vec<Chunk> = bytes.chunks(CHUNK).map(|c| Ok(Frame::data(bytes.slice_ref(c)))).collect();
+            (stream::iter(chunks).boxed(), total)
+        }
+        Upload::File(path) => {
+            let file =
+                tokio::fs::File::open(&path).await.with_context(|| format!("cannot read `{}`", path.display()))?;
+            let total = file.metadata().await?.len();
+            let chunks = stream::try_unfold(file, |mut file| async move {
+                let mut chunk = BytesMut::with_capacity(CHUNK);
+                while chunk.len() < CHUNK && file.read_buf(&mut chunk).await? > 0 {}
+                Ok((!chunk.is_empty()).then(|| (Frame::data(chunk.freeze()), file)))
+            });
+            (chunks.boxed(), total)
+        }
+    };
+    let body = StreamBody::new(chunks);
+    if total <= 4 * CHUNK as u64 || !std::io::stderr().is_terminal() {
+        return Ok((body.boxed_unsync(), total));
+    }
+    let mut done = 0u64;
+    let body = body.map_frame(move |frame| {
+        done += frame.data_ref().map_or(0, |d| d.len() as u64);
         eprint!("\ruploading: {} of {} MiB ({}%)", done >> 20, total >> 20, done * 100 / total);
         if done == total {
             eprintln!();
         }
         frame
-    })
-    .boxed()
+    });
+    Ok((body.boxed_unsync(), total))
 }
 
 /// A tokio runtime for one client command.

@@ -1,10 +1,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use hyper::Method;
 
-use super::client::{ServerOptions, encode, print_json, runtime};
+use super::client::{ServerOptions, Upload, encode, print_json, runtime};
 
 /// Upload a component to the server; prints its id, functions and classes.
 ///
@@ -25,14 +24,12 @@ pub struct Deploy {
 
 impl Deploy {
     pub fn execute(self) -> anyhow::Result<ExitCode> {
-        let wasm =
-            std::fs::read(&self.component).with_context(|| format!("cannot read `{}`", self.component.display()))?;
         let name = self.name.clone().unwrap_or_else(|| {
             self.component.file_stem().map_or_else(|| "module".into(), |s| s.to_string_lossy().into_owned())
         });
         let endpoint = self.server.endpoint()?;
         let path = format!("/v1/modules?name={}", encode(&name));
-        let info = runtime()?.block_on(endpoint.json(Method::POST, &path, wasm.into(), false))?;
+        let info = runtime()?.block_on(endpoint.json(Method::POST, &path, Upload::File(self.component), false))?;
         print_json(&info);
         Ok(ExitCode::SUCCESS)
     }

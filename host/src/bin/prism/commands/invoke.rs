@@ -42,7 +42,7 @@ impl Invoke {
         }
         let body = serde_json::to_vec(&args)?;
         let endpoint = self.server.endpoint()?;
-        let answer = runtime()?.block_on(endpoint.json(Method::POST, &path, body.into(), true))?;
+        let answer = runtime()?.block_on(endpoint.json(Method::POST, &path, body, true))?;
         print_json(if self.as_ref { &answer["ref"] } else { &answer["result"] });
         Ok(ExitCode::SUCCESS)
     }

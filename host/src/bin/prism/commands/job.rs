@@ -1,13 +1,12 @@
-use std::io::Write as _;
 use std::process::ExitCode;
 
 use bytes::Bytes;
 use clap::Subcommand;
-use http_body_util::BodyExt as _;
 use hyper::Method;
 use serde_json::json;
 
 use super::client::{ServerOptions, print_json, runtime};
+use super::client::{copy_body, ok};
 
 /// Run a driver component on the server, as `prism run` runs one here.
 #[derive(Subcommand)]
@@ -72,18 +71,7 @@ impl Job {
                 let path = format!("/v1/jobs/{id}/logs{}", if follow { "?follow=true" } else { "" });
                 rt.block_on(async {
                     let response = server.endpoint()?.send(Method::GET, &path, Bytes::new(), false).await?;
-                    if !response.status().is_success() {
-                        super::client::ok_body(response).await?;
-                        return Ok(());
-                    }
-                    let mut body = response.into_body();
-                    while let Some(frame) = body.frame().await {
-                        if let Ok(data) = frame?.into_data() {
-                            std::io::stdout().lock().write_all(&data)?;
-                            std::io::stdout().flush()?;
-                        }
-                    }
-                    anyhow::Ok(())
+                    copy_body(ok(response).await?, &mut std::io::stdout().lock()).await
                 })?;
             }
         }

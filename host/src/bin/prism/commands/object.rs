@@ -1,4 +1,3 @@
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -7,7 +6,7 @@ use bytes::Bytes;
 use clap::Subcommand;
 use hyper::Method;
 
-use super::client::{ServerOptions, ok_body, runtime};
+use super::client::{ServerOptions, Upload, copy_body, ok, runtime};
 
 /// Keep bytes on the server as an object, or fetch one.
 #[derive(Subcommand)]
@@ -35,24 +34,27 @@ impl Object {
     pub fn execute(self) -> anyhow::Result<ExitCode> {
         match self {
             Object::Put { file, server } => {
-                let bytes = std::fs::read(&file).with_context(|| format!("cannot read `{}`", file.display()))?;
                 let endpoint = server.endpoint()?;
-                let answer = runtime()?.block_on(endpoint.json(Method::POST, "/v1/objects", bytes.into(), false))?;
+                let answer =
+                    runtime()?.block_on(endpoint.json(Method::POST, "/v1/objects", Upload::File(file), false))?;
                 println!("{}", answer["ref"].as_str().unwrap_or_default());
             }
             Object::Get { object, output, server } => {
                 let endpoint = server.endpoint()?;
                 let path = format!("/v1/objects/{object}");
-                let bytes = runtime()?.block_on(async {
+                runtime()?.block_on(async {
                     let response = endpoint.send(Method::GET, &path, Bytes::new(), false).await?;
-                    ok_body(response).await
-                })?;
-                match output {
-                    Some(file) => {
-                        std::fs::write(&file, &bytes).with_context(|| format!("cannot write `{}`", file.display()))?
+                    // The file is made only once the server answers with the object.
+                    let body = ok(response).await?;
+                    match output {
+                        Some(file) => {
+                            let mut out = std::fs::File::create(&file)
+                                .with_context(|| format!("cannot write `{}`", file.display()))?;
+                            copy_body(body, &mut out).await
+                        }
+                        None => copy_body(body, &mut std::io::stdout().lock()).await,
                     }
-                    None => std::io::stdout().lock().write_all(&bytes)?,
-                }
+                })?;
             }
         }
         Ok(ExitCode::SUCCESS)
