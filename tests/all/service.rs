@@ -653,6 +653,8 @@ fn acknowledged_uploads_survive_kill_9() {
     assert_eq!(server.request("DELETE", &format!("/v1/actors/{killed}"), &token, &[], b"").status, 204);
     let logs = server.request("GET", &format!("/v1/jobs/{job}/logs?follow=true"), &token, &[], b"");
     assert!(logs.text().contains("add 5"), "{}", logs.text());
+    let running = server.json("POST", "/v1/modules/svc/functions/forever?result=ref", &token, &json!([])).json();
+    let running = running["ref"].as_str().unwrap().to_string();
     let dir = server.kill9();
 
     let server = Server::start_in(dir, &[]);
@@ -668,6 +670,14 @@ fn acknowledged_uploads_survive_kill_9() {
     assert_eq!(server.request("GET", "/v1/actors?name=kept", &token, &[], b"").json()["id"], json!(actor));
     assert_eq!(server.json("POST", &add, &token, &json!([1])).json()["result"], 11);
     assert_eq!(server.request("GET", "/v1/actors?name=killed", &token, &[], b"").status, 404);
+    // A call answered with a ref and still running failed with the server.
+    let (code, message) = server.request("GET", &format!("/v1/objects/{running}"), &token, &[], b"").error(422);
+    assert_eq!(code, "task_failed");
+    assert!(message.contains("`forever` failed: the server stopped before the call finished"), "{message}");
+    // And stays failed.
+    let server = Server::start_in(server.kill9(), &[]);
+    let (_, again) = server.request("GET", &format!("/v1/objects/{running}"), &token, &[], b"").error(422);
+    assert_eq!(again, message);
 }
 
 #[test]

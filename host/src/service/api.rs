@@ -256,26 +256,33 @@ async fn invoke(tenant: &Tenant, space: &Arc<Space>, module: &str, function: &st
     }
     check_refs(space, &args)?;
     let in_flight = begin_call(tenant, space)?;
-    let (job, function, options) = (&module.job, function.to_string(), TaskOptions::default());
+    let (job, options) = (&module.job, TaskOptions::default());
     // Waiting for the value: the task runs right here, no hand-off.
     let id = if want_ref {
-        space.node.remote(job, function, args, options)
+        space.node.remote(job, function.to_string(), args, options)
     } else {
-        space.node.call(job, function, args, options).await
+        space.node.call(job, function.to_string(), args, options).await
     };
-    answer(space, id, want_ref, in_flight).await
+    answer(space, function, id, want_ref, in_flight).await
 }
 
 /// The answer to a call whose result is `id` (a reference the caller
 /// owns): the value, or at once the ref (pinned) with `want_ref`.
-async fn answer(space: &Arc<Space>, id: ObjectId, want_ref: bool, in_flight: super::space::InFlight) -> Reply {
+async fn answer(
+    space: &Arc<Space>,
+    function: &str,
+    id: ObjectId,
+    want_ref: bool,
+    in_flight: super::space::InFlight,
+) -> Reply {
     if want_ref {
-        space.pin(id)?;
+        space.pin_call(id, function)?;
         // The call stays counted against the quota until it is done.
-        let node = space.node.clone();
+        let space = space.clone();
         tokio::spawn(async move {
-            let _ = node.store.get(&id, None).await;
+            let _ = space.node.store.get(&id, None).await;
             drop(in_flight);
+            space.call_done(&id);
         });
         return Ok(json_response(StatusCode::ACCEPTED, &json!({"ref": id.to_string()})));
     }
@@ -467,5 +474,5 @@ async fn call_actor(tenant: &Tenant, space: &Arc<Space>, id: &str, method: &str,
     let in_flight = begin_call(tenant, space)?;
     let caller = space.node.next_caller();
     let result = space.node.call_actor(caller, id, method.to_string(), args);
-    answer(space, result, want_ref, in_flight).await
+    answer(space, method, result, want_ref, in_flight).await
 }

@@ -30,6 +30,11 @@ use crate::store::ObjectId;
 /// Objects the tenant uploaded or asked to keep: id → ().
 const PINS: TableDefinition<&[u8], ()> = TableDefinition::new("pins");
 
+/// Pinned results of calls still running (`?result=ref`): id → the
+/// function. A restart fails those it finds, as Ray fails the tasks of a
+/// node that died.
+const CALLS: TableDefinition<&[u8], &str> = TableDefinition::new("calls");
+
 /// Actors created over HTTP: id → JSON of [`ActorRecord`]; restarted
 /// (constructor re-run, same id and name) when the namespace opens.
 const ACTORS: TableDefinition<&str, &[u8]> = TableDefinition::new("actors");
@@ -126,10 +131,15 @@ impl Space {
         let db = Database::create(dir.join("space.redb"))?;
         let txn = db.begin_write()?;
         let mut pins = Vec::new();
+        let mut calls = HashMap::new();
         {
             let table = txn.open_table(PINS)?;
             for row in table.iter()? {
                 pins.push(ObjectId::try_from(row?.0.value()).map_err(anyhow::Error::msg)?);
+            }
+            for row in txn.open_table(CALLS)?.iter()? {
+                let (id, function) = row?;
+                calls.insert(ObjectId::try_from(id.value()).map_err(anyhow::Error::msg)?, function.value().to_string());
             }
             txn.open_table(ACTORS)?;
             let mut jobs = txn.open_table(JOBS)?;
@@ -158,10 +168,22 @@ impl Space {
             }
         }
         for id in pins {
-            if !node.store.retain(&id) {
-                tracing::warn!(tenant, %id, "a pinned object is gone");
+            if node.store.retain(&id) {
+                continue;
+            }
+            match calls.get(&id) {
+                Some(function) => node.store.insert_failed(
+                    id,
+                    Failure::task(function, "the server stopped before the call finished; call it again"),
+                ),
+                None => tracing::warn!(tenant, %id, "a pinned object is gone"),
             }
         }
+        // Those failures are on disk before the calls are forgotten.
+        node.store.flush()?;
+        let txn = db.begin_write()?;
+        txn.delete_table(CALLS)?;
+        txn.commit()?;
         Ok(Arc::new(Space {
             tenant: tenant.to_string(),
             node,
@@ -267,9 +289,23 @@ impl Space {
     /// Keeps `id` (whose reference the caller hands over) until unpinned,
     /// across restarts.
     pub fn pin(&self, id: ObjectId) -> Result<(), ApiError> {
+        self.keep(id, None)
+    }
+
+    /// Pins `id`, the result of a call of `function` still running; until
+    /// [`Space::call_done`], a restart fails it.
+    pub fn pin_call(&self, id: ObjectId, function: &str) -> Result<(), ApiError> {
+        self.keep(id, Some(function))
+    }
+
+    fn keep(&self, id: ObjectId, call: Option<&str>) -> Result<(), ApiError> {
         let txn = self.db.begin_write().map_err(ApiError::internal)?;
         let fresh = {
             let mut pins = txn.open_table(PINS).map_err(ApiError::internal)?;
+            if let Some(function) = call {
+                let mut calls = txn.open_table(CALLS).map_err(ApiError::internal)?;
+                calls.insert(id.as_bytes().as_slice(), function).map_err(ApiError::internal)?;
+            }
             pins.insert(id.as_bytes().as_slice(), ()).map_err(ApiError::internal)?.is_none()
         };
         txn.commit().map_err(ApiError::internal)?;
@@ -277,6 +313,21 @@ impl Space {
             self.node.store.release(&id);
         }
         Ok(())
+    }
+
+    /// The call whose result is `id` is done. Not synced: a restart that
+    /// still finds the call finds its result stored, and leaves it.
+    pub fn call_done(&self, id: &ObjectId) {
+        let forget = || -> anyhow::Result<()> {
+            let mut txn = self.db.begin_write()?;
+            txn.set_durability(redb::Durability::None)?;
+            txn.open_table(CALLS)?.remove(id.as_bytes().as_slice())?;
+            txn.commit()?;
+            Ok(())
+        };
+        if let Err(err) = forget() {
+            tracing::warn!(tenant = self.tenant, %id, error = %err, "cannot forget a finished call");
+        }
     }
 
     /// Lets go of pinned `id`; false if it was not pinned.

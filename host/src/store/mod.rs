@@ -447,6 +447,15 @@ impl ObjectStore {
         self.shard(id).lock().get(id).map(|e| e.nested.clone()).unwrap_or_default()
     }
 
+    /// Makes `id` a failed object with one reference, durably: the result
+    /// of a call that a restart lost.
+    pub fn insert_failed(&self, id: ObjectId, failure: Failure) {
+        self.disk.write_failure(id, &failure);
+        let entry =
+            Entry { slot: Slot::Failed(Arc::new(failure)), refs: 1, nested: Vec::new(), usage: Usage::default() };
+        self.shard(&id).lock().insert(id, entry);
+    }
+
     /// A fresh id for a result that does not exist yet, with one reference.
     pub fn pending(&self) -> ObjectId {
         let id = self.fresh_id();
