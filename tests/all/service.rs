@@ -755,3 +755,20 @@ fn tenant_names_are_checked_and_unique() {
     let token = first.stdout.trim().as_bytes();
     assert!(!registry.windows(token.len()).any(|w| w == token));
 }
+
+#[test]
+fn a_rotated_token_replaces_the_old_one_at_once() {
+    let server = Server::start(&[]);
+    let old = server.tenant("alice");
+    server.deploy(&old, guest!("SERVICE"), "svc");
+    let rotated = server.cli("", &["tenant", "token", "alice"]);
+    assert!(rotated.success, "{}", rotated.stderr);
+    let new = rotated.stdout.trim();
+    assert!(new.starts_with("prism_") && new != old);
+    let (code, _) = server.request("GET", "/v1/modules", &old, &[], b"").error(401);
+    assert_eq!(code, "unauthorized");
+    // Same tenant, same namespace.
+    assert_eq!(server.request("GET", "/v1/modules", new, &[], b"").json()["modules"][0]["name"], "svc");
+    let unknown = server.cli("", &["tenant", "token", "bob"]);
+    assert!(!unknown.success && unknown.stderr.contains("no tenant `bob`"), "{}", unknown.stderr);
+}

@@ -1,7 +1,7 @@
 //! The admin API, on a Unix socket in the data directory (`admin.sock`,
 //! mode 0600): whoever may read the data directory may administer the
 //! server, and nobody else, without an admin password to leak. It serves
-//! tenant creation and quotas, and `/metrics`.
+//! tenant creation, token rotation and quotas, and `/metrics`.
 
 use std::sync::Arc;
 
@@ -48,6 +48,10 @@ async fn route(service: &Service, request: Request<Incoming>) -> Reply {
             let new: NewTenant = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
             let token = service.tenants.create(&new.name).map_err(tenant_error)?;
             Ok(json_response(StatusCode::CREATED, &json!({"name": new.name, "token": token})))
+        }
+        (Method::POST, ["tenants", name, "token"]) => {
+            let token = service.tenants.rotate_token(name).map_err(tenant_error)?;
+            Ok(json_response(StatusCode::OK, &json!({"name": name, "token": token})))
         }
         (Method::PATCH, ["tenants", name, "quotas"]) => {
             let name = name.to_string();

@@ -22,7 +22,7 @@ pub const MAX_NAME_LEN: usize = 32;
 const TOKEN_PREFIX: &str = "prism_";
 
 /// What redb keeps of a tenant.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Record {
     token_hash: [u8; 32],
     overrides: Overrides,
@@ -120,7 +120,7 @@ impl Registry {
         if !valid_name(name) {
             return Err(TenantError::InvalidName(name.to_string()));
         }
-        let token = format!("{TOKEN_PREFIX}{}", hex(&rand::random::<[u8; 32]>()));
+        let token = new_token();
         let record = Record { token_hash: token_hash(&token), overrides: Overrides::default() };
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
         {
@@ -138,22 +138,43 @@ impl Registry {
 
     /// Lays `changes` over tenant `name`'s overrides; returns the tenant.
     pub fn set_quotas(&self, name: &str, changes: &Overrides) -> Result<Arc<Tenant>, TenantError> {
+        let (old, record) = self.update(name, |record| record.overrides = record.overrides.merge(changes))?;
+        let tenant = Arc::new(self.tenant(name.to_string(), record.overrides));
+        let mut by_token = self.by_token.write();
+        by_token.remove(&old.token_hash);
+        by_token.insert(record.token_hash, tenant.clone());
+        Ok(tenant)
+    }
+
+    /// Gives tenant `name` a new bearer token, returned (and shown) only
+    /// this once; the old one stops working at once.
+    pub fn rotate_token(&self, name: &str) -> Result<String, TenantError> {
+        let token = new_token();
+        let (old, record) = self.update(name, |record| record.token_hash = token_hash(&token))?;
+        let mut by_token = self.by_token.write();
+        let tenant =
+            by_token.remove(&old.token_hash).unwrap_or_else(|| Arc::new(self.tenant(name.into(), record.overrides)));
+        by_token.insert(record.token_hash, tenant);
+        Ok(token)
+    }
+
+    /// Changes tenant `name`'s record with `change`; returns it before and after.
+    fn update(&self, name: &str, change: impl FnOnce(&mut Record)) -> Result<(Record, Record), TenantError> {
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
-        let record = {
+        let records = {
             let mut table = txn.open_table(TENANTS).map_err(|e| self.err(e))?;
             let Some(old) = table.get(name).map_err(|e| self.err(e))?.map(|v| v.value().to_vec()) else {
                 return Err(TenantError::Unknown(name.to_string()));
             };
-            let mut record: Record = rmp_serde::from_slice(&old).map_err(|e| self.err(e))?;
-            record.overrides = record.overrides.merge(changes);
+            let old: Record = rmp_serde::from_slice(&old).map_err(|e| self.err(e))?;
+            let mut record = old.clone();
+            change(&mut record);
             let bytes = rmp_serde::to_vec_named(&record).map_err(|e| self.err(e))?;
             table.insert(name, bytes.as_slice()).map_err(|e| self.err(e))?;
-            record
+            (old, record)
         };
         txn.commit().map_err(|e| self.err(e))?;
-        let tenant = Arc::new(self.tenant(name.to_string(), record.overrides));
-        self.by_token.write().insert(record.token_hash, tenant.clone());
-        Ok(tenant)
+        Ok(records)
     }
 
     /// The tenant whose token this is.
@@ -174,6 +195,11 @@ pub fn valid_name(name: &str) -> bool {
     name.len() <= MAX_NAME_LEN
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// A fresh bearer token: 256 random bits.
+fn new_token() -> String {
+    format!("{TOKEN_PREFIX}{}", hex(&rand::random::<[u8; 32]>()))
 }
 
 fn token_hash(token: &str) -> [u8; 32] {
@@ -210,5 +236,14 @@ mod tests {
         assert_eq!(alice.quotas, Quotas { requests_per_second: 7, stored_bytes: 5, ..defaults }, "overrides as saved");
         assert!(registry.authenticate("prism_0000").is_none());
         assert!(matches!(registry.set_quotas("bob", &Overrides::default()), Err(TenantError::Unknown(_))));
+        // A new token replaces the old one, at once and after reopening.
+        let rotated = registry.rotate_token("alice").unwrap();
+        assert!(registry.authenticate(&token).is_none());
+        assert_eq!(registry.authenticate(&rotated).unwrap().quotas, alice.quotas);
+        drop((alice, registry));
+        let registry = Registry::open(&path, defaults).unwrap();
+        assert!(registry.authenticate(&token).is_none());
+        assert_eq!(registry.authenticate(&rotated).unwrap().name, "alice");
+        assert!(matches!(registry.rotate_token("bob"), Err(TenantError::Unknown(_))));
     }
 }

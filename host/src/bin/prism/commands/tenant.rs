@@ -27,6 +27,13 @@ pub enum Tenant {
         #[command(flatten)]
         data_dir: DataDir,
     },
+    /// Give a tenant a new bearer token and print it (shown only this once);
+    /// the old one stops working at once
+    Token {
+        name: String,
+        #[command(flatten)]
+        data_dir: DataDir,
+    },
     /// Override some of a tenant's quotas
     Quota(QuotaArgs),
 }
@@ -59,7 +66,9 @@ pub struct QuotaArgs {
 impl Tenant {
     pub fn execute(self) -> anyhow::Result<ExitCode> {
         let data_dir = match &self {
-            Tenant::Create { data_dir, .. } | Tenant::List { data_dir } => data_dir.path(),
+            Tenant::Create { data_dir, .. } | Tenant::Token { data_dir, .. } | Tenant::List { data_dir } => {
+                data_dir.path()
+            }
             Tenant::Quota(args) => args.data_dir.path(),
         };
         let socket = data_dir.join(SOCKET);
@@ -71,6 +80,7 @@ impl Tenant {
         let registry = Registry::open(&data_dir.join("tenants.redb"), Quotas::default())?;
         match self {
             Tenant::Create { name, .. } => println!("{}", registry.create(&name)?),
+            Tenant::Token { name, .. } => println!("{}", registry.rotate_token(&name)?),
             Tenant::List { .. } => {
                 for tenant in registry.list() {
                     print_json(&json!({"name": tenant.name, "overrides": tenant.overrides}));
@@ -89,6 +99,11 @@ impl Tenant {
             Tenant::Create { name, .. } => {
                 let body = Bytes::from(json!({"name": name}).to_string());
                 let answer = admin.json(Method::POST, "/tenants", body, true).await?;
+                println!("{}", answer["token"].as_str().unwrap_or_default());
+            }
+            Tenant::Token { name, .. } => {
+                let path = format!("/tenants/{}/token", encode(&name));
+                let answer = admin.json(Method::POST, &path, Bytes::new(), false).await?;
                 println!("{}", answer["token"].as_str().unwrap_or_default());
             }
             Tenant::List { .. } => {
