@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use crate::error::Failure;
 use crate::node::{Holdings, Job, Node};
-use crate::runtime::{ActorInstance, Payload, TaskContext, payload};
+use crate::runtime::{ActorInstance, Class, Payload, TaskContext, payload};
 use crate::scheduler::{TaskArg, resolve};
 use crate::store::ObjectId;
 
@@ -114,8 +114,8 @@ impl Actors {
         options: ActorOptions,
     ) -> Result<ActorId, Failure> {
         let program = &job.program;
-        if !program.classes.contains(&class) {
-            return Err(program.missing("actor class", &class, &program.classes));
+        if program.class(&class).is_none() {
+            return Err(program.missing("actor class", &class, program.classes.iter().map(|c| c.name.as_str())));
         }
         let id = options.id.unwrap_or_else(|| node.store.fresh_id());
         if node.actors.by_id.lock().contains_key(&id) {
@@ -188,6 +188,12 @@ impl Actors {
         actor.die(reason.to_string());
         actor.kill.notify_one();
         Ok(())
+    }
+
+    /// The class of `actor`, if it is (or was) here.
+    pub(crate) fn class(node: &Node, actor: ActorId) -> Option<Class> {
+        let actor = node.actors.by_id.lock().get(&actor).cloned()?;
+        actor.job.program.class(&actor.class).cloned()
     }
 
     /// The live actor named `name`.

@@ -37,6 +37,6 @@ pub use config::Config;
 pub use error::{Failure, Link};
 pub use node::{Host, Job, Node};
 pub use runtime::output::{Output, Stream};
-pub use runtime::{DriverExit, LoadError, Param, Program, Signature};
+pub use runtime::{Class, DriverExit, LoadError, Param, Program, Signature};
 pub use scheduler::{TaskArg, TaskOptions};
 pub use store::{ObjectId, ObjectStore};

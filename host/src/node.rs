@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::error::Failure;
 use crate::generators::Generators;
 use crate::runtime::output::Output;
-use crate::runtime::{DriverExit, InstanceLimits, LoadError, Program, Runtime, TaskContext, WarmPool};
+use crate::runtime::{Class, DriverExit, InstanceLimits, LoadError, Program, Runtime, TaskContext, WarmPool};
 use crate::scheduler::{Scheduler, TaskArg, TaskOptions};
 use crate::store::{Capacity, IdSet, ObjectId, ObjectStore, nested_refs};
 
@@ -283,6 +283,12 @@ impl Node {
     /// Kills `actor`.
     pub fn kill_actor(&self, actor: ActorId) -> Result<(), Failure> {
         Actors::kill(self, actor, "it was killed")
+    }
+
+    /// The class of `actor` (its constructor and methods), if it is or was
+    /// on this node.
+    pub fn actor_class(&self, actor: ActorId) -> Option<Class> {
+        Actors::class(self, actor)
     }
 
     /// The live actor named `name`.

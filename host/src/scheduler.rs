@@ -139,7 +139,7 @@ impl Scheduler {
     fn admissible(node: &Node, job: &Job, function: &str, options: TaskOptions) -> Result<(), Failure> {
         let program = &job.program;
         if !program.functions.iter().any(|f| f == function) {
-            return Err(program.missing("task", function, &program.functions));
+            return Err(program.missing("task", function, program.functions.iter().map(String::as_str)));
         }
         let capacity = node.scheduler.capacity;
         if options.num_cpus > capacity {

@@ -107,7 +107,8 @@ fn owned_actors_end_with_their_job_detached_ones_do_not() {
     let node = Node::open(Config::new(dir.path())).unwrap();
     runtime().block_on(async {
         let program = node.load("actors.wasm", &std::fs::read(guest!("ACTORS")).unwrap()).await.unwrap();
-        assert_eq!(program.classes, ["Broken", "Flaky", "Log", "Supervisor"]);
+        let classes: Vec<_> = program.classes.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(classes, ["Broken", "Flaky", "Log", "Supervisor"]);
         let job = node.job(program, Output::new(|_, _| {}));
         let exit = node.run_driver(&job, &["lifetime".to_string()]).await.unwrap();
         assert!(matches!(exit, prism_host::DriverExit::Exited(0)), "{exit:?}");

@@ -547,7 +547,16 @@ fn write_temp(dir: &tempfile::TempDir, data: &[u8]) -> String {
 fn actors_are_created_called_found_and_killed() {
     let server = Server::start(&[]);
     let token = server.tenant("alice");
-    server.deploy(&token, guest!("SERVICE"), "svc");
+    let module = server.deploy(&token, guest!("SERVICE"), "svc");
+    // The module shows its classes as the source spells them.
+    assert_eq!(
+        module["classes"],
+        json!([{
+            "name": "Tally",
+            "params": [{"name": "start", "type": "i64"}],
+            "methods": [{"name": "add", "params": [{"name": "n", "type": "i64"}], "returns": "i64"}],
+        }])
+    );
     let created = server.json(
         "POST",
         "/v1/actors",
@@ -569,8 +578,17 @@ fn actors_are_created_called_found_and_killed() {
         &json!({"module": "svc", "class": "Tally", "args": [0], "name": "tally"}),
     );
     assert_eq!(dup.status, 409, "{}", dup.text());
-    let (_, message) = server.json("POST", "/v1/actors", &token, &json!({"module": "svc", "class": "Nope"})).error(400);
-    assert!(message.contains("`Nope`"), "{message}");
+    let (_, message) = server.json("POST", "/v1/actors", &token, &json!({"module": "svc", "class": "Nope"})).error(404);
+    assert_eq!(message, "module `svc` has no actor class `Nope`; it has `Tally`");
+    // Calls that cannot fit the signatures are refused before they run.
+    let (_, message) =
+        server.json("POST", "/v1/actors", &token, &json!({"module": "svc", "class": "Tally"})).error(400);
+    assert_eq!(message, "`Tally(start: i64)` takes 1 argument(s), got 0");
+    let (_, message) = server.json("POST", &format!("/v1/actors/{id}/methods/add"), &token, &json!([1, 2])).error(400);
+    assert_eq!(message, "`Tally.add(n: i64) -> i64` takes 1 argument(s), got 2");
+    let (_, message) = server.json("POST", &format!("/v1/actors/{id}/methods/sub"), &token, &json!([1])).error(404);
+    assert_eq!(message, "actor class `Tally` has no method `sub`; it has `add`");
+    assert_eq!(server.json("POST", &format!("/v1/actors/{id}/methods/add"), &token, &json!([1])).json()["result"], 14);
     assert_eq!(server.request("DELETE", &format!("/v1/actors/{id}"), &token, &[], b"").status, 204);
     let after = server.json("POST", &format!("/v1/actors/{id}/methods/add"), &token, &json!([1]));
     assert!(after.status >= 400, "{}", after.text());

@@ -147,10 +147,24 @@ pub fn create<T>(class: &str, args: Vec<Arg>, options: &ActorOptions) -> Result<
 pub struct ActorClass {
     /// The struct's name.
     pub name: &'static str,
+    /// Its constructor's parameters' names and types, as written.
+    pub params: &'static [(&'static str, &'static str)],
+    /// Its methods' signatures.
+    pub methods: &'static [Method],
     /// Decodes the constructor's arguments and builds the state.
     pub construct: Constructor,
     /// Runs a method on the state.
     pub call: MethodRunner,
+}
+
+/// A method's signature, as written.
+pub struct Method {
+    /// Its name, as called.
+    pub name: &'static str,
+    /// Its parameters' names and types (without the receiver).
+    pub params: &'static [(&'static str, &'static str)],
+    /// Its return type.
+    pub returns: &'static str,
 }
 
 /// Decodes a constructor's arguments and builds an actor's state.

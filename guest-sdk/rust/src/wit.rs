@@ -7,20 +7,23 @@ wit_bindgen::generate!({
 });
 
 use self::prism::core::types::Payload;
-use exports::prism::core::worker::{FunctionInfo, Guest};
+use exports::prism::core::worker::{ClassInfo, FunctionInfo, Guest};
 
 struct Worker;
 
+type Params = &'static [(&'static str, &'static str)];
+
+fn texts(params: Params) -> Vec<(String, String)> {
+    params.iter().map(|(name, ty)| (name.to_string(), ty.to_string())).collect()
+}
+
+fn info(name: &str, params: Params, returns: &str) -> FunctionInfo {
+    FunctionInfo { name: name.to_string(), params: texts(params), returns: returns.to_string() }
+}
+
 impl Guest for Worker {
     fn functions() -> Vec<FunctionInfo> {
-        let text = |(name, ty): &(&str, &str)| (name.to_string(), ty.to_string());
-        crate::task::registered()
-            .map(|f| FunctionInfo {
-                name: f.name.to_string(),
-                params: f.params.iter().map(text).collect(),
-                returns: f.returns.to_string(),
-            })
-            .collect()
+        crate::task::registered().map(|f| info(f.name, f.params, f.returns)).collect()
     }
 
     fn run(function: String, args: Vec<Payload>) -> Result<Vec<u8>, String> {
@@ -33,8 +36,14 @@ impl Guest for Worker {
         }
     }
 
-    fn classes() -> Vec<String> {
-        crate::actor::classes().map(|c| c.name.to_string()).collect()
+    fn classes() -> Vec<ClassInfo> {
+        crate::actor::classes()
+            .map(|c| ClassInfo {
+                name: c.name.to_string(),
+                params: texts(c.params),
+                methods: c.methods.iter().map(|m| info(m.name, m.params, m.returns)).collect(),
+            })
+            .collect()
     }
 
     fn construct(class: String, args: Vec<Payload>) -> Result<(), String> {

@@ -21,6 +21,7 @@ use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::bindings::CommandPre;
 
+use self::bindings::exports::prism::core::worker::FunctionInfo;
 pub use self::bindings::types::Payload;
 use self::bindings::{TaskHost, TaskHostPre};
 pub(crate) use self::mapping::payload;
@@ -84,10 +85,47 @@ pub struct Param {
     pub ty: String,
 }
 
+/// An actor class, as the component's source spells it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Class {
+    /// Its name.
+    pub name: String,
+    /// Its constructor's parameters, in order.
+    pub params: Vec<Param>,
+    /// Its methods, by name.
+    pub methods: Vec<Signature>,
+}
+
+impl Class {
+    /// The signature of method `name`, if it has one.
+    pub fn method(&self, name: &str) -> Option<&Signature> {
+        self.methods.iter().find(|m| m.name == name)
+    }
+}
+
+fn params(pairs: Vec<(String, String)>) -> Vec<Param> {
+    pairs.into_iter().map(|(name, ty)| Param { name, ty }).collect()
+}
+
+fn signature(f: FunctionInfo) -> Signature {
+    Signature { name: f.name, params: params(f.params), returns: f.returns }
+}
+
+/// `a: T, b: U`, as a signature shows them.
+fn param_list(params: &[Param]) -> String {
+    params.iter().map(|p| format!("{}: {}", p.name, p.ty)).collect::<Vec<_>>().join(", ")
+}
+
 impl std::fmt::Display for Signature {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let params: Vec<_> = self.params.iter().map(|p| format!("{}: {}", p.name, p.ty)).collect();
-        write!(f, "{}({}) -> {}", self.name, params.join(", "), self.returns)
+        write!(f, "{}({}) -> {}", self.name, param_list(&self.params), self.returns)
+    }
+}
+
+/// The constructor: `Class(a: T)`.
+impl std::fmt::Display for Class {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}({})", self.name, param_list(&self.params))
     }
 }
 
@@ -101,8 +139,8 @@ pub struct Program {
     pub functions: Vec<String>,
     /// Their signatures, in the same order.
     pub signatures: Vec<Signature>,
-    /// The actor classes it defines.
-    pub classes: Vec<String>,
+    /// The actor classes it defines, by name.
+    pub classes: Vec<Class>,
     /// Whether the compiled code came from the on-disk cache.
     pub from_cache: bool,
     /// Where its initial memory data ends: objects are mapped above it.
@@ -113,10 +151,15 @@ pub struct Program {
 
 impl Program {
     /// The failure of asking for a `what` named `name` it does not have.
-    pub(crate) fn missing(&self, what: &str, name: &str, known: &[String]) -> Failure {
-        let known: Vec<_> = known.iter().map(|k| format!("`{k}`")).collect();
+    pub(crate) fn missing<'a>(&self, what: &str, name: &str, known: impl Iterator<Item = &'a str>) -> Failure {
+        let known: Vec<_> = known.map(|k| format!("`{k}`")).collect();
         let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
         Failure::InvalidArgument(format!("component `{}` has no {what} `{name}`; it has {known}", self.name))
+    }
+
+    /// Its actor class `name`.
+    pub fn class(&self, name: &str) -> Option<&Class> {
+        self.classes.iter().find(|c| c.name == name)
     }
 
     /// Whether it can run as a driver (exports `wasi:cli/run`).
@@ -263,16 +306,17 @@ impl Runtime {
         .await
         .map_err(|e| LoadError::Inspect(name.into(), describe(&e, &store.data().stderr).message))?;
         signatures.sort_by(|a, b| a.name.cmp(&b.name));
-        classes.sort();
-        let signatures: Vec<_> = signatures
+        classes.sort_by(|a, b| a.name.cmp(&b.name));
+        let signatures: Vec<_> = signatures.into_iter().map(signature).collect();
+        let functions = signatures.iter().map(|s| s.name.clone()).collect();
+        let classes = classes
             .into_iter()
-            .map(|f| Signature {
-                name: f.name,
-                params: f.params.into_iter().map(|(name, ty)| Param { name, ty }).collect(),
-                returns: f.returns,
+            .map(|c| {
+                let mut methods: Vec<_> = c.methods.into_iter().map(signature).collect();
+                methods.sort_by(|a, b| a.name.cmp(&b.name));
+                Class { name: c.name, params: params(c.params), methods }
             })
             .collect();
-        let functions = signatures.iter().map(|s| s.name.clone()).collect();
 
         let data_end = mapping::data_end(wasm);
         Ok(Program { name: name.into(), hash, functions, signatures, classes, from_cache, data_end, task, command })

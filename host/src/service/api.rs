@@ -247,13 +247,7 @@ async fn invoke(tenant: &Tenant, space: &Arc<Space>, module: &str, function: &st
         )));
     };
     let args = parse_args(&body)?;
-    if args.len() != signature.params.len() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_argument",
-            format!("`{signature}` takes {} argument(s), got {}", signature.params.len(), args.len()),
-        ));
-    }
+    check_arity(signature, signature.params.len(), args.len())?;
     check_refs(space, &args)?;
     let in_flight = begin_call(tenant, space)?;
     let (job, options) = (&module.job, TaskOptions::default());
@@ -308,6 +302,19 @@ pub fn failure_error(failure: &Failure) -> ApiError {
         Failure::ActorDied(_) => (StatusCode::GONE, "actor_died"),
     };
     ApiError::new(status, code, failure.to_string())
+}
+
+/// Refuses a call of `what` (taking `takes` arguments) with `given`, before
+/// it runs.
+fn check_arity(what: impl std::fmt::Display, takes: usize, given: usize) -> Result<(), ApiError> {
+    if takes == given {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_argument",
+        format!("`{what}` takes {takes} argument(s), got {given}"),
+    ))
 }
 
 fn listing(names: &[String]) -> String {
@@ -460,6 +467,17 @@ async fn create_actor(tenant: &Tenant, space: &Arc<Space>, call: Call) -> Reply 
     let body = read_body(call.request.into_body(), tenant.quotas.upload_bytes, "upload_bytes").await?;
     let record: ActorRecord = parse_json(&body, "the actor")?;
     let args = values::args_from_json(&record.args).map_err(ApiError::bad_request)?;
+    let module = space.module(&record.module).await?;
+    let Some(class) = module.job.program.class(&record.class) else {
+        let names: Vec<_> = module.info.classes.iter().map(|c| c.name.clone()).collect();
+        return Err(ApiError::not_found(format!(
+            "module `{}` has no actor class `{}`; it has {}",
+            module.info.name,
+            record.class,
+            listing(&names)
+        )));
+    };
+    check_arity(class, class.params.len(), args.len())?;
     check_refs(space, &args)?;
     let id = space.create_actor(&record, None).await?;
     Ok(json_response(StatusCode::CREATED, &json!({"id": id.to_string(), "name": record.name})))
@@ -470,6 +488,18 @@ async fn call_actor(tenant: &Tenant, space: &Arc<Space>, id: &str, method: &str,
     let id = parse_actor(id)?;
     let body = read_body(call.request.into_body(), tenant.quotas.upload_bytes, "upload_bytes").await?;
     let args = parse_args(&body)?;
+    // An actor that is not here fails its call (404, or 410 if it died).
+    if let Some(class) = space.node.actor_class(id) {
+        let Some(signature) = class.method(method) else {
+            let names: Vec<_> = class.methods.iter().map(|m| m.name.clone()).collect();
+            return Err(ApiError::not_found(format!(
+                "actor class `{}` has no method `{method}`; it has {}",
+                class.name,
+                listing(&names)
+            )));
+        };
+        check_arity(format_args!("{}.{signature}", class.name), signature.params.len(), args.len())?;
+    }
     check_refs(space, &args)?;
     let in_flight = begin_call(tenant, space)?;
     let caller = space.node.next_caller();

@@ -23,8 +23,8 @@ use crate::actors::ActorOptions;
 use crate::error::Failure;
 use crate::fsutil::write_atomic;
 use crate::node::{Job, Node};
-use crate::runtime::Signature;
 use crate::runtime::output::Output;
+use crate::runtime::{Class, Signature};
 use crate::store::ObjectId;
 
 /// Objects the tenant uploaded or asked to keep: id → ().
@@ -53,8 +53,9 @@ pub struct ModuleInfo {
     pub size: u64,
     /// Functions it runs as tasks, with their signatures.
     pub functions: Vec<Signature>,
-    /// Actor classes it defines.
-    pub classes: Vec<String>,
+    /// Actor classes it defines, with their constructors' parameters and
+    /// their methods' signatures.
+    pub classes: Vec<Class>,
     /// Whether it can run as a job (exports `wasi:cli/run`).
     pub driver: bool,
 }

@@ -73,12 +73,7 @@ fn expand(func: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
     let names: Vec<_> = params.iter().map(|(n, _)| n.clone()).collect();
     let types: Vec<_> = params.iter().map(|(_, t)| t.clone()).collect();
     let decode = decode_params(&name_str, &params);
-    let param_names: Vec<_> = names.iter().map(ToString::to_string).collect();
-    let param_types: Vec<_> = types.iter().map(type_text).collect();
-    let returns = match &sig.output {
-        ReturnType::Default => "()".to_string(),
-        ReturnType::Type(_, ty) => type_text(ty),
-    };
+    let (param_texts, returns) = (params_text(&params), returns_text(&sig.output));
     let call = quote!(super::#name(#(#names),*));
     let runner = format_ident!("__prism_run");
     let (handle, start, run) = if generator.is_some() {
@@ -138,7 +133,7 @@ fn expand(func: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
             ::prism::__private::inventory::submit! {
                 ::prism::__private::TaskFn {
                     name: #name_str,
-                    params: &[#((#param_names, #param_types)),*],
+                    params: #param_texts,
                     returns: #returns,
                     run: #runner,
                 }
@@ -253,6 +248,7 @@ fn expand_actor(imp: ItemImpl) -> syn::Result<proc_macro2::TokenStream> {
     let mut handle_fns = Vec::new();
     let mut arms = Vec::new();
     let mut method_names = Vec::new();
+    let mut signatures = Vec::new();
     for sig in &methods {
         if !sig.generics.params.is_empty() || sig.asyncness.is_some() {
             return Err(syn::Error::new_spanned(sig, "actor methods must be plain, non-generic, non-async functions"));
@@ -284,7 +280,12 @@ fn expand_actor(imp: ItemImpl) -> syn::Result<proc_macro2::TokenStream> {
             }
         });
         method_names.push(format!("`{name_str}`"));
+        let (param_texts, returns) = (params_text(&params), returns_text(&sig.output));
+        signatures.push(quote! {
+            ::prism::__private::Method { name: #name_str, params: #param_texts, returns: #returns }
+        });
     }
+    let ctor_texts = params_text(&ctor_params);
     let known = method_names.join(", ");
     // With no methods the state is never touched.
     let bind_state = if methods.is_empty() {
@@ -341,7 +342,13 @@ fn expand_actor(imp: ItemImpl) -> syn::Result<proc_macro2::TokenStream> {
             }
 
             ::prism::__private::inventory::submit! {
-                ::prism::__private::ActorClass { name: #class_str, construct, call }
+                ::prism::__private::ActorClass {
+                    name: #class_str,
+                    params: #ctor_texts,
+                    methods: &[#(#signatures),*],
+                    construct,
+                    call,
+                }
             }
         };
     })
@@ -420,6 +427,22 @@ fn result_ok_type(ty: &Type) -> Option<Type> {
     match args.args.first()? {
         GenericArgument::Type(t) => Some(t.clone()),
         _ => None,
+    }
+}
+
+/// `params`' names and types as the source spells them, as a static slice
+/// of pairs: the signature the service shows.
+fn params_text(params: &[(syn::Ident, Type)]) -> proc_macro2::TokenStream {
+    let names = params.iter().map(|(n, _)| n.to_string());
+    let types = params.iter().map(|(_, t)| type_text(t));
+    quote!(&[#((#names, #types)),*])
+}
+
+/// A return type as the source spells it, `()` for none.
+fn returns_text(output: &ReturnType) -> String {
+    match output {
+        ReturnType::Default => "()".to_string(),
+        ReturnType::Type(_, ty) => type_text(ty),
     }
 }
 
