@@ -190,6 +190,14 @@ impl Actors {
         Ok(())
     }
 
+    /// Kills every actor here.
+    pub(crate) fn kill_all(node: &Node, reason: &str) {
+        let ids: Vec<_> = node.actors.by_id.lock().keys().copied().collect();
+        for id in ids {
+            let _ = Self::kill(node, id, reason);
+        }
+    }
+
     /// The class of `actor`, if it is (or was) here.
     pub(crate) fn class(node: &Node, actor: ActorId) -> Option<Class> {
         let actor = node.actors.by_id.lock().get(&actor).cloned()?;

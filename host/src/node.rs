@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use parking_lot::Mutex;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::actors::{ActorId, ActorOptions, Actors};
 use crate::config::Config;
@@ -37,6 +37,8 @@ pub struct Node {
     pub tasks: TaskCounts,
     /// Which namespace of its host this is, for fair scheduling.
     pub(crate) namespace: u64,
+    /// Set once the namespace is closed for good: its instances trap.
+    closed: AtomicBool,
 }
 
 /// Tasks of a namespace, counted for metrics.
@@ -195,6 +197,7 @@ impl Host {
             callers: AtomicU64::new(0),
             tasks: TaskCounts::default(),
             namespace: self.namespaces.fetch_add(1, Ordering::Relaxed),
+            closed: AtomicBool::new(false),
         }))
     }
 }
@@ -283,6 +286,18 @@ impl Node {
     /// Kills `actor`.
     pub fn kill_actor(&self, actor: ActorId) -> Result<(), Failure> {
         Actors::kill(self, actor, "it was killed")
+    }
+
+    /// Closes this namespace for good (its tenant is deleted): its actors
+    /// die, and every instance still running traps at its next epoch tick.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        Actors::kill_all(self, "its namespace was closed");
+    }
+
+    /// Whether [`Node::close`] was called.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
     }
 
     /// The class of `actor` (its constructor and methods), if it is or was

@@ -759,6 +759,51 @@ fn metrics_count_requests_and_tasks_by_tenant() {
 }
 
 #[test]
+fn a_deleted_tenant_stops_and_vanishes_and_others_go_on() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    // Only closing the namespace can end her call before this deadline.
+    let server = Server::start(&["--metrics-listen", &port, "--quota-cpu-deadline-ms", "600000"]);
+    let instances = || -> u64 {
+        let text = request(&port, "GET", "/metrics", "", &[], b"").text();
+        let line = text.lines().find(|l| l.starts_with("prism_instances ")).unwrap().to_string();
+        line["prism_instances ".len()..].parse().unwrap()
+    };
+    let tally = json!({"module": "svc", "class": "Tally", "args": [1]});
+    let bob = server.tenant("bob");
+    server.deploy(&bob, guest!("SERVICE"), "svc");
+    let bobs = server.json("POST", "/v1/actors", &bob, &tally).json()["id"].as_str().unwrap().to_string();
+    let add = format!("/v1/actors/{bobs}/methods/add");
+    assert_eq!(server.json("POST", &add, &bob, &json!([1])).json()["result"], 2);
+    assert_eq!(server.json("POST", "/v1/modules/svc/functions/add", &bob, &json!([1, 1])).json()["result"], 2);
+    let bob_instances = instances();
+    // Alice keeps an object, an actor, a job and a call that never ends.
+    let alice = server.tenant("alice");
+    server.deploy(&alice, guest!("SERVICE"), "svc");
+    assert_eq!(server.request("POST", "/v1/objects", &alice, &[], &[7; 100_000]).status, 201);
+    assert_eq!(server.json("POST", "/v1/actors", &alice, &tally).status, 201);
+    assert_eq!(server.json("POST", "/v1/jobs", &alice, &json!({"module": "svc", "args": ["forever"]})).status, 201);
+    assert_eq!(server.json("POST", "/v1/modules/svc/functions/forever?result=ref", &alice, &json!([])).status, 202);
+    assert!(instances() > bob_instances);
+
+    let deleted = server.cli("", &["tenant", "delete", "alice"]);
+    assert!(deleted.success, "{}", deleted.stderr);
+    assert_eq!(server.request("GET", "/v1/modules", &alice, &[], b"").error(401).0, "unauthorized");
+    assert!(!server.dir.path().join("tenants/alice").exists(), "her data is removed");
+    // Her instances end: the call traps at its next tick, the job and the actor stop.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while instances() > bob_instances {
+        assert!(Instant::now() < deadline, "{} instances left, bob has {bob_instances}", instances());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Bob goes on; the name is free, and a new alice starts empty.
+    assert_eq!(server.json("POST", &add, &bob, &json!([1])).json()["result"], 3);
+    let alice = server.tenant("alice");
+    assert_eq!(server.request("GET", "/v1/modules", &alice, &[], b"").json(), json!({"modules": []}));
+    let again = server.cli("", &["tenant", "delete", "carol"]);
+    assert!(!again.success && again.stderr.contains("no tenant `carol`"), "{}", again.stderr);
+}
+
+#[test]
 fn tenant_names_are_checked_and_unique() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| prism_with_env(dir.path(), args, &[]);
@@ -772,6 +817,11 @@ fn tenant_names_are_checked_and_unique() {
     let registry = std::fs::read(dir.path().join("tenants.redb")).unwrap();
     let token = first.stdout.trim().as_bytes();
     assert!(!registry.windows(token.len()).any(|w| w == token));
+    // Deleted without a server: the name is free again.
+    std::fs::create_dir_all(dir.path().join("tenants/team-a/modules")).unwrap();
+    assert!(run(&["tenant", "delete", "team-a"]).success);
+    assert!(!dir.path().join("tenants/team-a").exists());
+    assert!(run(&["tenant", "create", "team-a"]).success);
 }
 
 #[test]

@@ -336,6 +336,9 @@ impl Runtime {
         store.set_hostcall_fuel(usize::try_from(limits.memory).unwrap_or(usize::MAX));
         store.epoch_deadline_callback(|mut ctx| {
             let state = ctx.data_mut();
+            if state.task.as_ref().is_some_and(|t| t.node.is_closed()) {
+                return Err(wasmtime::Error::msg("stopped: its namespace was closed"));
+            }
             state.ticks += 1;
             if state.ticks > state.tick_limit {
                 let deadline = (EPOCH_TICK.as_nanos() as u64).saturating_mul(state.tick_limit);

@@ -1,7 +1,7 @@
 //! The admin API, on a Unix socket in the data directory (`admin.sock`,
 //! mode 0600): whoever may read the data directory may administer the
 //! server, and nobody else, without an admin password to leak. It serves
-//! tenant creation, token rotation and quotas, and `/metrics`.
+//! tenant creation, deletion, token rotation and quotas, and `/metrics`.
 
 use std::sync::Arc;
 
@@ -49,6 +49,10 @@ async fn route(service: &Service, request: Request<Incoming>) -> Reply {
             let token = service.tenants.create(&new.name).map_err(tenant_error)?;
             Ok(json_response(StatusCode::CREATED, &json!({"name": new.name, "token": token})))
         }
+        (Method::DELETE, ["tenants", name]) => {
+            service.delete_tenant(name).await.map_err(tenant_error)?;
+            Ok(json_response(StatusCode::OK, &json!({"deleted": name})))
+        }
         (Method::POST, ["tenants", name, "token"]) => {
             let token = service.tenants.rotate_token(name).map_err(tenant_error)?;
             Ok(json_response(StatusCode::OK, &json!({"name": name, "token": token})))
@@ -82,6 +86,8 @@ pub fn tenant_error(err: TenantError) -> ApiError {
         TenantError::InvalidName(_) => ApiError::bad_request(err.to_string()),
         TenantError::Exists(_) => ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string()),
         TenantError::Unknown(_) => ApiError::not_found(err.to_string()),
-        TenantError::Registry { .. } => ApiError::internal(format!("{:#}", anyhow::Error::from(err))),
+        TenantError::Registry { .. } | TenantError::Data { .. } => {
+            ApiError::internal(format!("{:#}", anyhow::Error::from(err)))
+        }
     }
 }

@@ -28,7 +28,7 @@ use parking_lot::Mutex;
 use self::metrics::Metrics;
 use self::quotas::Quotas;
 use self::space::Space;
-use self::tenants::{Registry, Tenant};
+use self::tenants::{Registry, Tenant, TenantError};
 use crate::config::Config;
 use crate::node::Host;
 use crate::runtime::InstanceLimits;
@@ -79,10 +79,31 @@ impl Service {
         if let Some(space) = self.spaces.lock().get(&tenant.name) {
             return Ok(space.clone());
         }
+        // Deleted while this request waited.
+        if !self.tenants.contains(&tenant.name) {
+            anyhow::bail!("tenant `{}` was deleted", tenant.name);
+        }
         let space = Space::open(&tenant.name, self.host.open(self.namespace_config(tenant))?)?;
         space.restore_actors().await?;
         self.spaces.lock().insert(tenant.name.clone(), space.clone());
         Ok(space)
+    }
+
+    /// Deletes tenant `name`: its token stops working, its namespace closes
+    /// (jobs stop, actors die, running calls trap at their next tick) and
+    /// its directory, with everything it kept, is removed.
+    pub async fn delete_tenant(&self, name: &str) -> Result<(), TenantError> {
+        // Not while its namespace opens.
+        let _opening = self.opening.lock().await;
+        self.tenants.delete(name)?;
+        let space = self.spaces.lock().remove(name);
+        if let Some(space) = space {
+            space.close();
+        }
+        let dir = self.config.data_dir.join("tenants").join(name);
+        tokio::task::spawn_blocking(move || remove_tenant_dir(&dir))
+            .await
+            .map_err(|e| TenantError::Data { path: name.to_string(), source: std::io::Error::other(e) })?
     }
 
     /// The configuration of `tenant`'s namespace: the server's, with the
@@ -120,5 +141,15 @@ impl Service {
             space.node.store.flush()?;
         }
         Ok(())
+    }
+}
+
+/// Removes a deleted tenant's directory (if it had one).
+pub fn remove_tenant_dir(dir: &std::path::Path) -> Result<(), TenantError> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(TenantError::Data { path: dir.display().to_string(), source: e })
+        }
+        _ => Ok(()),
     }
 }

@@ -287,6 +287,15 @@ impl Space {
         Ok(())
     }
 
+    /// Closes this namespace for good: its jobs stop, its actors die, its
+    /// running calls trap.
+    pub fn close(&self) {
+        for (_, job) in self.running.lock().drain() {
+            job.abort();
+        }
+        self.node.close();
+    }
+
     /// Keeps `id` (whose reference the caller hands over) until unpinned,
     /// across restarts.
     pub fn pin(&self, id: ObjectId) -> Result<(), ApiError> {

@@ -54,6 +54,15 @@ pub enum TenantError {
     /// No such tenant.
     #[error("no tenant `{0}`")]
     Unknown(String),
+    /// A deleted tenant's data could not be removed.
+    #[error("cannot remove tenant data `{path}`: {source}")]
+    Data {
+        /// The directory.
+        path: String,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
     /// The registry could not be read or written.
     #[error("tenant registry `{path}`: {source}")]
     Registry {
@@ -158,6 +167,28 @@ impl Registry {
         Ok(token)
     }
 
+    /// Deletes tenant `name` from the registry: its token stops working at
+    /// once. (Its namespace is the service's to close and remove.)
+    pub fn delete(&self, name: &str) -> Result<(), TenantError> {
+        let txn = self.db.begin_write().map_err(|e| self.err(e))?;
+        let removed = {
+            let mut table = txn.open_table(TENANTS).map_err(|e| self.err(e))?;
+            table.remove(name).map_err(|e| self.err(e))?.map(|v| v.value().to_vec())
+        };
+        let Some(record) = removed else {
+            return Err(TenantError::Unknown(name.to_string()));
+        };
+        let record: Record = rmp_serde::from_slice(&record).map_err(|e| self.err(e))?;
+        txn.commit().map_err(|e| self.err(e))?;
+        self.by_token.write().remove(&record.token_hash);
+        Ok(())
+    }
+
+    /// Whether tenant `name` exists.
+    pub fn contains(&self, name: &str) -> bool {
+        self.by_token.read().values().any(|t| t.name == name)
+    }
+
     /// Changes tenant `name`'s record with `change`; returns it before and after.
     fn update(&self, name: &str, change: impl FnOnce(&mut Record)) -> Result<(Record, Record), TenantError> {
         let txn = self.db.begin_write().map_err(|e| self.err(e))?;
@@ -245,5 +276,13 @@ mod tests {
         assert!(registry.authenticate(&token).is_none());
         assert_eq!(registry.authenticate(&rotated).unwrap().name, "alice");
         assert!(matches!(registry.rotate_token("bob"), Err(TenantError::Unknown(_))));
+        // Deleted: gone at once and after reopening; the name is free again.
+        registry.delete("alice").unwrap();
+        assert!(registry.authenticate(&rotated).is_none() && !registry.contains("alice"));
+        assert!(matches!(registry.delete("alice"), Err(TenantError::Unknown(_))));
+        drop(registry);
+        let registry = Registry::open(&path, defaults).unwrap();
+        assert!(registry.authenticate(&rotated).is_none() && registry.list().is_empty());
+        registry.create("alice").unwrap();
     }
 }

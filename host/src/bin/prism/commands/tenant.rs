@@ -5,6 +5,7 @@ use clap::{Args, Subcommand};
 use hyper::Method;
 use prism_host::service::admin::SOCKET;
 use prism_host::service::quotas::{Overrides, Quotas};
+use prism_host::service::remove_tenant_dir;
 use prism_host::service::tenants::Registry;
 use serde_json::json;
 
@@ -30,6 +31,13 @@ pub enum Tenant {
     /// Give a tenant a new bearer token and print it (shown only this once);
     /// the old one stops working at once
     Token {
+        name: String,
+        #[command(flatten)]
+        data_dir: DataDir,
+    },
+    /// Delete a tenant and everything it kept: its token stops working, its
+    /// jobs, actors and calls stop, its modules and objects are removed
+    Delete {
         name: String,
         #[command(flatten)]
         data_dir: DataDir,
@@ -66,9 +74,10 @@ pub struct QuotaArgs {
 impl Tenant {
     pub fn execute(self) -> anyhow::Result<ExitCode> {
         let data_dir = match &self {
-            Tenant::Create { data_dir, .. } | Tenant::Token { data_dir, .. } | Tenant::List { data_dir } => {
-                data_dir.path()
-            }
+            Tenant::Create { data_dir, .. }
+            | Tenant::Token { data_dir, .. }
+            | Tenant::Delete { data_dir, .. }
+            | Tenant::List { data_dir } => data_dir.path(),
             Tenant::Quota(args) => args.data_dir.path(),
         };
         let socket = data_dir.join(SOCKET);
@@ -81,6 +90,11 @@ impl Tenant {
         match self {
             Tenant::Create { name, .. } => println!("{}", registry.create(&name)?),
             Tenant::Token { name, .. } => println!("{}", registry.rotate_token(&name)?),
+            Tenant::Delete { name, .. } => {
+                registry.delete(&name)?;
+                remove_tenant_dir(&data_dir.join("tenants").join(&name))?;
+                eprintln!("deleted tenant `{name}`");
+            }
             Tenant::List { .. } => {
                 for tenant in registry.list() {
                     print_json(&json!({"name": tenant.name, "overrides": tenant.overrides}));
@@ -100,6 +114,10 @@ impl Tenant {
                 let body = Bytes::from(json!({"name": name}).to_string());
                 let answer = admin.json(Method::POST, "/tenants", body, true).await?;
                 println!("{}", answer["token"].as_str().unwrap_or_default());
+            }
+            Tenant::Delete { name, .. } => {
+                admin.json(Method::DELETE, &format!("/tenants/{}", encode(&name)), Bytes::new(), false).await?;
+                eprintln!("deleted tenant `{name}`");
             }
             Tenant::Token { name, .. } => {
                 let path = format!("/tenants/{}/token", encode(&name));
