@@ -144,12 +144,17 @@ impl Service {
     }
 }
 
-/// Removes a deleted tenant's directory (if it had one).
+/// Removes a deleted tenant's directory (if it had one). Its last calls
+/// may still write a file there as they end: then it tries again.
 pub fn remove_tenant_dir(dir: &std::path::Path) -> Result<(), TenantError> {
-    match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(TenantError::Data { path: dir.display().to_string(), source: e })
+    let mut attempts = 0;
+    loop {
+        match std::fs::remove_dir_all(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(_) if attempts < 5 => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return Err(TenantError::Data { path: dir.display().to_string(), source: e }),
+            Ok(()) => return Ok(()),
         }
-        _ => Ok(()),
+        attempts += 1;
     }
 }
