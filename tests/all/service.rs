@@ -804,6 +804,19 @@ fn a_deleted_tenant_stops_and_vanishes_and_others_go_on() {
 }
 
 #[test]
+fn a_tenants_guests_get_no_environment_files_or_network() {
+    let server = Server::start(&[]);
+    let token = server.tenant("alice");
+    server.deploy(&token, guest!("SEMANTICS"), "semantics");
+    let job = server.json("POST", "/v1/jobs", &token, &json!({"module": "semantics", "args": ["sandbox"]})).json();
+    let logs = format!("/v1/jobs/{}/logs?follow=true", job["id"].as_str().unwrap());
+    assert_eq!(
+        server.request("GET", &logs, &token, &[], b"").text(),
+        "env vars: 0\nread /etc/passwd: false\nlist /: false\ntcp connect: false\ntcp listen: false\n"
+    );
+}
+
+#[test]
 fn tenant_names_are_checked_and_unique() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| prism_with_env(dir.path(), args, &[]);
