@@ -280,6 +280,12 @@ fn bad_input_gets_a_precise_4xx_and_stores_nothing() {
     let (code, message) = server.request("POST", "/v1/objects", &token, &[], &vec![7u8; 2 << 20]).error(413);
     assert_eq!(code, "payload_too_large");
     assert!(message.contains("`upload_bytes`"), "{message}");
+    // JSON arguments are bounded tighter: large data travels as objects.
+    let bob = server.tenant("bob");
+    server.deploy(&bob, guest!("SERVICE"), "svc");
+    let huge = format!("[{}1]", "1,".repeat(5 << 20));
+    let (_, message) = server.request("POST", "/v1/modules/svc/functions/add", &bob, &[], huge.as_bytes()).error(413);
+    assert!(message.contains("larger than 8388608 bytes") && message.contains("POST /v1/objects"), "{message}");
 
     // Traps are task errors; the server goes on.
     let (code, message) = invoke("fail", b"[\"no luck\"]").error(422);

@@ -44,7 +44,7 @@ async fn route(service: &Service, request: Request<Incoming>) -> Reply {
             Ok(json_response(StatusCode::OK, &json!({"tenants": tenants})))
         }
         (Method::POST, ["tenants"]) => {
-            let body = read_body(request.into_body(), MAX_BODY, "admin body").await?;
+            let body = read_body(request.into_body(), MAX_BODY, "the admin API's limit").await?;
             let new: NewTenant = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
             let token = service.tenants.create(&new.name).map_err(tenant_error)?;
             Ok(json_response(StatusCode::CREATED, &json!({"name": new.name, "token": token})))
@@ -59,7 +59,7 @@ async fn route(service: &Service, request: Request<Incoming>) -> Reply {
         }
         (Method::PATCH, ["tenants", name, "quotas"]) => {
             let name = name.to_string();
-            let body = read_body(request.into_body(), MAX_BODY, "admin body").await?;
+            let body = read_body(request.into_body(), MAX_BODY, "the admin API's limit").await?;
             let changes: Overrides = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(e.to_string()))?;
             let tenant = service.tenants.set_quotas(&name, &changes).map_err(tenant_error)?;
             service.apply_quotas(&tenant);

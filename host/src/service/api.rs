@@ -17,7 +17,7 @@ use serde_json::{Value as Json, json};
 use tracing::Instrument as _;
 
 use super::Service;
-use super::http::{ApiError, Body, BodyReader, Reply, full, json_response, read_body};
+use super::http::{ApiError, Body, BodyReader, JSON_BODY_MAX, Reply, full, json_response, read_body};
 use super::jobs;
 use super::space::{ActorRecord, Space};
 use super::tenants::Tenant;
@@ -229,14 +229,14 @@ pub(super) fn begin_call(tenant: &Tenant, space: &Arc<Space>) -> Result<super::s
 
 async fn upload_module(tenant: &Tenant, space: &Space, call: Call) -> Reply {
     let name = call.query("name").unwrap_or("module.wasm").to_string();
-    let wasm = read_body(call.request.into_body(), tenant.quotas.upload_bytes, "upload_bytes").await?;
+    let wasm = read_body(call.request.into_body(), tenant.quotas.upload_bytes, UPLOAD_QUOTA).await?;
     let info = space.add_module(&name, &wasm).await?;
     Ok(json_response(StatusCode::CREATED, &info))
 }
 
 async fn invoke(tenant: &Tenant, space: &Arc<Space>, module: &str, function: &str, call: Call) -> Reply {
     let want_ref = call.query("result") == Some("ref");
-    let body = read_body(call.request.into_body(), tenant.quotas.upload_bytes, "upload_bytes").await?;
+    let body = read_json_body(call.request.into_body(), tenant).await?;
     let module = space.module(module).await?;
     let Some(signature) = module.info.functions.iter().find(|f| f.name == function) else {
         let names: Vec<_> = module.info.functions.iter().map(|f| f.name.clone()).collect();
@@ -292,6 +292,19 @@ fn decode(object: &Object) -> Result<Json, ApiError> {
     values::decode(&object.to_vec().map_err(|f| failure_error(&f))?).map_err(ApiError::internal)
 }
 
+/// What limits an upload's body.
+const UPLOAD_QUOTA: &str = "quota `upload_bytes`";
+
+/// Reads a JSON request body: at most [`JSON_BODY_MAX`] (or the tenant's
+/// `upload_bytes`, if smaller).
+pub async fn read_json_body(body: Incoming, tenant: &Tenant) -> Result<Bytes, ApiError> {
+    if tenant.quotas.upload_bytes < JSON_BODY_MAX {
+        return read_body(body, tenant.quotas.upload_bytes, UPLOAD_QUOTA).await;
+    }
+    let why = "a JSON body's limit; upload large data with `POST /v1/objects` and pass `{\"$ref\": …}`";
+    read_body(body, JSON_BODY_MAX, why).await
+}
+
 /// A failed call as an error answer.
 pub fn failure_error(failure: &Failure) -> ApiError {
     let (status, code) = match failure {
@@ -325,7 +338,7 @@ fn listing(names: &[String]) -> String {
 }
 
 async fn upload_object(tenant: &Tenant, space: &Arc<Space>, call: Call) -> Reply {
-    let body = BodyReader::new(call.request.into_body(), tenant.quotas.upload_bytes, "upload_bytes")?;
+    let body = BodyReader::new(call.request.into_body(), tenant.quotas.upload_bytes, UPLOAD_QUOTA)?;
     // Streamed into the store's file by a blocking thread: neither a large
     // upload nor many at once take their size in memory.
     let (feed, reader) = body.into_blocking();
@@ -464,7 +477,7 @@ fn object_meta(space: &Space, id: &str) -> Reply {
 }
 
 async fn create_actor(tenant: &Tenant, space: &Arc<Space>, call: Call) -> Reply {
-    let body = read_body(call.request.into_body(), tenant.quotas.upload_bytes, "upload_bytes").await?;
+    let body = read_json_body(call.request.into_body(), tenant).await?;
     let record: ActorRecord = parse_json(&body, "the actor")?;
     let args = values::args_from_json(&record.args).map_err(ApiError::bad_request)?;
     let module = space.module(&record.module).await?;
@@ -486,7 +499,7 @@ async fn create_actor(tenant: &Tenant, space: &Arc<Space>, call: Call) -> Reply 
 async fn call_actor(tenant: &Tenant, space: &Arc<Space>, id: &str, method: &str, call: Call) -> Reply {
     let want_ref = call.query("result") == Some("ref");
     let id = parse_actor(id)?;
-    let body = read_body(call.request.into_body(), tenant.quotas.upload_bytes, "upload_bytes").await?;
+    let body = read_json_body(call.request.into_body(), tenant).await?;
     let args = parse_args(&body)?;
     // An actor that is not here fails its call (404, or 410 if it died).
     if let Some(class) = space.node.actor_class(id) {

@@ -94,10 +94,14 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).map_err(|never: Infallible| match never {}).boxed()
 }
 
+/// The largest JSON body (call arguments, an actor, a job): parsing takes
+/// several times its size in memory, so large data travels as objects.
+pub const JSON_BODY_MAX: u64 = 8 << 20;
+
 /// Reads a request body of at most `limit` bytes; a larger one is 413
-/// naming `quota`, one that stalls is 408.
-pub async fn read_body(body: Incoming, limit: u64, quota: &str) -> Result<Bytes, ApiError> {
-    let mut body = BodyReader::new(body, limit, quota)?;
+/// saying `why` that is the limit, one that stalls is 408.
+pub async fn read_body(body: Incoming, limit: u64, why: &str) -> Result<Bytes, ApiError> {
+    let mut body = BodyReader::new(body, limit, why)?;
     let mut out = Vec::new();
     while let Some(chunk) = body.chunk().await? {
         out.extend_from_slice(&chunk);
@@ -106,19 +110,19 @@ pub async fn read_body(body: Incoming, limit: u64, quota: &str) -> Result<Bytes,
 }
 
 /// A request body read chunk by chunk: at most `limit` bytes in all (else
-/// 413 naming `quota`), none stalling longer than [`BODY_IDLE_TIMEOUT`]
+/// 413 saying `why`), none stalling longer than [`BODY_IDLE_TIMEOUT`]
 /// (else 408).
 pub struct BodyReader<'q> {
     body: Incoming,
     limit: u64,
-    quota: &'q str,
+    why: &'q str,
     read: u64,
 }
 
 impl<'q> BodyReader<'q> {
     /// Refuses at once a body that announces more than `limit` bytes.
-    pub fn new(body: Incoming, limit: u64, quota: &'q str) -> Result<Self, ApiError> {
-        let reader = BodyReader { body, limit, quota, read: 0 };
+    pub fn new(body: Incoming, limit: u64, why: &'q str) -> Result<Self, ApiError> {
+        let reader = BodyReader { body, limit, why, read: 0 };
         match reader.body.size_hint().exact() {
             Some(announced) if announced > limit => Err(reader.too_large(announced)),
             _ => Ok(reader),
@@ -130,9 +134,9 @@ impl<'q> BodyReader<'q> {
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             format!(
-                "the request body is larger than {} bytes (quota `{}`{})",
+                "the request body is larger than {} bytes ({}{})",
                 self.limit,
-                self.quota,
+                self.why,
                 if announced > 0 { format!("; it announced {announced}") } else { String::new() }
             ),
         )

@@ -15,7 +15,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::Service;
-use super::http::{ApiError, Reply, json_response, read_body};
+use super::api::read_json_body;
+use super::http::{ApiError, Reply, json_response};
 use super::space::{JobRecord, Space};
 use super::tenants::{Tenant, hex};
 use crate::DriverExit;
@@ -40,7 +41,7 @@ pub async fn submit(
     space: &Arc<Space>,
     request: hyper::Request<Incoming>,
 ) -> Reply {
-    let body = read_body(request.into_body(), tenant.quotas.upload_bytes, "upload_bytes").await?;
+    let body = read_json_body(request.into_body(), tenant).await?;
     let new: NewJob = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("the job is not valid JSON of the expected shape: {e}")))?;
     let module = space.module(&new.module).await?;
