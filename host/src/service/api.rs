@@ -91,7 +91,10 @@ async fn route(service: &Arc<Service>, request: Request<Incoming>) -> Reply {
                     ),
                 ));
             }
-            let space = service.space(&tenant).await?;
+            let space = service.space(&tenant).await.map_err(|e| match e.downcast_ref::<super::Deleted>() {
+                Some(deleted) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", deleted.to_string()),
+                None => e.into(),
+            })?;
             tenant_route(service, &tenant, &space, call).await
         }
         _ => Err(ApiError::not_found(format!("no endpoint `{}`; the API is under /v1", call.request.uri().path()))),

@@ -33,6 +33,11 @@ use crate::config::Config;
 use crate::node::Host;
 use crate::runtime::InstanceLimits;
 
+/// A tenant deleted while its request waited for its namespace.
+#[derive(Debug, thiserror::Error)]
+#[error("tenant `{0}` was deleted")]
+pub struct Deleted(String);
+
 /// One server: its tenants and their namespaces.
 pub struct Service {
     host: Host,
@@ -81,7 +86,7 @@ impl Service {
         }
         // Deleted while this request waited.
         if !self.tenants.contains(&tenant.name) {
-            anyhow::bail!("tenant `{}` was deleted", tenant.name);
+            return Err(Deleted(tenant.name.clone()).into());
         }
         let space = Space::open(&tenant.name, self.host.open(self.namespace_config(tenant))?)?;
         space.restore_actors().await?;
