@@ -311,6 +311,17 @@ fn limits_end_calls_with_errors_naming_the_quota() {
     assert!(server.cli("", &["tenant", "quota", "alice", "--stored-bytes", "1", "--cpu-deadline-ms", "100"]).success);
     let (_, message) = server.request("POST", "/v1/objects", &token, &[], &vec![1u8; 3 << 20]).error(413);
     assert!(message.contains("`stored_bytes`"), "{message}");
+    // An upload that announces more than fits is refused before it is sent.
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!(
+        "POST /v1/objects HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-length: 3000000\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut answer = [0u8; 4096];
+    let n = stream.read(&mut answer).expect("an answer without the body");
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413") && answer.contains("`stored_bytes`"), "{answer}");
     let (_, message) = invoke("forever").error(413);
     assert!(message.contains("cpu deadline of 100ms"), "{message}");
     let bob = server.tenant("bob");

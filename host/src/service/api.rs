@@ -342,6 +342,9 @@ fn listing(names: &[String]) -> String {
 
 async fn upload_object(tenant: &Tenant, space: &Arc<Space>, call: Call) -> Reply {
     let body = BodyReader::new(call.request.into_body(), tenant.quotas.upload_bytes, UPLOAD_QUOTA)?;
+    if let Some(len) = body.announced() {
+        space.node.store.check_room(len).map_err(|f| failure_error(&f))?;
+    }
     // Streamed into the store's file by a blocking thread: neither a large
     // upload nor many at once take their size in memory.
     let (feed, reader) = body.into_blocking();

@@ -123,10 +123,15 @@ impl<'q> BodyReader<'q> {
     /// Refuses at once a body that announces more than `limit` bytes.
     pub fn new(body: Incoming, limit: u64, why: &'q str) -> Result<Self, ApiError> {
         let reader = BodyReader { body, limit, why, read: 0 };
-        match reader.body.size_hint().exact() {
+        match reader.announced() {
             Some(announced) if announced > limit => Err(reader.too_large(announced)),
             _ => Ok(reader),
         }
+    }
+
+    /// The size the request announced (`content-length`), if it did.
+    pub fn announced(&self) -> Option<u64> {
+        self.body.size_hint().exact()
     }
 
     fn too_large(&self, announced: u64) -> ApiError {

@@ -340,16 +340,29 @@ impl ObjectStore {
                 }
             }
             let Some((id, orphan)) = self.orphans.lock().pop_front() else {
-                let used = *self.used.lock();
-                let capacity = *self.capacity.lock();
-                return Err(Failure::LimitExceeded(format!(
-                    "the object store is full: an object of {} bytes does not fit next to the {} bytes ({} in \
-                     memory) that referenced objects hold; the capacity is {} bytes ({} in memory), see {}",
-                    usage.total, used.total, used.memory, capacity.disk, capacity.memory, capacity.raise
-                )));
+                return Err(self.full(usage.total));
             };
             self.evict(id, orphan);
         }
+    }
+
+    /// Fails at once, as storing it would, if an object of `len` bytes
+    /// cannot fit even after every unreferenced object is evicted: an
+    /// upload that announces its size is refused before it is sent.
+    pub fn check_room(&self, len: u64) -> Result<(), Failure> {
+        let evictable: u64 = self.orphans.lock().iter().map(|(_, u)| u.total).sum();
+        let held = self.used.lock().total.saturating_sub(evictable);
+        if held.saturating_add(len) <= self.capacity.lock().disk { Ok(()) } else { Err(self.full(len)) }
+    }
+
+    fn full(&self, len: u64) -> Failure {
+        let used = *self.used.lock();
+        let capacity = *self.capacity.lock();
+        Failure::LimitExceeded(format!(
+            "the object store is full: an object of {len} bytes does not fit next to the {} bytes ({} in memory) \
+             that referenced objects hold; the capacity is {} bytes ({} in memory), see {}",
+            used.total, used.memory, capacity.disk, capacity.memory, capacity.raise
+        ))
     }
 
     fn unreserve(&self, usage: Usage) {
