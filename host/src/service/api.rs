@@ -134,7 +134,7 @@ async fn tenant_route(service: &Arc<Service>, tenant: &Tenant, space: &Arc<Space
         (&Method::GET, ["objects", id, "meta"]) => object_meta(space, id),
         (&Method::DELETE, ["objects", id]) => {
             let id = parse_ref(id)?;
-            if !space.unpin(&id)? {
+            if !space.unpin(&id).await? {
                 return Err(unknown_ref(&id));
             }
             Ok(no_content())
@@ -273,13 +273,13 @@ async fn answer(
     in_flight: super::space::InFlight,
 ) -> Reply {
     if want_ref {
-        space.pin_call(id, function)?;
+        space.pin_call(id, function).await?;
         // The call stays counted against the quota until it is done.
         let space = space.clone();
         tokio::spawn(async move {
             let _ = space.node.store.get(&id, None).await;
             drop(in_flight);
-            space.call_done(&id);
+            space.call_done(id).await;
         });
         return Ok(json_response(StatusCode::ACCEPTED, &json!({"ref": id.to_string()})));
     }
@@ -351,7 +351,7 @@ async fn upload_object(tenant: &Tenant, space: &Arc<Space>, call: Call) -> Reply
     let space = space.clone();
     let stored = tokio::task::spawn_blocking(move || {
         let id = space.node.store.put_bin_streamed(reader).map_err(|f| failure_error(&f))?;
-        space.pin(id)?;
+        space.pin_blocking(id)?;
         // Acknowledged means durable.
         space.node.store.flush().map_err(ApiError::internal)?;
         Ok::<_, ApiError>(id)

@@ -2,7 +2,8 @@
 //!
 //! - [`tenants`]: who may call, by bearer token, with which [`quotas`];
 //! - [`space`]: each tenant's namespace (its own object store, modules,
-//!   actors and jobs) on the node's shared engine and cpus;
+//!   actors and jobs) on the node's shared engine and cpus; [`pins`]: the
+//!   objects it keeps across restarts, written in group commits;
 //! - [`api`]: the REST API under `/v1` (docs/http-api.md, `/v1/openapi.json`);
 //! - [`admin`]: the admin API on a Unix socket in the data directory;
 //! - [`http`]: the hyper server both are served by;
@@ -13,6 +14,7 @@ pub mod api;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
+pub mod pins;
 pub mod quotas;
 pub mod space;
 pub mod tenants;

@@ -17,6 +17,7 @@ use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition}
 use serde::{Deserialize, Serialize};
 
 use super::http::ApiError;
+use super::pins::{CALLS, Change, PINS, Pins};
 use super::tenants::hex;
 use super::values;
 use crate::actors::ActorOptions;
@@ -26,14 +27,6 @@ use crate::node::{Job, Node};
 use crate::runtime::output::Output;
 use crate::runtime::{Class, Signature};
 use crate::store::ObjectId;
-
-/// Objects the tenant uploaded or asked to keep: id → ().
-const PINS: TableDefinition<&[u8], ()> = TableDefinition::new("pins");
-
-/// Pinned results of calls still running (`?result=ref`): id → the
-/// function. A restart fails those it finds, as Ray fails the tasks of a
-/// node that died.
-const CALLS: TableDefinition<&[u8], &str> = TableDefinition::new("calls");
 
 /// Actors created over HTTP: id → JSON of [`ActorRecord`]; restarted
 /// (constructor re-run, same id and name) when the namespace opens.
@@ -111,7 +104,8 @@ pub struct Space {
     /// Its node namespace.
     pub node: Arc<Node>,
     dir: PathBuf,
-    db: Database,
+    db: Arc<Database>,
+    pins: Pins,
     /// Every module's description, by id (read from disk at open).
     catalog: Mutex<HashMap<String, ModuleInfo>>,
     /// Modules loaded since, by id.
@@ -129,7 +123,7 @@ impl Space {
         let dir = node.config.data_dir.clone();
         std::fs::create_dir_all(dir.join("modules"))?;
         std::fs::create_dir_all(dir.join("jobs"))?;
-        let db = Database::create(dir.join("space.redb"))?;
+        let db = Arc::new(Database::create(dir.join("space.redb"))?);
         let txn = db.begin_write()?;
         let mut pins = Vec::new();
         let mut calls = HashMap::new();
@@ -189,6 +183,7 @@ impl Space {
             tenant: tenant.to_string(),
             node,
             dir,
+            pins: Pins::start(db.clone())?,
             db,
             catalog: Mutex::new(catalog),
             modules: Mutex::new(HashMap::new()),
@@ -297,57 +292,38 @@ impl Space {
     }
 
     /// Keeps `id` (whose reference the caller hands over) until unpinned,
-    /// across restarts.
-    pub fn pin(&self, id: ObjectId) -> Result<(), ApiError> {
-        self.keep(id, None)
+    /// across restarts; from a blocking thread.
+    pub fn pin_blocking(&self, id: ObjectId) -> Result<(), ApiError> {
+        let fresh = self.pins.apply_blocking(Change::Pin(id, None))?;
+        self.pinned(id, fresh);
+        Ok(())
     }
 
     /// Pins `id`, the result of a call of `function` still running; until
     /// [`Space::call_done`], a restart fails it.
-    pub fn pin_call(&self, id: ObjectId, function: &str) -> Result<(), ApiError> {
-        self.keep(id, Some(function))
-    }
-
-    fn keep(&self, id: ObjectId, call: Option<&str>) -> Result<(), ApiError> {
-        let txn = self.db.begin_write().map_err(ApiError::internal)?;
-        let fresh = {
-            let mut pins = txn.open_table(PINS).map_err(ApiError::internal)?;
-            if let Some(function) = call {
-                let mut calls = txn.open_table(CALLS).map_err(ApiError::internal)?;
-                calls.insert(id.as_bytes().as_slice(), function).map_err(ApiError::internal)?;
-            }
-            pins.insert(id.as_bytes().as_slice(), ()).map_err(ApiError::internal)?.is_none()
-        };
-        txn.commit().map_err(ApiError::internal)?;
-        if !fresh {
-            self.node.store.release(&id);
-        }
+    pub async fn pin_call(&self, id: ObjectId, function: &str) -> Result<(), ApiError> {
+        let fresh = self.pins.apply(Change::Pin(id, Some(function.to_string()))).await?;
+        self.pinned(id, fresh);
         Ok(())
     }
 
-    /// The call whose result is `id` is done. Not synced: a restart that
-    /// still finds the call finds its result stored, and leaves it.
-    pub fn call_done(&self, id: &ObjectId) {
-        let forget = || -> anyhow::Result<()> {
-            let mut txn = self.db.begin_write()?;
-            txn.set_durability(redb::Durability::None)?;
-            txn.open_table(CALLS)?.remove(id.as_bytes().as_slice())?;
-            txn.commit()?;
-            Ok(())
-        };
-        if let Err(err) = forget() {
-            tracing::warn!(tenant = self.tenant, %id, error = %err, "cannot forget a finished call");
+    /// A pin holds one reference: the caller's, unless `id` was pinned already.
+    fn pinned(&self, id: ObjectId, fresh: bool) {
+        if !fresh {
+            self.node.store.release(&id);
+        }
+    }
+
+    /// The call whose result is `id` is done.
+    pub async fn call_done(&self, id: ObjectId) {
+        if let Err(err) = self.pins.apply(Change::CallDone(id)).await {
+            tracing::warn!(tenant = self.tenant, %id, error = %err.message, "cannot forget a finished call");
         }
     }
 
     /// Lets go of pinned `id`; false if it was not pinned.
-    pub fn unpin(&self, id: &ObjectId) -> Result<bool, ApiError> {
-        let txn = self.db.begin_write().map_err(ApiError::internal)?;
-        let was = {
-            let mut pins = txn.open_table(PINS).map_err(ApiError::internal)?;
-            pins.remove(id.as_bytes().as_slice()).map_err(ApiError::internal)?.is_some()
-        };
-        txn.commit().map_err(ApiError::internal)?;
+    pub async fn unpin(&self, id: &ObjectId) -> Result<bool, ApiError> {
+        let was = self.pins.apply(Change::Unpin(*id)).await?;
         if was {
             self.node.store.release(id);
         }
