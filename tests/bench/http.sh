@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Invoke throughput and latency of a trivial function over loopback, at 1,
-# 16 and 64 connections, with wrk (installed from Debian if missing).
+# 16 and 64 connections, with wrk (installed from Debian if missing); then
+# the same answered with a ref (`?result=ref`, each result pinned) at 16
+# and 64.
 # Reports numbers; asserts nothing. Results go in docs/benchmarks.md.
 #
 #   bash tests/bench/http.sh [seconds per run, default 10]
@@ -36,10 +38,16 @@ wrk.headers["content-type"] = "application/json"
 LUA
 url="$addr/v1/modules/svc/functions/add"
 curl -sf -X POST -H "authorization: Bearer $token" -d '[1, 2]' "$url" >/dev/null  # warm up
-for connections in 1 16 64; do
-    echo "== $connections connections"
+run() {
+    echo "== $2 connections${3:+, $3}"
     # One wrk thread: the load generator shares the machine's cores with the
     # server, and one thread keeps it to at most one of them.
-    wrk -t 1 -c "$connections" -d "${seconds}s" --latency -s "$data/post.lua" "$url" \
+    wrk -t 1 -c "$2" -d "${seconds}s" --latency -s "$data/post.lua" "$1" \
         | grep -E "Requests/sec|^ +(50|99)%|Non-2xx|Socket errors"
+}
+for connections in 1 16 64; do
+    run "$url" "$connections"
+done
+for connections in 16 64; do
+    run "$url?result=ref" "$connections" "answered with a ref"
 done
