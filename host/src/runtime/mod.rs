@@ -28,7 +28,7 @@ pub(crate) use self::mapping::payload;
 use self::output::{GuestStream, StderrTail, Stream, Tag};
 pub use self::state::{Generating, InstanceState, LimitError, TaskContext};
 use crate::config::{Config, EPOCH_TICK, LimitNames};
-use crate::error::Failure;
+use crate::error::{Failure, listing};
 use crate::fsutil::write_atomic;
 use crate::node::{Holdings, Job};
 
@@ -152,9 +152,7 @@ pub struct Program {
 impl Program {
     /// The failure of asking for a `what` named `name` it does not have.
     pub(crate) fn missing<'a>(&self, what: &str, name: &str, known: impl Iterator<Item = &'a str>) -> Failure {
-        let known: Vec<_> = known.map(|k| format!("`{k}`")).collect();
-        let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
-        Failure::InvalidArgument(format!("component `{}` has no {what} `{name}`; it has {known}", self.name))
+        Failure::InvalidArgument(format!("component `{}` has no {what} `{name}`; it has {}", self.name, listing(known)))
     }
 
     /// Its actor class `name`.

@@ -22,7 +22,7 @@ use super::jobs;
 use super::space::{ActorRecord, Space};
 use super::tenants::Tenant;
 use super::values;
-use crate::error::Failure;
+use crate::error::{Failure, listing};
 use crate::scheduler::{TaskArg, TaskOptions};
 use crate::store::{ByteString, GetError, Object, ObjectId};
 
@@ -242,12 +242,8 @@ async fn invoke(tenant: &Tenant, space: &Arc<Space>, module: &str, function: &st
     let body = read_json_body(call.request.into_body(), tenant).await?;
     let module = space.module(module).await?;
     let Some(signature) = module.info.functions.iter().find(|f| f.name == function) else {
-        let names: Vec<_> = module.info.functions.iter().map(|f| f.name.clone()).collect();
-        return Err(ApiError::not_found(format!(
-            "module `{}` has no function `{function}`; it has {}",
-            module.info.name,
-            listing(&names)
-        )));
+        let names = module.info.functions.iter().map(|f| f.name.as_str());
+        return Err(missing(format_args!("module `{}`", module.info.name), "function", function, names));
     };
     let args = parse_args(&body)?;
     check_arity(signature, signature.params.len(), args.len())?;
@@ -333,11 +329,14 @@ fn check_arity(what: impl std::fmt::Display, takes: usize, given: usize) -> Resu
     ))
 }
 
-fn listing(names: &[String]) -> String {
-    if names.is_empty() {
-        return "none".into();
-    }
-    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+/// 404: `owner` has no `what` called `name`; the message lists those it has.
+fn missing<'a>(
+    owner: impl std::fmt::Display,
+    what: &str,
+    name: &str,
+    known: impl Iterator<Item = &'a str>,
+) -> ApiError {
+    ApiError::not_found(format!("{owner} has no {what} `{name}`; it has {}", listing(known)))
 }
 
 async fn upload_object(tenant: &Tenant, space: &Arc<Space>, call: Call) -> Reply {
@@ -488,13 +487,8 @@ async fn create_actor(tenant: &Tenant, space: &Arc<Space>, call: Call) -> Reply 
     let args = values::args_from_json(&record.args).map_err(ApiError::bad_request)?;
     let module = space.module(&record.module).await?;
     let Some(class) = module.job.program.class(&record.class) else {
-        let names: Vec<_> = module.info.classes.iter().map(|c| c.name.clone()).collect();
-        return Err(ApiError::not_found(format!(
-            "module `{}` has no actor class `{}`; it has {}",
-            module.info.name,
-            record.class,
-            listing(&names)
-        )));
+        let names = module.info.classes.iter().map(|c| c.name.as_str());
+        return Err(missing(format_args!("module `{}`", module.info.name), "actor class", &record.class, names));
     };
     check_arity(class, class.params.len(), args.len())?;
     check_refs(space, &args)?;
@@ -510,12 +504,8 @@ async fn call_actor(tenant: &Tenant, space: &Arc<Space>, id: &str, method: &str,
     // An actor that is not here fails its call (404, or 410 if it died).
     if let Some(class) = space.node.actor_class(id) {
         let Some(signature) = class.method(method) else {
-            let names: Vec<_> = class.methods.iter().map(|m| m.name.clone()).collect();
-            return Err(ApiError::not_found(format!(
-                "actor class `{}` has no method `{method}`; it has {}",
-                class.name,
-                listing(&names)
-            )));
+            let names = class.methods.iter().map(|m| m.name.as_str());
+            return Err(missing(format_args!("actor class `{}`", class.name), "method", method, names));
         };
         check_arity(format_args!("{}.{signature}", class.name), signature.params.len(), args.len())?;
     }
