@@ -174,11 +174,13 @@ impl Space {
                 None => tracing::warn!(tenant, %id, "a pinned object is gone"),
             }
         }
-        // Those failures are on disk before the calls are forgotten.
-        node.store.flush()?;
-        let txn = db.begin_write()?;
-        txn.delete_table(CALLS)?;
-        txn.commit()?;
+        if !calls.is_empty() {
+            // Those failures are on disk before the calls are forgotten.
+            node.store.flush()?;
+            let txn = db.begin_write()?;
+            txn.delete_table(CALLS)?;
+            txn.commit()?;
+        }
         Ok(Arc::new(Space {
             tenant: tenant.to_string(),
             node,
