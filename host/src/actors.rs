@@ -10,16 +10,18 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc};
 use tracing::Instrument;
 
+use crate::cancel::{Kind, Token};
 use crate::error::Failure;
+use crate::generators::Stream;
 use crate::node::{Holdings, Job, Node};
-use crate::runtime::{ActorInstance, Class, Payload, TaskContext, payload};
-use crate::scheduler::{TaskArg, resolve};
+use crate::runtime::{ActorInstance, Class, Generating, Payload, Program, TaskContext, payload};
+use crate::scheduler::{TaskArg, end_stream, resolve};
 use crate::store::ObjectId;
 
 /// An actor's 32-byte id.
@@ -41,11 +43,54 @@ pub struct ActorOptions {
     pub id: Option<ActorId>,
 }
 
+/// Where a call's result goes.
+enum Reply {
+    /// A plain method: its result is this object.
+    Object(ObjectId),
+    /// A generator method: its yields go to this stream, named by the id.
+    Stream(ObjectId, Arc<Stream>),
+}
+
+impl Reply {
+    /// A pending result (or a new stream) for a call.
+    fn new(node: &Node, generator: bool) -> Reply {
+        if generator {
+            let id = node.store.fresh_id();
+            Reply::Stream(id, node.generators.create(id))
+        } else {
+            Reply::Object(node.store.pending())
+        }
+    }
+
+    /// The id the caller holds.
+    fn id(&self) -> ObjectId {
+        match self {
+            Reply::Object(id) | Reply::Stream(id, _) => *id,
+        }
+    }
+
+    fn generator(&self) -> Option<Generating> {
+        match self {
+            Reply::Object(_) => None,
+            Reply::Stream(_, stream) => Some(Generating::new(stream.clone())),
+        }
+    }
+
+    /// Ends the call with `result`.
+    fn complete(&self, node: &Node, result: Result<Vec<u8>, Failure>) {
+        match self {
+            Reply::Object(id) => node.store.complete(*id, result),
+            Reply::Stream(_, stream) => end_stream(node, stream, result.map(drop)),
+        }
+    }
+}
+
 /// A method call with its arguments resolved.
 struct Call {
     method: String,
     args: Vec<Payload>,
-    result: ObjectId,
+    reply: Reply,
+    token: Arc<Token>,
     /// Keeps the arguments alive until the call is done.
     _holds: Holdings,
 }
@@ -54,7 +99,8 @@ struct Call {
 struct Unresolved {
     method: String,
     args: Vec<TaskArg>,
-    result: ObjectId,
+    reply: Reply,
+    token: Arc<Token>,
     holds: Holdings,
 }
 
@@ -72,6 +118,8 @@ pub struct Actor {
     name: Option<String>,
     options: ActorOptions,
     job: Arc<Job>,
+    /// The component whose class it is.
+    program: Arc<Program>,
     queue: mpsc::UnboundedSender<Call>,
     lanes: Mutex<HashMap<u64, Lane>>,
     /// Why it is dead, once it is.
@@ -79,6 +127,10 @@ pub struct Actor {
     /// Actors it created (not detached): they end with it.
     owned: Mutex<Vec<ActorId>>,
     kill: Notify,
+    /// Set by a kill that asks for a restart (`no_restart` false).
+    restart: AtomicBool,
+    /// Restarts so far, against `max_restarts`.
+    restarts: AtomicU32,
 }
 
 impl Actor {
@@ -108,12 +160,12 @@ impl Actors {
     pub(crate) fn create(
         node: &Arc<Node>,
         job: &Arc<Job>,
+        program: &Arc<Program>,
         owner: Option<ActorId>,
         class: String,
         args: Vec<TaskArg>,
         options: ActorOptions,
     ) -> Result<ActorId, Failure> {
-        let program = &job.program;
         if program.class(&class).is_none() {
             return Err(program.missing("actor class", &class, program.classes.iter().map(|c| c.name.as_str())));
         }
@@ -128,11 +180,14 @@ impl Actors {
             name: options.name.clone(),
             options,
             job: job.clone(),
+            program: program.clone(),
             queue,
             lanes: Mutex::new(HashMap::new()),
             died: Mutex::new(None),
             owned: Mutex::new(Vec::new()),
             kill: Notify::new(),
+            restart: AtomicBool::new(false),
+            restarts: AtomicU32::new(0),
         });
         if let Some(name) = &actor.name {
             let mut names = node.actors.by_name.lock();
@@ -155,15 +210,34 @@ impl Actors {
         Ok(id)
     }
 
-    /// Queues `method` on `actor` for `caller`; returns the result's ref.
-    pub(crate) fn call(node: &Arc<Node>, caller: u64, actor: ActorId, method: String, args: Vec<TaskArg>) -> ObjectId {
-        let Some(actor) = node.actors.by_id.lock().get(&actor).cloned() else {
-            return node.failed(Failure::NotFound(format!("no actor `{actor}` on this node")));
+    /// Queues `method` on `actor` for `caller`; returns the result's ref
+    /// (or, for a generator method, its stream's id).
+    pub(crate) fn call(
+        node: &Arc<Node>,
+        caller: u64,
+        actor: ActorId,
+        method: String,
+        args: Vec<TaskArg>,
+        generator: bool,
+    ) -> ObjectId {
+        let reply = Reply::new(node, generator);
+        let found = node.actors.by_id.lock().get(&actor).cloned();
+        let actor = match found {
+            None => Err(Failure::NotFound(format!("no actor `{actor}` on this node"))),
+            Some(actor) => match actor.dead() {
+                Some(reason) => Err(Failure::ActorDied(reason)),
+                None => Ok(actor),
+            },
         };
-        if let Some(reason) = actor.dead() {
-            return node.failed(Failure::ActorDied(reason));
-        }
-        let result = node.store.pending();
+        let actor = match actor {
+            Ok(actor) => actor,
+            Err(failure) => {
+                reply.complete(node, Err(failure));
+                return reply.id();
+            }
+        };
+        let id = reply.id();
+        let token = node.tokens.insert(id, Kind::ActorCall, actor.label(&method));
         let holds = Holdings::args(node, &args);
         let mut lanes = actor.lanes.lock();
         let lane = lanes.entry(caller).or_insert_with(|| open_lane(node, &actor));
@@ -171,21 +245,37 @@ impl Actors {
             && let Some(args) = ready_args(node, &args)
         {
             // Nothing of this caller's is ahead of it: straight to the run queue.
-            send(node, &actor, Call { method, args, result, _holds: holds });
+            send(node, &actor, Call { method, args, reply, token, _holds: holds });
         } else {
             lane.waiting.fetch_add(1, Ordering::AcqRel);
-            let _ = lane.tx.send(Unresolved { method, args, result, holds });
+            let _ = lane.tx.send(Unresolved { method, args, reply, token, holds });
         }
-        result
+        id
+    }
+
+    /// Fails the queued call `id`, just cancelled (it is skipped when its
+    /// turn comes).
+    pub(crate) fn cancelled(node: &Node, id: ObjectId, label: &str) {
+        match node.generators.get(&id) {
+            Some(stream) => stream.cancel(Failure::cancelled(label)),
+            None => node.store.complete(id, Err(Failure::cancelled(label))),
+        }
     }
 
     /// Kills an actor: the running call is interrupted, queued and later
-    /// calls fail with actor-died.
-    pub(crate) fn kill(node: &Node, actor: ActorId, reason: &str) -> Result<(), Failure> {
+    /// calls fail with actor-died. With `no_restart` false, an actor with
+    /// restarts left is restarted instead: the running call fails, and the
+    /// queued ones run on the new instance.
+    pub(crate) fn kill(node: &Node, actor: ActorId, reason: &str, no_restart: bool) -> Result<(), Failure> {
         let Some(actor) = node.actors.by_id.lock().get(&actor).cloned() else {
             return Err(Failure::NotFound(format!("no actor `{actor}` on this node")));
         };
-        actor.die(reason.to_string());
+        if !no_restart && actor.dead().is_none() && actor.restarts.load(Ordering::Acquire) < actor.options.max_restarts
+        {
+            actor.restart.store(true, Ordering::Release);
+        } else {
+            actor.die(reason.to_string());
+        }
         actor.kill.notify_one();
         Ok(())
     }
@@ -194,14 +284,14 @@ impl Actors {
     pub(crate) fn kill_all(node: &Node, reason: &str) {
         let ids: Vec<_> = node.actors.by_id.lock().keys().copied().collect();
         for id in ids {
-            let _ = Self::kill(node, id, reason);
+            let _ = Self::kill(node, id, reason, true);
         }
     }
 
     /// The class of `actor`, if it is (or was) here.
     pub(crate) fn class(node: &Node, actor: ActorId) -> Option<Class> {
         let actor = node.actors.by_id.lock().get(&actor).cloned()?;
-        actor.job.program.class(&actor.class).cloned()
+        actor.program.class(&actor.class).cloned()
     }
 
     /// The live actor named `name`.
@@ -217,7 +307,7 @@ impl Actors {
     /// actors end with their job.
     pub(crate) fn end_job(node: &Node, job: &Job) {
         for id in job.owned_actors.lock().drain(..) {
-            let _ = Self::kill(node, id, "its job ended");
+            let _ = Self::kill(node, id, "its job ended", true);
         }
     }
 
@@ -249,7 +339,8 @@ fn ready_args(node: &Node, args: &[TaskArg]) -> Option<Vec<Payload>> {
 fn send(node: &Node, actor: &Actor, call: Call) {
     if let Err(mpsc::error::SendError(call)) = actor.queue.send(call) {
         let reason = actor.dead().unwrap_or_else(|| "it has stopped".into());
-        node.store.complete(call.result, Err(Failure::ActorDied(reason)));
+        node.tokens.remove(&call.reply.id());
+        call.reply.complete(node, Err(Failure::ActorDied(reason)));
     }
 }
 
@@ -260,11 +351,13 @@ fn open_lane(node: &Arc<Node>, actor: &Arc<Actor>) -> Lane {
     let (node, actor, count) = (node.clone(), actor.clone(), waiting.clone());
     tokio::spawn(async move {
         while let Some(call) = rx.recv().await {
-            match resolve(&node, &actor.label(&call.method), call.args).await {
-                Ok(args) => {
-                    send(&node, &actor, Call { method: call.method, args, result: call.result, _holds: call.holds })
+            let Unresolved { method, args, reply, token, holds } = call;
+            match resolve(&node, &actor.label(&method), args).await {
+                Ok(args) => send(&node, &actor, Call { method, args, reply, token, _holds: holds }),
+                Err(failure) => {
+                    node.tokens.remove(&reply.id());
+                    reply.complete(&node, Err(failure));
                 }
-                Err(failure) => node.store.complete(call.result, Err(failure)),
             }
             count.fetch_sub(1, Ordering::AcqRel);
         }
@@ -273,9 +366,9 @@ fn open_lane(node: &Arc<Node>, actor: &Arc<Actor>) -> Lane {
 }
 
 /// The actor's life: construct, serve calls one at a time, restart after
-/// traps within budget, and fail whatever is left when it dies.
-/// The constructor's arguments stay held (`_holds`) as long as the actor
-/// lives: a restart runs it again.
+/// traps (or a kill that asks for it) within budget, and fail whatever is
+/// left when it dies. The constructor's arguments stay held (`_holds`) as
+/// long as the actor lives: a restart runs it again.
 async fn run(
     node: Arc<Node>,
     actor: Arc<Actor>,
@@ -287,6 +380,8 @@ async fn run(
     let context = || TaskContext {
         node: node.clone(),
         job: actor.job.clone(),
+        program: actor.program.clone(),
+        token: None,
         slot: None,
         num_cpus: 0,
         caller,
@@ -304,50 +399,75 @@ async fn run(
             return shut_down(&node, &actor, rx);
         }
     };
-    let mut restarts = 0;
+    // Runs the constructor again on a new instance, within budget; else the
+    // actor dies with `why`.
+    let restart = async |why: String| -> Option<ActorInstance> {
+        let restarts = actor.restarts.fetch_add(1, Ordering::AcqRel);
+        if restarts >= actor.options.max_restarts {
+            actor.die(format!("{why} and was restarted {restarts} times (max_restarts)"));
+            return None;
+        }
+        tracing::warn!(%why, restart = restarts + 1, of = actor.options.max_restarts, "restarting actor");
+        match start(&node, &actor, context(), &ctor_args).await {
+            Ok(instance) => Some(instance),
+            Err(message) => {
+                actor.die(format!("the constructor of `{}` failed on restart: {message}", actor.class));
+                None
+            }
+        }
+    };
     'serve: loop {
         let call = tokio::select! {
             call = rx.recv() => call,
             () = actor.kill.notified() => None,
         };
+        if actor.restart.swap(false, Ordering::AcqRel) && actor.dead().is_none() {
+            match restart(format!("`{}` was killed", actor.class)).await {
+                Some(new) => instance = new,
+                None => break,
+            }
+            if call.is_none() {
+                continue;
+            }
+        }
         let Some(call) = call else { break };
+        let _forget = node.tokens.forget(call.reply.id());
+        // Cancelled while queued: already failed.
+        if !call.token.start() {
+            continue;
+        }
         let label = actor.label(&call.method);
         let mut retries = 0;
         loop {
             let slot = node.scheduler.acquire(&node, 1).await;
-            let ctx = TaskContext { slot: Some(slot), num_cpus: 1, ..context() };
+            let ctx = TaskContext { slot: Some(slot), num_cpus: 1, generator: call.reply.generator(), ..context() };
             let outcome = tokio::select! {
                 outcome = node.runtime.call_actor(&mut instance, ctx, &label, &call.method, &call.args) => outcome,
                 () = actor.kill.notified() => {
-                    node.store.complete(call.result, Err(Failure::ActorDied(actor.dead().unwrap_or_default())));
+                    let restarting = actor.restart.swap(false, Ordering::AcqRel) && actor.dead().is_none();
+                    let reason = if restarting { format!("`{label}` was interrupted: the actor was killed to restart") } else { actor.dead().unwrap_or_default() };
+                    call.reply.complete(&node, Err(Failure::ActorDied(reason)));
+                    if restarting && let Some(new) = restart(format!("`{}` was killed", actor.class)).await {
+                        instance = new;
+                        continue 'serve;
+                    }
                     break 'serve;
                 }
             };
             let trap = match outcome {
-                Ok(Ok(bytes)) => break node.store.complete(call.result, Ok(bytes)),
-                Ok(Err(message)) => break node.store.complete(call.result, Err(Failure::task(&label, message))),
+                Ok(Ok(bytes)) => break call.reply.complete(&node, Ok(bytes)),
+                Ok(Err(refused)) => break call.reply.complete(&node, Err(refused.failure(&label))),
                 Err(trap) => trap,
             };
-            if restarts >= actor.options.max_restarts {
-                node.store.complete(call.result, Err(trap.failure(&label)));
-                actor.die(format!(
-                    "`{}` crashed in `{label}` ({trap}) and was restarted {restarts} times (max_restarts)",
-                    actor.class
-                ));
-                break 'serve;
-            }
-            restarts += 1;
-            tracing::warn!(%trap, restart = restarts, of = actor.options.max_restarts, "actor crashed, restarting");
-            instance = match start(&node, &actor, context(), &ctor_args).await {
-                Ok(instance) => instance,
-                Err(message) => {
-                    node.store.complete(call.result, Err(trap.failure(&label)));
-                    actor.die(format!("the constructor of `{}` failed on restart: {message}", actor.class));
+            match restart(format!("`{}` crashed in `{label}` ({trap})", actor.class)).await {
+                Some(new) => instance = new,
+                None => {
+                    call.reply.complete(&node, Err(trap.failure(&label)));
                     break 'serve;
                 }
-            };
+            }
             if retries >= actor.options.max_task_retries {
-                break node.store.complete(call.result, Err(trap.failure(&label)));
+                break call.reply.complete(&node, Err(trap.failure(&label)));
             }
             retries += 1;
         }
@@ -365,12 +485,13 @@ fn shut_down(node: &Node, actor: &Actor, mut rx: mpsc::UnboundedReceiver<Call>) 
     rx.close();
     let reason = actor.dead().unwrap_or_default();
     while let Ok(call) = rx.try_recv() {
-        node.store.complete(call.result, Err(Failure::ActorDied(reason.clone())));
+        node.tokens.remove(&call.reply.id());
+        call.reply.complete(node, Err(Failure::ActorDied(reason.clone())));
     }
     // Ends the resolvers, which fail what they still hold.
     actor.lanes.lock().clear();
     node.actors.forget(actor);
     for owned in actor.owned.lock().drain(..) {
-        let _ = Actors::kill(node, owned, "the actor that created it ended");
+        let _ = Actors::kill(node, owned, "the actor that created it ended", true);
     }
 }

@@ -33,6 +33,12 @@ pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
 /// own, which a later step maps into guests instead of copying.
 pub const INLINE_OBJECT_MAX: usize = 64 << 10;
 
+/// Objects one instance may hold mapped at once. Each mapping is a kernel
+/// memory area, and a process has about 65k of them for all its instances;
+/// a guest that forgets to drop its views meets this limit, not the
+/// kernel's.
+pub const MAX_MAPPINGS: usize = 256;
+
 /// The largest object a guest can `put` (wasm32 cannot address more).
 pub const MAX_OBJECT_SIZE: usize = (4 << 30) - 1;
 

@@ -17,7 +17,8 @@ pub struct Link {
 /// handed to every `get` of the ref.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Failure {
-    /// The task failed; the chain ends with the task that failed first.
+    /// The task returned an error; the chain ends with the task that
+    /// failed first.
     TaskFailed(Vec<Link>),
     /// A ref the store has never seen.
     NotFound(String),
@@ -27,30 +28,111 @@ pub enum Failure {
     LimitExceeded(String),
     /// The actor is gone; the message says why.
     ActorDied(String),
+    /// The task's instance crashed (a trap, a panic, `exit`); the chain
+    /// ends with the task that crashed.
+    TaskCrashed(Vec<Link>),
+    /// The task was cancelled; the chain ends with the cancelled task.
+    Cancelled(Vec<Link>),
+}
+
+/// How the first failure of a chain happened: which [`Failure`] a chain is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The guest returned an error.
+    Returned,
+    /// The instance crashed.
+    Crashed,
+    /// It was cancelled.
+    Cancelled,
 }
 
 impl Failure {
-    /// A task `function` failed with `message`.
+    /// A task `function` returned the error `message`.
     pub fn task(function: &str, message: impl Into<String>) -> Self {
-        Failure::TaskFailed(vec![Link { function: function.to_string(), message: message.into() }])
+        Self::chain(Cause::Returned, vec![Link { function: function.to_string(), message: message.into() }])
     }
 
-    /// Task `function` could not run because `cause` (one of its inputs)
-    /// failed: the chain names both.
+    /// A task `function` crashed: `message` says how.
+    pub fn crashed(function: &str, message: impl Into<String>) -> Self {
+        Self::chain(Cause::Crashed, vec![Link { function: function.to_string(), message: message.into() }])
+    }
+
+    /// The task `function` was cancelled.
+    pub fn cancelled(function: &str) -> Self {
+        Self::chain(Cause::Cancelled, vec![Link { function: function.to_string(), message: "it was cancelled".into() }])
+    }
+
+    /// The failure of a chain whose first failure happened as `cause` says.
+    pub fn chain(cause: Cause, links: Vec<Link>) -> Self {
+        match cause {
+            Cause::Returned => Failure::TaskFailed(links),
+            Cause::Crashed => Failure::TaskCrashed(links),
+            Cause::Cancelled => Failure::Cancelled(links),
+        }
+    }
+
+    /// The chain and how it began, if this is a task's failure.
+    pub fn links(&self) -> Option<(Cause, &[Link])> {
+        match self {
+            Failure::TaskFailed(links) => Some((Cause::Returned, links)),
+            Failure::TaskCrashed(links) => Some((Cause::Crashed, links)),
+            Failure::Cancelled(links) => Some((Cause::Cancelled, links)),
+            _ => None,
+        }
+    }
+
+    /// Task `function` failed because `cause` (one of its inputs, or a call
+    /// it made) failed: the chain names both, and is of `cause`'s kind (a
+    /// task that consumed a cancelled object fails as cancelled, as in Ray).
     pub fn caused(function: &str, message: impl Into<String>, cause: &Failure) -> Self {
         let mut chain = vec![Link { function: function.to_string(), message: message.into() }];
-        match cause {
-            Failure::TaskFailed(links) => chain.extend(links.iter().cloned()),
-            other => chain[0].message = format!("{}: {other}", chain[0].message),
+        match cause.links() {
+            Some((kind, links)) => {
+                chain.extend(links.iter().cloned());
+                Self::chain(kind, chain)
+            }
+            None => {
+                chain[0].message = format!("{}: {cause}", chain[0].message);
+                Failure::TaskFailed(chain)
+            }
         }
-        Failure::TaskFailed(chain)
+    }
+}
+
+/// How a guest's call ended without a value, by its own account (the WIT
+/// `call-error`).
+#[derive(Debug, Clone)]
+pub enum Refused {
+    /// It returned an error: its message.
+    Returned(String),
+    /// It gave up because a prism call it made failed.
+    Propagated(Failure),
+}
+
+impl Refused {
+    /// The failure of `function` that this makes: a propagated failure is
+    /// chained after a link naming `function`.
+    pub fn failure(&self, function: &str) -> Failure {
+        match self {
+            Refused::Returned(message) => Failure::task(function, message.clone()),
+            Refused::Propagated(cause) => Failure::caused(function, "a prism call it made failed", cause),
+        }
+    }
+}
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refused::Returned(message) => f.write_str(message),
+            Refused::Propagated(cause) => write!(f, "{cause}"),
+        }
     }
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::TaskFailed(chain) => {
+            Failure::TaskFailed(chain) | Failure::TaskCrashed(chain) | Failure::Cancelled(chain) => {
                 for (i, link) in chain.iter().enumerate() {
                     if i > 0 {
                         f.write_str(", because ")?;

@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::error::Failure;
 use crate::store::ObjectId;
 
 /// The streams of a node, by id.
@@ -55,11 +56,18 @@ struct State {
     /// Items handed to the caller so far.
     read: usize,
     ended: bool,
+    /// Why the generator was cancelled, if it was.
+    cancelled: Option<Failure>,
 }
 
 /// Why `next` returned no item.
 #[derive(Debug, PartialEq, Eq)]
-pub struct TimedOut;
+pub enum Ended {
+    /// The deadline passed first.
+    TimedOut,
+    /// The generator was cancelled, and every item it yielded was taken.
+    Cancelled(Failure),
+}
 
 impl Stream {
     /// Appends `item` as the stream's `index`th item, unless a previous
@@ -101,9 +109,20 @@ impl Stream {
         None
     }
 
+    /// Ends the stream of a cancelled generator: the items it yielded stay
+    /// to be taken, then `next` reports `failure`.
+    pub fn cancel(&self, failure: Failure) {
+        let mut state = self.state.lock();
+        if !state.ended {
+            state.ended = true;
+            state.cancelled = Some(failure);
+            self.changed.notify_waiters();
+        }
+    }
+
     /// The next item, `None` once the stream has ended and every item was
     /// taken; waits for one until `deadline`.
-    pub async fn next(&self, deadline: Option<Instant>) -> Result<Option<ObjectId>, TimedOut> {
+    pub async fn next(&self, deadline: Option<Instant>) -> Result<Option<ObjectId>, Ended> {
         loop {
             let notified = self.changed.notified();
             tokio::pin!(notified);
@@ -116,11 +135,14 @@ impl Stream {
                     return Ok(Some(item));
                 }
                 if state.ended {
-                    return Ok(None);
+                    return match &state.cancelled {
+                        Some(failure) => Err(Ended::Cancelled(failure.clone())),
+                        None => Ok(None),
+                    };
                 }
             }
             match deadline {
-                Some(deadline) => tokio::time::timeout_at(deadline, notified).await.map_err(|_| TimedOut)?,
+                Some(deadline) => tokio::time::timeout_at(deadline, notified).await.map_err(|_| Ended::TimedOut)?,
                 None => notified.await,
             }
         }
@@ -155,7 +177,7 @@ mod tests {
     async fn next_waits_for_the_generator_or_times_out() {
         let stream = Arc::new(Stream::default());
         let soon = Instant::now() + std::time::Duration::from_millis(20);
-        assert_eq!(stream.next(Some(soon)).await, Err(TimedOut));
+        assert_eq!(stream.next(Some(soon)).await, Err(Ended::TimedOut));
         let producer = {
             let stream = stream.clone();
             tokio::spawn(async move {
@@ -165,6 +187,18 @@ mod tests {
         };
         assert_eq!(stream.next(None).await, Ok(Some(id(7))));
         producer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_stream_gives_what_was_yielded_then_reports_the_cancel() {
+        let stream = Stream::default();
+        stream.push(0, id(1));
+        stream.cancel(Failure::cancelled("numbers"));
+        assert!(!stream.push(1, id(2)));
+        assert_eq!(stream.next(None).await, Ok(Some(id(1))));
+        for _ in 0..2 {
+            assert_eq!(stream.next(None).await, Err(Ended::Cancelled(Failure::cancelled("numbers"))));
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! ```
 
 pub mod actors;
+pub mod cancel;
 pub mod config;
 pub mod error;
 mod fsutil;

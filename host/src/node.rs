@@ -10,8 +10,9 @@ use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::actors::{ActorId, ActorOptions, Actors};
+use crate::cancel::{Kind, Tokens};
 use crate::config::Config;
-use crate::error::Failure;
+use crate::error::{Failure, listing};
 use crate::generators::Generators;
 use crate::runtime::output::Output;
 use crate::runtime::{Class, DriverExit, InstanceLimits, LoadError, Program, Runtime, TaskContext, WarmPool};
@@ -39,6 +40,23 @@ pub struct Node {
     pub(crate) namespace: u64,
     /// Set once the namespace is closed for good: its instances trap.
     closed: AtomicBool,
+    /// The cancel switches of the calls in flight.
+    pub(crate) tokens: Tokens,
+    /// Where components other than a job's own are found.
+    library: Mutex<Option<Arc<dyn Library>>>,
+}
+
+/// The components a namespace's tasks may call into besides their own
+/// (`remote` naming a component): a tenant's deployed modules, or what
+/// `prism run --with` loaded. Nothing outside it can be named.
+pub trait Library: Send + Sync {
+    /// The id of the component called `name`, or a message listing the
+    /// names there are.
+    fn find(&self, name: &str) -> Result<[u8; 32], String>;
+
+    /// The name and bytes of component `id`, if it has it. Called off the
+    /// async threads: it may read a file.
+    fn wasm(&self, id: &[u8; 32]) -> Option<(String, Vec<u8>)>;
 }
 
 /// Tasks of a namespace, counted for metrics.
@@ -114,6 +132,11 @@ impl Holdings {
         }
     }
 
+    /// Whether `id` is held.
+    pub fn holds(&self, id: &ObjectId) -> bool {
+        self.ids.contains(id)
+    }
+
     /// Binds empty holdings to `node`.
     pub fn bind(&mut self, node: &Arc<Node>) {
         if self.node.is_none() {
@@ -129,6 +152,51 @@ impl Drop for Holdings {
                 node.store.release(&id);
             }
         }
+    }
+}
+
+/// The generator streams an instance opened and did not close: held like
+/// refs, closed (their untaken items released) when the holder is done.
+#[derive(Default)]
+pub struct Streams {
+    node: Option<Arc<Node>>,
+    ids: Vec<ObjectId>,
+}
+
+impl Streams {
+    /// Binds empty streams to `node`.
+    pub fn bind(&mut self, node: &Arc<Node>) {
+        if self.node.is_none() {
+            self.node = Some(node.clone());
+        }
+    }
+
+    /// Holds the stream `id`.
+    pub fn open(&mut self, id: ObjectId) {
+        self.ids.push(id);
+    }
+
+    /// Closes the stream `id`: its untaken items are released.
+    pub fn close(&mut self, id: &ObjectId) {
+        self.ids.retain(|s| s != id);
+        if let Some(node) = &self.node {
+            for item in node.generators.close(id) {
+                node.store.release(&item);
+            }
+        }
+    }
+
+    /// Closes every stream still held.
+    pub fn close_all(&mut self) {
+        for id in std::mem::take(&mut self.ids) {
+            self.close(&id);
+        }
+    }
+}
+
+impl Drop for Streams {
+    fn drop(&mut self) {
+        self.close_all();
     }
 }
 
@@ -198,6 +266,8 @@ impl Host {
             tasks: TaskCounts::default(),
             namespace: self.namespaces.fetch_add(1, Ordering::Relaxed),
             closed: AtomicBool::new(false),
+            tokens: Tokens::default(),
+            library: Mutex::new(None),
         }))
     }
 }
@@ -234,6 +304,52 @@ impl Node {
         Ok(program)
     }
 
+    /// Lets this namespace's tasks call into the components of `library`.
+    pub fn set_library(&self, library: Arc<dyn Library>) {
+        *self.library.lock() = Some(library);
+    }
+
+    /// The id of the component called `name` in this namespace's library.
+    pub fn component_named(&self, name: &str) -> Result<[u8; 32], Failure> {
+        let library = self.library.lock().clone();
+        match library {
+            Some(library) => library.find(name).map_err(Failure::NotFound),
+            None => Err(Failure::NotFound(format!("no component named `{name}`: there are none to call into"))),
+        }
+    }
+
+    /// The component `id` names (the job's own if `None`), loading it from
+    /// the library if needed.
+    pub async fn program(&self, job: &Job, id: Option<[u8; 32]>) -> Result<Arc<Program>, Failure> {
+        let id = match id {
+            None => return Ok(job.program.clone()),
+            Some(id) if id == job.program.hash => return Ok(job.program.clone()),
+            Some(id) => id,
+        };
+        if let Some(program) = self.programs.lock().get(&id) {
+            return Ok(program.clone());
+        }
+        let hex = ObjectId::from(id).to_string();
+        let library = self.library.lock().clone();
+        let found = match library {
+            Some(library) => tokio::task::spawn_blocking(move || library.wasm(&id)).await.ok().flatten(),
+            None => None,
+        };
+        let Some((name, wasm)) = found else {
+            let known: Vec<String> = self.programs.lock().values().map(|p| p.name.clone()).collect();
+            return Err(Failure::NotFound(format!(
+                "no component `{hex}` in this namespace (loaded: {})",
+                listing(known.iter().map(String::as_str))
+            )));
+        };
+        self.load(&name, &wasm).await.map_err(|e| {
+            Failure::InvalidArgument(format!(
+                "component `{name}` ({hex}) cannot be loaded: {:#}",
+                anyhow::Error::from(e)
+            ))
+        })
+    }
+
     /// A new job running `program`, its output going to `output`.
     pub fn job(&self, program: Arc<Program>, output: Output) -> Arc<Job> {
         Arc::new(Job {
@@ -251,41 +367,72 @@ impl Node {
         let ctx = TaskContext {
             node: self.clone(),
             job: job.clone(),
+            program: job.program.clone(),
+            token: None,
             slot: None,
             num_cpus: 0,
             caller: self.next_caller(),
             actor: None,
             generator: None,
         };
-        let exit = self.runtime.run_driver(ctx, args).await;
-        Actors::end_job(self, job);
-        for (_, id) in job.globals.lock().drain() {
-            self.store.release(&id);
-        }
-        exit
+        // Also when the run is stopped (`prism job stop`, a tenant deleted)
+        // and this future dropped midway.
+        let _ended = JobEnd { node: self, job };
+        self.runtime.run_driver(ctx, args).await
     }
 
-    /// Creates an actor of `class` for `job`, owned by the actor `owner` if
-    /// given (else by the job); see [`Actors`].
+    /// Creates an actor of `class` of `program` for `job`, owned by the
+    /// actor `owner` if given (else by the job); see [`Actors`].
     pub fn create_actor(
         self: &Arc<Self>,
         job: &Arc<Job>,
+        program: &Arc<Program>,
         owner: Option<ActorId>,
         class: String,
         args: Vec<TaskArg>,
         options: ActorOptions,
     ) -> Result<ActorId, Failure> {
-        Actors::create(self, job, owner, class, args, options)
+        Actors::create(self, job, program, owner, class, args, options)
     }
 
     /// Calls `method` on `actor` as `caller`; returns its result's ref.
     pub fn call_actor(self: &Arc<Self>, caller: u64, actor: ActorId, method: String, args: Vec<TaskArg>) -> ObjectId {
-        Actors::call(self, caller, actor, method, args)
+        Actors::call(self, caller, actor, method, args, false)
     }
 
-    /// Kills `actor`.
-    pub fn kill_actor(&self, actor: ActorId) -> Result<(), Failure> {
-        Actors::kill(self, actor, "it was killed")
+    /// Calls the generator method `method` on `actor` as `caller`; returns
+    /// its stream's id.
+    pub fn call_actor_generator(
+        self: &Arc<Self>,
+        caller: u64,
+        actor: ActorId,
+        method: String,
+        args: Vec<TaskArg>,
+    ) -> ObjectId {
+        Actors::call(self, caller, actor, method, args, true)
+    }
+
+    /// Kills `actor`; with `no_restart` false, an actor with restarts left
+    /// is restarted instead.
+    pub fn kill_actor(&self, actor: ActorId, no_restart: bool) -> Result<(), Failure> {
+        Actors::kill(self, actor, "it was killed", no_restart)
+    }
+
+    /// Cancels the call whose result (or stream) is `id`, and with
+    /// `recursive` the calls it made ([`crate::cancel`]). A finished call
+    /// or an object made by `put` is left as it is.
+    pub fn cancel(&self, id: ObjectId, recursive: bool) -> Result<(), Failure> {
+        if !self.tokens.contains(&id) && !self.store.knows(&id) && self.generators.get(&id).is_none() {
+            return Err(Failure::NotFound(format!("no task or object `{id}` on this node")));
+        }
+        for (id, token) in self.tokens.cancel(id, recursive) {
+            // A task fails itself as its future ends; a queued actor call
+            // never reaches the actor, so it fails here.
+            if token.kind() == Kind::ActorCall {
+                Actors::cancelled(self, id, &token.label);
+            }
+        }
+        Ok(())
     }
 
     /// Closes this namespace for good (its tenant is deleted): its actors
@@ -316,7 +463,8 @@ impl Node {
         self.callers.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Schedules `function` of the job's program; returns its result's ref.
+    /// Schedules `function` (of `options.component`, or the job's program);
+    /// returns its result's ref.
     pub fn remote(
         self: &Arc<Self>,
         job: &Arc<Job>,
@@ -355,5 +503,21 @@ impl Node {
         let id = self.store.pending();
         self.store.complete(id, Err(failure));
         id
+    }
+}
+
+/// Ends a job when its driver's run ends, however it ends: its owned
+/// actors are killed and its globals released.
+struct JobEnd<'a> {
+    node: &'a Arc<Node>,
+    job: &'a Arc<Job>,
+}
+
+impl Drop for JobEnd<'_> {
+    fn drop(&mut self) {
+        Actors::end_job(self.node, self.job);
+        for (_, id) in self.job.globals.lock().drain() {
+            self.node.store.release(&id);
+        }
     }
 }

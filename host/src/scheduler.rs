@@ -7,10 +7,11 @@ use std::sync::atomic::Ordering;
 
 use tracing::Instrument;
 
+use crate::cancel::{Kind, Token};
 use crate::error::Failure;
 use crate::generators::Stream;
 use crate::node::{Holdings, Job, Node};
-use crate::runtime::{Generating, Payload, TaskContext, payload};
+use crate::runtime::{Generating, Payload, Program, TaskContext, payload};
 use crate::slots::{Permit, Slots};
 use crate::store::{GetError, ObjectId};
 
@@ -26,17 +27,23 @@ pub enum TaskArg {
 /// Ray's `@ray.remote(...)` options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TaskOptions {
-    /// Re-runs after a trap.
+    /// Re-runs after a crash (Ray's default: 3).
     pub max_retries: u32,
     /// Whether a returned error is retried too.
     pub retry_exceptions: bool,
     /// Logical cpus held while running.
     pub num_cpus: u32,
+    /// The component whose function runs (the blake3 of its bytes): `None`
+    /// for the job's own.
+    pub component: Option<[u8; 32]>,
 }
+
+/// Ray re-runs a task that crashed up to 3 times unless told otherwise.
+pub const DEFAULT_MAX_RETRIES: u32 = 3;
 
 impl Default for TaskOptions {
     fn default() -> Self {
-        TaskOptions { max_retries: 0, retry_exceptions: false, num_cpus: 1 }
+        TaskOptions { max_retries: DEFAULT_MAX_RETRIES, retry_exceptions: false, num_cpus: 1, component: None }
     }
 }
 
@@ -104,12 +111,12 @@ impl Scheduler {
         args: Vec<TaskArg>,
         options: TaskOptions,
     ) -> Result<(ObjectId, impl Future<Output = ()> + Send + 'static), ObjectId> {
-        if let Err(failure) = Self::admissible(node, job, &function, options) {
+        if let Err(failure) = Self::fits(node, &function, options) {
             return Err(node.failed(failure));
         }
         let id = node.store.pending();
         let span = tracing::info_span!("task", function = %function, id = %id);
-        let call = Call::new(node, function, args);
+        let call = Call::new(node, id, function, args);
         Ok((id, run(node.clone(), job.clone(), call, options, Results::Object(id)).instrument(span)))
     }
 
@@ -124,23 +131,19 @@ impl Scheduler {
     ) -> ObjectId {
         let id = node.store.fresh_id();
         let stream = node.generators.create(id);
-        match args.and_then(|args| Self::admissible(node, job, &function, options).map(|()| args)) {
+        match args.and_then(|args| Self::fits(node, &function, options).map(|()| args)) {
             Err(failure) => end_stream(node, &stream, Err(failure)),
             Ok(args) => {
                 let span = tracing::info_span!("generator", function = %function, id = %id);
-                let call = Call::new(node, function, args);
+                let call = Call::new(node, id, function, args);
                 tokio::spawn(run(node.clone(), job.clone(), call, options, Results::Stream(stream)).instrument(span));
             }
         }
         id
     }
 
-    /// Whether the job's program has `function` and the node enough cpus.
-    fn admissible(node: &Node, job: &Job, function: &str, options: TaskOptions) -> Result<(), Failure> {
-        let program = &job.program;
-        if !program.functions.iter().any(|f| f == function) {
-            return Err(program.missing("task", function, program.functions.iter().map(String::as_str)));
-        }
+    /// Whether the node has the cpus the task asks for.
+    fn fits(node: &Node, function: &str, options: TaskOptions) -> Result<(), Failure> {
         let capacity = node.scheduler.capacity;
         if options.num_cpus > capacity {
             return Err(Failure::LimitExceeded(format!(
@@ -150,6 +153,14 @@ impl Scheduler {
         }
         Ok(())
     }
+}
+
+/// Whether `program` has the task `function`.
+fn has_function(program: &Program, function: &str) -> Result<(), Failure> {
+    if !program.functions.iter().any(|f| f == function) {
+        return Err(program.missing("task", function, program.functions.iter().map(String::as_str)));
+    }
+    Ok(())
 }
 
 /// Fails and releases the result of a task its caller stopped running
@@ -168,18 +179,22 @@ impl Drop for GivenUp {
 }
 
 /// A task call and its arguments, held alive from submission until the
-/// task is done.
+/// task is done, and its cancel switch.
 struct Call {
     function: String,
     args: Vec<TaskArg>,
     holds: Holdings,
+    /// The id its caller holds (result or stream), and its token there.
+    id: ObjectId,
+    token: Arc<Token>,
 }
 
 impl Call {
-    fn new(node: &Arc<Node>, function: String, args: Vec<TaskArg>) -> Self {
+    fn new(node: &Arc<Node>, id: ObjectId, function: String, args: Vec<TaskArg>) -> Self {
         // Taken before `remote` returns: the caller may drop its refs next.
         let holds = Holdings::args(node, &args);
-        Call { function, args, holds }
+        let token = node.tokens.insert(id, Kind::Task, String::new());
+        Call { function, args, holds, id, token }
     }
 }
 
@@ -192,7 +207,8 @@ enum Results {
 }
 
 async fn run(node: Arc<Node>, job: Arc<Job>, call: Call, options: TaskOptions, results: Results) {
-    let Call { function, args, holds: _args } = call;
+    let Call { function, args, holds: _args, id, token } = call;
+    let _forget = node.tokens.forget(id);
     let stream = match &results {
         Results::Stream(stream) => Some(stream.clone()),
         Results::Object(_) => None,
@@ -201,9 +217,19 @@ async fn run(node: Arc<Node>, job: Arc<Job>, call: Call, options: TaskOptions, r
     // them) is stored; its arguments until it is done.
     let mut made = Holdings::new(&node);
     node.tasks.started.fetch_add(1, Ordering::Relaxed);
-    let result = match resolve(&node, &function, args).await {
-        Ok(values) => attempt(&node, &job, &function, &values, options, stream, &mut made).await,
-        Err(failure) => Err(failure),
+    let work = async {
+        let program = node.program(&job, options.component).await?;
+        has_function(&program, &function)?;
+        let values = resolve(&node, &function, args).await?;
+        let task = Task { node: &node, job: &job, program: &program, function: &function, token: &token };
+        task.attempt(&values, options, stream, &mut made).await
+    };
+    // Cancelling drops the work wherever it is: waiting for an argument or
+    // a cpu, or running (a guest yields at every epoch tick).
+    let result = tokio::select! {
+        biased;
+        () = token.wait() => Err(Failure::cancelled(&function)),
+        result = work => result,
     };
     match &result {
         Ok(_) => node.tasks.finished.fetch_add(1, Ordering::Relaxed),
@@ -219,10 +245,15 @@ async fn run(node: Arc<Node>, job: Arc<Job>, call: Call, options: TaskOptions, r
 }
 
 /// Ends a generator's stream; a failure becomes its last item (unless the
-/// caller closed the stream already).
-fn end_stream(node: &Node, stream: &Stream, outcome: Result<(), Failure>) {
-    if let Some(unwanted) = stream.end(outcome.err().map(|failure| node.failed(failure))) {
-        node.store.release(&unwanted);
+/// caller closed the stream already), a cancel its end.
+pub(crate) fn end_stream(node: &Node, stream: &Stream, outcome: Result<(), Failure>) {
+    match outcome {
+        Err(failure @ Failure::Cancelled(_)) => stream.cancel(failure),
+        outcome => {
+            if let Some(unwanted) = stream.end(outcome.err().map(|failure| node.failed(failure))) {
+                node.store.release(&unwanted);
+            }
+        }
     }
 }
 
@@ -246,39 +277,53 @@ pub(crate) async fn resolve(node: &Node, function: &str, args: Vec<TaskArg>) -> 
     Ok(values)
 }
 
-/// Runs the task, re-running it as `options` allow.
-async fn attempt(
-    node: &Arc<Node>,
-    job: &Arc<Job>,
-    function: &str,
-    args: &[Payload],
-    options: TaskOptions,
-    stream: Option<Arc<Stream>>,
-    made: &mut Holdings,
-) -> Result<Vec<u8>, Failure> {
-    let mut retries = 0;
-    loop {
-        let slot = node.scheduler.acquire(node, options.num_cpus).await;
-        let ctx = TaskContext {
-            node: node.clone(),
-            job: job.clone(),
-            slot: Some(slot),
-            num_cpus: options.num_cpus,
-            caller: node.next_caller(),
-            actor: None,
-            // Each attempt yields from the first item again; the stream
-            // skips what an earlier attempt already gave.
-            generator: stream.clone().map(Generating::new),
-        };
-        let (failure, retryable) = match node.runtime.call_task(ctx, function, args, made).await {
-            Ok(Ok(bytes)) => return Ok(bytes),
-            Ok(Err(message)) => (Failure::task(function, message), options.retry_exceptions),
-            Err(trap) => (trap.failure(function), true),
-        };
-        if !retryable || retries >= options.max_retries {
-            return Err(failure);
+/// One task, as it runs.
+struct Task<'a> {
+    node: &'a Arc<Node>,
+    job: &'a Arc<Job>,
+    program: &'a Arc<Program>,
+    function: &'a str,
+    token: &'a Arc<Token>,
+}
+
+impl Task<'_> {
+    /// Runs the task, re-running it as `options` allow: after a crash, and
+    /// after an error it returned with `retry_exceptions`; never after its
+    /// own cpu or memory limit ended it (it would only hit it again).
+    async fn attempt(
+        &self,
+        args: &[Payload],
+        options: TaskOptions,
+        stream: Option<Arc<Stream>>,
+        made: &mut Holdings,
+    ) -> Result<Vec<u8>, Failure> {
+        let (node, function) = (self.node, self.function);
+        let mut retries = 0;
+        loop {
+            let slot = node.scheduler.acquire(node, options.num_cpus).await;
+            let ctx = TaskContext {
+                node: node.clone(),
+                job: self.job.clone(),
+                program: self.program.clone(),
+                token: Some(self.token.clone()),
+                slot: Some(slot),
+                num_cpus: options.num_cpus,
+                caller: node.next_caller(),
+                actor: None,
+                // Each attempt yields from the first item again; the stream
+                // skips what an earlier attempt already gave.
+                generator: stream.clone().map(Generating::new),
+            };
+            let (failure, retryable) = match node.runtime.call_task(ctx, function, args, made).await {
+                Ok(Ok(bytes)) => return Ok(bytes),
+                Ok(Err(refused)) => (refused.failure(function), options.retry_exceptions),
+                Err(trap) => (trap.failure(function), !trap.limit),
+            };
+            if !retryable || retries >= options.max_retries {
+                return Err(failure);
+            }
+            retries += 1;
+            tracing::warn!(%failure, retry = retries, of = options.max_retries, "task failed, retrying");
         }
-        retries += 1;
-        tracing::warn!(%failure, retry = retries, of = options.max_retries, "task failed, retrying");
     }
 }

@@ -63,8 +63,11 @@ impl Slots {
         Arc::new(Slots { state: Mutex::new(State { free: cpus, queues: HashMap::new(), ring: VecDeque::new() }) })
     }
 
-    /// Waits for `n` cpus for namespace `ns`.
+    /// Waits for `n` cpus for namespace `ns`. Zero cpus never wait.
     pub async fn acquire(self: &Arc<Self>, ns: u64, n: u32) -> Permit {
+        if n == 0 {
+            return Permit { slots: self.clone(), n };
+        }
         let rx = {
             let mut guard = self.state.lock();
             let state = &mut *guard;
@@ -144,6 +147,22 @@ mod tests {
         }
         // Namespace 2's task runs second, not after all of namespace 1's.
         assert_eq!(order.lock()[..2], [(1, 0), (2, 0)]);
+    }
+
+    /// Regression: `num-cpus = 0` promises that the task never waits for a
+    /// slot, even while every cpu is taken and others queue.
+    #[tokio::test]
+    async fn num_cpus_zero_never_waits_for_a_slot() {
+        let slots = Slots::new(1);
+        let _held = slots.acquire(0, 1).await;
+        let queued = tokio::spawn({
+            let slots = slots.clone();
+            async move { drop(slots.acquire(0, 1).await) }
+        });
+        tokio::task::yield_now().await;
+        let zero = tokio::time::timeout(std::time::Duration::from_secs(5), slots.acquire(1, 0)).await;
+        assert!(zero.is_ok(), "a zero-cpu acquire queued behind a full node");
+        queued.abort();
     }
 
     #[tokio::test]

@@ -118,7 +118,7 @@ fn owned_actors_end_with_their_job_detached_ones_do_not() {
         let items = node.call_actor(node.next_caller(), kept, "items".into(), vec![]);
         let value = node.store.get(&items, None).await.unwrap();
         assert_eq!(rmp_serde::from_slice::<Vec<i64>>(&value.to_vec().unwrap()).unwrap(), [2]);
-        node.kill_actor(kept).unwrap();
+        node.kill_actor(kept, true).unwrap();
         assert!(node.actor_by_name("kept").is_err());
     });
 }

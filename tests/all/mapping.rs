@@ -57,7 +57,19 @@ fn a_fresh_instance_in_a_mapped_slot_reads_zeros() {
 fn mapping_refuses_static_data_misaligned_buffers_and_small_objects() {
     let out = run_ok(guest!("MAPPING"), &["bad-window"]);
     let lines: Vec<_> = out.lines().collect();
-    assert!(lines[0].contains("must lie above the component's data"), "{out}");
+    assert!(lines[0].contains("lies in the component's initial data"), "{out}");
     assert!(lines[1].contains("is not aligned to 65536 bytes"), "{out}");
-    assert!(lines[2].contains("is small: its value comes with `get`"), "{out}");
+    assert!(lines[2].contains("is not inside the guest's memory"), "{out}");
+    assert!(lines[3].contains("is small: its value comes with `get`"), "{out}");
+    assert!(lines[4].contains("no mapping starts at address"), "{out}");
+}
+
+#[test]
+fn an_instance_holds_at_most_max_mappings_live_mappings() {
+    let out = run_ok(guest!("MAPPING"), &["mapping-cap"]);
+    let lines: Vec<_> = out.lines().collect();
+    assert_eq!(lines[0], "mapped: 256", "{out}");
+    assert!(lines[1].starts_with("limit exceeded: an instance may hold at most 256 mapped objects"), "{out}");
+    assert!(lines[1].contains("MAX_MAPPINGS"), "{out}");
+    assert_eq!(lines[2], "after dropping one: true", "{out}");
 }

@@ -31,7 +31,17 @@ fn wait_empty_and_duplicates() {
     assert!(out.starts_with("empty: ready 0, not ready 0\n"), "{out}");
     assert!(out.contains("duplicates: error invalid argument: ref `"), "{out}");
     assert!(out.contains("` appears more than once in `wait`"), "{out}");
-    assert!(out.contains("too many: error invalid argument: `num-returns` is 2 but only 1 refs were given"), "{out}");
+    assert!(
+        out.contains("too many: error invalid argument: `num-returns` must be from 1 to the 1 refs given, not 2"),
+        "{out}"
+    );
+    // Ray's edge cases: `wait([])` with the default `num_returns` is fine,
+    // `num_returns=0` is refused.
+    assert!(out.contains("empty, default num_returns: ready 0, not ready 0\n"), "{out}");
+    assert!(
+        out.contains("num_returns 0: error invalid argument: `num-returns` must be from 1 to the 1 refs given, not 0"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -55,7 +65,9 @@ fn errors_name_the_function_and_chain_through_consumers() {
         "direct: error task `fail` failed: boom",
         "consumer: error task `consume` failed: its argument 0 (`",
         "failed, because task `fail` failed: boom",
-        "nested: error task `get_nested` failed: task `fail` failed: boom",
+        // Regression (chains through `?`): two links, the inner one with its own message.
+        "nested: error task `get_nested` failed: a prism call it made failed, because task `fail` failed: boom",
+        "nested chain: [\"get_nested\", \"fail\"]",
         "unknown function: error invalid argument: component `semantics.wasm` has no task `squre`; it has `chain`, `consume`",
         "too many cpus: error limit exceeded: task `value_after` asks for 1000 cpus but this node has",
         "chain: [\"consume\", \"fail\"]",
@@ -70,9 +82,13 @@ fn retries_after_trap_and_after_error_when_asked() {
     let out = case("retry");
     let expect = [
         // The guest's panic message is part of the error.
-        "trap, no retries: error task `flaky_trap` failed: wasm trap: wasm `unreachable` instruction executed; \
+        "trap, no retries: crashed: error task `flaky_trap` failed: wasm trap: wasm `unreachable` instruction executed; \
          stderr: thread '<unnamed>' (1) panicked at tests/programs/src/bin/semantics.rs",
         "first attempt fails",
+        // Regression: Ray's default of 3 retries after a crash.
+        "\ntrap, default retries: ok \"second attempt succeeded\"\n",
+        // Regression: `exit` is a crash, said in one line.
+        "\nexit: crashed: error task `exits` failed: it called `exit(0)` instead of returning\n",
         "\ntrap, max_retries 1: ok \"second attempt succeeded\"\n",
         "\nerror, retry_exceptions off: error task `flaky_error` failed: first attempt returns an error\n",
         "\nerror, retry_exceptions on: ok \"second attempt succeeded\"\n",
@@ -141,7 +157,7 @@ fn generators_stream_in_order_fail_at_the_item_and_skip_replayed_items() {
     );
     assert_eq!(
         lines[6],
-        "yield outside a generator: error invalid argument: `yield-item` is only for generator tasks \
-         (started with `remote-generator`)"
+        "yield outside a generator: error invalid argument: `yield-item` is only for generators \
+         (started with `remote-generator` or `call-generator`)"
     );
 }

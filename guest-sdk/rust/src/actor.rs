@@ -8,10 +8,10 @@ use std::marker::PhantomData;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::object_ref::{deserialize_id, serialize_id};
-use crate::task::Arg;
+use crate::object_ref::{deserialize_id, from_words, serialize_id, to_words};
+use crate::task::{Arg, CallError, Component};
 use crate::wit::prism::core::{actors, types};
-use crate::{Error, ObjectRef, Result};
+use crate::{Error, Generator, ObjectRef, Result};
 
 /// MessagePack extension type of an actor handle nested in a value ('A').
 const ACTOR_EXT_TYPE: i8 = 0x41;
@@ -25,18 +25,33 @@ pub struct Actor<T> {
 }
 
 impl<T> Actor<T> {
-    fn from_wit(id: Vec<u8>) -> Self {
-        Actor { id: id.try_into().expect("the host returned an actor id that is not 32 bytes"), _class: PhantomData }
+    fn from_wit(id: (u64, u64, u64, u64)) -> Self {
+        Actor { id: from_words(id), _class: PhantomData }
     }
 
-    /// Ends the actor: queued and later calls fail with `ActorDied`.
+    /// Ends the actor for good (Ray's `ray.kill(actor)`): the running call
+    /// is interrupted, queued and later calls fail with `ActorDied`.
     pub fn kill(&self) -> Result<()> {
-        Ok(actors::kill(&self.id)?)
+        Ok(actors::kill(to_words(&self.id), true)?)
     }
 
-    #[doc(hidden)]
-    pub fn call<R>(&self, method: &'static str, args: Vec<Arg>) -> ActorCall<R> {
-        ActorCall { actor: self.id, method, args, _result: PhantomData }
+    /// Kills the actor and, if it has restarts left (`max_restarts`),
+    /// restarts it with the same id and name (Ray's `ray.kill(actor,
+    /// no_restart=False)`): the running call fails, queued ones run on the
+    /// new instance.
+    pub fn restart(&self) -> Result<()> {
+        Ok(actors::kill(to_words(&self.id), false)?)
+    }
+
+    /// A call of `method` by name, for actors of other components (the
+    /// generated `<Class>Remote` trait calls this).
+    pub fn call<R>(&self, method: &str, args: Vec<Arg>) -> ActorCall<R> {
+        ActorCall { actor: self.id, method: method.to_string(), args, _result: PhantomData }
+    }
+
+    /// A call of the generator method `method` by name.
+    pub fn call_generator<R>(&self, method: &str, args: Vec<Arg>) -> ActorGeneratorCall<R> {
+        ActorGeneratorCall(self.call(method, args))
     }
 }
 
@@ -73,7 +88,7 @@ impl<'de, T> Deserialize<'de> for Actor<T> {
 #[must_use = "an actor call does nothing until `.remote()`"]
 pub struct ActorCall<R> {
     actor: [u8; 32],
-    method: &'static str,
+    method: String,
     args: Vec<Arg>,
     _result: PhantomData<fn() -> R>,
 }
@@ -82,7 +97,20 @@ impl<R> ActorCall<R> {
     /// Queues the call and returns the ref of its result at once.
     pub fn remote(self) -> ObjectRef<R> {
         let args: Vec<types::Arg> = self.args.into_iter().map(Arg::into_wit).collect();
-        ObjectRef::from_wit(actors::call(&self.actor, self.method, &args))
+        ObjectRef::from_wit(actors::call(to_words(&self.actor), &self.method, &args))
+    }
+}
+
+/// A call of a generator method, made with [`ActorGeneratorCall::remote`].
+#[must_use = "an actor call does nothing until `.remote()`"]
+pub struct ActorGeneratorCall<R>(ActorCall<R>);
+
+impl<R> ActorGeneratorCall<R> {
+    /// Queues the call and returns its generator at once.
+    pub fn remote(self) -> Generator<R> {
+        let ActorCall { actor, method, args, .. } = self.0;
+        let args: Vec<types::Arg> = args.into_iter().map(Arg::into_wit).collect();
+        Generator::from_wit(actors::call_generator(to_words(&actor), &method, &args))
     }
 }
 
@@ -133,8 +161,19 @@ pub fn get_actor<T>(name: &str) -> Result<Actor<T>> {
 
 /// Creates an actor of `class`; what `Class::remote_with` calls.
 pub fn create<T>(class: &str, args: Vec<Arg>, options: &ActorOptions) -> Result<Actor<T>> {
+    create_in(None, class, args, options)
+}
+
+/// Creates an actor of `class` of `component` (the caller's own if `None`).
+pub(crate) fn create_in<T>(
+    component: Option<&Component>,
+    class: &str,
+    args: Vec<Arg>,
+    options: &ActorOptions,
+) -> Result<Actor<T>> {
     let args: Vec<types::Arg> = args.into_iter().map(Arg::into_wit).collect();
     let options = types::ActorOptions {
+        component: component.map(|c| to_words(c.id())),
         name: options.name.clone(),
         detached: options.detached,
         max_restarts: options.max_restarts,
@@ -168,10 +207,10 @@ pub struct Method {
 }
 
 /// Decodes a constructor's arguments and builds an actor's state.
-pub type Constructor = fn(&[types::Payload]) -> Result<Box<dyn Any>, String>;
+pub type Constructor = fn(&[types::Payload]) -> Result<Box<dyn Any>, CallError>;
 
 /// Decodes a method's arguments, calls it on the state, encodes its result.
-pub type MethodRunner = fn(&mut dyn Any, &str, &[types::Payload]) -> Result<Vec<u8>, String>;
+pub type MethodRunner = fn(&mut dyn Any, &str, &[types::Payload]) -> Result<Vec<u8>, CallError>;
 
 inventory::collect!(ActorClass);
 
@@ -184,19 +223,19 @@ thread_local! {
     static STATE: RefCell<Option<(&'static ActorClass, Box<dyn Any>)>> = const { RefCell::new(None) };
 }
 
-pub(crate) fn construct(class: &str, args: &[types::Payload]) -> Result<(), String> {
+pub(crate) fn construct(class: &str, args: &[types::Payload]) -> Result<(), CallError> {
     let Some(found) = classes().find(|c| c.name == class) else {
-        return Err(format!("this component has no actor class `{class}`"));
+        return Err(CallError::Returned(format!("this component has no actor class `{class}`")));
     };
     let state = (found.construct)(args)?;
     STATE.with(|s| *s.borrow_mut() = Some((found, state)));
     Ok(())
 }
 
-pub(crate) fn call_method(method: &str, args: &[types::Payload]) -> Result<Vec<u8>, String> {
+pub(crate) fn call_method(method: &str, args: &[types::Payload]) -> Result<Vec<u8>, CallError> {
     STATE.with(|s| match &mut *s.borrow_mut() {
         Some((class, state)) => (class.call)(state.as_mut(), method, args),
-        None => Err("this instance holds no actor".to_string()),
+        None => Err(CallError::Returned("this instance holds no actor".to_string())),
     })
 }
 

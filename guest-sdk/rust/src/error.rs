@@ -6,9 +6,16 @@ use crate::wit::prism::core::types;
 /// do not decode as the type the caller asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
-    /// The task (or one it depended on) failed; the chain starts with the
-    /// task asked for and ends with the first one that failed.
+    /// The task (or one it depended on) returned an error; the chain starts
+    /// with the task asked for and ends with the first one that failed
+    /// (Ray's `RayTaskError`).
     TaskFailed(Vec<Failure>),
+    /// The first task of the chain crashed: a trap, a panic, `exit` (Ray's
+    /// `WorkerCrashedError`), not an error it returned.
+    TaskCrashed(Vec<Failure>),
+    /// The first task of the chain was cancelled (Ray's
+    /// `TaskCancelledError`).
+    Cancelled(Vec<Failure>),
     /// The timeout passed first; a later call may still succeed.
     Timeout,
     /// The ref is unknown to this node.
@@ -35,12 +42,38 @@ pub struct Failure {
 /// `Result` with prism's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+fn chain(links: Vec<types::Failure>) -> Vec<Failure> {
+    links.into_iter().map(|f| Failure { function: f.function, message: f.message }).collect()
+}
+
+fn links(chain: &[Failure]) -> Vec<types::Failure> {
+    chain.iter().map(|f| types::Failure { function: f.function.clone(), message: f.message.clone() }).collect()
+}
+
+impl Error {
+    /// The WIT error this is, for a function that propagates it; `None` for
+    /// a value that did not decode (the function's own error).
+    pub(crate) fn to_wit(&self) -> Option<types::Error> {
+        Some(match self {
+            Error::TaskFailed(c) => types::Error::TaskFailed(links(c)),
+            Error::TaskCrashed(c) => types::Error::TaskCrashed(links(c)),
+            Error::Cancelled(c) => types::Error::Cancelled(links(c)),
+            Error::Timeout => types::Error::Timeout,
+            Error::NotFound(m) => types::Error::NotFound(m.clone()),
+            Error::InvalidArgument(m) => types::Error::InvalidArgument(m.clone()),
+            Error::LimitExceeded(m) => types::Error::LimitExceeded(m.clone()),
+            Error::ActorDied(m) => types::Error::ActorDied(m.clone()),
+            Error::Decode(_) => return None,
+        })
+    }
+}
+
 impl From<types::Error> for Error {
     fn from(err: types::Error) -> Self {
         match err {
-            types::Error::TaskFailed(chain) => Error::TaskFailed(
-                chain.into_iter().map(|f| Failure { function: f.function, message: f.message }).collect(),
-            ),
+            types::Error::TaskFailed(c) => Error::TaskFailed(chain(c)),
+            types::Error::TaskCrashed(c) => Error::TaskCrashed(chain(c)),
+            types::Error::Cancelled(c) => Error::Cancelled(chain(c)),
             types::Error::Timeout => Error::Timeout,
             types::Error::NotFound(m) => Error::NotFound(m),
             types::Error::InvalidArgument(m) => Error::InvalidArgument(m),
@@ -53,7 +86,7 @@ impl From<types::Error> for Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::TaskFailed(chain) => {
+            Error::TaskFailed(chain) | Error::TaskCrashed(chain) | Error::Cancelled(chain) => {
                 for (i, link) in chain.iter().enumerate() {
                     if i > 0 {
                         f.write_str(", because ")?;

@@ -28,7 +28,7 @@ impl<T: Serialize + DeserializeOwned + 'static> Global<T> {
     /// Sets the value for every task started after this call.
     pub fn set(&self, value: &T) -> Result<()> {
         let r = crate::put(value)?;
-        objects::set_global(self.name, &r.to_wit())?;
+        objects::set_global(self.name, r.to_wit())?;
         Ok(())
     }
 

@@ -32,6 +32,9 @@ const RELEASE_BATCH: usize = 64;
 struct Held {
     counts: HashMap<[u8; 32], u32, BuildHasherDefault<IdHasher>>,
     dropped: Vec<[u8; 32]>,
+    /// Dropped with a call's result, which holds them once stored: told
+    /// from the next call on.
+    deferred: Vec<[u8; 32]>,
 }
 
 /// Hashes an id by its first 8 bytes: ids are blake3 output, already
@@ -58,8 +61,9 @@ thread_local! {
     static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Runs `f` without telling the host about dropped refs (they are only
-/// queued).
+/// Runs `f` (which drops a call's result) without telling the host about
+/// the refs it drops until the next call begins: the host stores the result,
+/// which holds them, after this call returns.
 pub(crate) fn without_releasing(f: impl FnOnce()) {
     QUIET.set(true);
     f();
@@ -69,16 +73,42 @@ pub(crate) fn without_releasing(f: impl FnOnce()) {
 /// Tells the host about dropped refs, so their objects can be deleted.
 /// Ids held again since they were dropped stay held.
 pub(crate) fn flush_releases() {
-    let ids: Vec<Vec<u8>> = HELD
+    let ids: Vec<(u64, u64, u64, u64)> = HELD
         .try_with(|held| {
             let mut held = held.borrow_mut();
-            let Held { counts, dropped } = &mut *held;
-            dropped.drain(..).filter(|id| !counts.contains_key(id)).map(|id| id.to_vec()).collect()
+            let Held { counts, dropped, .. } = &mut *held;
+            dropped.drain(..).filter(|id| !counts.contains_key(id)).map(|id| to_words(&id)).collect()
         })
         .unwrap_or_default();
     if !ids.is_empty() {
         crate::wit::prism::core::objects::release(&ids);
     }
+}
+
+/// A call into this instance begins: the refs the last call's result held
+/// may be given back from now on.
+pub(crate) fn begin_call() {
+    let _ = HELD.try_with(|held| {
+        let mut held = held.borrow_mut();
+        let deferred = std::mem::take(&mut held.deferred);
+        held.dropped.extend(deferred);
+    });
+}
+
+/// An id as the WIT passes it: four little-endian words (for guests that
+/// call the raw WIT, as the tests do).
+pub fn to_words(id: &[u8; 32]) -> (u64, u64, u64, u64) {
+    let word = |i: usize| u64::from_le_bytes(id[8 * i..8 * i + 8].try_into().expect("8 bytes"));
+    (word(0), word(1), word(2), word(3))
+}
+
+/// The id the WIT's four words name.
+pub(crate) fn from_words((a, b, c, d): (u64, u64, u64, u64)) -> [u8; 32] {
+    let mut id = [0u8; 32];
+    for (chunk, word) in id.chunks_exact_mut(8).zip([a, b, c, d]) {
+        chunk.copy_from_slice(&word.to_le_bytes());
+    }
+    id
 }
 
 impl<T> ObjectRef<T> {
@@ -89,10 +119,9 @@ impl<T> ObjectRef<T> {
         ObjectRef { id, _value: PhantomData }
     }
 
-    /// Builds a ref from the bytes the host returned.
-    pub(crate) fn from_wit(id: Vec<u8>) -> Self {
-        // The host always returns 32 bytes; anything else is a host bug.
-        Self::from_id(id.try_into().expect("the host returned a ref that is not 32 bytes"))
+    /// Builds a ref from the words the host returned.
+    pub(crate) fn from_wit(id: (u64, u64, u64, u64)) -> Self {
+        Self::from_id(from_words(id))
     }
 
     /// The 32 bytes that name the object.
@@ -100,8 +129,8 @@ impl<T> ObjectRef<T> {
         &self.id
     }
 
-    pub(crate) fn to_wit(&self) -> Vec<u8> {
-        self.id.to_vec()
+    pub(crate) fn to_wit(&self) -> (u64, u64, u64, u64) {
+        to_words(&self.id)
     }
 }
 
@@ -123,12 +152,12 @@ impl<T> Drop for ObjectRef<T> {
                 });
                 if count == Some(0) {
                     held.counts.remove(&self.id);
-                    held.dropped.push(self.id);
+                    if QUIET.get() { held.deferred.push(self.id) } else { held.dropped.push(self.id) }
                 }
                 held.dropped.len() >= RELEASE_BATCH
             })
             .unwrap_or(false);
-        if full && !QUIET.get() {
+        if full {
             flush_releases();
         }
     }

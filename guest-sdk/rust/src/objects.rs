@@ -63,17 +63,36 @@ fn get_inner<T: DeserializeOwned + 'static>(refs: &[ObjectRef<T>], timeout: Opti
 /// What [`wait`] returns: `(ready, not_ready)`.
 pub type Ready<T> = (Vec<ObjectRef<T>>, Vec<ObjectRef<T>>);
 
+/// Waits until one of `refs` is ready, and returns `(ready, not_ready)`,
+/// both in input order: Ray's `ray.wait(refs)`, with its default
+/// `num_returns=1`. `[]` gives two empty lists; duplicates are an error.
+pub fn wait<T>(refs: &[ObjectRef<T>]) -> Result<Ready<T>> {
+    wait_with(refs, 1, None)
+}
+
 /// Waits until `num_returns` of `refs` are ready or `timeout` passes, and
-/// returns `(ready, not_ready)`, both in input order. Duplicates are an error.
-pub fn wait<T>(refs: &[ObjectRef<T>], num_returns: usize, timeout: Option<Duration>) -> Result<Ready<T>> {
+/// returns `(ready, not_ready)`, both in input order (Ray's `ray.wait(refs,
+/// num_returns=, timeout=)`). `num_returns` must be from 1 to `refs.len()`
+/// unless `refs` is empty; duplicates are an error.
+pub fn wait_with<T>(refs: &[ObjectRef<T>], num_returns: usize, timeout: Option<Duration>) -> Result<Ready<T>> {
     let ids: Vec<_> = refs.iter().map(ObjectRef::to_wit).collect();
     let num = u32::try_from(num_returns).unwrap_or(u32::MAX);
     flush_releases();
     let result = objects::wait(&ids, num, timeout.map(millis))?;
-    Ok((
-        result.ready.into_iter().map(ObjectRef::from_wit).collect(),
-        result.not_ready.into_iter().map(ObjectRef::from_wit).collect(),
-    ))
+    // Both lists are `refs` split in input order: walk it once and clone,
+    // rather than look every id up again.
+    let mut ready = Vec::with_capacity(result.ready.len());
+    let mut not_ready = Vec::with_capacity(result.not_ready.len());
+    let mut next_ready = result.ready.iter().peekable();
+    for (r, id) in refs.iter().zip(&ids) {
+        if next_ready.peek() == Some(&id) {
+            next_ready.next();
+            ready.push(r.clone());
+        } else {
+            not_ready.push(r.clone());
+        }
+    }
+    Ok((ready, not_ready))
 }
 
 fn millis(d: Duration) -> u64 {

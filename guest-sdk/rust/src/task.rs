@@ -3,8 +3,9 @@
 use serde::Serialize;
 
 use crate::encoding::encode;
+use crate::object_ref::{from_words, to_words};
 use crate::wit::prism::core::{tasks, types};
-use crate::{Bytes, ObjectRef, View};
+use crate::{Bytes, ObjectRef, Result, View};
 
 /// Options of a remote call, as the arguments of Ray's `@ray.remote(...)`.
 ///
@@ -20,17 +21,18 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { max_retries: 0, retry_exceptions: false, num_cpus: 1 }
+        Options { max_retries: 3, retry_exceptions: false, num_cpus: 1 }
     }
 }
 
 impl Options {
-    /// The defaults: no retries, one cpu.
+    /// The defaults, Ray's: up to 3 re-runs after a crash, one cpu.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Re-run the task up to `n` times after it traps.
+    /// Re-run the task up to `n` times after it crashes (a trap, a panic,
+    /// `exit`); never after its own cpu or memory limit ended it.
     pub fn max_retries(mut self, n: u32) -> Self {
         self.max_retries = n;
         self
@@ -48,12 +50,56 @@ impl Options {
         self
     }
 
-    pub(crate) fn to_wit(self) -> types::TaskOptions {
+    pub(crate) fn to_wit(self, component: Option<&Component>) -> types::TaskOptions {
         types::TaskOptions {
             max_retries: self.max_retries,
             retry_exceptions: self.retry_exceptions,
             num_cpus: self.num_cpus,
+            component: component.map(|c| to_words(&c.id)),
         }
+    }
+}
+
+/// Another component of the same namespace (a tenant's deployed module, or
+/// one `prism run --with` loaded), whose functions and actor classes this
+/// one can call: values cross as MessagePack, whatever its language.
+///
+/// ```ignore
+/// let lib = prism::Component::named("lib")?;
+/// let r: prism::ObjectRef<i64> = lib.remote("square", vec![prism::Arg::value(&7)], &prism::Options::new());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Component {
+    id: [u8; 32],
+}
+
+impl Component {
+    /// The component deployed (or loaded) under `name`.
+    pub fn named(name: &str) -> Result<Component> {
+        Ok(Component { id: from_words(tasks::component(name)?) })
+    }
+
+    /// The component whose bytes hash (blake3) to `id`.
+    pub fn from_id(id: [u8; 32]) -> Component {
+        Component { id }
+    }
+
+    /// Its id: the blake3 of its bytes.
+    pub fn id(&self) -> &[u8; 32] {
+        &self.id
+    }
+
+    /// Schedules its task `function` with `args`; the ref is returned before
+    /// it runs. A missing function fails the task, naming it.
+    pub fn remote<T>(&self, function: &str, args: Vec<Arg>, options: &Options) -> ObjectRef<T> {
+        let args: Vec<types::Arg> = args.into_iter().map(Arg::into_wit).collect();
+        ObjectRef::from_wit(tasks::remote(function, &args, options.to_wit(Some(self))))
+    }
+
+    /// Creates an actor of its class `class`; `T` names the class for this
+    /// program (call its methods with [`crate::Actor::call`]).
+    pub fn actor<T>(&self, class: &str, args: Vec<Arg>, options: &crate::ActorOptions) -> Result<crate::Actor<T>> {
+        crate::actor::create_in(Some(self), class, args, options)
     }
 }
 
@@ -61,6 +107,16 @@ impl Options {
 pub struct Arg(types::Arg);
 
 impl Arg {
+    /// `value`, passed as is.
+    pub fn value<T: Serialize + ?Sized>(value: &T) -> Arg {
+        Arg(types::Arg::Value(encode(value)))
+    }
+
+    /// The value of `r`, resolved before the task runs.
+    pub fn object<T>(r: &ObjectRef<T>) -> Arg {
+        Arg(types::Arg::Object(r.to_wit()))
+    }
+
     pub(crate) fn into_wit(self) -> types::Arg {
         self.0
     }
@@ -106,7 +162,23 @@ impl IntoArg<View> for &ObjectRef<Bytes> {
 }
 
 /// Decodes a task's arguments, calls it, encodes its result (or its error).
-pub type Runner = fn(&[types::Payload]) -> Result<Vec<u8>, String>;
+pub type Runner = fn(&[types::Payload]) -> Result<Vec<u8>, CallError>;
+
+pub use crate::wit::exports::prism::core::worker::CallError;
+
+/// How a function's `Err` reaches the host: a failed prism call it
+/// propagated (with `?`) keeps its chain; any other error is its message.
+pub fn refuse<E: std::fmt::Display + 'static>(error: E) -> CallError {
+    match (&error as &dyn std::any::Any).downcast_ref::<crate::Error>().and_then(crate::Error::to_wit) {
+        Some(error) => CallError::Propagated(error),
+        None => CallError::Returned(error.to_string()),
+    }
+}
+
+/// A message as a function's error.
+pub fn refuse_with(message: String) -> CallError {
+    CallError::Returned(message)
+}
 
 /// A function registered by `#[prism::remote]`.
 pub struct TaskFn {
@@ -129,5 +201,13 @@ pub(crate) fn registered() -> impl Iterator<Item = &'static TaskFn> {
 /// Schedules `function` with `args`; the ref is returned before it runs.
 pub fn remote<T>(function: &str, args: Vec<Arg>, options: &Options) -> ObjectRef<T> {
     let args: Vec<types::Arg> = args.into_iter().map(Arg::into_wit).collect();
-    ObjectRef::from_wit(tasks::remote(function, &args, options.to_wit()))
+    ObjectRef::from_wit(tasks::remote(function, &args, options.to_wit(None)))
+}
+
+/// Cancels the task whose result `r` is (Ray's `ray.cancel`): a pending
+/// task never runs, a running one is interrupted within 10 ms, and its
+/// `get` fails with [`crate::Error::Cancelled`]. With `recursive`, the tasks
+/// it started are cancelled too. A finished task is left as it is.
+pub fn cancel<T>(r: &ObjectRef<T>, recursive: bool) -> Result<()> {
+    Ok(tasks::cancel(r.to_wit(), recursive)?)
 }

@@ -143,14 +143,8 @@ impl Mapping {
         if ptr.is_null() {
             return Err(Error::LimitExceeded(format!("no memory left to map an object of {len} bytes")));
         }
-        // The window runs from address 1 (the lowest a slice may start at)
-        // to the buffer's end: it tells the host where memory starts, so it
-        // can refuse to map over this component's static data. Only its
-        // address and length are passed; nothing reads through it.
-        let end = ptr as usize + layout.size();
-        // SAFETY: [1, end) is inside this instance's linear memory.
-        let window = unsafe { std::slice::from_raw_parts(std::ptr::dangling::<u8>(), end - 1) };
-        match bytes::map_object(&large.object, window) {
+        // wasm32: an address and a length are u32s.
+        match bytes::map_object(large.object, ptr as u32, layout.size() as u32) {
             Ok(()) => Ok(Mapping { ptr, len, layout }),
             Err(err) => {
                 // SAFETY: allocated above with `layout`.
@@ -178,12 +172,11 @@ impl Deref for Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
+        // Only fails for an address that is not a mapping, and this one is.
+        let _ = bytes::unmap(self.ptr as u32);
         // SAFETY: the buffer was allocated with `layout`; after `unmap` it is
         // ordinary zeroed memory again.
-        unsafe {
-            bytes::unmap(std::slice::from_raw_parts(self.ptr, self.layout.size()));
-            dealloc(self.ptr, self.layout);
-        }
+        unsafe { dealloc(self.ptr, self.layout) };
     }
 }
 

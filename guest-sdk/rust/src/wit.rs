@@ -7,7 +7,9 @@ wit_bindgen::generate!({
 });
 
 use self::prism::core::types::Payload;
-use exports::prism::core::worker::{ClassInfo, FunctionInfo, Guest};
+pub use crate::object_ref::to_words as words;
+use crate::object_ref::{begin_call, flush_releases};
+use exports::prism::core::worker::{CallError, ClassInfo, FunctionInfo, Guest};
 
 struct Worker;
 
@@ -26,14 +28,21 @@ impl Guest for Worker {
         crate::task::registered().map(|f| info(f.name, f.params, f.returns)).collect()
     }
 
-    fn run(function: String, args: Vec<Payload>) -> Result<Vec<u8>, String> {
-        match crate::task::registered().find(|f| f.name == function) {
+    fn run(function: String, args: Vec<Payload>) -> Result<Vec<u8>, CallError> {
+        begin_call();
+        let out = match crate::task::registered().find(|f| f.name == function) {
             Some(task) => (task.run)(&args),
             None => {
                 let known: Vec<_> = crate::task::registered().map(|f| format!("`{}`", f.name)).collect();
-                Err(format!("this component has no task `{function}`; it has {}", known.join(", ")))
+                Err(CallError::Returned(format!(
+                    "this component has no task `{function}`; it has {}",
+                    known.join(", ")
+                )))
             }
-        }
+        };
+        // What the call dropped goes back now (what its result holds, once stored).
+        flush_releases();
+        out
     }
 
     fn classes() -> Vec<ClassInfo> {
@@ -46,12 +55,18 @@ impl Guest for Worker {
             .collect()
     }
 
-    fn construct(class: String, args: Vec<Payload>) -> Result<(), String> {
-        crate::actor::construct(&class, &args)
+    fn construct(class: String, args: Vec<Payload>) -> Result<(), CallError> {
+        begin_call();
+        let out = crate::actor::construct(&class, &args);
+        flush_releases();
+        out
     }
 
-    fn call_method(method: String, args: Vec<Payload>) -> Result<Vec<u8>, String> {
-        crate::actor::call_method(&method, &args)
+    fn call_method(method: String, args: Vec<Payload>) -> Result<Vec<u8>, CallError> {
+        begin_call();
+        let out = crate::actor::call_method(&method, &args);
+        flush_releases();
+        out
     }
 }
 

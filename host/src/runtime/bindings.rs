@@ -13,10 +13,10 @@ wasmtime::component::bindgen!({
     inline: "
         package prism:host;
         world task-host {
-            import prism:core/objects@0.1.0;
-            import prism:core/tasks@0.1.0;
-            import prism:core/actors@0.1.0;
-            export prism:core/worker@0.1.0;
+            import prism:core/objects@0.2.0;
+            import prism:core/tasks@0.2.0;
+            import prism:core/actors@0.2.0;
+            export prism:core/worker@0.2.0;
         }
     ",
     world: "prism:host/task-host",
@@ -24,4 +24,5 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
+pub use self::exports::prism::core::worker::CallError;
 pub use self::prism::core::{actors, objects, tasks, types};

@@ -4,7 +4,6 @@
 //! and takes it back after, so tasks blocked on other tasks never hold the
 //! slots those need (no deadlock with nested tasks, Ray's rule).
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,22 +17,34 @@ use super::mapping::payload;
 use super::state::{InstanceState, TaskContext};
 use crate::actors::ActorOptions;
 use crate::config::MAX_OBJECT_SIZE;
-use crate::error::Failure;
-use crate::generators::TimedOut;
+use crate::error::{Cause, Failure, Link};
+use crate::generators::Ended;
 use crate::scheduler::{TaskArg, TaskOptions};
-use crate::store::{GetError, Object, ObjectId};
+use crate::store::{GetError, IdSet, Object, ObjectId, checked_refs};
 
 type Wit<T> = wasmtime::Result<Result<T, types::Error>>;
+
+/// `id` as the WIT passes it.
+pub(crate) fn wit_ref(id: ObjectId) -> types::ObjectRef {
+    let [a, b, c, d] = id.words();
+    (a, b, c, d)
+}
+
+/// The id a WIT ref names (every 32 bytes are some id).
+pub(crate) fn object_id((a, b, c, d): types::ObjectRef) -> ObjectId {
+    ObjectId::from_words([a, b, c, d])
+}
+
+fn links(chain: &[Link]) -> Vec<types::Failure> {
+    chain.iter().map(|l| types::Failure { function: l.function.clone(), message: l.message.clone() }).collect()
+}
 
 impl From<&Failure> for types::Error {
     fn from(failure: &Failure) -> Self {
         match failure {
-            Failure::TaskFailed(chain) => types::Error::TaskFailed(
-                chain
-                    .iter()
-                    .map(|l| types::Failure { function: l.function.clone(), message: l.message.clone() })
-                    .collect(),
-            ),
+            Failure::TaskFailed(chain) => types::Error::TaskFailed(links(chain)),
+            Failure::TaskCrashed(chain) => types::Error::TaskCrashed(links(chain)),
+            Failure::Cancelled(chain) => types::Error::Cancelled(links(chain)),
             Failure::NotFound(m) => types::Error::NotFound(m.clone()),
             Failure::InvalidArgument(m) => types::Error::InvalidArgument(m.clone()),
             Failure::LimitExceeded(m) => types::Error::LimitExceeded(m.clone()),
@@ -42,8 +53,25 @@ impl From<&Failure> for types::Error {
     }
 }
 
-fn parse_ids(refs: &[Vec<u8>]) -> Result<Vec<ObjectId>, types::Error> {
-    refs.iter().map(|r| ObjectId::try_from(r.as_slice()).map_err(types::Error::InvalidArgument)).collect()
+/// The failure a guest reports it propagated (`call-error.propagated`).
+pub(crate) fn failure_of(error: types::Error) -> Failure {
+    let chain = |links: Vec<types::Failure>| {
+        links.into_iter().map(|l| Link { function: l.function, message: l.message }).collect::<Vec<_>>()
+    };
+    match error {
+        types::Error::TaskFailed(links) => Failure::chain(Cause::Returned, chain(links)),
+        types::Error::TaskCrashed(links) => Failure::chain(Cause::Crashed, chain(links)),
+        types::Error::Cancelled(links) => Failure::chain(Cause::Cancelled, chain(links)),
+        types::Error::Timeout => Failure::LimitExceeded("a prism call timed out".into()),
+        types::Error::NotFound(m) => Failure::NotFound(m),
+        types::Error::InvalidArgument(m) => Failure::InvalidArgument(m),
+        types::Error::LimitExceeded(m) => Failure::LimitExceeded(m),
+        types::Error::ActorDied(m) => Failure::ActorDied(m),
+    }
+}
+
+fn ids(refs: &[types::ObjectRef]) -> Vec<ObjectId> {
+    refs.iter().map(|r| object_id(*r)).collect()
 }
 
 fn deadline(timeout_ms: Option<u64>) -> Option<Instant> {
@@ -60,7 +88,14 @@ impl InstanceState {
     /// Takes over the reference `id` carries and returns it for the guest.
     fn adopt(&mut self, id: ObjectId) -> types::ObjectRef {
         self.holdings.adopt(id);
-        id.as_bytes().to_vec()
+        wit_ref(id)
+    }
+
+    /// Records `id`, a call this instance's call made, for a recursive cancel.
+    fn started(&self, id: ObjectId) {
+        if let Some(token) = self.task.as_ref().and_then(|t| t.token.as_ref()) {
+            token.adopt(id);
+        }
     }
 
     /// Awaits `fut` without holding the task's cpu slot.
@@ -72,6 +107,14 @@ impl InstanceState {
             ctx.slot = Some(ctx.node.scheduler.acquire(&ctx.node, ctx.num_cpus).await);
         }
         Ok(out)
+    }
+
+    /// The component `options` name, or the caller's own.
+    fn target_component(&self, component: Option<types::ComponentId>) -> wasmtime::Result<[u8; 32]> {
+        Ok(match component {
+            Some(id) => *object_id(id).as_bytes(),
+            None => self.ctx()?.program.hash,
+        })
     }
 }
 
@@ -86,16 +129,25 @@ impl objects::Host for InstanceState {
                 value.len()
             ))));
         }
+        // What `get` hands any reader must decode, in every language.
+        let nested = match checked_refs(&value) {
+            Ok(nested) => nested,
+            Err(message) => {
+                return Ok(Err(types::Error::InvalidArgument(format!("`put` refused the value: {message}"))));
+            }
+        };
+        if let Some(unknown) = nested.iter().find(|id| !ctx.node.store.knows(id)) {
+            return Ok(Err(types::Error::NotFound(format!(
+                "`put` refused the value: it nests the ref `{unknown}`, which names no object on this node"
+            ))));
+        }
         let stored = ctx.node.store.put(value);
         Ok(stored.map(|id| self.adopt(id)).map_err(|f| types::Error::from(&f)))
     }
 
     async fn get(&mut self, refs: Vec<types::ObjectRef>, timeout_ms: Option<u64>) -> Wit<Vec<types::Payload>> {
         let node = self.ctx()?.node.clone();
-        let ids = match parse_ids(&refs) {
-            Ok(ids) => ids,
-            Err(e) => return Ok(Err(e)),
-        };
+        let ids = ids(&refs);
         // Fast path: everything is ready, nothing to give back.
         let mut objects: Vec<Arc<Object>> = Vec::with_capacity(ids.len());
         for id in &ids {
@@ -138,42 +190,51 @@ impl objects::Host for InstanceState {
         timeout_ms: Option<u64>,
     ) -> Wit<types::WaitResult> {
         let node = self.ctx()?.node.clone();
-        let ids = match parse_ids(&refs) {
-            Ok(ids) => ids,
-            Err(e) => return Ok(Err(e)),
-        };
-        let mut seen = HashSet::with_capacity(ids.len());
-        if let Some(dup) = ids.iter().find(|id| !seen.insert(**id)) {
-            return Ok(Err(types::Error::InvalidArgument(format!("ref `{dup}` appears more than once in `wait`"))));
+        // Ray: waiting for nothing returns at once, whatever `num_returns`.
+        if refs.is_empty() {
+            return Ok(Ok(types::WaitResult { ready: Vec::new(), not_ready: Vec::new() }));
         }
         let wanted = num_returns as usize;
-        if wanted > ids.len() {
+        if wanted == 0 || wanted > refs.len() {
             return Ok(Err(types::Error::InvalidArgument(format!(
-                "`num-returns` is {wanted} but only {} refs were given",
-                ids.len()
+                "`num-returns` must be from 1 to the {} refs given, not {wanted}",
+                refs.len()
             ))));
         }
+        let mut seen = IdSet::with_capacity_and_hasher(refs.len(), Default::default());
+        if let Some(dup) = refs.iter().map(|r| object_id(*r)).find(|id| !seen.insert(*id)) {
+            return Ok(Err(types::Error::InvalidArgument(format!("ref `{dup}` appears more than once in `wait`"))));
+        }
         // A failed object counts as ready (its `get` returns at once); an
-        // unknown one is an error.
-        let mut ready = Vec::with_capacity(ids.len());
-        for id in &ids {
-            match node.store.try_get(id) {
+        // unknown one is an error. Only the first `wanted` ready ones are
+        // returned as ready, so the scan stops there.
+        let mut ready = vec![false; refs.len()];
+        let mut count = 0;
+        for (i, r) in refs.iter().enumerate() {
+            if count == wanted {
+                break;
+            }
+            match node.store.try_get(&object_id(*r)) {
                 Some(Err(f)) if matches!(*f, Failure::NotFound(_)) => return Ok(Err(f.as_ref().into())),
-                state => ready.push(state.is_some()),
+                Some(_) => {
+                    ready[i] = true;
+                    count += 1;
+                }
+                None => {}
             }
         }
-        let count = ready.iter().filter(|r| **r).count();
         if count < wanted {
             let deadline = deadline(timeout_ms);
             let store = &node.store;
+            let ready_now = &ready;
             let newly = self
                 .blocked(async {
-                    let mut pending: FuturesUnordered<_> = ids
+                    let mut pending: FuturesUnordered<_> = refs
                         .iter()
                         .enumerate()
-                        .filter(|(i, _)| !ready[*i])
-                        .map(|(i, id)| async move {
-                            let _ = store.get(id, None).await;
+                        .filter(|(i, _)| !ready_now[*i])
+                        .map(|(i, r)| async move {
+                            let _ = store.get(&object_id(*r), None).await;
                             i
                         })
                         .collect();
@@ -196,9 +257,10 @@ impl objects::Host for InstanceState {
             }
         }
         // Exactly `num-returns` (or fewer on timeout) ready, in input order.
-        let mut result = types::WaitResult { ready: Vec::new(), not_ready: Vec::new() };
-        for (i, r) in refs.into_iter().enumerate() {
-            if ready[i] && result.ready.len() < wanted {
+        let mut result =
+            types::WaitResult { ready: Vec::with_capacity(wanted), not_ready: Vec::with_capacity(refs.len()) };
+        for (r, is_ready) in refs.into_iter().zip(ready) {
+            if is_ready && result.ready.len() < wanted {
                 result.ready.push(r);
             } else {
                 result.not_ready.push(r);
@@ -209,10 +271,7 @@ impl objects::Host for InstanceState {
 
     async fn set_global(&mut self, name: String, value: types::ObjectRef) -> Wit<()> {
         let ctx = self.ctx()?;
-        let id = match ObjectId::try_from(value.as_slice()) {
-            Ok(id) => id,
-            Err(e) => return Ok(Err(types::Error::InvalidArgument(e))),
-        };
+        let id = object_id(value);
         if !ctx.node.store.retain(&id) {
             return Ok(Err(types::Error::NotFound(format!("no object `{id}` on this node"))));
         }
@@ -228,7 +287,7 @@ impl objects::Host for InstanceState {
         Ok(match found {
             Some(id) => {
                 self.holdings.hold(id);
-                Ok(id.as_bytes().to_vec())
+                Ok(wit_ref(id))
             }
             None => Err(types::Error::NotFound(format!("no global `{name}` was set in this job"))),
         })
@@ -236,27 +295,20 @@ impl objects::Host for InstanceState {
 
     async fn release(&mut self, refs: Vec<types::ObjectRef>) -> wasmtime::Result<()> {
         for r in refs {
-            if let Ok(id) = ObjectId::try_from(r.as_slice()) {
-                self.holdings.release(&id);
-            }
+            self.holdings.release(&object_id(r));
         }
         Ok(())
     }
 }
 
-/// The ref arguments of a call, checked; a malformed one fails the call.
-fn task_args(args: Vec<types::Arg>) -> Result<Vec<TaskArg>, Failure> {
+/// The arguments of a call, as the scheduler takes them.
+fn task_args(args: Vec<types::Arg>) -> Vec<TaskArg> {
     args.into_iter()
         .map(|arg| match arg {
-            types::Arg::Value(bytes) => Ok(TaskArg::Value(bytes)),
-            types::Arg::Object(r) => ObjectId::try_from(r.as_slice()).map(TaskArg::Object),
+            types::Arg::Value(bytes) => TaskArg::Value(bytes),
+            types::Arg::Object(r) => TaskArg::Object(object_id(r)),
         })
-        .collect::<Result<Vec<_>, String>>()
-        .map_err(Failure::InvalidArgument)
-}
-
-fn actor_id(id: &[u8]) -> Result<ObjectId, Failure> {
-    ObjectId::try_from(id).map_err(|e| Failure::InvalidArgument(e.replace("object ref", "actor id")))
+        .collect()
 }
 
 impl actors::Host for InstanceState {
@@ -266,6 +318,7 @@ impl actors::Host for InstanceState {
         args: Vec<types::Arg>,
         options: types::ActorOptions,
     ) -> Wit<types::ActorId> {
+        let component = self.target_component(options.component)?;
         let ctx = self.ctx()?;
         let options = ActorOptions {
             name: options.name,
@@ -274,8 +327,12 @@ impl actors::Host for InstanceState {
             max_task_retries: options.max_task_retries,
             id: None,
         };
-        let created = task_args(args).and_then(|args| ctx.node.create_actor(&ctx.job, ctx.actor, class, args, options));
-        Ok(created.map(|id| id.as_bytes().to_vec()).map_err(|f| types::Error::from(&f)))
+        let (node, job, owner) = (ctx.node.clone(), ctx.job.clone(), ctx.actor);
+        let created = match node.program(&job, Some(component)).await {
+            Ok(program) => node.create_actor(&job, &program, owner, class, task_args(args), options),
+            Err(failure) => Err(failure),
+        };
+        Ok(created.map(wit_ref).map_err(|f| types::Error::from(&f)))
     }
 
     async fn call(
@@ -285,29 +342,41 @@ impl actors::Host for InstanceState {
         args: Vec<types::Arg>,
     ) -> wasmtime::Result<types::ObjectRef> {
         let ctx = self.ctx()?;
-        let id = match (actor_id(&actor), task_args(args)) {
-            (Ok(actor), Ok(args)) => ctx.node.call_actor(ctx.caller, actor, method, args),
-            (Err(f), _) | (_, Err(f)) => ctx.node.failed(f),
-        };
+        let id = ctx.node.call_actor(ctx.caller, object_id(actor), method, task_args(args));
+        self.started(id);
         Ok(self.adopt(id))
     }
 
-    async fn kill(&mut self, actor: types::ActorId) -> Wit<()> {
+    async fn call_generator(
+        &mut self,
+        actor: types::ActorId,
+        method: String,
+        args: Vec<types::Arg>,
+    ) -> wasmtime::Result<types::ObjectRef> {
         let ctx = self.ctx()?;
-        Ok(actor_id(&actor).and_then(|id| ctx.node.kill_actor(id)).map_err(|f| types::Error::from(&f)))
+        let id = ctx.node.call_actor_generator(ctx.caller, object_id(actor), method, task_args(args));
+        self.started(id);
+        self.streams.open(id);
+        Ok(wit_ref(id))
+    }
+
+    async fn kill(&mut self, actor: types::ActorId, no_restart: bool) -> Wit<()> {
+        let ctx = self.ctx()?;
+        Ok(ctx.node.kill_actor(object_id(actor), no_restart).map_err(|f| types::Error::from(&f)))
     }
 
     async fn get_actor(&mut self, name: String) -> Wit<types::ActorId> {
         let ctx = self.ctx()?;
-        Ok(ctx.node.actor_by_name(&name).map(|id| id.as_bytes().to_vec()).map_err(|f| types::Error::from(&f)))
+        Ok(ctx.node.actor_by_name(&name).map(wit_ref).map_err(|f| types::Error::from(&f)))
     }
 }
 
-fn task_options(options: types::TaskOptions) -> TaskOptions {
+fn task_options(options: types::TaskOptions, component: [u8; 32]) -> TaskOptions {
     TaskOptions {
         max_retries: options.max_retries,
         retry_exceptions: options.retry_exceptions,
         num_cpus: options.num_cpus,
+        component: Some(component),
     }
 }
 
@@ -318,11 +387,10 @@ impl tasks::Host for InstanceState {
         args: Vec<types::Arg>,
         options: types::TaskOptions,
     ) -> wasmtime::Result<types::ObjectRef> {
+        let component = self.target_component(options.component)?;
         let ctx = self.ctx()?;
-        let id = match task_args(args) {
-            Ok(args) => ctx.node.remote(&ctx.job, function, args, task_options(options)),
-            Err(f) => ctx.node.failed(f),
-        };
+        let id = ctx.node.remote(&ctx.job, function, task_args(args), task_options(options, component));
+        self.started(id);
         Ok(self.adopt(id))
     }
 
@@ -332,24 +400,36 @@ impl tasks::Host for InstanceState {
         args: Vec<types::Arg>,
         options: types::TaskOptions,
     ) -> wasmtime::Result<types::ObjectRef> {
+        let component = self.target_component(options.component)?;
         let ctx = self.ctx()?;
-        Ok(ctx.node.remote_generator(&ctx.job, function, task_args(args), task_options(options)).as_bytes().to_vec())
+        let options = task_options(options, component);
+        let id = ctx.node.remote_generator(&ctx.job, function, Ok(task_args(args)), options);
+        self.started(id);
+        self.streams.open(id);
+        Ok(wit_ref(id))
     }
 
     async fn yield_item(&mut self, item: types::ObjectRef) -> Wit<()> {
         self.ctx()?;
+        let id = object_id(item);
+        let holds = self.holdings.holds(&id);
         let ctx = self.task.as_mut().expect("checked by ctx()");
-        let id = match ObjectId::try_from(item.as_slice()) {
-            Ok(id) => id,
-            Err(e) => return Ok(Err(types::Error::InvalidArgument(e))),
-        };
         let Some(generating) = ctx.generator.as_mut() else {
-            let message = "`yield-item` is only for generator tasks (started with `remote-generator`)".to_string();
+            let message = "`yield-item` is only for generators (started with `remote-generator` or \
+                           `call-generator`)"
+                .to_string();
             return Ok(Err(types::Error::InvalidArgument(message)));
         };
+        // The stream takes its own reference, from one the caller holds: an
+        // id the caller does not hold could name nothing at all.
+        if !holds {
+            return Ok(Err(types::Error::InvalidArgument(format!(
+                "`yield-item` takes a ref this call holds (from `put`, `put-bytes` or `remote`); `{id}` is not one"
+            ))));
+        }
         // The stream holds each item until the caller takes it.
-        if generating.stream.push(generating.yielded, id) && !ctx.node.store.retain(&id) {
-            return Ok(Err(types::Error::NotFound(format!("no object `{id}` on this node"))));
+        if generating.stream.push(generating.yielded, id) {
+            ctx.node.store.retain(&id);
         }
         generating.yielded += 1;
         Ok(Ok(()))
@@ -361,27 +441,31 @@ impl tasks::Host for InstanceState {
         timeout_ms: Option<u64>,
     ) -> Wit<Option<types::ObjectRef>> {
         let node = self.ctx()?.node.clone();
-        let stream = match ObjectId::try_from(generator.as_slice()) {
-            Ok(id) => match node.generators.get(&id) {
-                Some(stream) => stream,
-                None => return Ok(Err(types::Error::NotFound(format!("no generator `{id}` on this node")))),
-            },
-            Err(e) => return Ok(Err(types::Error::InvalidArgument(e.replace("object ref", "generator id")))),
+        let id = object_id(generator);
+        let Some(stream) = node.generators.get(&id) else {
+            return Ok(Err(types::Error::NotFound(format!("no generator `{id}` on this node"))));
         };
         let deadline = deadline(timeout_ms);
         Ok(match self.blocked(stream.next(deadline)).await? {
             Ok(item) => Ok(item.map(|id| self.adopt(id))),
-            Err(TimedOut) => Err(types::Error::Timeout),
+            Err(Ended::TimedOut) => Err(types::Error::Timeout),
+            Err(Ended::Cancelled(failure)) => Err(types::Error::from(&failure)),
         })
     }
 
     async fn close_generator(&mut self, generator: types::ObjectRef) -> wasmtime::Result<()> {
-        let node = self.ctx()?.node.clone();
-        if let Ok(id) = ObjectId::try_from(generator.as_slice()) {
-            for item in node.generators.close(&id) {
-                node.store.release(&item);
-            }
-        }
+        self.ctx()?;
+        self.streams.close(&object_id(generator));
         Ok(())
+    }
+
+    async fn cancel(&mut self, task: types::ObjectRef, recursive: bool) -> Wit<()> {
+        let ctx = self.ctx()?;
+        Ok(ctx.node.cancel(object_id(task), recursive).map_err(|f| types::Error::from(&f)))
+    }
+
+    async fn component(&mut self, name: String) -> Wit<types::ComponentId> {
+        let ctx = self.ctx()?;
+        Ok(ctx.node.component_named(&name).map(|id| wit_ref(ObjectId::from(id))).map_err(|f| types::Error::from(&f)))
     }
 }

@@ -1,7 +1,9 @@
 //! `prism:core/bytes`: the imports that read or map guest memory in place.
 //!
 //! Generated bindings copy every list into a `Vec`, so these are registered
-//! by hand: a `WasmList<u8>` parameter is a view of the guest's memory.
+//! by hand: a `WasmList<u8>` parameter is a view of the guest's memory, and
+//! a [`GuestAddress`] parameter a plain `u32` address together with where
+//! the guest's memory is.
 //!
 //! `map` puts a large object's file over a guest buffer with
 //! `mmap(MAP_FIXED | MAP_PRIVATE, PROT_READ | PROT_WRITE)`: the guest reads
@@ -24,12 +26,14 @@
 use std::fs::File;
 use std::os::fd::AsRawFd;
 
-use wasmtime::StoreContextMut;
-use wasmtime::component::{Linker, WasmList};
+use wasmtime::component::__internal::{CanonicalAbiInfo, InstanceType, InterfaceType, LiftContext};
+use wasmtime::component::{ComponentType, Lift, Linker, WasmList};
+use wasmtime::{StoreContextMut, ValRaw};
 
 use super::bindings::types;
+use super::imports::{object_id, wit_ref};
 use super::state::InstanceState;
-use crate::config::MAX_OBJECT_SIZE;
+use crate::config::{MAX_MAPPINGS, MAX_OBJECT_SIZE};
 use crate::error::Failure;
 use crate::store::{Object, ObjectId};
 
@@ -38,16 +42,80 @@ pub const WASM_PAGE: u64 = 64 << 10;
 
 type Wit<T> = wasmtime::Result<(Result<T, types::Error>,)>;
 
+/// A guest address, passed as a WIT `u32`, lifted together with where the
+/// calling instance's memory is in the host's address space: what `map` and
+/// `unmap` need to find the guest's buffer, which a plain `u32` cannot say.
+///
+/// It lifts like the `u32` it is (wasmtime's own scalar lifting), and reads
+/// the memory's base and size from the lifting context, which is the only
+/// place wasmtime exposes them to a host function of a component.
+struct GuestAddress {
+    address: u32,
+    /// The memory's base address and length at the time of the call.
+    memory: (usize, usize),
+}
+
+impl GuestAddress {
+    fn lifted(cx: &LiftContext<'_>, address: u32) -> Self {
+        let memory = cx.memory();
+        GuestAddress { address, memory: (memory.as_ptr() as usize, memory.len()) }
+    }
+
+    /// The host address of `[address, address + len)`, if it lies inside
+    /// the guest's memory.
+    fn range(&self, len: u64) -> Result<usize, types::Error> {
+        let (base, size) = self.memory;
+        let end = u64::from(self.address) + len;
+        if end > size as u64 {
+            return Err(invalid(format!(
+                "the buffer [{}, {end}) is not inside the guest's memory of {size} bytes",
+                self.address
+            )));
+        }
+        Ok(base + self.address as usize)
+    }
+}
+
+// SAFETY: the representation is exactly `u32`'s (ABI, flat lowering and
+// type check are delegated to it); only the lifted Rust value differs.
+unsafe impl ComponentType for GuestAddress {
+    type Lower = ValRaw;
+    const ABI: CanonicalAbiInfo = <u32 as ComponentType>::ABI;
+    const MAY_REQUIRE_REALLOC: bool = false;
+
+    fn typecheck(ty: &InterfaceType, types: &InstanceType<'_>) -> wasmtime::Result<()> {
+        <u32 as ComponentType>::typecheck(ty, types)
+    }
+}
+
+// SAFETY: lifting reads the `u32` through wasmtime's own implementation.
+unsafe impl Lift for GuestAddress {
+    fn linear_lift_from_flat(cx: &mut LiftContext<'_>, ty: InterfaceType, src: &ValRaw) -> wasmtime::Result<Self> {
+        let address = <u32 as Lift>::linear_lift_from_flat(cx, ty, src)?;
+        Ok(Self::lifted(cx, address))
+    }
+
+    fn linear_lift_from_memory(cx: &mut LiftContext<'_>, ty: InterfaceType, bytes: &[u8]) -> wasmtime::Result<Self> {
+        let address = <u32 as Lift>::linear_lift_from_memory(cx, ty, bytes)?;
+        Ok(Self::lifted(cx, address))
+    }
+}
+
 /// The ranges of one instance's memory that hold a mapped file.
 #[derive(Default)]
 pub struct Mappings(Vec<(usize, usize)>);
 
 impl Mappings {
-    /// Replaces the mapping starting at `start` (if any) with zero pages.
-    fn release(&mut self, start: usize) {
-        if let Some(i) = self.0.iter().position(|(s, _)| *s == start) {
-            let (start, len) = self.0.swap_remove(i);
-            zero(start, len);
+    /// Replaces the mapping starting at `start` with zero pages; false if
+    /// none starts there.
+    fn release(&mut self, start: usize) -> bool {
+        match self.0.iter().position(|(s, _)| *s == start) {
+            Some(i) => {
+                let (start, len) = self.0.swap_remove(i);
+                zero(start, len);
+                true
+            }
+            None => false,
         }
     }
 }
@@ -107,11 +175,9 @@ pub(super) fn data_end(wasm: &[u8]) -> u64 {
 pub(crate) fn payload(id: ObjectId, object: &Object) -> Result<types::Payload, Failure> {
     Ok(match object.blob() {
         None => types::Payload::Bytes(object.to_vec()?),
-        Some(blob) => types::Payload::Large(types::LargeObject {
-            object: id.as_bytes().to_vec(),
-            len: blob.body_len,
-            raw: blob.is_raw(),
-        }),
+        Some(blob) => {
+            types::Payload::Large(types::LargeObject { object: wit_ref(id), len: blob.body_len, raw: blob.is_raw() })
+        }
     })
 }
 
@@ -130,7 +196,7 @@ fn invalid(message: String) -> types::Error {
 
 /// Registers `prism:core/bytes`.
 pub(super) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
-    let mut bytes = linker.instance("prism:core/bytes@0.1.0")?;
+    let mut bytes = linker.instance("prism:core/bytes@0.2.0")?;
     bytes.func_wrap("put-bytes", |mut store: StoreContextMut<'_, InstanceState>, (data,): (WasmList<u8>,)| {
         let node = store.data().ctx()?.node.clone();
         let data = data.as_le_slice(&store);
@@ -141,45 +207,49 @@ pub(super) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Res
         let stored = node.store.put_bin(data).map_err(|f| types::Error::from(&f));
         Ok((stored.map(|id| {
             store.data_mut().holdings.adopt(id);
-            id.as_bytes().to_vec()
+            wit_ref(id)
         }),))
     })?;
     bytes.func_wrap(
         "map-object",
-        |store: StoreContextMut<'_, InstanceState>, (object, window): (Vec<u8>, WasmList<u8>)| {
-            Ok((map(store, &object, &window)?,))
+        |store: StoreContextMut<'_, InstanceState>,
+         (object, address, length): (types::ObjectRef, GuestAddress, u32)|
+         -> Wit<()> { Ok((map(store, object_id(object), &address, length)?,)) },
+    )?;
+    bytes.func_wrap(
+        "unmap",
+        |mut store: StoreContextMut<'_, InstanceState>, (address,): (GuestAddress,)| -> Wit<()> {
+            let unmapped = address.range(0).and_then(|start| match store.data_mut().mappings.release(start) {
+                true => Ok(()),
+                false => Err(invalid(format!("no mapping starts at address {}", address.address))),
+            });
+            Ok((unmapped,))
         },
     )?;
-    bytes.func_wrap("unmap", |mut store: StoreContextMut<'_, InstanceState>, (buffer,): (WasmList<u8>,)| {
-        let start = buffer.as_le_slice(&store).as_ptr() as usize;
-        store.data_mut().mappings.release(start);
-        Ok(())
-    })?;
-    bytes.func_wrap("read", |store: StoreContextMut<'_, InstanceState>, (object,): (Vec<u8>,)| -> Wit<Vec<u8>> {
-        let node = store.data().ctx()?.node.clone();
-        let read = ObjectId::try_from(object.as_slice()).map_err(Failure::InvalidArgument).and_then(|id| {
-            match node.store.try_get(&id) {
+    bytes.func_wrap(
+        "read",
+        |store: StoreContextMut<'_, InstanceState>, (object,): (types::ObjectRef,)| -> Wit<Vec<u8>> {
+            let node = store.data().ctx()?.node.clone();
+            let id = object_id(object);
+            let read = match node.store.try_get(&id) {
                 Some(Ok(object)) => object.to_vec(),
                 Some(Err(failure)) => Err(failure.as_ref().clone()),
                 None => Err(Failure::InvalidArgument(format!("object `{id}` is not ready: `get` it first"))),
-            }
-        });
-        Ok((read.map_err(|f| types::Error::from(&f)),))
-    })?;
+            };
+            Ok((read.map_err(|f| types::Error::from(&f)),))
+        },
+    )?;
     Ok(())
 }
 
 fn map(
     mut store: StoreContextMut<'_, InstanceState>,
-    object: &[u8],
-    window: &WasmList<u8>,
+    id: ObjectId,
+    buffer: &GuestAddress,
+    length: u32,
 ) -> wasmtime::Result<Result<(), types::Error>> {
     let ctx = store.data().ctx()?;
-    let data_end = round_up(ctx.job.program.data_end, WASM_PAGE);
-    let id = match ObjectId::try_from(object) {
-        Ok(id) => id,
-        Err(e) => return Ok(Err(invalid(e))),
-    };
+    let data_end = round_up(ctx.program.data_end, WASM_PAGE);
     let blob = match ctx.node.store.try_get(&id) {
         Some(Ok(object)) => match object.blob() {
             Some(blob) => blob.clone(),
@@ -188,27 +258,47 @@ fn map(
         Some(Err(failure)) => return Ok(Err(failure.as_ref().into())),
         None => return Ok(Err(invalid(format!("object `{id}` is not ready: `get` it first")))),
     };
-    let (base, window_len) = {
-        let window = window.as_le_slice(&store);
-        (window.as_ptr() as usize, window.len() as u64)
-    };
     let len = round_up(blob.body_len, WASM_PAGE);
-    let Some(offset) = window_len.checked_sub(len) else {
-        return Ok(Err(invalid(format!("a window of {window_len} bytes cannot hold {} bytes", blob.body_len))));
-    };
-    // `base` is at or above where guest memory starts (a list cannot start
-    // lower), so the buffer's address is at least `offset`; both are page
-    // aligned, so it is at least `offset` rounded up to a page.
-    let lowest = round_up(offset, host_page() as u64);
-    if lowest < data_end {
+    if u64::from(length) < len {
         return Ok(Err(invalid(format!(
-            "the buffer starts at or after address {lowest}, maybe below {data_end}: mapped buffers must lie \
-             above the component's data (pass a window starting at address 1)"
+            "a buffer of {length} bytes cannot hold object `{id}`: its {} bytes take {len} in whole 64 KiB pages",
+            blob.body_len
         ))));
     }
-    let start = base + offset as usize;
+    let address = u64::from(buffer.address);
+    if !address.is_multiple_of(WASM_PAGE) {
+        return Ok(Err(invalid(format!("the buffer at address {address} is not aligned to {WASM_PAGE} bytes"))));
+    }
+    if address < data_end {
+        return Ok(Err(invalid(format!(
+            "the buffer at address {address} lies in the component's initial data (below {data_end}): \
+             map into memory the guest allocated"
+        ))));
+    }
+    let start = match buffer.range(len) {
+        Ok(start) => start,
+        Err(e) => return Ok(Err(e)),
+    };
     if !start.is_multiple_of(host_page()) {
-        return Ok(Err(invalid(format!("the buffer at offset {offset} is not aligned to {WASM_PAGE} bytes"))));
+        return Ok(Err(invalid(format!("the buffer at address {address} is not aligned to a host page"))));
+    }
+    // Only whole pages of the file: a page wholly past its end would raise
+    // SIGBUS when touched. The rest of the buffer stays guest memory.
+    let file_len = round_up(blob.body_len, host_page() as u64) as usize;
+    let mappings = &store.data().mappings.0;
+    // Zeroing an older mapping later would wipe part of the new one, or
+    // leave file pages of the older one behind.
+    if let Some((s, _)) = mappings.iter().find(|(s, l)| *s < start + file_len && start < s + l) {
+        return Ok(Err(invalid(format!(
+            "the buffer at address {address} overlaps the mapping at address {}: unmap it first",
+            (address as usize + s).wrapping_sub(start)
+        ))));
+    }
+    if mappings.len() >= MAX_MAPPINGS {
+        return Ok(Err(types::Error::LimitExceeded(format!(
+            "an instance may hold at most {MAX_MAPPINGS} mapped objects at once (MAX_MAPPINGS); \
+             drop (unmap) one before mapping another"
+        ))));
     }
     let file = match File::open(&blob.path) {
         Ok(file) => file,
@@ -217,13 +307,10 @@ fn map(
             return Ok(Err(types::Error::NotFound(message)));
         }
     };
-    // Only whole pages of the file: a page wholly past its end would raise
-    // SIGBUS when touched. The rest of the buffer stays guest memory.
-    let file_len = round_up(blob.body_len, host_page() as u64) as usize;
     // SAFETY: `[start, start + file_len)` lies inside this instance's linear
-    // memory (the window was bounds-checked when lifted, and file_len <=
-    // len), above its data image, and no Rust reference points into it: the
-    // guest is suspended in this call and the window's slice is gone.
+    // memory (checked against its size just now, and file_len <= len),
+    // above its data image, and no Rust reference points into it: the guest
+    // is suspended in this call.
     let at = unsafe {
         libc::mmap(
             start as *mut libc::c_void,
@@ -238,9 +325,6 @@ fn map(
         let message = format!("object `{id}` cannot be mapped: {}", std::io::Error::last_os_error());
         return Ok(Err(types::Error::LimitExceeded(message)));
     }
-    // A mapping made over an older one replaces it.
-    let mappings = &mut store.data_mut().mappings.0;
-    mappings.retain(|(s, _)| *s != start);
-    mappings.push((start, file_len));
+    store.data_mut().mappings.0.push((start, file_len));
     Ok(Ok(()))
 }

@@ -23,17 +23,17 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 
 use self::bindings::exports::prism::core::worker::FunctionInfo;
 pub use self::bindings::types::Payload;
-use self::bindings::{TaskHost, TaskHostPre};
+use self::bindings::{CallError, TaskHost, TaskHostPre};
 pub(crate) use self::mapping::payload;
 use self::output::{GuestStream, StderrTail, Stream, Tag};
 pub use self::state::{Generating, InstanceState, LimitError, TaskContext};
 use crate::config::{Config, EPOCH_TICK, LimitNames};
-use crate::error::{Failure, listing};
+use crate::error::{Failure, Refused, listing};
 use crate::fsutil::write_atomic;
 use crate::node::{Holdings, Job};
 
 /// The interface every prism component exports, as the error messages name it.
-const WORKER_EXPORT: &str = "prism:core/worker@0.1.0";
+const WORKER_EXPORT: &str = "prism:core/worker@0.2.0";
 
 /// Why a component could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -170,6 +170,8 @@ impl Program {
 pub(crate) struct Warm {
     store: Store<InstanceState>,
     instance: TaskHost,
+    /// The component it is an instance of.
+    program: [u8; 32],
 }
 
 /// The instance an actor lives in.
@@ -186,8 +188,11 @@ pub(crate) struct ActorInstance {
 pub(crate) struct WarmPool(Mutex<Vec<Warm>>);
 
 impl WarmPool {
-    fn take(&self) -> Option<Warm> {
-        self.0.lock().pop()
+    /// An idle instance of `program`.
+    fn take(&self, program: &[u8; 32]) -> Option<Warm> {
+        let mut idle = self.0.lock();
+        let i = idle.iter().rposition(|w| w.program == *program)?;
+        Some(idle.swap_remove(i))
     }
 
     fn put(&self, warm: Warm, max: usize) {
@@ -374,12 +379,12 @@ impl Runtime {
         function: &str,
         args: &[Payload],
         keep: &mut Holdings,
-    ) -> Result<Result<Vec<u8>, String>, Trapped> {
-        let job = ctx.job.clone();
-        let warm = job.warm.take();
+    ) -> Result<Result<Vec<u8>, Refused>, Trapped> {
+        let (job, program) = (ctx.job.clone(), ctx.program.clone());
+        let warm = job.warm.take(&program.hash);
         let limits = ctx.node.limits();
         let (mut store, instance) = match warm {
-            Some(Warm { mut store, instance }) => {
+            Some(Warm { mut store, instance, .. }) => {
                 // The limits may have changed since it was made.
                 store.data_mut().set_limits(limits);
                 store.set_hostcall_fuel(usize::try_from(limits.memory).unwrap_or(usize::MAX));
@@ -392,7 +397,7 @@ impl Runtime {
         let result = async {
             let instance = match instance {
                 Some(instance) => instance,
-                None => job.program.task.instantiate_async(&mut store).await?,
+                None => program.task.instantiate_async(&mut store).await?,
             };
             let out = instance.prism_core_worker().call_run(&mut store, function, args).await?;
             Ok((out, instance))
@@ -401,9 +406,11 @@ impl Runtime {
         match result {
             Ok((out, instance)) => {
                 store.data_mut().finish();
+                // A task's generators end with it, whether it closed them or not.
+                store.data_mut().streams.close_all();
                 keep.absorb(std::mem::take(&mut store.data_mut().holdings));
-                job.warm.put(Warm { store, instance }, self.max_idle);
-                Ok(out)
+                job.warm.put(Warm { store, instance, program: program.hash }, self.max_idle);
+                Ok(out.map_err(refused))
             }
             Err(e) => Err(describe(&e, &store.data().stderr)),
         }
@@ -417,13 +424,13 @@ impl Runtime {
         class: &str,
         args: &[Payload],
     ) -> Result<ActorInstance, String> {
-        let job = ctx.job.clone();
+        let (job, program) = (ctx.job.clone(), ctx.program.clone());
         let mut store = self.job_store(&job, &[], ctx.node.limits()).await;
         store.data_mut().begin(ctx, Some(class));
         store.data_mut().hold_nested(args);
         store.set_epoch_deadline(1);
         let result = async {
-            let instance = job.program.task.instantiate_async(&mut store).await?;
+            let instance = program.task.instantiate_async(&mut store).await?;
             let out = instance.prism_core_worker().call_construct(&mut store, class, args).await?;
             Ok((out, instance))
         }
@@ -433,7 +440,7 @@ impl Runtime {
                 store.data_mut().finish();
                 Ok(ActorInstance { store, instance })
             }
-            Ok((Err(message), _)) => Err(message),
+            Ok((Err(error), _)) => Err(refused(error).to_string()),
             Err(e) => Err(describe(&e, &store.data().stderr).message),
         }
     }
@@ -447,7 +454,7 @@ impl Runtime {
         label: &str,
         method: &str,
         args: &[Payload],
-    ) -> Result<Result<Vec<u8>, String>, Trapped> {
+    ) -> Result<Result<Vec<u8>, Refused>, Trapped> {
         let ActorInstance { store, instance } = actor;
         store.data_mut().begin(ctx, Some(label));
         // An actor may keep refs from its arguments in its state.
@@ -455,7 +462,10 @@ impl Runtime {
         store.set_epoch_deadline(1);
         let result = instance.prism_core_worker().call_call_method(&mut *store, method, args).await;
         store.data_mut().finish();
-        result.map_err(|e| describe(&e, &store.data().stderr))
+        match result {
+            Ok(out) => Ok(out.map_err(refused)),
+            Err(e) => Err(describe(&e, &store.data().stderr)),
+        }
     }
 
     /// Runs the job's component as a driver (`wasi:cli/run`) with `args`.
@@ -529,13 +539,21 @@ pub struct Trapped {
 
 impl Trapped {
     /// How the failed call of `function` is stored: a limit as
-    /// `limit-exceeded`, any other trap as `task-failed`.
+    /// `limit-exceeded`, any other trap as `task-crashed`.
     pub fn failure(&self, function: &str) -> Failure {
         if self.limit {
             Failure::LimitExceeded(format!("task `{function}` {}", self.message))
         } else {
-            Failure::task(function, self.message.clone())
+            Failure::crashed(function, self.message.clone())
         }
+    }
+}
+
+/// The host's account of a guest's `call-error`.
+fn refused(error: CallError) -> Refused {
+    match error {
+        CallError::Returned(message) => Refused::Returned(message),
+        CallError::Propagated(error) => Refused::Propagated(imports::failure_of(error)),
     }
 }
 
@@ -551,6 +569,8 @@ fn describe(err: &wasmtime::Error, stderr: &StderrTail) -> Trapped {
     let limit = err.downcast_ref::<LimitError>();
     let what = if let Some(limit) = limit {
         limit.to_string()
+    } else if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        format!("it called `exit({})` instead of returning", exit.0)
     } else if let Some(trap) = err.downcast_ref::<Trap>() {
         match trap {
             // Rust and C keep their stack in linear memory: overflowing it

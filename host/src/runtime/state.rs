@@ -9,13 +9,15 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::InstanceLimits;
+use super::imports::object_id;
 use super::mapping::Mappings;
 use super::output::{StderrTail, Tag};
+use super::{InstanceLimits, Program};
+use crate::cancel::Token;
 use crate::config::LimitNames;
 use crate::config::MAX_TABLE_ELEMENTS;
 use crate::generators::Stream;
-use crate::node::{Holdings, Job, Node};
+use crate::node::{Holdings, Job, Node, Streams};
 use crate::slots::Permit;
 use crate::store::{ObjectId, nested_refs};
 
@@ -62,6 +64,11 @@ pub struct TaskContext {
     pub node: Arc<Node>,
     /// The job it belongs to.
     pub job: Arc<Job>,
+    /// The component it runs (the job's own, or one it called into).
+    pub program: Arc<Program>,
+    /// The cancel switch of the call it runs (none for drivers): the calls
+    /// it makes are recorded there, for a recursive cancel.
+    pub token: Option<Arc<Token>>,
     /// The cpu slots this task holds; given back while it blocks in `get`.
     pub slot: Option<Permit>,
     /// Slots to take back after blocking (the task's `num_cpus`; 0 for drivers).
@@ -112,6 +119,8 @@ pub struct InstanceState {
     /// their objects alive. A task's are given back once its result is
     /// stored, an actor's and a driver's when the instance ends.
     pub(crate) holdings: Holdings,
+    /// The generator streams it opened and did not close.
+    pub(crate) streams: Streams,
 }
 
 impl InstanceState {
@@ -128,6 +137,7 @@ impl InstanceState {
             _instance_slot: None,
             mappings: Mappings::default(),
             holdings: Holdings::default(),
+            streams: Streams::default(),
         }
     }
 
@@ -140,6 +150,7 @@ impl InstanceState {
     /// Starts a call for `ctx`, its output tagged with `function`.
     pub(super) fn begin(&mut self, ctx: TaskContext, function: Option<&str>) {
         self.holdings.bind(&ctx.node);
+        self.streams.bind(&ctx.node);
         self.task = Some(ctx);
         self.ticks = 0;
         self.stderr.clear();
@@ -153,10 +164,7 @@ impl InstanceState {
         for arg in args {
             let nested = match arg {
                 super::Payload::Bytes(bytes) => nested_refs(bytes),
-                super::Payload::Large(large) => match ObjectId::try_from(large.object.as_slice()) {
-                    Ok(id) => node.store.nested(&id),
-                    Err(_) => continue,
-                },
+                super::Payload::Large(large) => node.store.nested(&object_id(large.object)),
             };
             nested.into_iter().for_each(|id| self.holdings.hold(id));
         }

@@ -308,6 +308,8 @@ pub async fn read_json_body(body: Incoming, tenant: &Tenant) -> Result<Bytes, Ap
 pub fn failure_error(failure: &Failure) -> ApiError {
     let (status, code) = match failure {
         Failure::TaskFailed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "task_failed"),
+        Failure::TaskCrashed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "task_crashed"),
+        Failure::Cancelled(_) => (StatusCode::CONFLICT, "cancelled"),
         Failure::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
         Failure::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "invalid_argument"),
         Failure::LimitExceeded(_) => (StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded"),

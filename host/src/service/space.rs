@@ -344,8 +344,10 @@ impl Space {
             max_task_retries: 0,
             id,
         };
-        let id =
-            self.node.create_actor(&module.job, None, record.class.clone(), args, options).map_err(|f| match f {
+        let id = self
+            .node
+            .create_actor(&module.job, &module.job.program, None, record.class.clone(), args, options)
+            .map_err(|f| match f {
                 Failure::InvalidArgument(m) if m.contains("already exists") => {
                     ApiError::new(hyper::StatusCode::CONFLICT, "conflict", m)
                 }
@@ -365,7 +367,7 @@ impl Space {
 
     /// Kills actor `id` and forgets how it was made.
     pub fn kill_actor(&self, id: ObjectId) -> Result<(), ApiError> {
-        self.node.kill_actor(id).map_err(|_| ApiError::not_found(format!("no actor `{id}`")))?;
+        self.node.kill_actor(id, true).map_err(|_| ApiError::not_found(format!("no actor `{id}`")))?;
         let txn = self.db.begin_write().map_err(ApiError::internal)?;
         txn.open_table(ACTORS)
             .map_err(ApiError::internal)?

@@ -13,6 +13,20 @@ impl ObjectId {
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// The id as four little-endian words, as the WIT passes it.
+    pub fn words(&self) -> [u64; 4] {
+        std::array::from_fn(|i| u64::from_le_bytes(self.0[8 * i..8 * i + 8].try_into().expect("8 bytes")))
+    }
+
+    /// The id whose little-endian words are `words`.
+    pub fn from_words(words: [u64; 4]) -> Self {
+        let mut bytes = [0u8; 32];
+        for (chunk, word) in bytes.chunks_exact_mut(8).zip(words) {
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        ObjectId(bytes)
+    }
 }
 
 impl From<[u8; 32]> for ObjectId {

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 pub use self::disk::DiskError;
 use self::disk::{Disk, Stored};
 pub use self::id::{IdMap, IdSet, ObjectId};
-pub use self::nested::{REF_EXT, nested_refs};
+pub use self::nested::{REF_EXT, checked_refs, nested_refs};
 pub use self::object::{Blob, ByteString, Object};
 use crate::config::{INLINE_OBJECT_MAX, MAX_OBJECT_SIZE};
 use crate::error::Failure;
@@ -422,6 +422,12 @@ impl ObjectStore {
             }
             None => false,
         }
+    }
+
+    /// Whether `id` names an object here (ready, failed or pending, in
+    /// memory or on disk).
+    pub fn knows(&self, id: &ObjectId) -> bool {
+        self.shard(id).lock().contains_key(id) || self.unloaded.lock().contains(id)
     }
 
     /// Gives back a reference to `id`; the last one deletes it (a pending

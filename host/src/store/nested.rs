@@ -12,25 +12,53 @@ pub const REF_EXT: i8 = 0x50;
 /// bytes, and only well-formed refs can be followed anyway.
 pub fn nested_refs(bytes: &[u8]) -> Vec<ObjectId> {
     let mut refs = Vec::new();
-    let mut reader = Reader { bytes, at: 0 };
-    // Values still to read; a container adds its elements.
-    let mut pending: u64 = 1;
-    while pending > 0 {
-        pending -= 1;
-        match reader.value(&mut refs) {
-            Some(children) => pending = pending.saturating_add(children),
-            None => break,
-        }
-    }
+    let mut reader = Reader { bytes, at: 0, bad_ref: None };
+    reader.scan(&mut refs);
     refs
+}
+
+/// The refs nested in `bytes` if it is exactly one well-formed MessagePack
+/// value whose ref extensions all have 32 bytes; else what is wrong.
+pub fn checked_refs(bytes: &[u8]) -> Result<Vec<ObjectId>, String> {
+    if bytes.is_empty() {
+        return Err("an empty value is not MessagePack".into());
+    }
+    let mut refs = Vec::new();
+    let mut reader = Reader { bytes, at: 0, bad_ref: None };
+    if !reader.scan(&mut refs) {
+        return Err(format!("the value is not well-formed MessagePack (it breaks off at byte {})", reader.at));
+    }
+    if let Some(len) = reader.bad_ref {
+        return Err(format!("a nested ref (extension type {REF_EXT:#x}) has 32 bytes, this one has {len}"));
+    }
+    if reader.at != bytes.len() {
+        return Err(format!("{} bytes follow the end of the MessagePack value", bytes.len() - reader.at));
+    }
+    Ok(refs)
 }
 
 struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
+    /// The length of a ref extension that was not 32 bytes, if one was met.
+    bad_ref: Option<u64>,
 }
 
 impl Reader<'_> {
+    /// Reads one whole value, recording its refs; false if it is malformed.
+    fn scan(&mut self, refs: &mut Vec<ObjectId>) -> bool {
+        // Values still to read; a container adds its elements.
+        let mut pending: u64 = 1;
+        while pending > 0 {
+            pending -= 1;
+            match self.value(refs) {
+                Some(children) => pending = pending.saturating_add(children),
+                None => return false,
+            }
+        }
+        true
+    }
+
     fn take(&mut self, n: usize) -> Option<&[u8]> {
         let end = self.at.checked_add(n)?;
         let out = self.bytes.get(self.at..end)?;
@@ -78,10 +106,11 @@ impl Reader<'_> {
     fn ext(&mut self, len: u64, refs: &mut Vec<ObjectId>) -> Option<u64> {
         let kind = self.take(1)?[0] as i8;
         let data = self.take(usize::try_from(len).ok()?)?;
-        if kind == REF_EXT
-            && let Ok(id) = ObjectId::try_from(data)
-        {
-            refs.push(id);
+        if kind == REF_EXT {
+            match ObjectId::try_from(data) {
+                Ok(id) => refs.push(id),
+                Err(_) => self.bad_ref = Some(len),
+            }
         }
         Some(0)
     }
@@ -113,6 +142,18 @@ mod tests {
         let bytes = rmp_serde::to_vec_named(&value).unwrap();
         let found: Vec<u8> = nested_refs(&bytes).iter().map(|id| id.as_bytes()[0]).collect();
         assert_eq!(found, [1, 2, 3, 1]);
+    }
+
+    #[test]
+    fn checked_refs_refuses_what_no_reader_could_decode() {
+        let good = rmp_serde::to_vec(&(r(1), "x")).unwrap();
+        assert_eq!(checked_refs(&good).unwrap().len(), 1);
+        assert!(checked_refs(&[]).unwrap_err().contains("empty"));
+        assert!(checked_refs(&[0xc1]).unwrap_err().contains("not well-formed"));
+        assert!(checked_refs(&good[..good.len() - 1]).unwrap_err().contains("not well-formed"));
+        assert!(checked_refs(&[0x01, 0x02]).unwrap_err().contains("1 bytes follow"));
+        let short = rmp_serde::to_vec(&Ext((REF_EXT, serde_bytes::ByteBuf::from(vec![1; 3])))).unwrap();
+        assert!(checked_refs(&short).unwrap_err().contains("this one has 3"), "{:?}", checked_refs(&short));
     }
 
     #[test]

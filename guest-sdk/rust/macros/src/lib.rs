@@ -77,8 +77,7 @@ fn expand(func: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
     let call = quote!(super::#name(#(#names),*));
     let runner = format_ident!("__prism_run");
     let (handle, start, run) = if generator.is_some() {
-        let item =
-            if fallible { quote!(item.map_err(|e| ::std::string::ToString::to_string(&e))?) } else { quote!(item) };
+        let item = if fallible { quote!(item.map_err(::prism::__private::refuse)?) } else { quote!(item) };
         (
             quote!(::prism::Generator<#output_ty>),
             quote!(::prism::__private::remote_generator),
@@ -91,8 +90,7 @@ fn expand(func: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
             },
         )
     } else {
-        let finish =
-            if fallible { quote!(#call.map_err(|e| ::std::string::ToString::to_string(&e))?) } else { quote!(#call) };
+        let finish = if fallible { quote!(#call.map_err(::prism::__private::refuse)?) } else { quote!(#call) };
         (
             quote!(::prism::ObjectRef<#output_ty>),
             quote!(::prism::__private::remote),
@@ -125,7 +123,7 @@ fn expand(func: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
                 #start(#name_str, ::std::vec![#(::prism::IntoArg::into_arg(#names)),*], options)
             }
 
-            fn #runner(args: &[::prism::__private::Payload]) -> ::std::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
+            fn #runner(args: &[::prism::__private::Payload]) -> ::std::result::Result<::std::vec::Vec<u8>, ::prism::__private::CallError> {
                 #decode
                 #run
             }
@@ -238,7 +236,7 @@ fn expand_actor(imp: ItemImpl) -> syn::Result<proc_macro2::TokenStream> {
     })
     .is_some()
     {
-        quote!(#class::#ctor_name(#(#cnames),*).map_err(|e| ::std::string::ToString::to_string(&e))?)
+        quote!(#class::#ctor_name(#(#cnames),*).map_err(::prism::__private::refuse)?)
     } else {
         quote!(#class::#ctor_name(#(#cnames),*))
     };
@@ -258,25 +256,56 @@ fn expand_actor(imp: ItemImpl) -> syn::Result<proc_macro2::TokenStream> {
         let label = format!("{class_str}.{name_str}");
         let params = typed_params(sig.inputs.iter())?;
         let (names, types): (Vec<_>, Vec<_>) = params.iter().cloned().unzip();
-        let (output_ty, fallible) = output_type(&sig.output);
         let decode = decode_params(&label, &params);
         let call = quote!(this.#name(#(#names),*));
-        let finish = if fallible { quote!(#call.map_err(|e| ::std::string::ToString::to_string(&e))?) } else { call };
         let doc = format!("Calls `{class_str}::{name_str}` on the actor; `.remote()` queues it.");
+        // A method returning `impl Iterator` is a generator, as a task is.
+        let (handle, start, run) = match generator_item(&sig.output) {
+            Some(item) => {
+                let (item_ty, fallible) = match result_ok_type(&item) {
+                    Some(ok) => (ok, true),
+                    None => (item, false),
+                };
+                let item_value =
+                    if fallible { quote!(item.map_err(::prism::__private::refuse)?) } else { quote!(item) };
+                (
+                    quote!(::prism::ActorGeneratorCall<#item_ty>),
+                    quote!(call_generator),
+                    quote! {
+                        for item in #call {
+                            let item: #item_ty = #item_value;
+                            ::prism::__private::yield_item(#label, &item)?;
+                        }
+                        ::prism::__private::encode_result(#label, ())
+                    },
+                )
+            }
+            None => {
+                let (output_ty, fallible) = output_type(&sig.output);
+                let finish = if fallible { quote!(#call.map_err(::prism::__private::refuse)?) } else { call };
+                (
+                    quote!(::prism::ActorCall<#output_ty>),
+                    quote!(call),
+                    quote! {
+                        let output: #output_ty = #finish;
+                        ::prism::__private::encode_result(#label, output)
+                    },
+                )
+            }
+        };
         trait_fns.push(quote! {
             #[doc = #doc]
-            fn #name(&self, #(#names: impl ::prism::IntoArg<#types>),*) -> ::prism::ActorCall<#output_ty>;
+            fn #name(&self, #(#names: impl ::prism::IntoArg<#types>),*) -> #handle;
         });
         handle_fns.push(quote! {
-            fn #name(&self, #(#names: impl ::prism::IntoArg<#types>),*) -> ::prism::ActorCall<#output_ty> {
-                self.call(#name_str, ::std::vec![#(::prism::IntoArg::into_arg(#names)),*])
+            fn #name(&self, #(#names: impl ::prism::IntoArg<#types>),*) -> #handle {
+                self.#start(#name_str, ::std::vec![#(::prism::IntoArg::into_arg(#names)),*])
             }
         });
         arms.push(quote! {
             #name_str => {
                 #decode
-                let output: #output_ty = #finish;
-                ::prism::__private::encode_result(#label, output)
+                #run
             }
         });
         method_names.push(format!("`{name_str}`"));
@@ -323,7 +352,7 @@ fn expand_actor(imp: ItemImpl) -> syn::Result<proc_macro2::TokenStream> {
         }
 
         const _: () = {
-            fn construct(args: &[::prism::__private::Payload]) -> ::std::result::Result<::std::boxed::Box<dyn ::std::any::Any>, ::std::string::String> {
+            fn construct(args: &[::prism::__private::Payload]) -> ::std::result::Result<::std::boxed::Box<dyn ::std::any::Any>, ::prism::__private::CallError> {
                 #ctor_decode
                 let state: #class = #ctor_call;
                 Ok(::std::boxed::Box::new(state))
@@ -333,11 +362,11 @@ fn expand_actor(imp: ItemImpl) -> syn::Result<proc_macro2::TokenStream> {
                 state: &mut dyn ::std::any::Any,
                 method: &str,
                 args: &[::prism::__private::Payload],
-            ) -> ::std::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
+            ) -> ::std::result::Result<::std::vec::Vec<u8>, ::prism::__private::CallError> {
                 #bind_state
                 match method {
                     #(#arms)*
-                    other => Err(::std::format!("actor class `{}` has no method `{}`; it has {}", #class_str, other, #known)),
+                    other => Err(::prism::__private::refuse_with(::std::format!("actor class `{}` has no method `{}`; it has {}", #class_str, other, #known))),
                 }
             }
 
@@ -395,7 +424,7 @@ fn decode_params(label: &str, params: &[(syn::Ident, Type)]) -> proc_macro2::Tok
     });
     quote! {
         if args.len() != #arity {
-            return Err(::std::format!("`{}` takes {} argument(s), got {}", #label, #arity, args.len()));
+            return Err(::prism::__private::refuse_with(::std::format!("`{}` takes {} argument(s), got {}", #label, #arity, args.len())));
         }
         #(#decode)*
     }

@@ -214,7 +214,7 @@ fn large_gets(bench: &Bench) {
             assert!(view.is_mapped());
         });
         bench.latency(&copied, runs, || {
-            std::hint::black_box(bytes::read(r.id()).unwrap());
+            std::hint::black_box(bytes::read(prism::wit::words(r.id())).unwrap());
         });
         // Reading a mapped object: every page faulted in from the page cache.
         bench.timeit(&format!("sum_mapped_{label}"), size as f64 / 1e9, "GB/s", || {
@@ -257,7 +257,7 @@ fn main() {
     bench.timeit("single_client_wait_1k_refs", 1.0, "ops/s", || {
         let mut not_ready: Vec<ObjectRef<Bytes>> = (0..1000).map(|_| small_value::remote()).collect();
         for _ in 0..1000 {
-            not_ready = prism::wait(&not_ready, 1, None).unwrap().1;
+            not_ready = prism::wait_with(&not_ready, 1, None).unwrap().1;
         }
     });
     bench.timeit("single_client_tasks_sync", 1.0, "ops/s", || {

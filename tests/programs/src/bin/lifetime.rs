@@ -10,8 +10,8 @@ use prism::wit::prism::core::objects;
 /// Whether the store still has the object `id`.
 fn exists(id: &[u8; 32]) -> bool {
     // An empty `wait` tells the host about refs dropped so far.
-    prism::wait::<()>(&[], 0, None).unwrap();
-    match objects::get(&[id.to_vec()], Some(1000)) {
+    prism::wait::<()>(&[]).unwrap();
+    match objects::get(&[prism::wit::words(id)], Some(1000)) {
         Ok(_) => true,
         Err(prism::wit::prism::core::types::Error::NotFound(_)) => false,
         Err(e) => panic!("unexpected: {e:?}"),
@@ -145,7 +145,7 @@ fn main() {
                 Ok(_) => println!("third fit"),
             }
             drop(a);
-            prism::wait::<()>(&[], 0, None).unwrap();
+            prism::wait::<()>(&[]).unwrap();
             println!("after dropping one: {}", blob(3).is_ok());
             drop(b);
         }
@@ -161,7 +161,7 @@ fn main() {
             };
             println!("held {} objects of 40 kB, then: {error}", held.len());
             held.clear();
-            prism::wait::<()>(&[], 0, None).unwrap();
+            prism::wait::<()>(&[]).unwrap();
             println!("after dropping them: {}", prism::put(&vec![0u8; 40_000]).is_ok());
         }
         other => panic!("unknown case `{other}`"),

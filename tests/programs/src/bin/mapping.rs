@@ -97,27 +97,33 @@ fn main() {
             mine[100] = 1;
             println!("driver's copy-on-write: {}", matches_pattern(&prism::get_bytes(&r).unwrap()));
             // `read` copies the whole encoding from the object's file.
-            let copy = bytes::read(r.id()).unwrap();
+            let copy = bytes::read(prism::wit::words(r.id())).unwrap();
             println!("verified: {}", prism::put_bytes(&copy[5..]).unwrap() == r && matches_pattern(&copy[5..]));
         }
         "host-writes" => {
             // Free a mapping without unmapping it (as a buggy guest might),
             // then have the host lower an 8 MiB list into the same memory.
-            let r = prism::put_bytes(&pattern()).unwrap();
-            let id = r.id().to_vec();
-            let payload = objects::get(std::slice::from_ref(&id), None).unwrap().remove(0);
+            // The pattern stays allocated: freed, it would leave a hole below
+            // the buffer where the copy could land instead.
+            let data = pattern();
+            let r = prism::put_bytes(&data).unwrap();
+            let id = prism::wit::words(r.id());
+            let payload = objects::get(&[id], None).unwrap().remove(0);
             let types::Payload::Large(large) = payload else { panic!("not large") };
-            let layout =
-                std::alloc::Layout::from_size_align((large.len as usize).next_multiple_of(65536), 65536).unwrap();
+            // A page more than the body needs, so the freed buffer can take
+            // the copy `read` makes next (the whole encoding: 5 bytes more).
+            let size = (large.len as usize).next_multiple_of(65536) + 65536;
+            let layout = std::alloc::Layout::from_size_align(size, 65536).unwrap();
             // SAFETY: a non-zero size.
             let buffer = unsafe { std::alloc::alloc(layout) };
-            bytes::map_object(&id, window(buffer as usize + layout.size())).unwrap();
+            bytes::map_object(id, buffer as u32, layout.size() as u32).unwrap();
             // SAFETY: allocated above.
             unsafe { std::alloc::dealloc(buffer, layout) };
-            let copy = bytes::read(&id).unwrap();
+            let copy = bytes::read(id).unwrap();
             let (start, end) = (copy.as_ptr() as usize, copy.as_ptr() as usize + copy.len());
             let overlap = end.min(buffer as usize + layout.size()).saturating_sub(start.max(buffer as usize));
             println!("host wrote into the mapped pages: {}, value right: {}", overlap > 0, matches_pattern(&copy[5..]));
+            drop(data);
         }
         "slot-reuse" => {
             // Run with one instance slot for tasks: the second task gets the
@@ -128,23 +134,36 @@ fn main() {
             println!("next instance reads zeros there: {}", prism::get(&all_zero_at::remote(at, len)).unwrap());
         }
         "bad-window" => {
-            let r = prism::put_bytes(&pattern()).unwrap();
-            // A buffer at the bottom of memory (over the static data), and a
-            // misaligned one.
-            println!("{}", prism::Error::from(bytes::map_object(r.id(), window((8 << 20) + 1)).unwrap_err()));
+            let r = prism::wit::words(prism::put_bytes(&pattern()).unwrap().id());
+            let len = 8 << 20;
+            // A buffer at the bottom of memory (over the static data), a
+            // misaligned one, one past the end of memory, and a small object.
+            println!("{}", prism::Error::from(bytes::map_object(r, 0, len).unwrap_err()));
             let heap = vec![0u8; 16 << 20];
-            let end = heap.as_ptr() as usize + (4 << 20) + 12345 + (8 << 20);
-            println!("{}", prism::Error::from(bytes::map_object(r.id(), window(end)).unwrap_err()));
-            let small = prism::put_bytes(b"tiny").unwrap();
-            println!("{}", prism::Error::from(bytes::map_object(small.id(), window(end)).unwrap_err()));
+            let misaligned = (heap.as_ptr() as usize).next_multiple_of(65536) + 12345;
+            println!("{}", prism::Error::from(bytes::map_object(r, misaligned as u32, len).unwrap_err()));
+            println!("{}", prism::Error::from(bytes::map_object(r, u32::MAX - 65535, len).unwrap_err()));
+            let small = prism::wit::words(prism::put_bytes(b"tiny").unwrap().id());
+            println!("{}", prism::Error::from(bytes::map_object(small, misaligned as u32, len).unwrap_err()));
+            println!("{}", prism::Error::from(bytes::unmap(misaligned as u32).unwrap_err()));
+        }
+        "mapping-cap" => {
+            // Regression: the live mappings of an instance are capped, with
+            // an error naming the limit; dropping a view gives one back.
+            let r = prism::put_bytes(&vec![7u8; 128 << 10]).unwrap();
+            let mut views = Vec::new();
+            let error = loop {
+                match prism::get_bytes(&r) {
+                    Ok(view) if view.is_mapped() => views.push(view),
+                    Ok(_) => panic!("not mapped"),
+                    Err(e) => break e,
+                }
+            };
+            println!("mapped: {}", views.len());
+            println!("{error}");
+            views.pop();
+            println!("after dropping one: {}", prism::get_bytes(&r).unwrap().is_mapped());
         }
         other => panic!("unknown case `{other}`"),
     }
-}
-
-/// The window `map-object` takes: memory from address 1 up to `end`, which
-/// must be inside linear memory. Only its bounds are passed to the host.
-fn window(end: usize) -> &'static [u8] {
-    // SAFETY: [1, end) is inside linear memory, and nothing reads it.
-    unsafe { std::slice::from_raw_parts(std::ptr::dangling::<u8>(), end - 1) }
 }

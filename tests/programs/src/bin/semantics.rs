@@ -46,6 +46,17 @@ fn first_attempt(key: String) -> bool {
     first
 }
 
+/// Calls `exit` instead of returning.
+#[prism::remote]
+fn exits() {
+    std::process::exit(0)
+}
+
+/// "crashed: " for a crash, else nothing.
+fn kind<T>(result: &prism::Result<T>) -> &'static str {
+    if matches!(result, Err(Error::TaskCrashed(_))) { "crashed: " } else { "" }
+}
+
 /// Traps the first time it runs with `key`, succeeds the second.
 #[prism::remote]
 fn flaky_trap(key: String) -> String {
@@ -152,7 +163,7 @@ fn main() {
             let slow = value_after::remote(5000, 0);
             let fast: Vec<_> = (1..=3).map(|i| value_after::remote(0, i)).collect();
             let all = vec![slow.clone(), fast[0].clone(), fast[1].clone(), fast[2].clone()];
-            let (ready, not_ready) = prism::wait(&all, 2, Some(Duration::from_secs(4))).unwrap();
+            let (ready, not_ready) = prism::wait_with(&all, 2, Some(Duration::from_secs(4))).unwrap();
             println!("ready {}, not ready {}", ready.len(), not_ready.len());
             println!("slow not ready: {}", not_ready.contains(&slow));
             let in_order = |part: &[ObjectRef<i64>]| {
@@ -160,18 +171,21 @@ fn main() {
                 pos.windows(2).all(|w| w[0] < w[1])
             };
             println!("input order kept: {}", in_order(&ready) && in_order(&not_ready));
-            let (ready, not_ready) = prism::wait(&[slow], 1, Some(Duration::from_millis(20))).unwrap();
+            let (ready, not_ready) = prism::wait_with(&[slow], 1, Some(Duration::from_millis(20))).unwrap();
             println!("after timeout: ready {}, not ready {}", ready.len(), not_ready.len());
-            let (ready, not_ready) = prism::wait(&fast, 3, None).unwrap();
+            let (ready, not_ready) = prism::wait_with(&fast, 3, None).unwrap();
             println!("all fast: ready {}, not ready {}", ready.len(), not_ready.len());
         }
         "wait-edge" => {
             let none: Vec<ObjectRef<i64>> = Vec::new();
-            let (ready, not_ready) = prism::wait(&none, 0, None).unwrap();
+            let (ready, not_ready) = prism::wait_with(&none, 0, None).unwrap();
             println!("empty: ready {}, not ready {}", ready.len(), not_ready.len());
+            let (ready, not_ready) = prism::wait(&none).unwrap();
+            println!("empty, default num_returns: ready {}, not ready {}", ready.len(), not_ready.len());
             let a = prism::put(&1i64).unwrap();
-            println!("duplicates: {}", show(prism::wait(&[a.clone(), a.clone()], 1, None)));
-            println!("too many: {}", show(prism::wait(&[a], 2, None)));
+            println!("num_returns 0: {}", show(prism::wait_with(std::slice::from_ref(&a), 0, None)));
+            println!("duplicates: {}", show(prism::wait_with(&[a.clone(), a.clone()], 1, None)));
+            println!("too many: {}", show(prism::wait_with(&[a], 2, None)));
         }
         "chain" => println!("chain depth {}", prism::get(&chain::remote(100)).unwrap()),
         "tree" => println!("tree leaves {}", prism::get(&tree::remote(3, 5)).unwrap()),
@@ -180,7 +194,12 @@ fn main() {
             println!("direct: {}", show(prism::get(&failed)));
             println!("consumer: {}", show(prism::get(&consume::remote(&failed))));
             let nested = get_nested::remote(vec![prism::put(&1i64).unwrap(), failed]);
-            println!("nested: {}", show(prism::get(&nested)));
+            let nested = prism::get(&nested);
+            if let Err(Error::TaskFailed(chain)) = &nested {
+                let names: Vec<_> = chain.iter().map(|f| f.function.as_str()).collect();
+                println!("nested chain: {names:?}");
+            }
+            println!("nested: {}", show(nested));
             let unknown: ObjectRef<i64> = prism::__private::remote("squre", Vec::new(), &Options::new());
             println!("unknown function: {}", show(prism::get(&unknown)));
             let greedy = value_after::remote_with(&Options::new().num_cpus(1000), 0, 1);
@@ -192,7 +211,12 @@ fn main() {
         }
         "retry" => {
             let key = |k: &str| k.to_string();
-            println!("trap, no retries: {}", show(prism::get(&flaky_trap::remote(key("a")))));
+            let once = Options::new().max_retries(0);
+            let crashed = prism::get(&flaky_trap::remote_with(&once, key("a")));
+            println!("trap, no retries: {}{}", kind(&crashed), show(crashed.clone()));
+            println!("trap, default retries: {}", show(prism::get(&flaky_trap::remote(key("e")))));
+            let exited = prism::get(&exits::remote_with(&once));
+            println!("exit: {}{}", kind(&exited), show(exited.clone()));
             let retry = Options::new().max_retries(1);
             println!("trap, max_retries 1: {}", show(prism::get(&flaky_trap::remote_with(&retry, key("b")))));
             let no_exc = Options::new().max_retries(3);
@@ -235,7 +259,7 @@ fn main() {
             let unknown: prism::Generator<u32> =
                 prism::__private::remote_generator("nope", Vec::new(), &Options::new());
             println!("unknown: {:?}", unknown.map(|r| show(prism::get(&r))).collect::<Vec<_>>());
-            let outside = prism::wit::prism::core::tasks::yield_item(&[0; 32]);
+            let outside = prism::wit::prism::core::tasks::yield_item((0, 0, 0, 0));
             println!("yield outside a generator: {}", show(outside.map_err(prism::Error::from)));
         }
         "panic" => panic!("the driver gives up"),
