@@ -3,6 +3,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::marker::PhantomData;
+use std::sync::{Arc, Weak};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -19,6 +20,9 @@ pub(crate) const REF_EXT_TYPE: i8 = 0x50;
 /// objects), the object is deleted.
 pub struct ObjectRef<T> {
     id: [u8; 32],
+    /// Shared by every `ObjectRef` of this id in this instance: cloning one
+    /// is a count, and only the last drop looks the id up.
+    holder: Arc<()>,
     _value: PhantomData<fn() -> T>,
 }
 
@@ -30,7 +34,7 @@ const RELEASE_BATCH: usize = 64;
 /// one was dropped since the host was last told.
 #[derive(Default)]
 struct Held {
-    counts: HashMap<[u8; 32], u32, BuildHasherDefault<IdHasher>>,
+    counts: HashMap<[u8; 32], Weak<()>, BuildHasherDefault<IdHasher>>,
     dropped: Vec<[u8; 32]>,
     /// Dropped with a call's result, which holds them once stored: told
     /// from the next call on.
@@ -115,8 +119,18 @@ impl<T> ObjectRef<T> {
     pub(crate) fn from_id(id: [u8; 32]) -> Self {
         // During thread teardown nothing is counted: the instance is ending,
         // and the host gives back everything it holds then.
-        let _ = HELD.try_with(|held| *held.borrow_mut().counts.entry(id).or_insert(0) += 1);
-        ObjectRef { id, _value: PhantomData }
+        let holder = HELD
+            .try_with(|held| {
+                let mut held = held.borrow_mut();
+                let entry = held.counts.entry(id).or_default();
+                entry.upgrade().unwrap_or_else(|| {
+                    let holder = Arc::new(());
+                    *entry = Arc::downgrade(&holder);
+                    holder
+                })
+            })
+            .unwrap_or_default();
+        ObjectRef { id, holder, _value: PhantomData }
     }
 
     /// Builds a ref from the words the host returned.
@@ -137,21 +151,19 @@ impl<T> ObjectRef<T> {
 // Manual impls: deriving would require `T: Clone` etc., but a ref is just an id.
 impl<T> Clone for ObjectRef<T> {
     fn clone(&self) -> Self {
-        Self::from_id(self.id)
+        ObjectRef { id: self.id, holder: self.holder.clone(), _value: PhantomData }
     }
 }
 
 impl<T> Drop for ObjectRef<T> {
     fn drop(&mut self) {
+        if Arc::strong_count(&self.holder) > 1 {
+            return;
+        }
         let full = HELD
             .try_with(|held| {
                 let mut held = held.borrow_mut();
-                let count = held.counts.get_mut(&self.id).map(|c| {
-                    *c -= 1;
-                    *c
-                });
-                if count == Some(0) {
-                    held.counts.remove(&self.id);
+                if held.counts.remove(&self.id).is_some() {
                     if QUIET.get() { held.deferred.push(self.id) } else { held.dropped.push(self.id) }
                 }
                 held.dropped.len() >= RELEASE_BATCH

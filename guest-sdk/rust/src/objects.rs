@@ -78,15 +78,13 @@ pub fn wait_with<T>(refs: &[ObjectRef<T>], num_returns: usize, timeout: Option<D
     let ids: Vec<_> = refs.iter().map(ObjectRef::to_wit).collect();
     let num = u32::try_from(num_returns).unwrap_or(u32::MAX);
     flush_releases();
-    let result = objects::wait(&ids, num, timeout.map(millis))?;
-    // Both lists are `refs` split in input order: walk it once and clone,
-    // rather than look every id up again.
-    let mut ready = Vec::with_capacity(result.ready.len());
-    let mut not_ready = Vec::with_capacity(result.not_ready.len());
-    let mut next_ready = result.ready.iter().peekable();
-    for (r, id) in refs.iter().zip(&ids) {
-        if next_ready.peek() == Some(&id) {
-            next_ready.next();
+    let positions = objects::wait(&ids, num, timeout.map(millis))?;
+    // The host names the ready ones by position: split `refs` in one walk.
+    let mut ready = Vec::with_capacity(positions.len());
+    let mut not_ready = Vec::with_capacity(refs.len() - positions.len().min(refs.len()));
+    let mut next_ready = positions.iter().map(|&p| p as usize).peekable();
+    for (i, r) in refs.iter().enumerate() {
+        if next_ready.next_if_eq(&i).is_some() {
             ready.push(r.clone());
         } else {
             not_ready.push(r.clone());

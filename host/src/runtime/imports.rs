@@ -8,8 +8,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
 use tokio::time::Instant;
 
 use super::bindings::{actors, objects, tasks, types};
@@ -183,16 +181,11 @@ impl objects::Host for InstanceState {
         Ok(payloads.map_err(|f: Failure| types::Error::from(&f)))
     }
 
-    async fn wait(
-        &mut self,
-        refs: Vec<types::ObjectRef>,
-        num_returns: u32,
-        timeout_ms: Option<u64>,
-    ) -> Wit<types::WaitResult> {
+    async fn wait(&mut self, refs: Vec<types::ObjectRef>, num_returns: u32, timeout_ms: Option<u64>) -> Wit<Vec<u32>> {
         let node = self.ctx()?.node.clone();
         // Ray: waiting for nothing returns at once, whatever `num_returns`.
         if refs.is_empty() {
-            return Ok(Ok(types::WaitResult { ready: Vec::new(), not_ready: Vec::new() }));
+            return Ok(Ok(Vec::new()));
         }
         let wanted = num_returns as usize;
         if wanted == 0 || wanted > refs.len() {
@@ -207,14 +200,15 @@ impl objects::Host for InstanceState {
         }
         // A failed object counts as ready (its `get` returns at once); an
         // unknown one is an error. Only the first `wanted` ready ones are
-        // returned as ready, so the scan stops there.
-        let mut ready = vec![false; refs.len()];
+        // returned as ready, so a scan stops there.
+        let ids = ids(&refs);
+        let mut ready = vec![false; ids.len()];
         let mut count = 0;
-        for (i, r) in refs.iter().enumerate() {
+        for (i, id) in ids.iter().enumerate() {
             if count == wanted {
                 break;
             }
-            match node.store.try_get(&object_id(*r)) {
+            match node.store.try_get(id) {
                 Some(Err(f)) if matches!(*f, Failure::NotFound(_)) => return Ok(Err(f.as_ref().into())),
                 Some(_) => {
                     ready[i] = true;
@@ -226,47 +220,43 @@ impl objects::Host for InstanceState {
         if count < wanted {
             let deadline = deadline(timeout_ms);
             let store = &node.store;
-            let ready_now = &ready;
-            let newly = self
-                .blocked(async {
-                    let mut pending: FuturesUnordered<_> = refs
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, _)| !ready_now[*i])
-                        .map(|(i, r)| async move {
-                            let _ = store.get(&object_id(*r), None).await;
-                            i
-                        })
-                        .collect();
-                    let mut newly = Vec::new();
-                    while count + newly.len() < wanted {
-                        let next = match deadline {
-                            Some(d) => tokio::time::timeout_at(d, pending.next()).await.ok().flatten(),
-                            None => pending.next().await,
+            // One sleep on the store's completions, then a rescan: no waiter
+            // per ref, whatever the number of refs.
+            ready = self
+                .blocked(async move {
+                    loop {
+                        let completion = store.completion();
+                        tokio::pin!(completion);
+                        completion.as_mut().enable();
+                        for (i, id) in ids.iter().enumerate() {
+                            if count == wanted {
+                                break;
+                            }
+                            if !ready[i] && store.try_get(id).is_some() {
+                                ready[i] = true;
+                                count += 1;
+                            }
+                        }
+                        if count == wanted {
+                            return ready;
+                        }
+                        let woke = match deadline {
+                            Some(d) => tokio::time::timeout_at(d, completion).await.is_ok(),
+                            None => {
+                                completion.await;
+                                true
+                            }
                         };
-                        match next {
-                            Some(i) => newly.push(i),
-                            None => break,
+                        if !woke {
+                            return ready;
                         }
                     }
-                    newly
                 })
                 .await?;
-            for i in newly {
-                ready[i] = true;
-            }
         }
         // Exactly `num-returns` (or fewer on timeout) ready, in input order.
-        let mut result =
-            types::WaitResult { ready: Vec::with_capacity(wanted), not_ready: Vec::with_capacity(refs.len()) };
-        for (r, is_ready) in refs.into_iter().zip(ready) {
-            if is_ready && result.ready.len() < wanted {
-                result.ready.push(r);
-            } else {
-                result.not_ready.push(r);
-            }
-        }
-        Ok(Ok(result))
+        let positions = ready.iter().enumerate().filter(|(_, r)| **r).map(|(i, _)| i as u32).take(wanted);
+        Ok(Ok(positions.collect()))
     }
 
     async fn set_global(&mut self, name: String, value: types::ObjectRef) -> Wit<()> {

@@ -148,6 +148,9 @@ pub struct ObjectStore {
     /// Task result ids are blake3(nonce, counter): unique without coordination.
     nonce: [u8; 32],
     counter: AtomicU64,
+    /// Notified whenever a pending result completes: what `wait` on many
+    /// refs sleeps on, instead of a waiter per ref.
+    completed: Notify,
 }
 
 impl ObjectStore {
@@ -173,6 +176,7 @@ impl ObjectStore {
             unloaded: Mutex::new(unloaded),
             nonce: rand::random(),
             counter: AtomicU64::new(0),
+            completed: Notify::new(),
         })
     }
 
@@ -543,6 +547,7 @@ impl ObjectStore {
             waiters.notify_waiters();
         }
         drop(shard);
+        self.completed.notify_waiters();
         self.retain_all(&nested);
     }
 
@@ -555,6 +560,12 @@ impl ObjectStore {
             Peek::Pending(_) => None,
             Peek::Absent => Some(self.load(id)),
         }
+    }
+
+    /// Resolves once some pending result completes after the call (enable
+    /// it before looking, so a completion in between is not missed).
+    pub fn completion(&self) -> tokio::sync::futures::Notified<'_> {
+        self.completed.notified()
     }
 
     /// Waits until `id` is ready (or failed) or `deadline` passes.

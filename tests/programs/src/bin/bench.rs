@@ -250,6 +250,14 @@ fn main() {
             prism::put_bytes(&arr).unwrap();
         });
     }
+    if bench.wants("single_client_get_object_containing_10k_refs") {
+        // Ray's case: `ray.get` of an object holding 10,000 refs (to `put`s of 1).
+        let refs: Vec<ObjectRef<i64>> = (0..10_000).map(|_| prism::put(&1i64).unwrap()).collect();
+        let containing = prism::put(&refs).unwrap();
+        bench.timeit("single_client_get_object_containing_10k_refs", 1.0, "ops/s", || {
+            std::hint::black_box(prism::get(&containing).unwrap());
+        });
+    }
     bench.timeit("single_client_tasks_and_get_batch", 1.0, "batches/s", || {
         let refs: Vec<_> = (0..1000).map(|_| small_value::remote()).collect();
         prism::get_all(&refs).unwrap();

@@ -25,7 +25,7 @@ pub struct Bench {
     /// Run only benchmarks whose names contain one of these (default: all):
     /// single_client_get_calls, single_client_put_calls,
     /// single_client_put_gigabytes, single_client_tasks_and_get_batch,
-    /// single_client_wait_1k_refs, single_client_tasks_sync,
+    /// single_client_wait_1k_refs, single_client_get_object_containing_10k_refs, single_client_tasks_sync,
     /// single_client_tasks_async, multi_client_tasks_async,
     /// 1_1_actor_calls_sync, 1_1_actor_calls_async, 1_1_actor_calls_concurrent,
     /// 1_n_actor_calls_async, n_n_actor_calls_async,
