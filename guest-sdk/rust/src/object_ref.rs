@@ -20,6 +20,8 @@ pub(crate) const REF_EXT_TYPE: i8 = 0x50;
 /// objects), the object is deleted.
 pub struct ObjectRef<T> {
     id: [u8; 32],
+    /// `id` as the WIT passes it, made once.
+    words: (u64, u64, u64, u64),
     /// Shared by every `ObjectRef` of this id in this instance: cloning one
     /// is a count, and only the last drop looks the id up.
     holder: Arc<()>,
@@ -130,7 +132,7 @@ impl<T> ObjectRef<T> {
                 })
             })
             .unwrap_or_default();
-        ObjectRef { id, holder, _value: PhantomData }
+        ObjectRef { id, words: to_words(&id), holder, _value: PhantomData }
     }
 
     /// Builds a ref from the words the host returned.
@@ -144,14 +146,14 @@ impl<T> ObjectRef<T> {
     }
 
     pub(crate) fn to_wit(&self) -> (u64, u64, u64, u64) {
-        to_words(&self.id)
+        self.words
     }
 }
 
 // Manual impls: deriving would require `T: Clone` etc., but a ref is just an id.
 impl<T> Clone for ObjectRef<T> {
     fn clone(&self) -> Self {
-        ObjectRef { id: self.id, holder: self.holder.clone(), _value: PhantomData }
+        ObjectRef { id: self.id, words: self.words, holder: self.holder.clone(), _value: PhantomData }
     }
 }
 

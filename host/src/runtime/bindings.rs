@@ -4,16 +4,16 @@
 //! trappable: the outer `Result` of each host function is a trap, the inner
 //! one the WIT `error` the guest handles.
 //!
-//! `prism:core/bytes` is left out: it reads the guest's memory in place,
-//! which generated bindings cannot (they copy lists into a `Vec`), so
-//! `imports.rs` registers it by hand.
+//! `prism:core/bytes` and `prism:core/objects` are left out and registered
+//! by hand: `bytes` reads the guest's memory in place, which generated
+//! bindings cannot (they copy lists into a `Vec`), in `mapping.rs`; and
+//! `objects` lifts lists of refs as flat arrays, in `objects.rs`.
 
 wasmtime::component::bindgen!({
     path: "../wit",
     inline: "
         package prism:host;
         world task-host {
-            import prism:core/objects@0.2.0;
             import prism:core/tasks@0.2.0;
             import prism:core/actors@0.2.0;
             export prism:core/worker@0.2.0;
@@ -25,4 +25,4 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::exports::prism::core::worker::CallError;
-pub use self::prism::core::{actors, objects, tasks, types};
+pub use self::prism::core::{actors, tasks, types};

@@ -5,22 +5,19 @@
 //! slots those need (no deadlock with nested tasks, Ray's rule).
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::bindings::{actors, objects, tasks, types};
-use super::mapping::payload;
+use super::bindings::{actors, tasks, types};
 use super::state::{InstanceState, TaskContext};
 use crate::actors::ActorOptions;
-use crate::config::MAX_OBJECT_SIZE;
 use crate::error::{Cause, Failure, Link};
 use crate::generators::Ended;
 use crate::scheduler::{TaskArg, TaskOptions};
-use crate::store::{GetError, IdSet, Object, ObjectId, checked_refs};
+use crate::store::ObjectId;
 
-type Wit<T> = wasmtime::Result<Result<T, types::Error>>;
+pub(super) type Wit<T> = wasmtime::Result<Result<T, types::Error>>;
 
 /// `id` as the WIT passes it.
 pub(crate) fn wit_ref(id: ObjectId) -> types::ObjectRef {
@@ -68,11 +65,7 @@ pub(crate) fn failure_of(error: types::Error) -> Failure {
     }
 }
 
-fn ids(refs: &[types::ObjectRef]) -> Vec<ObjectId> {
-    refs.iter().map(|r| object_id(*r)).collect()
-}
-
-fn deadline(timeout_ms: Option<u64>) -> Option<Instant> {
+pub(super) fn deadline(timeout_ms: Option<u64>) -> Option<Instant> {
     timeout_ms.map(|ms| Instant::now() + Duration::from_millis(ms))
 }
 
@@ -84,7 +77,7 @@ impl InstanceState {
     }
 
     /// Takes over the reference `id` carries and returns it for the guest.
-    fn adopt(&mut self, id: ObjectId) -> types::ObjectRef {
+    pub(super) fn adopt(&mut self, id: ObjectId) -> types::ObjectRef {
         self.holdings.adopt(id);
         wit_ref(id)
     }
@@ -97,7 +90,7 @@ impl InstanceState {
     }
 
     /// Awaits `fut` without holding the task's cpu slot.
-    async fn blocked<T>(&mut self, fut: impl Future<Output = T>) -> wasmtime::Result<T> {
+    pub(super) async fn blocked<T>(&mut self, fut: impl Future<Output = T>) -> wasmtime::Result<T> {
         let ctx = self.task.as_mut().expect("checked by ctx()");
         let held = ctx.slot.take().is_some();
         let out = fut.await;
@@ -117,179 +110,6 @@ impl InstanceState {
 }
 
 impl types::Host for InstanceState {}
-
-impl objects::Host for InstanceState {
-    async fn put(&mut self, value: Vec<u8>) -> Wit<types::ObjectRef> {
-        let ctx = self.ctx()?;
-        if value.len() > MAX_OBJECT_SIZE {
-            return Ok(Err(types::Error::LimitExceeded(format!(
-                "an object of {} bytes is larger than the maximum of {MAX_OBJECT_SIZE}",
-                value.len()
-            ))));
-        }
-        // What `get` hands any reader must decode, in every language.
-        let nested = match checked_refs(&value) {
-            Ok(nested) => nested,
-            Err(message) => {
-                return Ok(Err(types::Error::InvalidArgument(format!("`put` refused the value: {message}"))));
-            }
-        };
-        if let Some(unknown) = nested.iter().find(|id| !ctx.node.store.knows(id)) {
-            return Ok(Err(types::Error::NotFound(format!(
-                "`put` refused the value: it nests the ref `{unknown}`, which names no object on this node"
-            ))));
-        }
-        let stored = ctx.node.store.put(value);
-        Ok(stored.map(|id| self.adopt(id)).map_err(|f| types::Error::from(&f)))
-    }
-
-    async fn get(&mut self, refs: Vec<types::ObjectRef>, timeout_ms: Option<u64>) -> Wit<Vec<types::Payload>> {
-        let node = self.ctx()?.node.clone();
-        let ids = ids(&refs);
-        // Fast path: everything is ready, nothing to give back.
-        let mut objects: Vec<Arc<Object>> = Vec::with_capacity(ids.len());
-        for id in &ids {
-            match node.store.try_get(id) {
-                Some(Ok(o)) => objects.push(o),
-                Some(Err(f)) => return Ok(Err(f.as_ref().into())),
-                None => break,
-            }
-        }
-        if objects.len() < ids.len() {
-            let deadline = deadline(timeout_ms);
-            let rest = &ids[objects.len()..];
-            let waited = self
-                .blocked(async {
-                    let mut out = Vec::with_capacity(rest.len());
-                    for id in rest {
-                        out.push(node.store.get(id, deadline).await?);
-                    }
-                    Ok::<_, GetError>(out)
-                })
-                .await?;
-            match waited {
-                Ok(more) => objects.extend(more),
-                Err(GetError::Timeout) => return Ok(Err(types::Error::Timeout)),
-                Err(GetError::Failed(f)) => return Ok(Err(f.as_ref().into())),
-            }
-        }
-        // Refs nested in the values arrive as refs: the guest holds them now.
-        for id in &ids {
-            node.store.nested(id).into_iter().for_each(|n| self.holdings.hold(n));
-        }
-        let payloads: Result<Vec<_>, _> = ids.iter().zip(&objects).map(|(id, object)| payload(*id, object)).collect();
-        Ok(payloads.map_err(|f: Failure| types::Error::from(&f)))
-    }
-
-    async fn wait(&mut self, refs: Vec<types::ObjectRef>, num_returns: u32, timeout_ms: Option<u64>) -> Wit<Vec<u32>> {
-        let node = self.ctx()?.node.clone();
-        // Ray: waiting for nothing returns at once, whatever `num_returns`.
-        if refs.is_empty() {
-            return Ok(Ok(Vec::new()));
-        }
-        let wanted = num_returns as usize;
-        if wanted == 0 || wanted > refs.len() {
-            return Ok(Err(types::Error::InvalidArgument(format!(
-                "`num-returns` must be from 1 to the {} refs given, not {wanted}",
-                refs.len()
-            ))));
-        }
-        let mut seen = IdSet::with_capacity_and_hasher(refs.len(), Default::default());
-        if let Some(dup) = refs.iter().map(|r| object_id(*r)).find(|id| !seen.insert(*id)) {
-            return Ok(Err(types::Error::InvalidArgument(format!("ref `{dup}` appears more than once in `wait`"))));
-        }
-        // A failed object counts as ready (its `get` returns at once); an
-        // unknown one is an error. Only the first `wanted` ready ones are
-        // returned as ready, so a scan stops there.
-        let ids = ids(&refs);
-        let mut ready = vec![false; ids.len()];
-        let mut count = 0;
-        for (i, id) in ids.iter().enumerate() {
-            if count == wanted {
-                break;
-            }
-            match node.store.try_get(id) {
-                Some(Err(f)) if matches!(*f, Failure::NotFound(_)) => return Ok(Err(f.as_ref().into())),
-                Some(_) => {
-                    ready[i] = true;
-                    count += 1;
-                }
-                None => {}
-            }
-        }
-        if count < wanted {
-            let deadline = deadline(timeout_ms);
-            let store = &node.store;
-            // One sleep on the store's completions, then a rescan: no waiter
-            // per ref, whatever the number of refs.
-            ready = self
-                .blocked(async move {
-                    loop {
-                        let completion = store.completion();
-                        tokio::pin!(completion);
-                        completion.as_mut().enable();
-                        for (i, id) in ids.iter().enumerate() {
-                            if count == wanted {
-                                break;
-                            }
-                            if !ready[i] && store.try_get(id).is_some() {
-                                ready[i] = true;
-                                count += 1;
-                            }
-                        }
-                        if count == wanted {
-                            return ready;
-                        }
-                        let woke = match deadline {
-                            Some(d) => tokio::time::timeout_at(d, completion).await.is_ok(),
-                            None => {
-                                completion.await;
-                                true
-                            }
-                        };
-                        if !woke {
-                            return ready;
-                        }
-                    }
-                })
-                .await?;
-        }
-        // Exactly `num-returns` (or fewer on timeout) ready, in input order.
-        let positions = ready.iter().enumerate().filter(|(_, r)| **r).map(|(i, _)| i as u32).take(wanted);
-        Ok(Ok(positions.collect()))
-    }
-
-    async fn set_global(&mut self, name: String, value: types::ObjectRef) -> Wit<()> {
-        let ctx = self.ctx()?;
-        let id = object_id(value);
-        if !ctx.node.store.retain(&id) {
-            return Ok(Err(types::Error::NotFound(format!("no object `{id}` on this node"))));
-        }
-        if let Some(old) = ctx.job.globals.lock().insert(name, id) {
-            ctx.node.store.release(&old);
-        }
-        Ok(Ok(()))
-    }
-
-    async fn get_global(&mut self, name: String) -> Wit<types::ObjectRef> {
-        let ctx = self.ctx()?;
-        let found = ctx.job.globals.lock().get(&name).copied();
-        Ok(match found {
-            Some(id) => {
-                self.holdings.hold(id);
-                Ok(wit_ref(id))
-            }
-            None => Err(types::Error::NotFound(format!("no global `{name}` was set in this job"))),
-        })
-    }
-
-    async fn release(&mut self, refs: Vec<types::ObjectRef>) -> wasmtime::Result<()> {
-        for r in refs {
-            self.holdings.release(&object_id(r));
-        }
-        Ok(())
-    }
-}
 
 /// The arguments of a call, as the scheduler takes them.
 fn task_args(args: Vec<types::Arg>) -> Vec<TaskArg> {

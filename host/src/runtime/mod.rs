@@ -7,6 +7,7 @@ mod bindings;
 mod engine;
 mod imports;
 mod mapping;
+mod objects;
 pub mod output;
 mod state;
 
@@ -255,6 +256,7 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         TaskHost::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |s| s)?;
         mapping::add_to_linker(&mut linker)?;
+        objects::add_to_linker(&mut linker)?;
         Ok(Runtime {
             fingerprint: engine::fingerprint(&engine),
             engine,

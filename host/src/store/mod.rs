@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 pub use self::disk::DiskError;
 use self::disk::{Disk, Stored};
-pub use self::id::{IdMap, IdSet, ObjectId};
+pub use self::id::{IdHasher, IdMap, IdSet, ObjectId};
 pub use self::nested::{REF_EXT, checked_refs, nested_refs};
 pub use self::object::{Blob, ByteString, Object};
 use crate::config::{INLINE_OBJECT_MAX, MAX_OBJECT_SIZE};
