@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
+use futures::FutureExt as _;
 use parking_lot::Mutex;
 use tokio::sync::{Notify, mpsc};
 use tracing::Instrument;
@@ -429,6 +430,9 @@ async fn run(
             if call.is_none() {
                 continue;
             }
+            // A call won the race with the kill's wake-up: take the wake-up
+            // now, or it would interrupt this call on the new instance.
+            let _ = actor.kill.notified().now_or_never();
         }
         let Some(call) = call else { break };
         let _forget = node.tokens.forget(call.reply.id());

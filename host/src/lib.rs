@@ -36,7 +36,7 @@ pub mod store;
 pub use actors::{ActorId, ActorOptions};
 pub use config::Config;
 pub use error::{Failure, Link};
-pub use node::{Host, Job, Node};
+pub use node::{Host, Job, Library, Node};
 pub use runtime::output::{Output, Stream};
 pub use runtime::{Class, DriverExit, LoadError, Param, Program, Signature};
 pub use scheduler::{TaskArg, TaskOptions};

@@ -96,3 +96,21 @@ fn actor_calls_run_under_the_cpu_deadline_and_memory_limit() {
          bystander: ok 1\n"
     );
 }
+
+#[test]
+fn kill_with_restart_keeps_the_id_and_the_name() {
+    // Regression: the kill's wake-up, left over when a call came with it,
+    // interrupted that call on the new instance.
+    let out = case("kill-restart");
+    assert_eq!(out, "after restart: ok []\nname kept: ok 1\nrestarts spent: error actor died: it was killed");
+}
+
+#[test]
+fn actor_methods_may_be_generators() {
+    assert_eq!(
+        case("generator-methods"),
+        "streamed: [4, 5]\n\
+         then fails: [\"ok 4\", \"ok 5\", \"error task `Log.each_then_fail` failed: no more items\"], ended\n\
+         still serves: ok 3"
+    );
+}

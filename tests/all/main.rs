@@ -6,6 +6,8 @@
 
 mod actors;
 mod bad_input;
+mod calls;
+mod cancel;
 mod examples;
 mod guests;
 mod host_api;

@@ -29,6 +29,16 @@ impl Log {
         self.items.clone()
     }
 
+    /// Streams its items, one at a time.
+    fn each(&self) -> impl Iterator<Item = i64> {
+        self.items.clone().into_iter()
+    }
+
+    /// Streams its items, then fails.
+    fn each_then_fail(&self) -> impl Iterator<Item = Result<i64, String>> {
+        self.items.clone().into_iter().map(Ok).chain(std::iter::once(Err("no more items".to_string())))
+    }
+
     fn crash(&mut self) -> i64 {
         panic!("log crashed on purpose")
     }
@@ -167,6 +177,34 @@ fn main() {
             log.kill().unwrap();
             println!("queued: {}", show(prism::get(&slow)));
             println!("after kill: {}", show(prism::get(&log.items().remote())));
+        }
+        "kill-restart" => {
+            // Ray's `ray.kill(a, no_restart=False)`: a fresh instance, same id and name.
+            let log = Log::remote_with(&ActorOptions::new().name("phoenix").max_restarts(1)).unwrap();
+            prism::get(&log.append(1).remote()).unwrap();
+            log.restart().unwrap();
+            println!("after restart: {}", show(prism::get(&log.items().remote())));
+            let found: Actor<Log> = prism::get_actor("phoenix").unwrap();
+            println!("name kept: {}", show(prism::get(&found.append(2).remote())));
+            log.restart().unwrap();
+            println!("restarts spent: {}", show(prism::get(&log.items().remote())));
+        }
+        "generator-methods" => {
+            let log = Log::remote();
+            prism::get_all(&[log.append(4).remote(), log.append(5).remote()]).unwrap();
+            let items: Vec<i64> = log.each().remote().map(|r| prism::get(&r).unwrap()).collect();
+            println!("streamed: {items:?}");
+            let mut stream = log.each_then_fail().remote();
+            let mut seen = Vec::new();
+            let end = loop {
+                match stream.next_timeout(Duration::from_secs(30)) {
+                    Ok(Some(r)) => seen.push(show(prism::get(&r))),
+                    Ok(None) => break "ended".to_string(),
+                    Err(e) => break format!("error {e}"),
+                }
+            };
+            println!("then fails: {seen:?}, {end}");
+            println!("still serves: {}", show(prism::get(&log.append(6).remote())));
         }
         "constructor" => {
             let broken = Broken::remote("no configuration".to_string());

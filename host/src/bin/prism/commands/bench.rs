@@ -56,7 +56,7 @@ impl Bench {
         let mut args = vec![self.seconds.to_string()];
         args.extend(self.names);
         let sampler = self.memory.then(MemorySampler::start);
-        let exit = super::run_driver(config, "bench.wasm".into(), BENCH_GUEST.to_vec(), args)?;
+        let exit = super::run_driver(config, "bench.wasm".into(), BENCH_GUEST.to_vec(), None, args)?;
         if let Some(sampler) = sampler {
             let (rss, pss) = sampler.stop();
             println!("peak_rss {} MiB\npeak_pss {} MiB", rss >> 10, pss >> 10);

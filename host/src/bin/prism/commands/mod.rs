@@ -143,14 +143,24 @@ impl NodeOptions {
 }
 
 /// Starts a node, runs `wasm` as a driver with `args` until it ends, and
-/// makes everything it stored durable before returning.
-fn run_driver(config: Config, name: String, wasm: Vec<u8>, args: Vec<String>) -> anyhow::Result<DriverExit> {
+/// makes everything it stored durable before returning. The components of
+/// `library` are loaded first, for its tasks to call into.
+fn run_driver(
+    config: Config,
+    name: String,
+    wasm: Vec<u8>,
+    library: Option<run::Files>,
+    args: Vec<String>,
+) -> anyhow::Result<DriverExit> {
     let tokio = tokio_runtime(&config)?;
     let node = Node::open(config)?;
     // The driver runs on a worker thread, next to the tasks it starts.
     let driver = {
         let node = node.clone();
         async move {
+            if let Some(library) = library {
+                library.load_into(&node).await?;
+            }
             let program = node.load(&name, &wasm).await?;
             let job = node.job(program, Output::stdio());
             anyhow::Ok(node.run_driver(&job, &args).await?)

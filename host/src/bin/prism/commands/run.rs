@@ -1,9 +1,10 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
-use prism_host::DriverExit;
+use prism_host::{DriverExit, Library, Node};
 
 use super::NodeOptions;
 
@@ -16,6 +17,11 @@ pub struct Run {
     /// The component (.wasm built for wasm32-wasip2 with a prism SDK)
     component: PathBuf,
 
+    /// Another component its tasks may call into, by its file name without
+    /// `.wasm` or by its id (repeatable)
+    #[arg(long = "with", value_name = "COMPONENT")]
+    with: Vec<PathBuf>,
+
     /// Arguments passed to the driver (after `--`)
     #[arg(last = true)]
     args: Vec<String>,
@@ -26,18 +32,74 @@ pub struct Run {
 
 impl Run {
     pub fn execute(self) -> anyhow::Result<ExitCode> {
-        let wasm =
-            std::fs::read(&self.component).with_context(|| format!("cannot read `{}`", self.component.display()))?;
-        let name = self
-            .component
-            .file_name()
-            .map_or_else(|| self.component.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let (name, wasm) = read(&self.component)?;
+        let library = if self.with.is_empty() { None } else { Some(Files::read(&self.with)?) };
         let config = self.node.config()?;
-        let exit = super::run_driver(config, name.clone(), wasm, self.args);
+        let exit = super::run_driver(config, name.clone(), wasm, library, self.args);
         match exit? {
             DriverExit::Exited(0) => Ok(ExitCode::SUCCESS),
             DriverExit::Exited(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(1).max(1))),
             DriverExit::Trapped(trap) => anyhow::bail!("driver `{name}` trapped: {trap}"),
         }
+    }
+}
+
+/// A component file's name and bytes.
+fn read(path: &Path) -> anyhow::Result<(String, Vec<u8>)> {
+    let wasm = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    Ok((name, wasm))
+}
+
+/// The components `--with` names, held in memory: each is found by its
+/// file stem.
+pub struct Files {
+    components: Vec<File>,
+}
+
+struct File {
+    stem: String,
+    name: String,
+    id: [u8; 32],
+    wasm: Vec<u8>,
+}
+
+impl Files {
+    fn read(paths: &[PathBuf]) -> anyhow::Result<Files> {
+        let mut components: Vec<File> = Vec::new();
+        for path in paths {
+            let (name, wasm) = read(path)?;
+            let stem = name.strip_suffix(".wasm").unwrap_or(&name).to_string();
+            if components.iter().any(|c| c.stem == stem) {
+                anyhow::bail!("two `--with` components are named `{stem}`: rename one");
+            }
+            components.push(File { stem, name, id: *blake3::hash(&wasm).as_bytes(), wasm });
+        }
+        Ok(Files { components })
+    }
+
+    /// Compiles each component (so that a bad one fails before the driver
+    /// starts), then lets `node`'s tasks call into them.
+    pub async fn load_into(self, node: &Arc<Node>) -> anyhow::Result<()> {
+        for c in &self.components {
+            node.load(&c.name, &c.wasm).await.with_context(|| format!("cannot load `--with {}`", c.name))?;
+        }
+        node.set_library(Arc::new(self));
+        Ok(())
+    }
+}
+
+impl Library for Files {
+    fn find(&self, name: &str) -> Result<[u8; 32], String> {
+        if let Some(c) = self.components.iter().find(|c| c.stem == name) {
+            return Ok(c.id);
+        }
+        let names: Vec<String> = self.components.iter().map(|c| format!("`{}`", c.stem)).collect();
+        Err(format!("no component named `{name}`: `--with` loaded {}", names.join(", ")))
+    }
+
+    fn wasm(&self, id: &[u8; 32]) -> Option<(String, Vec<u8>)> {
+        let c = self.components.iter().find(|c| &c.id == id)?;
+        Some((c.name.clone(), c.wasm.clone()))
     }
 }
