@@ -884,3 +884,34 @@ fn a_rotated_token_replaces_the_old_one_at_once() {
     let unknown = server.cli("", &["tenant", "token", "bob"]);
     assert!(!unknown.success && unknown.stderr.contains("no tenant `bob`"), "{}", unknown.stderr);
 }
+
+#[test]
+fn a_call_answered_with_a_ref_can_be_cancelled_by_its_tenant_only() {
+    let server = Server::start(&[]);
+    let alice = server.tenant("alice");
+    let bob = server.tenant("bob");
+    server.deploy(&alice, guest!("SERVICE"), "svc");
+    let running = server.json("POST", "/v1/modules/svc/functions/forever?result=ref", &alice, &json!([])).json();
+    let running = running["ref"].as_str().unwrap().to_string();
+    let cancel = format!("/v1/objects/{running}/cancel");
+    // Bob cannot reach it; a bad flag and a made-up ref are named.
+    let (code, _) = server.request("POST", &cancel, &bob, &[], b"").error(404);
+    assert_eq!(code, "not_found");
+    let (code, message) = server.request("POST", &format!("{cancel}?recursive=maybe"), &alice, &[], b"").error(400);
+    assert_eq!((code.as_str(), message.as_str()), ("bad_request", "`recursive` is `true` or `false`, not `maybe`"));
+    let unknown = format!("/v1/objects/{}/cancel", "ab".repeat(32));
+    assert_eq!(server.request("POST", &unknown, &alice, &[], b"").error(404).0, "not_found");
+
+    let answer = server.request("POST", &cancel, &alice, &[], b"");
+    assert_eq!(answer.status, 202, "{}", answer.text());
+    assert_eq!(answer.json(), json!({"ref": running, "recursive": true}));
+    let (code, message) = server.request("GET", &format!("/v1/objects/{running}"), &alice, &[], b"").error(409);
+    assert_eq!(code, "cancelled");
+    assert!(message.contains("task `forever` failed: it was cancelled"), "{message}");
+    // A finished call keeps its value.
+    let done = server.json("POST", "/v1/modules/svc/functions/add?result=ref", &alice, &json!([2, 3])).json();
+    let done = done["ref"].as_str().unwrap().to_string();
+    assert_eq!(server.request("GET", &format!("/v1/objects/{done}"), &alice, &[], b"").json(), json!(5));
+    assert_eq!(server.request("POST", &format!("/v1/objects/{done}/cancel"), &alice, &[], b"").status, 202);
+    assert_eq!(server.request("GET", &format!("/v1/objects/{done}"), &alice, &[], b"").json(), json!(5));
+}

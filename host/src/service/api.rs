@@ -132,6 +132,7 @@ async fn tenant_route(service: &Arc<Service>, tenant: &Tenant, space: &Arc<Space
         (&Method::POST, ["objects"]) => upload_object(tenant, space, call).await,
         (&Method::GET, ["objects", id]) => download(space, id, call).await,
         (&Method::GET, ["objects", id, "meta"]) => object_meta(space, id),
+        (&Method::POST, ["objects", id, "cancel"]) => cancel(space, id, &call),
         (&Method::DELETE, ["objects", id]) => {
             let id = parse_ref(id)?;
             if !space.unpin(&id).await? {
@@ -481,6 +482,21 @@ fn object_meta(space: &Space, id: &str) -> Reply {
         }
     };
     Ok(json_response(StatusCode::OK, &meta))
+}
+
+/// Ray's `ray.cancel(ref, recursive=…)` on the call that makes `id`: it
+/// ends within an epoch tick, so the answer only says it was asked.
+fn cancel(space: &Space, id: &str, call: &Call) -> Reply {
+    let id = parse_ref(id)?;
+    let recursive = match call.query("recursive") {
+        None | Some("" | "true" | "1") => true,
+        Some("false" | "0") => false,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!("`recursive` is `true` or `false`, not `{other}`")));
+        }
+    };
+    space.node.cancel(id, recursive).map_err(|failure| failure_error(&failure))?;
+    Ok(json_response(StatusCode::ACCEPTED, &json!({"ref": id.to_string(), "recursive": recursive})))
 }
 
 async fn create_actor(tenant: &Tenant, space: &Arc<Space>, call: Call) -> Reply {
