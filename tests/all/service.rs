@@ -915,3 +915,23 @@ fn a_call_answered_with_a_ref_can_be_cancelled_by_its_tenant_only() {
     assert_eq!(server.request("POST", &format!("/v1/objects/{done}/cancel"), &alice, &[], b"").status, 202);
     assert_eq!(server.request("GET", &format!("/v1/objects/{done}"), &alice, &[], b"").json(), json!(5));
 }
+
+#[test]
+fn a_module_calls_the_tenants_other_modules_and_no_other_tenants() {
+    let server = Server::start(&[]);
+    let alice = server.tenant("alice");
+    let bob = server.tenant("bob");
+    server.deploy(&alice, guest!("SQUARE"), "square");
+    server.deploy(&alice, guest!("CALLS"), "calls");
+    let answer = server.json("POST", "/v1/modules/calls/functions/sum_of_squares", &alice, &json!([4]));
+    assert_eq!(answer.json(), json!({"result": 14}), "{}", answer.text());
+    // Bob has the caller but not the library: Alice's `square` is not his.
+    server.deploy(&bob, guest!("CALLS"), "calls");
+    let answer = server.json("POST", "/v1/modules/calls/functions/sum_of_squares", &bob, &json!([4]));
+    let (code, message) = answer.error(422);
+    assert_eq!(code, "task_failed");
+    assert_eq!(
+        message,
+        "task `sum_of_squares` failed: a prism call it made failed: not found: no module `square` (this tenant's modules: `calls`)"
+    );
+}

@@ -23,7 +23,7 @@ use super::values;
 use crate::actors::ActorOptions;
 use crate::error::Failure;
 use crate::fsutil::write_atomic;
-use crate::node::{Job, Node};
+use crate::node::{Job, Library, Node};
 use crate::runtime::output::Output;
 use crate::runtime::{Class, Signature};
 use crate::store::ObjectId;
@@ -106,8 +106,9 @@ pub struct Space {
     dir: PathBuf,
     db: Arc<Database>,
     pins: Pins,
-    /// Every module's description, by id (read from disk at open).
-    catalog: Mutex<HashMap<String, ModuleInfo>>,
+    /// Every module's description, by id (read from disk at open), shared
+    /// with the node's [`Modules`] library.
+    catalog: Arc<Catalog>,
     /// Modules loaded since, by id.
     modules: Mutex<HashMap<String, Arc<Module>>>,
     /// Invocations, actor calls and jobs in flight.
@@ -181,13 +182,15 @@ impl Space {
             txn.delete_table(CALLS)?;
             txn.commit()?;
         }
+        let catalog = Arc::new(Mutex::new(catalog));
+        node.set_library(Arc::new(Modules { dir: dir.join("modules"), catalog: catalog.clone() }));
         Ok(Arc::new(Space {
             tenant: tenant.to_string(),
             node,
             dir,
             pins: Pins::start(db.clone())?,
             db,
-            catalog: Mutex::new(catalog),
+            catalog,
             modules: Mutex::new(HashMap::new()),
             in_flight: AtomicU32::new(0),
             running: Mutex::new(HashMap::new()),
@@ -245,32 +248,9 @@ impl Space {
         Ok(self.modules.lock().entry(id).or_insert(module).clone())
     }
 
-    /// The id of the module named by `given`: its id, or its name if
-    /// exactly one module has that name.
+    /// The id of the module named by `given` ([`resolve`]).
     fn resolve_module(&self, given: &str) -> Result<String, ApiError> {
-        let missing = || ApiError::not_found(format!("no module `{given}`"));
-        let catalog = self.catalog.lock();
-        if catalog.contains_key(given) {
-            return Ok(given.to_string());
-        }
-        if given.len() == 64 && given.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(missing());
-        }
-        let mut named: Vec<_> = catalog.values().filter(|m| m.name == given).collect();
-        named.sort_by(|a, b| a.id.cmp(&b.id));
-        match named.as_slice() {
-            [one] => Ok(one.id.clone()),
-            [] => Err(missing()),
-            many => Err(ApiError::new(
-                hyper::StatusCode::CONFLICT,
-                "ambiguous",
-                format!(
-                    "{} modules are named `{given}`; name one by id: {}",
-                    many.len(),
-                    many.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-            )),
-        }
+        resolve(&self.catalog.lock(), given)
     }
 
     /// Deletes module `id` (instances running it finish first).
@@ -467,4 +447,64 @@ impl Drop for InFlight {
 fn read_info(path: &Path) -> anyhow::Result<ModuleInfo> {
     let bytes = std::fs::read(path)?;
     serde_json::from_slice(&bytes).with_context(|| format!("module description `{}`", path.display()))
+}
+
+/// A tenant's modules, by id.
+type Catalog = Mutex<HashMap<String, ModuleInfo>>;
+
+/// The id of the module named by `given`: its id, or its name if exactly
+/// one module has that name.
+fn resolve(catalog: &HashMap<String, ModuleInfo>, given: &str) -> Result<String, ApiError> {
+    let missing = || ApiError::not_found(format!("no module `{given}`"));
+    if catalog.contains_key(given) {
+        return Ok(given.to_string());
+    }
+    if given.len() == 64 && given.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(missing());
+    }
+    let mut named: Vec<_> = catalog.values().filter(|m| m.name == given).collect();
+    named.sort_by(|a, b| a.id.cmp(&b.id));
+    match named.as_slice() {
+        [one] => Ok(one.id.clone()),
+        [] => Err(missing()),
+        many => Err(ApiError::new(
+            hyper::StatusCode::CONFLICT,
+            "ambiguous",
+            format!(
+                "{} modules are named `{given}`; name one by id: {}",
+                many.len(),
+                many.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        )),
+    }
+}
+
+/// What a tenant's tasks may call into: its own modules, and no other
+/// tenant's (the library of its namespace only).
+struct Modules {
+    dir: PathBuf,
+    catalog: Arc<Catalog>,
+}
+
+impl Library for Modules {
+    fn find(&self, name: &str) -> Result<[u8; 32], String> {
+        let catalog = self.catalog.lock();
+        let id = resolve(&catalog, name).map_err(|e| {
+            let names: Vec<String> = catalog.values().map(|m| format!("`{}`", m.name)).collect();
+            format!(
+                "{} (this tenant's modules: {})",
+                e.message,
+                if names.is_empty() { "none".into() } else { names.join(", ") }
+            )
+        })?;
+        let id: ObjectId = id.parse().map_err(|e| format!("module `{id}`: {e}"))?;
+        Ok(*id.as_bytes())
+    }
+
+    fn wasm(&self, id: &[u8; 32]) -> Option<(String, Vec<u8>)> {
+        let id = hex(id);
+        let name = self.catalog.lock().get(&id)?.name.clone();
+        let wasm = std::fs::read(self.dir.join(format!("{id}.wasm"))).ok()?;
+        Some((name, wasm))
+    }
 }
