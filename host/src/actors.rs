@@ -23,7 +23,7 @@ use crate::generators::Stream;
 use crate::node::{Holdings, Job, Node};
 use crate::runtime::{ActorInstance, Class, Generating, Payload, Program, TaskContext, payload};
 use crate::scheduler::{TaskArg, end_stream, resolve};
-use crate::store::ObjectId;
+use crate::store::{ObjectId, Unread};
 
 /// An actor's 32-byte id.
 pub type ActorId = ObjectId;
@@ -77,11 +77,11 @@ impl Reply {
         }
     }
 
-    /// Ends the call with `result`.
-    fn complete(&self, node: &Node, result: Result<Vec<u8>, Failure>) {
+    /// Ends the call with `result`; `unread` is told of a failure no one reads.
+    fn complete(&self, node: &Node, result: Result<Vec<u8>, Failure>, unread: Option<Unread>) {
         match self {
-            Reply::Object(id) => node.store.complete(*id, result),
-            Reply::Stream(_, stream) => end_stream(node, stream, result.map(drop)),
+            Reply::Object(id) => node.store.complete(*id, result, unread),
+            Reply::Stream(_, stream) => end_stream(node, stream, result.map(drop), unread),
         }
     }
 }
@@ -145,6 +145,13 @@ impl Actor {
 
     fn label(&self, method: &str) -> String {
         format!("{}.{method}", self.class)
+    }
+
+    /// Ends a call of `method` with `result`: a failure no one reads is
+    /// reported to the actor's job.
+    fn reply(&self, node: &Node, reply: &Reply, method: &str, result: Result<Vec<u8>, Failure>) {
+        let unread = result.as_ref().err().and_then(|failure| self.job.unread(&self.label(method), failure));
+        reply.complete(node, result, unread);
     }
 }
 
@@ -233,7 +240,7 @@ impl Actors {
         let actor = match actor {
             Ok(actor) => actor,
             Err(failure) => {
-                reply.complete(node, Err(failure));
+                reply.complete(node, Err(failure), None);
                 return reply.id();
             }
         };
@@ -259,7 +266,7 @@ impl Actors {
     pub(crate) fn cancelled(node: &Node, id: ObjectId, label: &str) {
         match node.generators.get(&id) {
             Some(stream) => stream.cancel(Failure::cancelled(label)),
-            None => node.store.complete(id, Err(Failure::cancelled(label))),
+            None => node.store.complete(id, Err(Failure::cancelled(label)), None),
         }
     }
 
@@ -341,7 +348,7 @@ fn send(node: &Node, actor: &Actor, call: Call) {
     if let Err(mpsc::error::SendError(call)) = actor.queue.send(call) {
         let reason = actor.dead().unwrap_or_else(|| "it has stopped".into());
         node.tokens.remove(&call.reply.id());
-        call.reply.complete(node, Err(Failure::ActorDied(reason)));
+        actor.reply(node, &call.reply, &call.method, Err(Failure::ActorDied(reason)));
     }
 }
 
@@ -357,7 +364,7 @@ fn open_lane(node: &Arc<Node>, actor: &Arc<Actor>) -> Lane {
                 Ok(args) => send(&node, &actor, Call { method, args, reply, token, _holds: holds }),
                 Err(failure) => {
                     node.tokens.remove(&reply.id());
-                    reply.complete(&node, Err(failure));
+                    actor.reply(&node, &reply, &method, Err(failure));
                 }
             }
             count.fetch_sub(1, Ordering::AcqRel);
@@ -450,7 +457,7 @@ async fn run(
                 () = actor.kill.notified() => {
                     let restarting = actor.restart.swap(false, Ordering::AcqRel) && actor.dead().is_none();
                     let reason = if restarting { format!("`{label}` was interrupted: the actor was killed to restart") } else { actor.dead().unwrap_or_default() };
-                    call.reply.complete(&node, Err(Failure::ActorDied(reason)));
+                    actor.reply(&node, &call.reply, &call.method, Err(Failure::ActorDied(reason)));
                     if restarting && let Some(new) = restart(format!("`{}` was killed", actor.class)).await {
                         instance = new;
                         continue 'serve;
@@ -459,19 +466,19 @@ async fn run(
                 }
             };
             let trap = match outcome {
-                Ok(Ok(bytes)) => break call.reply.complete(&node, Ok(bytes)),
-                Ok(Err(refused)) => break call.reply.complete(&node, Err(refused.failure(&label))),
+                Ok(Ok(bytes)) => break actor.reply(&node, &call.reply, &call.method, Ok(bytes)),
+                Ok(Err(refused)) => break actor.reply(&node, &call.reply, &call.method, Err(refused.failure(&label))),
                 Err(trap) => trap,
             };
             match restart(format!("`{}` crashed in `{label}` ({trap})", actor.class)).await {
                 Some(new) => instance = new,
                 None => {
-                    call.reply.complete(&node, Err(trap.failure(&label)));
+                    actor.reply(&node, &call.reply, &call.method, Err(trap.failure(&label)));
                     break 'serve;
                 }
             }
             if retries >= actor.options.max_task_retries {
-                break call.reply.complete(&node, Err(trap.failure(&label)));
+                break actor.reply(&node, &call.reply, &call.method, Err(trap.failure(&label)));
             }
             retries += 1;
         }
@@ -490,7 +497,7 @@ fn shut_down(node: &Node, actor: &Actor, mut rx: mpsc::UnboundedReceiver<Call>) 
     let reason = actor.dead().unwrap_or_default();
     while let Ok(call) = rx.try_recv() {
         node.tokens.remove(&call.reply.id());
-        call.reply.complete(node, Err(Failure::ActorDied(reason.clone())));
+        actor.reply(node, &call.reply, &call.method, Err(Failure::ActorDied(reason.clone())));
     }
     // Ends the resolvers, which fail what they still hold.
     actor.lanes.lock().clear();

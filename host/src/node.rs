@@ -14,10 +14,10 @@ use crate::cancel::{Kind, Tokens};
 use crate::config::Config;
 use crate::error::{Failure, listing};
 use crate::generators::Generators;
-use crate::runtime::output::Output;
+use crate::runtime::output::{Output, Stream};
 use crate::runtime::{Class, DriverExit, InstanceLimits, LoadError, Program, Runtime, TaskContext, WarmPool};
 use crate::scheduler::{Scheduler, TaskArg, TaskOptions};
-use crate::store::{Capacity, IdSet, ObjectId, ObjectStore, nested_refs};
+use crate::store::{Capacity, IdSet, ObjectId, ObjectStore, Unread, nested_refs};
 
 /// One prism node.
 pub struct Node {
@@ -212,6 +212,23 @@ pub struct Job {
     pub(crate) warm: WarmPool,
     /// Actors killed when the job ends (all but the detached ones).
     pub(crate) owned_actors: Mutex<Vec<ActorId>>,
+}
+
+impl Job {
+    /// What writes a line to the job's stderr if `failure`, the outcome of
+    /// `what` (a task function or an actor method), is dropped with no one
+    /// having read it: Ray's "unhandled error". A cancel is not reported:
+    /// whoever cancelled it knows.
+    pub(crate) fn unread(&self, what: &str, failure: &Failure) -> Option<Unread> {
+        if matches!(failure, Failure::Cancelled(_)) {
+            return None;
+        }
+        let (output, what) = (self.output.clone(), what.to_string());
+        Some(Box::new(move |id: &ObjectId, failure: &Failure| {
+            let line = format!("prism: unhandled error from `{what}` (ref {id}, dropped without a get): {failure}\n");
+            output.emit(Stream::Stderr, line.as_bytes());
+        }))
+    }
 }
 
 impl Node {
@@ -498,10 +515,11 @@ impl Node {
         Scheduler::submit_generator(self, job, function, args, options)
     }
 
-    /// A ref that is failed from the start.
-    pub(crate) fn failed(&self, failure: Failure) -> ObjectId {
+    /// A ref that is failed from the start; `unread` is told if it is
+    /// dropped unread.
+    pub(crate) fn failed(&self, failure: Failure, unread: Option<Unread>) -> ObjectId {
         let id = self.store.pending();
-        self.store.complete(id, Err(failure));
+        self.store.complete(id, Err(failure), unread);
         id
     }
 }

@@ -13,7 +13,7 @@ use crate::generators::Stream;
 use crate::node::{Holdings, Job, Node};
 use crate::runtime::{Generating, Payload, Program, TaskContext, payload};
 use crate::slots::{Permit, Slots};
-use crate::store::{GetError, ObjectId};
+use crate::store::{GetError, ObjectId, Unread};
 
 /// One argument of a remote call.
 #[derive(Debug, Clone)]
@@ -112,7 +112,8 @@ impl Scheduler {
         options: TaskOptions,
     ) -> Result<(ObjectId, impl Future<Output = ()> + Send + 'static), ObjectId> {
         if let Err(failure) = Self::fits(node, &function, options) {
-            return Err(node.failed(failure));
+            let unread = job.unread(&function, &failure);
+            return Err(node.failed(failure, unread));
         }
         let id = node.store.pending();
         let span = tracing::info_span!("task", function = %function, id = %id);
@@ -132,7 +133,10 @@ impl Scheduler {
         let id = node.store.fresh_id();
         let stream = node.generators.create(id);
         match args.and_then(|args| Self::fits(node, &function, options).map(|()| args)) {
-            Err(failure) => end_stream(node, &stream, Err(failure)),
+            Err(failure) => {
+                let unread = job.unread(&function, &failure);
+                end_stream(node, &stream, Err(failure), unread)
+            }
             Ok(args) => {
                 let span = tracing::info_span!("generator", function = %function, id = %id);
                 let call = Call::new(node, id, function, args);
@@ -172,7 +176,8 @@ struct GivenUp(Option<(Arc<Node>, ObjectId)>);
 impl Drop for GivenUp {
     fn drop(&mut self) {
         if let Some((node, id)) = self.0.take() {
-            node.store.complete(id, Err(Failure::LimitExceeded("the caller stopped waiting for the task".into())));
+            let failure = Failure::LimitExceeded("the caller stopped waiting for the task".into());
+            node.store.complete(id, Err(failure), None);
             node.store.release(&id);
         }
     }
@@ -238,19 +243,21 @@ async fn run(node: Arc<Node>, job: Arc<Job>, call: Call, options: TaskOptions, r
             node.tasks.failed.fetch_add(1, Ordering::Relaxed)
         }
     };
+    let unread = result.as_ref().err().and_then(|failure| job.unread(&function, failure));
     match results {
-        Results::Object(id) => node.store.complete(id, result),
-        Results::Stream(stream) => end_stream(&node, &stream, result.map(drop)),
+        Results::Object(id) => node.store.complete(id, result, unread),
+        Results::Stream(stream) => end_stream(&node, &stream, result.map(drop), unread),
     }
 }
 
 /// Ends a generator's stream; a failure becomes its last item (unless the
-/// caller closed the stream already), a cancel its end.
-pub(crate) fn end_stream(node: &Node, stream: &Stream, outcome: Result<(), Failure>) {
+/// caller closed the stream already), told to `unread` if dropped unread; a
+/// cancel ends it.
+pub(crate) fn end_stream(node: &Node, stream: &Stream, outcome: Result<(), Failure>, unread: Option<Unread>) {
     match outcome {
         Err(failure @ Failure::Cancelled(_)) => stream.cancel(failure),
         outcome => {
-            if let Some(unwanted) = stream.end(outcome.err().map(|failure| node.failed(failure))) {
+            if let Some(unwanted) = stream.end(outcome.err().map(|failure| node.failed(failure, unread))) {
                 node.store.release(&unwanted);
             }
         }

@@ -1,6 +1,6 @@
 //! Ray's actor semantics, through tests/programs/src/bin/actors.rs.
 
-use crate::{guest, run_ok};
+use crate::{guest, prism, run_ok};
 
 fn case(name: &str) -> String {
     // Task and actor output lines are tagged `(…)`; the cases print untagged.
@@ -11,6 +11,16 @@ fn expect(out: &str, lines: &[&str]) {
     for line in lines {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
     }
+}
+
+#[test]
+fn an_actor_call_error_nobody_read_is_reported_naming_the_method() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = prism(dir.path(), &["run", guest!("ACTORS"), "--", "unhandled"]);
+    assert_eq!(run.stdout, "read: error task `Log.refuse` failed: refused on purpose\n", "{}", run.stderr);
+    let reports: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("prism: unhandled error")).collect();
+    assert_eq!(reports.len(), 1, "{}", run.stderr);
+    assert!(reports[0].starts_with("prism: unhandled error from `Log.refuse` (ref "), "{}", reports[0]);
 }
 
 #[test]

@@ -14,7 +14,7 @@ fn objects_survive_a_restart_and_are_verified() {
         let a = store.put(small.clone()).unwrap();
         let b = store.put(large.clone()).unwrap();
         let result = store.pending();
-        store.complete(result, Ok(b"task result".to_vec()));
+        store.complete(result, Ok(b"task result".to_vec()), None);
         store.flush().unwrap();
         (a, b, result)
     };
@@ -50,7 +50,7 @@ fn failures_survive_a_restart() {
     let id = {
         let store = ObjectStore::open(dir.path()).unwrap();
         let id = store.pending();
-        store.complete(id, Err(failure.clone()));
+        store.complete(id, Err(failure.clone()), None);
         id
     };
     let store = ObjectStore::open(dir.path()).unwrap();

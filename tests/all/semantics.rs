@@ -77,6 +77,24 @@ fn errors_name_the_function_and_chain_through_consumers() {
     }
 }
 
+/// Ray's "unhandled error": a failure dropped without a `get` is written
+/// to the job's stderr once, naming the function; a read one never is.
+#[test]
+fn an_error_nobody_read_is_reported_once_when_its_last_ref_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = prism(dir.path(), &["run", guest!("SEMANTICS"), "--", "unhandled"]);
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(run.stdout, "forgot: ok 7\n");
+    let reports: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("prism: unhandled error")).collect();
+    assert_eq!(reports.len(), 3, "{}", run.stderr);
+    for message in ["nobody read this", "forgotten in a task", "held to the end"] {
+        let found: Vec<_> = reports.iter().filter(|l| l.contains(message)).collect();
+        assert_eq!(found.len(), 1, "{message:?} once in:\n{}", run.stderr);
+        assert!(found[0].starts_with("prism: unhandled error from `fail` (ref "), "{}", found[0]);
+        assert!(found[0].ends_with(&format!("dropped without a get): task `fail` failed: {message}")), "{}", found[0]);
+    }
+}
+
 #[test]
 fn retries_after_trap_and_after_error_when_asked() {
     let out = case("retry");

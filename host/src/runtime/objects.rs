@@ -192,7 +192,7 @@ impl InstanceState {
             if count == wanted {
                 break;
             }
-            match node.store.try_get(id) {
+            match node.store.done(id) {
                 Some(Err(f)) if matches!(*f, Failure::NotFound(_)) => return Ok(Err(f.as_ref().into())),
                 Some(_) => {
                     ready[i] = true;
@@ -216,7 +216,7 @@ impl InstanceState {
                             if count == wanted {
                                 break;
                             }
-                            if !ready[i] && store.try_get(id).is_some() {
+                            if !ready[i] && store.done(id).is_some() {
                                 ready[i] = true;
                                 count += 1;
                             }

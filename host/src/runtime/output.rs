@@ -49,7 +49,8 @@ impl Output {
         Output(Arc::new(sink))
     }
 
-    fn emit(&self, stream: Stream, bytes: &[u8]) {
+    /// Hands `bytes` (whole lines) to the sink.
+    pub(crate) fn emit(&self, stream: Stream, bytes: &[u8]) {
         (self.0)(stream, bytes)
     }
 }

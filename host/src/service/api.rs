@@ -208,7 +208,7 @@ fn parse_args(body: &[u8]) -> Result<Vec<TaskArg>, ApiError> {
 fn check_refs(space: &Space, args: &[TaskArg]) -> Result<(), ApiError> {
     for arg in args {
         if let TaskArg::Object(id) = arg
-            && let Some(Err(failure)) = space.node.store.try_get(id)
+            && let Some(Err(failure)) = space.node.store.done(id)
             && matches!(*failure, Failure::NotFound(_))
         {
             return Err(unknown_ref(id));

@@ -44,9 +44,15 @@ enum Slot {
     Failed(Arc<Failure>),
 }
 
+/// Called once if a failed object is deleted before anyone read its failure
+/// (Ray's "unhandled error"), outside the store's locks, with its id.
+pub type Unread = Box<dyn FnOnce(&ObjectId, &Failure) + Send>;
+
 /// An object in the memory tier, with what keeps it alive.
 struct Entry {
     slot: Slot,
+    /// Who is told if it is a failure deleted unread; taken by the first read.
+    unread: Option<Unread>,
     /// Holders: instances that were handed the ref, pending tasks taking it
     /// as an argument, objects it is nested in, job globals, streams.
     refs: u32,
@@ -273,7 +279,7 @@ impl ObjectStore {
         }
         let object = Arc::new(object);
         self.disk.write_object(id, id, object.clone(), &nested);
-        shard.insert(id, Entry { slot: Slot::Ready(object), refs: 1, nested: nested.clone(), usage });
+        shard.insert(id, Entry { slot: Slot::Ready(object), unread: None, refs: 1, nested: nested.clone(), usage });
         drop(shard);
         self.retain_all(&nested);
         Ok(id)
@@ -449,6 +455,9 @@ impl ObjectStore {
             self.delete(id, &entry.slot);
             drop(shard);
             self.unreserve(entry.usage);
+            if let (Slot::Failed(failure), Some(unread)) = (&entry.slot, entry.unread) {
+                unread(&id, failure);
+            }
             work.extend(entry.nested);
         }
     }
@@ -474,8 +483,8 @@ impl ObjectStore {
     /// of a call that a restart lost.
     pub fn insert_failed(&self, id: ObjectId, failure: Failure) {
         self.disk.write_failure(id, &failure);
-        let entry =
-            Entry { slot: Slot::Failed(Arc::new(failure)), refs: 1, nested: Vec::new(), usage: Usage::default() };
+        let slot = Slot::Failed(Arc::new(failure));
+        let entry = Entry { slot, unread: None, refs: 1, nested: Vec::new(), usage: Usage::default() };
         self.shard(&id).lock().insert(id, entry);
     }
 
@@ -484,6 +493,7 @@ impl ObjectStore {
         let id = self.fresh_id();
         let entry = Entry {
             slot: Slot::Pending(Arc::new(Notify::new())),
+            unread: None,
             refs: 1,
             nested: Vec::new(),
             usage: Usage::default(),
@@ -501,8 +511,9 @@ impl ObjectStore {
     }
 
     /// Resolves the pending `id` with a value or a failure, waking its
-    /// waiters. A result no one holds any more is dropped.
-    pub fn complete(&self, id: ObjectId, result: Result<Vec<u8>, Failure>) {
+    /// waiters. A result no one holds any more is dropped. A failure is
+    /// told to `unread` if its last holder lets go of it unread.
+    pub fn complete(&self, id: ObjectId, result: Result<Vec<u8>, Failure>, unread: Option<Unread>) {
         let built = result.and_then(|bytes| {
             let hash = ObjectId::from(content_hash(&[&bytes]));
             let mut built = self.build(&id, Source::Encoded(bytes))?;
@@ -539,6 +550,7 @@ impl ObjectStore {
             }
             Err(failure) => {
                 self.disk.write_failure(id, &failure);
+                entry.unread = unread;
                 (Slot::Failed(Arc::new(failure)), Vec::new())
             }
         };
@@ -554,11 +566,23 @@ impl ObjectStore {
     /// The value of `id` if it is ready now, without waiting: `None` while
     /// pending.
     pub fn try_get(&self, id: &ObjectId) -> Option<Result<Arc<Object>, Arc<Failure>>> {
-        match self.peek(id) {
+        match self.peek(id, true) {
             Peek::Ready(o) => Some(Ok(o)),
             Peek::Failed(f) => Some(Err(f)),
             Peek::Pending(_) => None,
             Peek::Absent => Some(self.load(id)),
+        }
+    }
+
+    /// Whether `id` is done (`Some`, failed or not) or pending, as
+    /// [`ObjectStore::try_get`] says, without reading it: a failure looked
+    /// at here is still unread.
+    pub fn done(&self, id: &ObjectId) -> Option<Result<(), Arc<Failure>>> {
+        match self.peek(id, false) {
+            Peek::Ready(_) => Some(Ok(())),
+            Peek::Failed(f) => Some(Err(f)),
+            Peek::Pending(_) => None,
+            Peek::Absent => Some(self.load(id).map(drop)),
         }
     }
 
@@ -571,7 +595,7 @@ impl ObjectStore {
     /// Waits until `id` is ready (or failed) or `deadline` passes.
     pub async fn get(&self, id: &ObjectId, deadline: Option<Instant>) -> Result<Arc<Object>, GetError> {
         loop {
-            let notify = match self.peek(id) {
+            let notify = match self.peek(id, true) {
                 Peek::Ready(o) => return Ok(o),
                 Peek::Failed(f) => return Err(GetError::Failed(f)),
                 Peek::Pending(n) => n,
@@ -595,13 +619,20 @@ impl ObjectStore {
         }
     }
 
-    /// The memory tier's view of `id`, with the shard unlocked again.
-    fn peek(&self, id: &ObjectId) -> Peek {
-        match self.shard(id).lock().get(id).map(|e| &e.slot) {
-            Some(Slot::Ready(o)) => Peek::Ready(o.clone()),
-            Some(Slot::Failed(f)) => Peek::Failed(f.clone()),
-            Some(Slot::Pending(n)) => Peek::Pending(n.clone()),
-            None => Peek::Absent,
+    /// The memory tier's view of `id`, with the shard unlocked again; a
+    /// failure seen with `read` has been read.
+    fn peek(&self, id: &ObjectId, read: bool) -> Peek {
+        let mut shard = self.shard(id).lock();
+        let Some(entry) = shard.get_mut(id) else { return Peek::Absent };
+        match &entry.slot {
+            Slot::Ready(o) => Peek::Ready(o.clone()),
+            Slot::Failed(f) => {
+                if read {
+                    entry.unread = None;
+                }
+                Peek::Failed(f.clone())
+            }
+            Slot::Pending(n) => Peek::Pending(n.clone()),
         }
     }
 
@@ -625,7 +656,7 @@ impl ObjectStore {
         };
         let mut shard = self.shard(id).lock();
         let loaded = !shard.contains_key(id);
-        let entry = shard.entry(*id).or_insert(Entry { slot, refs: 0, nested: nested.clone(), usage });
+        let entry = shard.entry(*id).or_insert(Entry { slot, unread: None, refs: 0, nested: nested.clone(), usage });
         let found = match &entry.slot {
             Slot::Ready(o) => Ok(o.clone()),
             Slot::Failed(f) => Err(f.clone()),
@@ -711,8 +742,35 @@ mod tests {
         let id = store.pending();
         store.release(&id);
         assert!(store.try_get(&id).is_none(), "still pending");
-        store.complete(id, Ok(vec![0xc4, 1, 1]));
+        store.complete(id, Ok(vec![0xc4, 1, 1]), None);
         assert!(store.is_empty());
+    }
+
+    #[test]
+    fn a_failure_released_unread_is_told_once_and_a_read_one_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::open(dir.path()).unwrap();
+        let told = Arc::new(Mutex::new(Vec::new()));
+        let teller = || -> Option<Unread> {
+            let told = told.clone();
+            Some(Box::new(move |id: &ObjectId, failure: &Failure| told.lock().push((*id, failure.to_string()))))
+        };
+        let unread = store.pending();
+        store.complete(unread, Err(Failure::task("f", "boom")), teller());
+        assert!(store.retain(&unread));
+        assert!(matches!(store.done(&unread), Some(Err(_))), "`done` is not a read");
+        store.release(&unread);
+        assert!(told.lock().is_empty(), "still held");
+        store.release(&unread);
+        assert_eq!(*told.lock(), [(unread, "task `f` failed: boom".to_string())]);
+        let read = store.pending();
+        store.complete(read, Err(Failure::task("g", "boom")), teller());
+        assert!(matches!(store.try_get(&read), Some(Err(_))));
+        store.release(&read);
+        let unheld = store.pending();
+        store.release(&unheld);
+        store.complete(unheld, Err(Failure::task("h", "boom")), teller());
+        assert_eq!(told.lock().len(), 1, "a read failure, and one nobody held, are not told");
     }
 
     #[test]
@@ -726,7 +784,7 @@ mod tests {
         let small = store.put_bin(b"kept").unwrap();
         let large = store.put_bin(&[3; 100_000]).unwrap();
         let released = store.pending();
-        store.complete(released, Ok(vec![0xc4, 1, 1]));
+        store.complete(released, Ok(vec![0xc4, 1, 1]), None);
         store.release(&released);
         let gone = store.put_bin(&[4; 100_000]).unwrap();
         store.release(&gone);

@@ -39,6 +39,10 @@ impl Log {
         self.items.clone().into_iter().map(Ok).chain(std::iter::once(Err("no more items".to_string())))
     }
 
+    fn refuse(&self) -> Result<i64, String> {
+        Err("refused on purpose".to_string())
+    }
+
     fn crash(&mut self) -> i64 {
         panic!("log crashed on purpose")
     }
@@ -205,6 +209,13 @@ fn main() {
             };
             println!("then fails: {seen:?}, {end}");
             println!("still serves: {}", show(prism::get(&log.append(6).remote())));
+        }
+        "unhandled" => {
+            let log = Log::remote();
+            let refused = log.refuse().remote();
+            prism::wait(std::slice::from_ref(&refused)).unwrap();
+            drop(refused);
+            println!("read: {}", show(prism::get(&log.refuse().remote())));
         }
         "constructor" => {
             let broken = Broken::remote("no configuration".to_string());

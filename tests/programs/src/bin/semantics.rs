@@ -46,6 +46,14 @@ fn first_attempt(key: String) -> bool {
     first
 }
 
+/// Starts a task that fails and never reads its result.
+#[prism::remote]
+fn forget_failure() -> u32 {
+    let failed = fail::remote("forgotten in a task".to_string());
+    prism::wait(std::slice::from_ref(&failed)).unwrap();
+    7
+}
+
 /// Calls `exit` instead of returning.
 #[prism::remote]
 fn exits() {
@@ -208,6 +216,20 @@ fn main() {
                 let names: Vec<_> = chain.iter().map(|f| f.function.as_str()).collect();
                 println!("chain: {names:?}");
             }
+        }
+        "unhandled" => {
+            // Read, or consumed by a task that was read: not reported.
+            let _ = prism::get(&fail::remote("read".to_string()));
+            let _ = prism::get(&consume::remote(fail::remote("consumed".to_string())));
+            // Waited for (not a read), then dropped: reported.
+            let unread = fail::remote("nobody read this".to_string());
+            prism::wait(std::slice::from_ref(&unread)).unwrap();
+            drop(unread);
+            println!("forgot: {}", show(prism::get(&forget_failure::remote())));
+            // Held to the end of the driver: reported when it lets go.
+            let held = fail::remote("held to the end".to_string());
+            prism::wait(std::slice::from_ref(&held)).unwrap();
+            std::mem::forget(held);
         }
         "retry" => {
             let key = |k: &str| k.to_string();
