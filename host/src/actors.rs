@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use futures::FutureExt as _;
 use parking_lot::Mutex;
@@ -105,11 +105,12 @@ struct Unresolved {
     holds: Holdings,
 }
 
-/// One caller's lane into an actor.
+/// One caller's lane into an actor: open only while some call of the
+/// caller's waits for its arguments (each HTTP call is a caller of its own).
 struct Lane {
     tx: mpsc::UnboundedSender<Unresolved>,
     /// Calls sent to the resolver and not yet in the run queue.
-    waiting: Arc<AtomicUsize>,
+    waiting: usize,
 }
 
 /// A live (or dead) actor.
@@ -248,14 +249,14 @@ impl Actors {
         let token = node.tokens.insert(id, Kind::ActorCall, actor.label(&method));
         let holds = Holdings::args(node, &args);
         let mut lanes = actor.lanes.lock();
-        let lane = lanes.entry(caller).or_insert_with(|| open_lane(node, &actor));
-        if lane.waiting.load(Ordering::Acquire) == 0
+        if !lanes.contains_key(&caller)
             && let Some(args) = ready_args(node, &args)
         {
             // Nothing of this caller's is ahead of it: straight to the run queue.
             send(node, &actor, Call { method, args, reply, token, _holds: holds });
         } else {
-            lane.waiting.fetch_add(1, Ordering::AcqRel);
+            let lane = lanes.entry(caller).or_insert_with(|| open_lane(node, &actor, caller));
+            lane.waiting += 1;
             let _ = lane.tx.send(Unresolved { method, args, reply, token, holds });
         }
         id
@@ -352,11 +353,12 @@ fn send(node: &Node, actor: &Actor, call: Call) {
     }
 }
 
-/// Starts the resolver of one caller's calls into `actor`.
-fn open_lane(node: &Arc<Node>, actor: &Arc<Actor>) -> Lane {
+/// Starts the resolver of `caller`'s calls into `actor`. It closes the lane
+/// once nothing is left in it, under the lanes' lock, so a call either
+/// joins the lane before that or finds it gone.
+fn open_lane(node: &Arc<Node>, actor: &Arc<Actor>, caller: u64) -> Lane {
     let (tx, mut rx) = mpsc::unbounded_channel::<Unresolved>();
-    let waiting = Arc::new(AtomicUsize::new(0));
-    let (node, actor, count) = (node.clone(), actor.clone(), waiting.clone());
+    let (node, actor, this) = (node.clone(), actor.clone(), tx.downgrade());
     tokio::spawn(async move {
         while let Some(call) = rx.recv().await {
             let Unresolved { method, args, reply, token, holds } = call;
@@ -367,10 +369,19 @@ fn open_lane(node: &Arc<Node>, actor: &Arc<Actor>) -> Lane {
                     actor.reply(&node, &reply, &method, Err(failure));
                 }
             }
-            count.fetch_sub(1, Ordering::AcqRel);
+            let mut lanes = actor.lanes.lock();
+            // Not there if the actor shut down (its lanes cleared): then
+            // the rest is drained, each call failing as it is sent.
+            let ours = |lane: &&mut Lane| this.upgrade().is_some_and(|tx| tx.same_channel(&lane.tx));
+            if let Some(lane) = lanes.get_mut(&caller).filter(ours) {
+                lane.waiting -= 1;
+                if lane.waiting == 0 {
+                    lanes.remove(&caller);
+                }
+            }
         }
     });
-    Lane { tx, waiting }
+    Lane { tx, waiting: 0 }
 }
 
 /// The actor's life: construct, serve calls one at a time, restart after
