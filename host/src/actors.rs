@@ -18,12 +18,12 @@ use tokio::sync::{Notify, mpsc};
 use tracing::Instrument;
 
 use crate::cancel::{Kind, Token};
-use crate::error::Failure;
 use crate::generators::Stream;
 use crate::node::{Holdings, Job, Node};
 use crate::runtime::{ActorInstance, Class, Generating, Payload, Program, TaskContext, payload};
 use crate::scheduler::{TaskArg, end_stream, resolve};
-use crate::store::{ObjectId, Unread};
+use prism_store::error::Failure;
+use prism_store::{ObjectId, Unread};
 
 /// An actor's 32-byte id.
 pub type ActorId = ObjectId;

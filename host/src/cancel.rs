@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use crate::store::{IdMap, ObjectId};
+use prism_store::{IdMap, ObjectId};
 
 const QUEUED: u8 = 0;
 const STARTED: u8 = 1;

@@ -29,18 +29,11 @@ pub const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 /// of the pooling allocator; past this, new tasks queue for a slot.
 pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
 
-/// Objects up to this size live inside redb; larger ones are files of their
-/// own, which a later step maps into guests instead of copying.
-pub const INLINE_OBJECT_MAX: usize = 64 << 10;
-
 /// Objects one instance may hold mapped at once. Each mapping is a kernel
 /// memory area, and a process has about 65k of them for all its instances;
 /// a guest that forgets to drop its views meets this limit, not the
 /// kernel's.
 pub const MAX_MAPPINGS: usize = 256;
-
-/// The largest object a guest can `put` (wasm32 cannot address more).
-pub const MAX_OBJECT_SIZE: usize = (4 << 30) - 1;
 
 /// Bytes of small objects the store keeps in memory, by default: 30% of the
 /// machine's memory, Ray's default for its object store.

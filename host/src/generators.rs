@@ -14,8 +14,8 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::error::Failure;
-use crate::store::ObjectId;
+use prism_store::ObjectId;
+use prism_store::error::Failure;
 
 /// The streams of a node, by id.
 #[derive(Default)]

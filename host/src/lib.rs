@@ -6,7 +6,8 @@
 //!   fresh sandboxed instances, and implements the `prism:core` imports;
 //! - [`scheduler`]: admits tasks onto logical cpus, resolves their ref
 //!   arguments, retries them;
-//! - [`store`]: immutable objects, in memory and durably on disk;
+//! - [`store`] (the `prism-store` crate): immutable objects, in memory and
+//!   durably on disk;
 //! - [`actors`]: long-lived instances holding state, serving calls in order;
 //! - [`generators`]: streams of items yielded by generator tasks.
 //!
@@ -23,21 +24,18 @@
 pub mod actors;
 pub mod cancel;
 pub mod config;
-pub mod error;
-mod fsutil;
 pub mod generators;
 mod node;
 pub mod runtime;
 pub mod scheduler;
 pub mod service;
 pub mod slots;
-pub mod store;
 
 pub use actors::{ActorId, ActorOptions};
 pub use config::Config;
-pub use error::{Failure, Link};
 pub use node::{Host, Job, Library, Node};
+pub use prism_store::{self as store, ObjectId, ObjectStore};
+pub use prism_store::{Failure, Link};
 pub use runtime::output::{Output, Stream};
 pub use runtime::{Class, DriverExit, LoadError, Param, Program, Signature};
 pub use scheduler::{TaskArg, TaskOptions};
-pub use store::{ObjectId, ObjectStore};

@@ -12,12 +12,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::actors::{ActorId, ActorOptions, Actors};
 use crate::cancel::{Kind, Tokens};
 use crate::config::Config;
-use crate::error::{Failure, listing};
 use crate::generators::Generators;
 use crate::runtime::output::{Output, Stream};
 use crate::runtime::{Class, DriverExit, InstanceLimits, LoadError, Program, Runtime, TaskContext, WarmPool};
 use crate::scheduler::{Scheduler, TaskArg, TaskOptions};
-use crate::store::{Capacity, IdSet, ObjectId, ObjectStore, Unread, nested_refs};
+use prism_store::error::{Failure, listing};
+use prism_store::{Capacity, IdSet, ObjectId, ObjectStore, Unread, nested_refs};
 
 /// One prism node.
 pub struct Node {

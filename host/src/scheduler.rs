@@ -8,12 +8,12 @@ use std::sync::atomic::Ordering;
 use tracing::Instrument;
 
 use crate::cancel::{Kind, Token};
-use crate::error::Failure;
 use crate::generators::Stream;
 use crate::node::{Holdings, Job, Node};
 use crate::runtime::{Generating, Payload, Program, TaskContext, payload};
 use crate::slots::{Permit, Slots};
-use crate::store::{GetError, ObjectId, Unread};
+use prism_store::error::Failure;
+use prism_store::{GetError, ObjectId, Unread};
 
 /// One argument of a remote call.
 #[derive(Debug, Clone)]

@@ -12,10 +12,10 @@ use tokio::time::Instant;
 use super::bindings::{actors, tasks, types};
 use super::state::{InstanceState, TaskContext};
 use crate::actors::ActorOptions;
-use crate::error::{Cause, Failure, Link};
 use crate::generators::Ended;
 use crate::scheduler::{TaskArg, TaskOptions};
-use crate::store::ObjectId;
+use prism_store::ObjectId;
+use prism_store::error::{Cause, Failure, Link};
 
 pub(super) type Wit<T> = wasmtime::Result<Result<T, types::Error>>;
 

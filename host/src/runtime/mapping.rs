@@ -33,9 +33,10 @@ use wasmtime::{StoreContextMut, ValRaw};
 use super::bindings::types;
 use super::imports::{object_id, wit_ref};
 use super::state::InstanceState;
-use crate::config::{MAX_MAPPINGS, MAX_OBJECT_SIZE};
-use crate::error::Failure;
-use crate::store::{Object, ObjectId};
+use crate::config::MAX_MAPPINGS;
+use prism_store::MAX_OBJECT_SIZE;
+use prism_store::error::Failure;
+use prism_store::{Object, ObjectId};
 
 /// Wasm's page size: guests align mapped buffers to it.
 pub const WASM_PAGE: u64 = 64 << 10;

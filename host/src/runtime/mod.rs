@@ -29,9 +29,9 @@ pub(crate) use self::mapping::payload;
 use self::output::{GuestStream, StderrTail, Stream, Tag};
 pub use self::state::{Generating, InstanceState, LimitError, TaskContext};
 use crate::config::{Config, EPOCH_TICK, LimitNames};
-use crate::error::{Failure, Refused, listing};
-use crate::fsutil::write_atomic;
 use crate::node::{Holdings, Job};
+use prism_store::error::{Failure, Refused, listing};
+use prism_store::fsutil::write_atomic;
 
 /// The interface every prism component exports, as the error messages name it.
 const WORKER_EXPORT: &str = "prism:core/worker@0.2.0";

@@ -14,9 +14,9 @@ use super::bindings::types;
 use super::imports::{Wit, deadline, object_id, wit_ref};
 use super::mapping::payload;
 use super::state::InstanceState;
-use crate::config::MAX_OBJECT_SIZE;
-use crate::error::Failure;
-use crate::store::{GetError, IdHasher, IdSet, Object, ObjectId, checked_refs};
+use prism_store::MAX_OBJECT_SIZE;
+use prism_store::error::Failure;
+use prism_store::{GetError, IdHasher, IdSet, Object, ObjectId, checked_refs};
 
 /// What generated bindings would lift a `list<object-ref>` as.
 type Tuples = WasmList<(u64, u64, u64, u64)>;

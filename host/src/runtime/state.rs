@@ -19,7 +19,7 @@ use crate::config::MAX_TABLE_ELEMENTS;
 use crate::generators::Stream;
 use crate::node::{Holdings, Job, Node, Streams};
 use crate::slots::Permit;
-use crate::store::{ObjectId, nested_refs};
+use prism_store::{ObjectId, nested_refs};
 
 /// A limit a guest ran into: it ends the call as a trap.
 #[derive(Debug, Clone, thiserror::Error)]

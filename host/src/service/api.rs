@@ -22,9 +22,9 @@ use super::jobs;
 use super::space::{ActorRecord, Space};
 use super::tenants::Tenant;
 use super::values;
-use crate::error::{Failure, listing};
 use crate::scheduler::{TaskArg, TaskOptions};
-use crate::store::{ByteString, GetError, Object, ObjectId};
+use prism_store::error::{Failure, listing};
+use prism_store::{ByteString, GetError, Object, ObjectId};
 
 /// The OpenAPI document of this API.
 pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");

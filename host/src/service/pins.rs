@@ -10,7 +10,7 @@ use redb::{Database, TableDefinition};
 use tokio::sync::oneshot;
 
 use super::http::ApiError;
-use crate::store::ObjectId;
+use prism_store::ObjectId;
 
 /// Objects the tenant uploaded or asked to keep: id → ().
 pub const PINS: TableDefinition<&[u8], ()> = TableDefinition::new("pins");

@@ -21,12 +21,12 @@ use super::pins::{CALLS, Change, PINS, Pins};
 use super::tenants::hex;
 use super::values;
 use crate::actors::ActorOptions;
-use crate::error::Failure;
-use crate::fsutil::write_atomic;
 use crate::node::{Job, Library, Node};
 use crate::runtime::output::Output;
 use crate::runtime::{Class, Signature};
-use crate::store::ObjectId;
+use prism_store::ObjectId;
+use prism_store::error::Failure;
+use prism_store::fsutil::write_atomic;
 
 /// Actors created over HTTP: id → JSON of [`ActorRecord`]; restarted
 /// (constructor re-run, same id and name) when the namespace opens.

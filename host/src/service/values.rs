@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value as Json};
 
 use crate::scheduler::TaskArg;
-use crate::store::{ObjectId, REF_EXT};
+use prism_store::{ObjectId, REF_EXT};
 
 /// The arguments of a call, from a JSON array. An argument that is
 /// `{"$ref": id}` passes that object (the task receives its value, as a

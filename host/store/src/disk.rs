@@ -28,8 +28,8 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{Blob, IdSet, Object, ObjectId, content_hash};
 use crate::error::Failure;
+use crate::{Blob, IdSet, Object, ObjectId, content_hash};
 
 const OBJECTS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("objects");
 const FAILURES: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("failures");

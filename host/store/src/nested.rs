@@ -2,7 +2,7 @@
 //! values of type 0x50 with 32 bytes (docs/encoding.md). An object holds
 //! the refs nested in it alive, so they are found once, when it is stored.
 
-use super::ObjectId;
+use crate::ObjectId;
 
 /// MessagePack extension type of a nested ref.
 pub const REF_EXT: i8 = 0x50;

@@ -152,7 +152,7 @@ impl fmt::Display for Failure {
 impl std::error::Error for Failure {}
 
 /// `names` as an error message lists them: `` `a`, `b` ``, or `none`.
-pub(crate) fn listing<'a>(names: impl Iterator<Item = &'a str>) -> String {
+pub fn listing<'a>(names: impl Iterator<Item = &'a str>) -> String {
     let names: Vec<_> = names.map(|n| format!("`{n}`")).collect();
     if names.is_empty() { "none".to_string() } else { names.join(", ") }
 }

@@ -10,7 +10,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::config::INLINE_OBJECT_MAX;
+use crate::INLINE_OBJECT_MAX;
 use crate::error::Failure;
 
 /// An object's encoded bytes, or where they are.

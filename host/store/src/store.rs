@@ -1,18 +1,5 @@
-//! The object store: immutable objects named by 32-byte ids.
-//!
-//! Two tiers. The memory tier holds every object this process made or read
-//! and the state of every pending task result; `get` and `wait` are served
-//! from it. Small objects live there in full; a large one is written once,
-//! at `put`, to an immutable file named by its hash ([`Object::Blob`]), which
-//! guests map instead of copying. The disk tier ([`disk`]) makes objects
-//! survive restarts: a background writer fsyncs blob files and group-commits
-//! the index and small objects to redb, so `put` never waits for an fsync.
-//! [`ObjectStore::flush`] waits until everything written before it is durable.
-
-mod disk;
-mod id;
-mod nested;
-mod object;
+//! [`ObjectStore`]: the memory tier, reference counts and capacity, over
+//! the disk tier ([`crate::disk`]).
 
 use std::collections::VecDeque;
 use std::io::{self, Read as _};
@@ -24,13 +11,10 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-pub use self::disk::DiskError;
-use self::disk::{Disk, Stored};
-pub use self::id::{IdHasher, IdMap, IdSet, ObjectId};
-pub use self::nested::{REF_EXT, checked_refs, nested_refs};
-pub use self::object::{Blob, ByteString, Object};
-use crate::config::{INLINE_OBJECT_MAX, MAX_OBJECT_SIZE};
+use crate::disk::{Disk, DiskError, Stored};
 use crate::error::Failure;
+use crate::object::{self, Blob, Object};
+use crate::{INLINE_OBJECT_MAX, IdMap, IdSet, MAX_OBJECT_SIZE, ObjectId, nested};
 
 /// Inputs at least this large are hashed on all cores.
 const PARALLEL_HASH_MIN: usize = 1 << 20;
