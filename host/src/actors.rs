@@ -18,31 +18,13 @@ use tokio::sync::{Notify, mpsc};
 use tracing::Instrument;
 
 use crate::cancel::{Kind, Token};
-use crate::generators::Stream;
-use crate::node::{Holdings, Job, Node};
-use crate::runtime::{ActorInstance, Class, Generating, Payload, Program, TaskContext, payload};
-use crate::scheduler::{TaskArg, end_stream, resolve};
+use crate::exec::{ActorId, ActorInstance, ActorOptions, Class, Input, ProgramInfo, Run, Slot, TaskArg};
+use crate::generators::{Generating, Stream};
+use crate::node::{Job, Node, hold_args};
+use crate::scheduler::{end_stream, resolve};
+use crate::scope::Scope;
 use prism_store::error::Failure;
-use prism_store::{ObjectId, Unread};
-
-/// An actor's 32-byte id.
-pub type ActorId = ObjectId;
-
-/// Ray's actor options.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ActorOptions {
-    /// Unique name for `get_actor`.
-    pub name: Option<String>,
-    /// Outlives its job.
-    pub detached: bool,
-    /// Constructor re-runs allowed after traps.
-    pub max_restarts: u32,
-    /// Re-runs of the call that trapped.
-    pub max_task_retries: u32,
-    /// The id to give it (an actor restored after a restart keeps its id);
-    /// `None` for a fresh one.
-    pub id: Option<ActorId>,
-}
+use prism_store::{Holdings, ObjectId, Unread};
 
 /// Where a call's result goes.
 enum Reply {
@@ -89,7 +71,7 @@ impl Reply {
 /// A method call with its arguments resolved.
 struct Call {
     method: String,
-    args: Vec<Payload>,
+    args: Vec<Input>,
     reply: Reply,
     token: Arc<Token>,
     /// Keeps the arguments alive until the call is done.
@@ -121,7 +103,7 @@ pub struct Actor {
     options: ActorOptions,
     job: Arc<Job>,
     /// The component whose class it is.
-    program: Arc<Program>,
+    program: Arc<ProgramInfo>,
     queue: mpsc::UnboundedSender<Call>,
     lanes: Mutex<HashMap<u64, Lane>>,
     /// Why it is dead, once it is.
@@ -169,7 +151,7 @@ impl Actors {
     pub(crate) fn create(
         node: &Arc<Node>,
         job: &Arc<Job>,
-        program: &Arc<Program>,
+        program: &Arc<ProgramInfo>,
         owner: Option<ActorId>,
         class: String,
         args: Vec<TaskArg>,
@@ -214,7 +196,7 @@ impl Actors {
         }
         let span = tracing::info_span!("actor", class = %actor.class, id = %id);
         // Taken before `create` returns: the caller may drop its refs next.
-        let holds = Holdings::args(node, &args);
+        let holds = hold_args(node, &args);
         tokio::spawn(run(node.clone(), actor, args, holds, rx).instrument(span));
         Ok(id)
     }
@@ -247,7 +229,7 @@ impl Actors {
         };
         let id = reply.id();
         let token = node.tokens.insert(id, Kind::ActorCall, actor.label(&method));
-        let holds = Holdings::args(node, &args);
+        let holds = hold_args(node, &args);
         let mut lanes = actor.lanes.lock();
         if !lanes.contains_key(&caller)
             && let Some(args) = ready_args(node, &args)
@@ -333,12 +315,12 @@ impl Actors {
 }
 
 /// The argument values if every top-level ref is ready now.
-fn ready_args(node: &Node, args: &[TaskArg]) -> Option<Vec<Payload>> {
+fn ready_args(node: &Node, args: &[TaskArg]) -> Option<Vec<Input>> {
     args.iter()
         .map(|arg| match arg {
-            TaskArg::Value(bytes) => Some(Payload::Bytes(bytes.clone())),
+            TaskArg::Value(bytes) => Some(Input::Bytes(bytes.clone())),
             TaskArg::Object(id) => match node.store.try_get(id) {
-                Some(Ok(object)) => payload(*id, &object).ok(),
+                Some(Ok(object)) => Input::of(*id, &object).ok(),
                 _ => None,
             },
         })
@@ -396,19 +378,13 @@ async fn run(
     mut rx: mpsc::UnboundedReceiver<Call>,
 ) {
     let caller = node.next_caller();
-    let context = || TaskContext {
-        node: node.clone(),
-        job: actor.job.clone(),
-        program: actor.program.clone(),
-        token: None,
-        slot: None,
-        num_cpus: 0,
-        caller,
-        actor: Some(actor.id),
-        generator: None,
+    // What each constructor run and method call runs as.
+    let context = |slot: Option<Slot>, num_cpus: u32, generating: Option<Generating>| {
+        let scope = Scope::new(&node, &actor.job, None, caller, Some(actor.id), generating);
+        node.run(&actor.job, scope, actor.program.hash, node.limits(), slot, num_cpus)
     };
     let constructed = match resolve(&node, &actor.label("new"), args).await {
-        Ok(args) => start(&node, &actor, context(), &args).await.map(|i| (i, args)),
+        Ok(args) => start(&node, &actor, context(None, 0, None), &args).await.map(|i| (i, args)),
         Err(failure) => Err(failure.to_string()),
     };
     let (mut instance, ctor_args) = match constructed {
@@ -420,14 +396,14 @@ async fn run(
     };
     // Runs the constructor again on a new instance, within budget; else the
     // actor dies with `why`.
-    let restart = async |why: String| -> Option<ActorInstance> {
+    let restart = async |why: String| -> Option<Box<dyn ActorInstance>> {
         let restarts = actor.restarts.fetch_add(1, Ordering::AcqRel);
         if restarts >= actor.options.max_restarts {
             actor.die(format!("{why} and was restarted {restarts} times (max_restarts)"));
             return None;
         }
         tracing::warn!(%why, restart = restarts + 1, of = actor.options.max_restarts, "restarting actor");
-        match start(&node, &actor, context(), &ctor_args).await {
+        match start(&node, &actor, context(None, 0, None), &ctor_args).await {
             Ok(instance) => Some(instance),
             Err(message) => {
                 actor.die(format!("the constructor of `{}` failed on restart: {message}", actor.class));
@@ -462,9 +438,9 @@ async fn run(
         let mut retries = 0;
         loop {
             let slot = node.scheduler.acquire(&node, 1).await;
-            let ctx = TaskContext { slot: Some(slot), num_cpus: 1, generator: call.reply.generator(), ..context() };
+            let run = context(Some(Slot::new(slot)), 1, call.reply.generator());
             let outcome = tokio::select! {
-                outcome = node.runtime.call_actor(&mut instance, ctx, &label, &call.method, &call.args) => outcome,
+                outcome = instance.call(run, &label, &call.method, &call.args) => outcome,
                 () = actor.kill.notified() => {
                     let restarting = actor.restart.swap(false, Ordering::AcqRel) && actor.dead().is_none();
                     let reason = if restarting { format!("`{label}` was interrupted: the actor was killed to restart") } else { actor.dead().unwrap_or_default() };
@@ -497,8 +473,8 @@ async fn run(
     shut_down(&node, &actor, rx);
 }
 
-async fn start(node: &Node, actor: &Actor, ctx: TaskContext, args: &[Payload]) -> Result<ActorInstance, String> {
-    node.runtime.start_actor(ctx, &actor.class, args).await
+async fn start(node: &Node, actor: &Actor, run: Run, args: &[Input]) -> Result<Box<dyn ActorInstance>, String> {
+    node.executor.start_actor(run, &actor.class, args).await
 }
 
 /// Marks the actor dead and fails every call still queued.

@@ -43,6 +43,21 @@ impl Generators {
     }
 }
 
+/// A generator call's stream and how many items this attempt has yielded.
+pub struct Generating {
+    /// Where its items go.
+    pub stream: Arc<Stream>,
+    /// Items yielded so far by this attempt.
+    pub yielded: usize,
+}
+
+impl Generating {
+    /// A new attempt at filling `stream`.
+    pub fn new(stream: Arc<Stream>) -> Self {
+        Generating { stream, yielded: 0 }
+    }
+}
+
 /// One generator's items.
 #[derive(Default)]
 pub struct Stream {

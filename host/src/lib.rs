@@ -2,8 +2,11 @@
 //! components.
 //!
 //! The parts, in the order a `remote` call meets them:
-//! - [`runtime`]: compiles and caches components, runs drivers and tasks in
-//!   fresh sandboxed instances, and implements the `prism:core` imports;
+//! - [`exec`]: the seam between the node, which decides what runs, and the
+//!   [`exec::Executor`] that runs it;
+//! - [`runtime`]: the local executor: compiles and caches components, runs
+//!   drivers and tasks in fresh sandboxed instances, and implements the
+//!   `prism:core` imports over [`exec::Calls`];
 //! - [`scheduler`]: admits tasks onto logical cpus, resolves their ref
 //!   arguments, retries them;
 //! - [`store`] (the `prism-store` crate): immutable objects, in memory and
@@ -24,18 +27,19 @@
 pub mod actors;
 pub mod cancel;
 pub mod config;
+pub mod exec;
 pub mod generators;
 mod node;
 pub mod runtime;
 pub mod scheduler;
+mod scope;
 pub mod service;
 pub mod slots;
 
-pub use actors::{ActorId, ActorOptions};
 pub use config::Config;
+pub use exec::{
+    ActorId, ActorOptions, Class, DriverExit, LoadError, Output, Param, ProgramInfo, Signature, Stream, TaskArg,
+    TaskOptions,
+};
 pub use node::{Host, Job, Library, Node};
-pub use prism_store::{self as store, ObjectId, ObjectStore};
-pub use prism_store::{Failure, Link};
-pub use runtime::output::{Output, Stream};
-pub use runtime::{Class, DriverExit, LoadError, Param, Program, Signature};
-pub use scheduler::{TaskArg, TaskOptions};
+pub use prism_store::{self as store, Failure, Link, ObjectId, ObjectStore};

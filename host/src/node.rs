@@ -4,33 +4,41 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
 use anyhow::Context as _;
 use parking_lot::Mutex;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-use crate::actors::{ActorId, ActorOptions, Actors};
+use crate::actors::Actors;
 use crate::cancel::{Kind, Tokens};
 use crate::config::Config;
+use crate::exec::{
+    ActorId, ActorOptions, Class, DriverExit, Executor, InstanceLimits, LoadError, Output, ProgramInfo, Run, Slot,
+    Stream, TaskArg, TaskOptions,
+};
 use crate::generators::Generators;
-use crate::runtime::output::{Output, Stream};
-use crate::runtime::{Class, DriverExit, InstanceLimits, LoadError, Program, Runtime, TaskContext, WarmPool};
-use crate::scheduler::{Scheduler, TaskArg, TaskOptions};
+use crate::runtime::Runtime;
+use crate::scheduler::Scheduler;
+use crate::scope::Scope;
 use prism_store::error::{Failure, listing};
-use prism_store::{Capacity, IdSet, ObjectId, ObjectStore, Unread, nested_refs};
+use prism_store::{Capacity, Holdings, ObjectId, ObjectStore, Unread, nested_refs};
 
 /// One prism node.
 pub struct Node {
     /// What it was started with.
     pub config: Config,
     /// Its objects.
-    pub store: ObjectStore,
+    pub store: Arc<ObjectStore>,
     /// What its instances may use (changed by [`Node::set_limits`]).
     limits: Mutex<InstanceLimits>,
-    pub(crate) runtime: Arc<Runtime>,
+    /// What runs its tasks, actors and drivers.
+    pub(crate) executor: Arc<dyn Executor>,
     pub(crate) scheduler: Arc<Scheduler>,
     /// Its loaded components, by the blake3 of their bytes.
-    programs: Mutex<HashMap<[u8; 32], Arc<Program>>>,
+    programs: Mutex<HashMap<[u8; 32], Arc<ProgramInfo>>>,
+    /// Numbers its jobs, uniquely across the host (the executor keeps warm
+    /// instances by job).
+    jobs: Arc<AtomicU64>,
     pub(crate) actors: Actors,
     pub(crate) generators: Generators,
     callers: AtomicU64,
@@ -70,148 +78,40 @@ pub struct TaskCounts {
     pub failed: AtomicU64,
 }
 
-/// References held by one holder (an instance, a pending task's
-/// arguments): one count per distinct ref, all given back when dropped.
-#[derive(Default)]
-pub struct Holdings {
-    node: Option<Arc<Node>>,
-    ids: IdSet,
-}
-
-impl Holdings {
-    /// Holdings on `node`'s store.
-    pub fn new(node: &Arc<Node>) -> Self {
-        Holdings { node: Some(node.clone()), ids: IdSet::default() }
-    }
-
-    /// The holdings of a call's arguments: every top-level ref and every
-    /// ref nested in a value. Unknown refs are skipped (they fail the call).
-    pub fn args(node: &Arc<Node>, args: &[TaskArg]) -> Self {
-        let mut holdings = Holdings::new(node);
-        for arg in args {
-            match arg {
-                TaskArg::Object(id) => holdings.hold(*id),
-                TaskArg::Value(bytes) => nested_refs(bytes).into_iter().for_each(|id| holdings.hold(id)),
-            }
-        }
-        holdings
-    }
-
-    fn store(&self) -> &ObjectStore {
-        &self.node.as_ref().expect("holdings are bound to a node").store
-    }
-
-    /// Holds `id` (takes a new reference unless already held).
-    pub fn hold(&mut self, id: ObjectId) {
-        if !self.ids.contains(&id) && self.store().retain(&id) {
-            self.ids.insert(id);
+/// The holdings of a call's arguments: every top-level ref and every ref
+/// nested in a value. Unknown refs are skipped (they fail the call).
+pub(crate) fn hold_args(node: &Node, args: &[TaskArg]) -> Holdings {
+    let mut holdings = Holdings::new(&node.store);
+    for arg in args {
+        match arg {
+            TaskArg::Object(id) => holdings.hold(*id),
+            TaskArg::Value(bytes) => nested_refs(bytes).into_iter().for_each(|id| holdings.hold(id)),
         }
     }
-
-    /// Takes over the reference `id` carries (from `put`, `pending`...).
-    pub fn adopt(&mut self, id: ObjectId) {
-        if !self.ids.insert(id) {
-            self.store().release(&id);
-        }
-    }
-
-    /// Gives back `id`, if held.
-    pub fn release(&mut self, id: &ObjectId) {
-        if self.ids.remove(id) {
-            self.store().release(id);
-        }
-    }
-
-    /// Moves everything `other` holds here.
-    pub fn absorb(&mut self, mut other: Holdings) {
-        for id in std::mem::take(&mut other.ids) {
-            if self.node.is_none() {
-                self.node.clone_from(&other.node);
-            }
-            self.adopt(id);
-        }
-    }
-
-    /// Whether `id` is held.
-    pub fn holds(&self, id: &ObjectId) -> bool {
-        self.ids.contains(id)
-    }
-
-    /// Binds empty holdings to `node`.
-    pub fn bind(&mut self, node: &Arc<Node>) {
-        if self.node.is_none() {
-            self.node = Some(node.clone());
-        }
-    }
-}
-
-impl Drop for Holdings {
-    fn drop(&mut self) {
-        if let Some(node) = &self.node {
-            for id in self.ids.drain() {
-                node.store.release(&id);
-            }
-        }
-    }
-}
-
-/// The generator streams an instance opened and did not close: held like
-/// refs, closed (their untaken items released) when the holder is done.
-#[derive(Default)]
-pub struct Streams {
-    node: Option<Arc<Node>>,
-    ids: Vec<ObjectId>,
-}
-
-impl Streams {
-    /// Binds empty streams to `node`.
-    pub fn bind(&mut self, node: &Arc<Node>) {
-        if self.node.is_none() {
-            self.node = Some(node.clone());
-        }
-    }
-
-    /// Holds the stream `id`.
-    pub fn open(&mut self, id: ObjectId) {
-        self.ids.push(id);
-    }
-
-    /// Closes the stream `id`: its untaken items are released.
-    pub fn close(&mut self, id: &ObjectId) {
-        self.ids.retain(|s| s != id);
-        if let Some(node) = &self.node {
-            for item in node.generators.close(id) {
-                node.store.release(&item);
-            }
-        }
-    }
-
-    /// Closes every stream still held.
-    pub fn close_all(&mut self) {
-        for id in std::mem::take(&mut self.ids) {
-            self.close(&id);
-        }
-    }
-}
-
-impl Drop for Streams {
-    fn drop(&mut self) {
-        self.close_all();
-    }
+    holdings
 }
 
 /// A job: one run of a program (a driver, or tasks started from outside),
 /// with its output and the globals its tasks share.
 pub struct Job {
+    /// Its number, unique on the host.
+    pub id: u64,
     /// The component the job's tasks run in.
-    pub program: Arc<Program>,
+    pub program: Arc<ProgramInfo>,
     /// Where its guests' stdout and stderr go.
     pub output: Output,
     /// Refs named for the job's tasks; each holds its object until the job ends.
     pub(crate) globals: Mutex<HashMap<String, ObjectId>>,
-    pub(crate) warm: WarmPool,
     /// Actors killed when the job ends (all but the detached ones).
     pub(crate) owned_actors: Mutex<Vec<ActorId>>,
+    /// Told when the job is gone, to drop what it kept for it.
+    executor: Arc<dyn Executor>,
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        self.executor.end_job(self.id);
+    }
 }
 
 impl Job {
@@ -242,26 +142,33 @@ impl Node {
 /// slots, and the logical cpus.
 #[derive(Clone)]
 pub struct Host {
-    runtime: Arc<Runtime>,
+    executor: Arc<dyn Executor>,
     scheduler: Arc<Scheduler>,
     namespaces: Arc<AtomicU64>,
+    jobs: Arc<AtomicU64>,
 }
 
 impl Host {
-    /// An engine and cpus as `config` sizes them.
+    /// The local runtime and cpus as `config` sizes them.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
-        Ok(Host {
-            runtime: Arc::new(Runtime::new(config)?),
+        Ok(Host::with(Arc::new(Runtime::new(config)?), config))
+    }
+
+    /// `executor` and cpus as `config` sizes them.
+    pub fn with(executor: Arc<dyn Executor>, config: &Config) -> Self {
+        Host {
+            executor,
             scheduler: Arc::new(Scheduler::new(config.workers)),
             namespaces: Arc::default(),
-        })
+            jobs: Arc::default(),
+        }
     }
 
     /// Opens a namespace in `config.data_dir`: its own objects, components,
     /// actors and limits, on this host's engine and cpus. Nothing in one
     /// namespace can name anything in another.
     pub fn open(&self, config: Config) -> anyhow::Result<Arc<Node>> {
-        let (runtime, scheduler) = (self.runtime.clone(), self.scheduler.clone());
+        let (executor, scheduler) = (self.executor.clone(), self.scheduler.clone());
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data directory `{}`", config.data_dir.display()))?;
         let capacity = Capacity {
@@ -269,14 +176,15 @@ impl Host {
             disk: config.object_store_disk,
             raise: config.limit_names.store,
         };
-        let store = ObjectStore::open_with(&config.data_dir.join("objects"), capacity)?;
+        let store = Arc::new(ObjectStore::open_with(&config.data_dir.join("objects"), capacity)?);
         Ok(Arc::new(Node {
             limits: Mutex::new(InstanceLimits::of(&config)),
             config,
             store,
-            runtime,
+            executor,
             scheduler,
             programs: Mutex::new(HashMap::new()),
+            jobs: self.jobs.clone(),
             actors: Actors::default(),
             generators: Generators::default(),
             callers: AtomicU64::new(0),
@@ -292,7 +200,7 @@ impl Host {
 impl Host {
     /// Instances alive now (running, or waiting in `get`), in all namespaces.
     pub fn instances(&self) -> usize {
-        self.runtime.instances()
+        self.executor.instances()
     }
 }
 
@@ -310,13 +218,13 @@ impl Node {
     }
 
     /// Loads a component (compiled once, then cached in the data directory).
-    pub async fn load(&self, name: &str, wasm: &[u8]) -> Result<Arc<Program>, LoadError> {
+    pub async fn load(&self, name: &str, wasm: &[u8]) -> Result<Arc<ProgramInfo>, LoadError> {
         let hash = *blake3::hash(wasm).as_bytes();
         if let Some(program) = self.programs.lock().get(&hash) {
             return Ok(program.clone());
         }
         let cache_dir = self.config.data_dir.join("compiled");
-        let program = Arc::new(self.runtime.load(&cache_dir, self.limits(), name, hash, wasm).await?);
+        let program = Arc::new(self.executor.load(&cache_dir, self.limits(), name, hash, wasm).await?);
         self.programs.lock().insert(hash, program.clone());
         Ok(program)
     }
@@ -337,7 +245,7 @@ impl Node {
 
     /// The component `id` names (the job's own if `None`), loading it from
     /// the library if needed.
-    pub async fn program(&self, job: &Job, id: Option<[u8; 32]>) -> Result<Arc<Program>, Failure> {
+    pub async fn program(&self, job: &Job, id: Option<[u8; 32]>) -> Result<Arc<ProgramInfo>, Failure> {
         let id = match id {
             None => return Ok(job.program.clone()),
             Some(id) if id == job.program.hash => return Ok(job.program.clone()),
@@ -368,34 +276,41 @@ impl Node {
     }
 
     /// A new job running `program`, its output going to `output`.
-    pub fn job(&self, program: Arc<Program>, output: Output) -> Arc<Job> {
+    pub fn job(&self, program: Arc<ProgramInfo>, output: Output) -> Arc<Job> {
         Arc::new(Job {
+            id: self.jobs.fetch_add(1, Ordering::Relaxed),
             program,
             output,
             globals: Mutex::new(HashMap::new()),
-            warm: WarmPool::default(),
             owned_actors: Mutex::new(Vec::new()),
+            executor: self.executor.clone(),
         })
     }
 
     /// Runs the job's program as a driver with `args` until it ends.
     pub async fn run_driver(self: &Arc<Self>, job: &Arc<Job>, args: &[String]) -> Result<DriverExit, LoadError> {
-        // A driver holds no cpu slot: like Ray's driver, it only waits on tasks.
-        let ctx = TaskContext {
-            node: self.clone(),
-            job: job.clone(),
-            program: job.program.clone(),
-            token: None,
-            slot: None,
-            num_cpus: 0,
-            caller: self.next_caller(),
-            actor: None,
-            generator: None,
-        };
+        // A driver holds no cpu slot and has no cpu deadline: like Ray's
+        // driver, it only waits on tasks.
+        let scope = Scope::new(self, job, None, self.next_caller(), None, None);
+        let limits = InstanceLimits { ticks: u64::MAX, ..self.limits() };
+        let run = self.run(job, scope, job.program.hash, limits, None, 0);
         // Also when the run is stopped (`prism job stop`, a tenant deleted)
         // and this future dropped midway.
         let _ended = JobEnd { node: self, job };
-        self.runtime.run_driver(ctx, args).await
+        self.executor.run_driver(run, args).await
+    }
+
+    /// What a call of `job` in `program` runs as.
+    pub(crate) fn run(
+        &self,
+        job: &Job,
+        scope: Scope,
+        program: [u8; 32],
+        limits: InstanceLimits,
+        slot: Option<Slot>,
+        num_cpus: u32,
+    ) -> Run {
+        Run { calls: Arc::new(scope), job: job.id, output: job.output.clone(), program, limits, slot, num_cpus }
     }
 
     /// Creates an actor of `class` of `program` for `job`, owned by the
@@ -403,7 +318,7 @@ impl Node {
     pub fn create_actor(
         self: &Arc<Self>,
         job: &Arc<Job>,
-        program: &Arc<Program>,
+        program: &Arc<ProgramInfo>,
         owner: Option<ActorId>,
         class: String,
         args: Vec<TaskArg>,

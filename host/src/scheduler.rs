@@ -8,44 +8,13 @@ use std::sync::atomic::Ordering;
 use tracing::Instrument;
 
 use crate::cancel::{Kind, Token};
-use crate::generators::Stream;
-use crate::node::{Holdings, Job, Node};
-use crate::runtime::{Generating, Payload, Program, TaskContext, payload};
+use crate::exec::{Input, ProgramInfo, Slot, TaskArg, TaskOptions};
+use crate::generators::{Generating, Stream};
+use crate::node::{Job, Node, hold_args};
+use crate::scope::Scope;
 use crate::slots::{Permit, Slots};
 use prism_store::error::Failure;
-use prism_store::{GetError, ObjectId, Unread};
-
-/// One argument of a remote call.
-#[derive(Debug, Clone)]
-pub enum TaskArg {
-    /// An encoded value, passed as is.
-    Value(Vec<u8>),
-    /// A top-level ref: the task receives the object's value.
-    Object(ObjectId),
-}
-
-/// Ray's `@ray.remote(...)` options.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TaskOptions {
-    /// Re-runs after a crash (Ray's default: 3).
-    pub max_retries: u32,
-    /// Whether a returned error is retried too.
-    pub retry_exceptions: bool,
-    /// Logical cpus held while running.
-    pub num_cpus: u32,
-    /// The component whose function runs (the blake3 of its bytes): `None`
-    /// for the job's own.
-    pub component: Option<[u8; 32]>,
-}
-
-/// Ray re-runs a task that crashed up to 3 times unless told otherwise.
-pub const DEFAULT_MAX_RETRIES: u32 = 3;
-
-impl Default for TaskOptions {
-    fn default() -> Self {
-        TaskOptions { max_retries: DEFAULT_MAX_RETRIES, retry_exceptions: false, num_cpus: 1, component: None }
-    }
-}
+use prism_store::{GetError, Holdings, ObjectId, Unread};
 
 /// The node's logical cpus, shared fairly by its namespaces ([`Slots`]).
 pub struct Scheduler {
@@ -160,7 +129,7 @@ impl Scheduler {
 }
 
 /// Whether `program` has the task `function`.
-fn has_function(program: &Program, function: &str) -> Result<(), Failure> {
+fn has_function(program: &ProgramInfo, function: &str) -> Result<(), Failure> {
     if !program.functions.iter().any(|f| f == function) {
         return Err(program.missing("task", function, program.functions.iter().map(String::as_str)));
     }
@@ -197,7 +166,7 @@ struct Call {
 impl Call {
     fn new(node: &Arc<Node>, id: ObjectId, function: String, args: Vec<TaskArg>) -> Self {
         // Taken before `remote` returns: the caller may drop its refs next.
-        let holds = Holdings::args(node, &args);
+        let holds = hold_args(node, &args);
         let token = node.tokens.insert(id, Kind::Task, String::new());
         Call { function, args, holds, id, token }
     }
@@ -220,7 +189,7 @@ async fn run(node: Arc<Node>, job: Arc<Job>, call: Call, options: TaskOptions, r
     };
     // The refs the task made stay alive until its result (which may nest
     // them) is stored; its arguments until it is done.
-    let mut made = Holdings::new(&node);
+    let mut made = Holdings::new(&node.store);
     node.tasks.started.fetch_add(1, Ordering::Relaxed);
     let work = async {
         let program = node.program(&job, options.component).await?;
@@ -267,13 +236,13 @@ pub(crate) fn end_stream(node: &Node, stream: &Stream, outcome: Result<(), Failu
 /// Replaces top-level refs with their values, waiting for them (without a
 /// cpu slot); large objects stay in the store for the task to map. A failed
 /// input fails the task with a chain naming both.
-pub(crate) async fn resolve(node: &Node, function: &str, args: Vec<TaskArg>) -> Result<Vec<Payload>, Failure> {
+pub(crate) async fn resolve(node: &Node, function: &str, args: Vec<TaskArg>) -> Result<Vec<Input>, Failure> {
     let mut values = Vec::with_capacity(args.len());
     for (i, arg) in args.into_iter().enumerate() {
         values.push(match arg {
-            TaskArg::Value(bytes) => Payload::Bytes(bytes),
+            TaskArg::Value(bytes) => Input::Bytes(bytes),
             TaskArg::Object(r) => match node.store.get(&r, None).await {
-                Ok(object) => payload(r, &object)?,
+                Ok(object) => Input::of(r, &object)?,
                 Err(GetError::Failed(cause)) => {
                     return Err(Failure::caused(function, format!("its argument {i} (`{r}`) failed"), &cause));
                 }
@@ -288,7 +257,7 @@ pub(crate) async fn resolve(node: &Node, function: &str, args: Vec<TaskArg>) -> 
 struct Task<'a> {
     node: &'a Arc<Node>,
     job: &'a Arc<Job>,
-    program: &'a Arc<Program>,
+    program: &'a Arc<ProgramInfo>,
     function: &'a str,
     token: &'a Arc<Token>,
 }
@@ -299,7 +268,7 @@ impl Task<'_> {
     /// own cpu or memory limit ended it (it would only hit it again).
     async fn attempt(
         &self,
-        args: &[Payload],
+        args: &[Input],
         options: TaskOptions,
         stream: Option<Arc<Stream>>,
         made: &mut Holdings,
@@ -308,20 +277,13 @@ impl Task<'_> {
         let mut retries = 0;
         loop {
             let slot = node.scheduler.acquire(node, options.num_cpus).await;
-            let ctx = TaskContext {
-                node: node.clone(),
-                job: self.job.clone(),
-                program: self.program.clone(),
-                token: Some(self.token.clone()),
-                slot: Some(slot),
-                num_cpus: options.num_cpus,
-                caller: node.next_caller(),
-                actor: None,
-                // Each attempt yields from the first item again; the stream
-                // skips what an earlier attempt already gave.
-                generator: stream.clone().map(Generating::new),
-            };
-            let (failure, retryable) = match node.runtime.call_task(ctx, function, args, made).await {
+            // Each attempt yields from the first item again; the stream
+            // skips what an earlier attempt already gave.
+            let generating = stream.clone().map(Generating::new);
+            let scope = Scope::new(node, self.job, Some(self.token.clone()), node.next_caller(), None, generating);
+            let run =
+                node.run(self.job, scope, self.program.hash, node.limits(), Some(Slot::new(slot)), options.num_cpus);
+            let (failure, retryable) = match node.executor.run_task(run, function, args, made).await {
                 Ok(Ok(bytes)) => return Ok(bytes),
                 Ok(Err(refused)) => (refused.failure(function), options.retry_exceptions),
                 Err(trap) => (trap.failure(function), !trap.limit),

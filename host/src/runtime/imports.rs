@@ -10,10 +10,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::bindings::{actors, tasks, types};
-use super::state::{InstanceState, TaskContext};
-use crate::actors::ActorOptions;
-use crate::generators::Ended;
-use crate::scheduler::{TaskArg, TaskOptions};
+use super::state::{InstanceState, Running};
+use crate::exec::{ActorOptions, NextItem, TaskArg, TaskOptions};
 use prism_store::ObjectId;
 use prism_store::error::{Cause, Failure, Link};
 
@@ -70,7 +68,7 @@ pub(super) fn deadline(timeout_ms: Option<u64>) -> Option<Instant> {
 }
 
 impl InstanceState {
-    pub(super) fn ctx(&self) -> wasmtime::Result<&TaskContext> {
+    pub(super) fn ctx(&self) -> wasmtime::Result<&Running> {
         self.task
             .as_ref()
             .ok_or_else(|| wasmtime::format_err!("prism imports cannot be called while a component is being loaded"))
@@ -82,20 +80,13 @@ impl InstanceState {
         wit_ref(id)
     }
 
-    /// Records `id`, a call this instance's call made, for a recursive cancel.
-    fn started(&self, id: ObjectId) {
-        if let Some(token) = self.task.as_ref().and_then(|t| t.token.as_ref()) {
-            token.adopt(id);
-        }
-    }
-
     /// Awaits `fut` without holding the task's cpu slot.
     pub(super) async fn blocked<T>(&mut self, fut: impl Future<Output = T>) -> wasmtime::Result<T> {
-        let ctx = self.task.as_mut().expect("checked by ctx()");
-        let held = ctx.slot.take().is_some();
+        let running = self.task.as_mut().expect("checked by ctx()");
+        let held = running.slot.take().is_some();
         let out = fut.await;
         if held {
-            ctx.slot = Some(ctx.node.scheduler.acquire(&ctx.node, ctx.num_cpus).await);
+            running.slot = Some(running.calls.acquire_cpus(running.num_cpus).await);
         }
         Ok(out)
     }
@@ -129,7 +120,6 @@ impl actors::Host for InstanceState {
         options: types::ActorOptions,
     ) -> Wit<types::ActorId> {
         let component = self.target_component(options.component)?;
-        let ctx = self.ctx()?;
         let options = ActorOptions {
             name: options.name,
             detached: options.detached,
@@ -137,11 +127,8 @@ impl actors::Host for InstanceState {
             max_task_retries: options.max_task_retries,
             id: None,
         };
-        let (node, job, owner) = (ctx.node.clone(), ctx.job.clone(), ctx.actor);
-        let created = match node.program(&job, Some(component)).await {
-            Ok(program) => node.create_actor(&job, &program, owner, class, task_args(args), options),
-            Err(failure) => Err(failure),
-        };
+        let calls = self.ctx()?.calls.clone();
+        let created = calls.create_actor(component, class, task_args(args), options).await;
         Ok(created.map(wit_ref).map_err(|f| types::Error::from(&f)))
     }
 
@@ -151,9 +138,7 @@ impl actors::Host for InstanceState {
         method: String,
         args: Vec<types::Arg>,
     ) -> wasmtime::Result<types::ObjectRef> {
-        let ctx = self.ctx()?;
-        let id = ctx.node.call_actor(ctx.caller, object_id(actor), method, task_args(args));
-        self.started(id);
+        let id = self.ctx()?.calls.call_actor(object_id(actor), method, task_args(args), false);
         Ok(self.adopt(id))
     }
 
@@ -163,21 +148,17 @@ impl actors::Host for InstanceState {
         method: String,
         args: Vec<types::Arg>,
     ) -> wasmtime::Result<types::ObjectRef> {
-        let ctx = self.ctx()?;
-        let id = ctx.node.call_actor_generator(ctx.caller, object_id(actor), method, task_args(args));
-        self.started(id);
+        let id = self.ctx()?.calls.call_actor(object_id(actor), method, task_args(args), true);
         self.streams.open(id);
         Ok(wit_ref(id))
     }
 
     async fn kill(&mut self, actor: types::ActorId, no_restart: bool) -> Wit<()> {
-        let ctx = self.ctx()?;
-        Ok(ctx.node.kill_actor(object_id(actor), no_restart).map_err(|f| types::Error::from(&f)))
+        Ok(self.ctx()?.calls.kill_actor(object_id(actor), no_restart).map_err(|f| types::Error::from(&f)))
     }
 
     async fn get_actor(&mut self, name: String) -> Wit<types::ActorId> {
-        let ctx = self.ctx()?;
-        Ok(ctx.node.actor_by_name(&name).map(wit_ref).map_err(|f| types::Error::from(&f)))
+        Ok(self.ctx()?.calls.actor_by_name(&name).map(wit_ref).map_err(|f| types::Error::from(&f)))
     }
 }
 
@@ -198,9 +179,7 @@ impl tasks::Host for InstanceState {
         options: types::TaskOptions,
     ) -> wasmtime::Result<types::ObjectRef> {
         let component = self.target_component(options.component)?;
-        let ctx = self.ctx()?;
-        let id = ctx.node.remote(&ctx.job, function, task_args(args), task_options(options, component));
-        self.started(id);
+        let id = self.ctx()?.calls.remote(function, task_args(args), task_options(options, component));
         Ok(self.adopt(id))
     }
 
@@ -211,38 +190,15 @@ impl tasks::Host for InstanceState {
         options: types::TaskOptions,
     ) -> wasmtime::Result<types::ObjectRef> {
         let component = self.target_component(options.component)?;
-        let ctx = self.ctx()?;
-        let options = task_options(options, component);
-        let id = ctx.node.remote_generator(&ctx.job, function, Ok(task_args(args)), options);
-        self.started(id);
+        let id = self.ctx()?.calls.remote_generator(function, task_args(args), task_options(options, component));
         self.streams.open(id);
         Ok(wit_ref(id))
     }
 
     async fn yield_item(&mut self, item: types::ObjectRef) -> Wit<()> {
-        self.ctx()?;
         let id = object_id(item);
-        let holds = self.holdings.holds(&id);
-        let ctx = self.task.as_mut().expect("checked by ctx()");
-        let Some(generating) = ctx.generator.as_mut() else {
-            let message = "`yield-item` is only for generators (started with `remote-generator` or \
-                           `call-generator`)"
-                .to_string();
-            return Ok(Err(types::Error::InvalidArgument(message)));
-        };
-        // The stream takes its own reference, from one the caller holds: an
-        // id the caller does not hold could name nothing at all.
-        if !holds {
-            return Ok(Err(types::Error::InvalidArgument(format!(
-                "`yield-item` takes a ref this call holds (from `put`, `put-bytes` or `remote`); `{id}` is not one"
-            ))));
-        }
-        // The stream holds each item until the caller takes it.
-        if generating.stream.push(generating.yielded, id) {
-            ctx.node.store.retain(&id);
-        }
-        generating.yielded += 1;
-        Ok(Ok(()))
+        let held = self.holdings.holds(&id);
+        Ok(self.ctx()?.calls.yield_item(id, held).map_err(|f| types::Error::from(&f)))
     }
 
     async fn next_item(
@@ -250,16 +206,12 @@ impl tasks::Host for InstanceState {
         generator: types::ObjectRef,
         timeout_ms: Option<u64>,
     ) -> Wit<Option<types::ObjectRef>> {
-        let node = self.ctx()?.node.clone();
-        let id = object_id(generator);
-        let Some(stream) = node.generators.get(&id) else {
-            return Ok(Err(types::Error::NotFound(format!("no generator `{id}` on this node"))));
-        };
-        let deadline = deadline(timeout_ms);
-        Ok(match self.blocked(stream.next(deadline)).await? {
+        let calls = self.ctx()?.calls.clone();
+        let next = self.blocked(calls.next_item(object_id(generator), deadline(timeout_ms))).await?;
+        Ok(match next {
             Ok(item) => Ok(item.map(|id| self.adopt(id))),
-            Err(Ended::TimedOut) => Err(types::Error::Timeout),
-            Err(Ended::Cancelled(failure)) => Err(types::Error::from(&failure)),
+            Err(NextItem::TimedOut) => Err(types::Error::Timeout),
+            Err(NextItem::Failed(failure)) => Err(types::Error::from(&failure)),
         })
     }
 
@@ -270,12 +222,11 @@ impl tasks::Host for InstanceState {
     }
 
     async fn cancel(&mut self, task: types::ObjectRef, recursive: bool) -> Wit<()> {
-        let ctx = self.ctx()?;
-        Ok(ctx.node.cancel(object_id(task), recursive).map_err(|f| types::Error::from(&f)))
+        Ok(self.ctx()?.calls.cancel(object_id(task), recursive).map_err(|f| types::Error::from(&f)))
     }
 
     async fn component(&mut self, name: String) -> Wit<types::ComponentId> {
-        let ctx = self.ctx()?;
-        Ok(ctx.node.component_named(&name).map(|id| wit_ref(ObjectId::from(id))).map_err(|f| types::Error::from(&f)))
+        let found = self.ctx()?.calls.component_named(&name);
+        Ok(found.map(|id| wit_ref(ObjectId::from(id))).map_err(|f| types::Error::from(&f)))
     }
 }

@@ -34,9 +34,10 @@ use super::bindings::types;
 use super::imports::{object_id, wit_ref};
 use super::state::InstanceState;
 use crate::config::MAX_MAPPINGS;
+use crate::exec::Input;
 use prism_store::MAX_OBJECT_SIZE;
+use prism_store::ObjectId;
 use prism_store::error::Failure;
-use prism_store::{Object, ObjectId};
 
 /// Wasm's page size: guests align mapped buffers to it.
 pub const WASM_PAGE: u64 = 64 << 10;
@@ -171,15 +172,13 @@ pub(super) fn data_end(wasm: &[u8]) -> u64 {
     end
 }
 
-/// How `object` (named `id` by the guest) is handed to a guest: small ones
+/// An argument or `get` result as the WIT hands it to a guest: small values
 /// copied, large ones described, for the guest to map.
-pub(crate) fn payload(id: ObjectId, object: &Object) -> Result<types::Payload, Failure> {
-    Ok(match object.blob() {
-        None => types::Payload::Bytes(object.to_vec()?),
-        Some(blob) => {
-            types::Payload::Large(types::LargeObject { object: wit_ref(id), len: blob.body_len, raw: blob.is_raw() })
-        }
-    })
+pub(super) fn payload(input: Input) -> types::Payload {
+    match input {
+        Input::Bytes(bytes) => types::Payload::Bytes(bytes),
+        Input::Large { id, len, raw } => types::Payload::Large(types::LargeObject { object: wit_ref(id), len, raw }),
+    }
 }
 
 fn host_page() -> usize {
@@ -199,13 +198,13 @@ fn invalid(message: String) -> types::Error {
 pub(super) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
     let mut bytes = linker.instance("prism:core/bytes@0.2.0")?;
     bytes.func_wrap("put-bytes", |mut store: StoreContextMut<'_, InstanceState>, (data,): (WasmList<u8>,)| {
-        let node = store.data().ctx()?.node.clone();
+        let objects = store.data().ctx()?.calls.store().clone();
         let data = data.as_le_slice(&store);
         if data.len() > MAX_OBJECT_SIZE {
             let message = format!("{} bytes is larger than the maximum object of {MAX_OBJECT_SIZE}", data.len());
             return Ok((Err(types::Error::LimitExceeded(message)),));
         }
-        let stored = node.store.put_bin(data).map_err(|f| types::Error::from(&f));
+        let stored = objects.put_bin(data).map_err(|f| types::Error::from(&f));
         Ok((stored.map(|id| {
             store.data_mut().holdings.adopt(id);
             wit_ref(id)
@@ -230,9 +229,9 @@ pub(super) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Res
     bytes.func_wrap(
         "read",
         |store: StoreContextMut<'_, InstanceState>, (object,): (types::ObjectRef,)| -> Wit<Vec<u8>> {
-            let node = store.data().ctx()?.node.clone();
+            let objects = store.data().ctx()?.calls.store().clone();
             let id = object_id(object);
-            let read = match node.store.try_get(&id) {
+            let read = match objects.try_get(&id) {
                 Some(Ok(object)) => object.to_vec(),
                 Some(Err(failure)) => Err(failure.as_ref().clone()),
                 None => Err(Failure::InvalidArgument(format!("object `{id}` is not ready: `get` it first"))),
@@ -251,7 +250,7 @@ fn map(
 ) -> wasmtime::Result<Result<(), types::Error>> {
     let ctx = store.data().ctx()?;
     let data_end = round_up(ctx.program.data_end, WASM_PAGE);
-    let blob = match ctx.node.store.try_get(&id) {
+    let blob = match ctx.calls.store().try_get(&id) {
         Some(Ok(object)) => match object.blob() {
             Some(blob) => blob.clone(),
             None => return Ok(Err(invalid(format!("object `{id}` is small: its value comes with `get`")))),

@@ -11,6 +11,7 @@ mod objects;
 pub mod output;
 mod state;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,86 +24,19 @@ use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 use self::bindings::exports::prism::core::worker::FunctionInfo;
-pub use self::bindings::types::Payload;
+use self::bindings::types::Payload;
 use self::bindings::{CallError, TaskHost, TaskHostPre};
-pub(crate) use self::mapping::payload;
-use self::output::{GuestStream, StderrTail, Stream, Tag};
-pub use self::state::{Generating, InstanceState, LimitError, TaskContext};
-use crate::config::{Config, EPOCH_TICK, LimitNames};
-use crate::node::{Holdings, Job};
-use prism_store::error::{Failure, Refused, listing};
+use self::output::{GuestStream, StderrTail, Tag};
+use self::state::InstanceState;
+pub use self::state::LimitError;
+use crate::config::{Config, EPOCH_TICK};
+use crate::exec::{
+    ActorInstance, Class, DriverExit, Executor, Input, InstanceLimits, LoadError, Outcome, Param, ProgramInfo, Run,
+    Signature, Stream, Trapped,
+};
+use prism_store::Holdings;
+use prism_store::error::Refused;
 use prism_store::fsutil::write_atomic;
-
-/// The interface every prism component exports, as the error messages name it.
-const WORKER_EXPORT: &str = "prism:core/worker@0.2.0";
-
-/// Why a component could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    /// Not WebAssembly at all.
-    #[error("`{0}` is not a WebAssembly file: it does not start with `\\0asm`")]
-    NotWasm(String),
-    /// A core module, not a component.
-    #[error(
-        "`{0}` is a core WebAssembly module, not a component: build it for `wasm32-wasip2` \
-         (or wrap it with `wasm-tools component new`)"
-    )]
-    CoreModule(String),
-    /// Wasmtime rejected it.
-    #[error("`{0}` is not a valid component")]
-    Invalid(String, #[source] anyhow::Error),
-    /// It imports something prism does not provide.
-    #[error("`{0}` needs imports that prism does not provide (prism gives `prism:core` and WASI 0.2)")]
-    Imports(String, #[source] anyhow::Error),
-    /// It was not built against `prism:core`.
-    #[error("`{0}` does not export `{WORKER_EXPORT}`: build it with a prism SDK (world `prism:core/task`)")]
-    WrongWorld(String),
-    /// It has no `wasi:cli/run`, so it cannot be a driver.
-    #[error("`{0}` cannot run as a driver: it does not export `wasi:cli/run` (build it as a binary with `fn main`)")]
-    NotCommand(String),
-    /// Listing its functions failed.
-    #[error("`{0}` trapped while listing its functions: {1}")]
-    Inspect(String, String),
-}
-
-/// A task function's signature, as the component's source spells it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Signature {
-    /// Its name.
-    pub name: String,
-    /// Its parameters, in order.
-    pub params: Vec<Param>,
-    /// Its return type (`()` for none).
-    pub returns: String,
-}
-
-/// One parameter of a [`Signature`].
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Param {
-    /// Its name.
-    pub name: String,
-    /// Its type.
-    #[serde(rename = "type")]
-    pub ty: String,
-}
-
-/// An actor class, as the component's source spells it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Class {
-    /// Its name.
-    pub name: String,
-    /// Its constructor's parameters, in order.
-    pub params: Vec<Param>,
-    /// Its methods, by name.
-    pub methods: Vec<Signature>,
-}
-
-impl Class {
-    /// The signature of method `name`, if it has one.
-    pub fn method(&self, name: &str) -> Option<&Signature> {
-        self.methods.iter().find(|m| m.name == name)
-    }
-}
 
 fn params(pairs: Vec<(String, String)>) -> Vec<Param> {
     pairs.into_iter().map(|(name, ty)| Param { name, ty }).collect()
@@ -112,59 +46,16 @@ fn signature(f: FunctionInfo) -> Signature {
     Signature { name: f.name, params: params(f.params), returns: f.returns }
 }
 
-/// `a: T, b: U`, as a signature shows them.
-fn param_list(params: &[Param]) -> String {
-    params.iter().map(|p| format!("{}: {}", p.name, p.ty)).collect::<Vec<_>>().join(", ")
-}
-
-impl std::fmt::Display for Signature {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}({}) -> {}", self.name, param_list(&self.params), self.returns)
-    }
-}
-
-/// The constructor: `Class(a: T)`.
-impl std::fmt::Display for Class {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}({})", self.name, param_list(&self.params))
-    }
-}
-
-/// A loaded component: compiled, linked, with its task functions known.
-pub struct Program {
+/// A loaded component, compiled and linked.
+pub(crate) struct Compiled {
     /// Its file name, for messages.
-    pub name: String,
+    name: String,
     /// blake3 of its bytes.
-    pub hash: [u8; 32],
-    /// The functions it can run as tasks.
-    pub functions: Vec<String>,
-    /// Their signatures, in the same order.
-    pub signatures: Vec<Signature>,
-    /// The actor classes it defines, by name.
-    pub classes: Vec<Class>,
-    /// Whether the compiled code came from the on-disk cache.
-    pub from_cache: bool,
+    pub(crate) hash: [u8; 32],
     /// Where its initial memory data ends: objects are mapped above it.
     pub(crate) data_end: u64,
     task: TaskHostPre<InstanceState>,
     command: Option<CommandPre<InstanceState>>,
-}
-
-impl Program {
-    /// The failure of asking for a `what` named `name` it does not have.
-    pub(crate) fn missing<'a>(&self, what: &str, name: &str, known: impl Iterator<Item = &'a str>) -> Failure {
-        Failure::InvalidArgument(format!("component `{}` has no {what} `{name}`; it has {}", self.name, listing(known)))
-    }
-
-    /// Its actor class `name`.
-    pub fn class(&self, name: &str) -> Option<&Class> {
-        self.classes.iter().find(|c| c.name == name)
-    }
-
-    /// Whether it can run as a driver (exports `wasi:cli/run`).
-    pub fn is_command(&self) -> bool {
-        self.command.is_some()
-    }
 }
 
 /// An instance between two task calls of its job.
@@ -176,41 +67,41 @@ pub(crate) struct Warm {
 }
 
 /// The instance an actor lives in.
-pub(crate) struct ActorInstance {
+struct LocalActor {
     store: Store<InstanceState>,
     instance: TaskHost,
+    program: Arc<Compiled>,
 }
 
-/// A job's idle instances. Calls from one job reuse them, as a Ray worker
-/// process serves many tasks of its job: statics persist between calls, so
-/// the first call's setup is paid once. Instances are never shared between
-/// jobs, and one that trapped is never reused.
+/// Each job's idle instances. Calls from one job reuse them, as a Ray
+/// worker process serves many tasks of its job: statics persist between
+/// calls, so the first call's setup is paid once. Instances are never
+/// shared between jobs, and one that trapped is never reused.
 #[derive(Default)]
-pub(crate) struct WarmPool(Mutex<Vec<Warm>>);
+struct WarmPool(Mutex<HashMap<u64, Vec<Warm>>>);
 
 impl WarmPool {
-    /// An idle instance of `program`.
-    fn take(&self, program: &[u8; 32]) -> Option<Warm> {
-        let mut idle = self.0.lock();
+    /// An idle instance of `program` in `job`.
+    fn take(&self, job: u64, program: &[u8; 32]) -> Option<Warm> {
+        let mut jobs = self.0.lock();
+        let idle = jobs.get_mut(&job)?;
         let i = idle.iter().rposition(|w| w.program == *program)?;
         Some(idle.swap_remove(i))
     }
 
-    fn put(&self, warm: Warm, max: usize) {
-        let mut idle = self.0.lock();
+    fn put(&self, job: u64, warm: Warm, max: usize) {
+        let mut jobs = self.0.lock();
+        let idle = jobs.entry(job).or_default();
         if idle.len() < max {
             idle.push(warm);
         }
     }
-}
 
-/// How a driver ended.
-#[derive(Debug)]
-pub enum DriverExit {
-    /// `main` returned or called `exit`; the status code.
-    Exited(i32),
-    /// The driver trapped; the description.
-    Trapped(String),
+    fn end(&self, job: u64) {
+        // Dropped outside the lock: dropping an instance unmaps its memory.
+        let idle = self.0.lock().remove(&job);
+        drop(idle);
+    }
 }
 
 /// The engine, the linker and the instance slots of one node, shared by
@@ -218,34 +109,15 @@ pub enum DriverExit {
 pub struct Runtime {
     engine: Engine,
     linker: Linker<InstanceState>,
+    /// Every component loaded, by the blake3 of its bytes. A namespace
+    /// only runs the ones it loaded (the node checks).
+    programs: Mutex<HashMap<[u8; 32], Arc<Compiled>>>,
+    warm: WarmPool,
     fingerprint: String,
     instances: Arc<Semaphore>,
     max_instances: usize,
     /// Idle instances a job keeps warm.
     max_idle: usize,
-}
-
-/// What one namespace's instances may use.
-#[derive(Debug, Clone, Copy)]
-pub struct InstanceLimits {
-    /// Bytes of linear memory.
-    pub memory: u64,
-    /// Epoch ticks of CPU per task call.
-    pub ticks: u64,
-    /// What raises them, for messages.
-    pub names: LimitNames,
-}
-
-impl InstanceLimits {
-    /// The limits `config` names.
-    pub fn of(config: &Config) -> Self {
-        let ticks = config.cpu_deadline.as_nanos() / EPOCH_TICK.as_nanos();
-        InstanceLimits {
-            memory: config.memory_limit,
-            ticks: u64::try_from(ticks.max(1)).unwrap_or(u64::MAX),
-            names: config.limit_names,
-        }
-    }
 }
 
 impl Runtime {
@@ -261,27 +133,80 @@ impl Runtime {
             fingerprint: engine::fingerprint(&engine),
             engine,
             linker,
+            programs: Mutex::default(),
+            warm: WarmPool::default(),
             instances: Arc::new(Semaphore::new(config.max_instances as usize)),
             max_instances: config.max_instances as usize,
             max_idle: config.workers as usize,
         })
     }
 
-    /// Instances alive now.
-    pub fn instances(&self) -> usize {
+    fn store(
+        &self,
+        wasi: wasmtime_wasi::WasiCtx,
+        limits: InstanceLimits,
+        stderr: StderrTail,
+        tag: Tag,
+    ) -> Store<InstanceState> {
+        let mut store = Store::new(&self.engine, InstanceState::new(wasi, limits, stderr, tag));
+        store.limiter(|state| &mut state.limits);
+        // A guest cannot hand the host more than its own memory, which is
+        // already limited; wasmtime's default (128 MiB) would cap objects.
+        store.set_hostcall_fuel(usize::try_from(limits.memory).unwrap_or(usize::MAX));
+        store.epoch_deadline_callback(|mut ctx| {
+            let state = ctx.data_mut();
+            if state.task.as_ref().is_some_and(|t| t.calls.is_closed()) {
+                return Err(wasmtime::Error::msg("stopped: its namespace was closed"));
+            }
+            state.ticks += 1;
+            if state.ticks > state.tick_limit {
+                let deadline = (EPOCH_TICK.as_nanos() as u64).saturating_mul(state.tick_limit);
+                return Err(LimitError::Cpu(std::time::Duration::from_nanos(deadline), state.limits.names.cpu).into());
+            }
+            // Let other tasks on this thread run, then go on.
+            Ok(UpdateDeadline::Yield(1))
+        });
+        store
+    }
+
+    /// A store whose output goes to `run`'s, holding an instance slot.
+    async fn job_store(&self, run: &Run, args: &[String], limits: InstanceLimits) -> Store<InstanceState> {
+        let slot = self.instances.clone().acquire_owned().await.expect("instance semaphore is never closed");
+        let (stderr, tag) = (StderrTail::default(), Tag::default());
+        let wasi = WasiCtxBuilder::new()
+            .args(args)
+            .stdout(GuestStream::new(run.output.clone(), Stream::Stdout, tag.clone(), None))
+            .stderr(GuestStream::new(run.output.clone(), Stream::Stderr, tag.clone(), Some(stderr.clone())))
+            .build();
+        let mut store = self.store(wasi, limits, stderr, tag);
+        store.data_mut()._instance_slot = Some(slot);
+        store
+    }
+
+    /// The component `run` names, which the node loaded through this runtime.
+    fn compiled(&self, run: &Run) -> Arc<Compiled> {
+        self.programs.lock().get(&run.program).cloned().expect("the node runs only components it loaded here")
+    }
+}
+
+#[async_trait::async_trait]
+impl Executor for Runtime {
+    fn instances(&self) -> usize {
         self.max_instances - self.instances.available_permits()
     }
 
-    /// Compiles (or loads from `cache_dir`) and links a component whose
-    /// bytes hash to `hash`; its functions are listed under `limits`.
-    pub async fn load(
+    fn end_job(&self, job: u64) {
+        self.warm.end(job);
+    }
+
+    async fn load(
         &self,
         cache_dir: &Path,
         limits: InstanceLimits,
         name: &str,
         hash: [u8; 32],
         wasm: &[u8],
-    ) -> Result<Program, LoadError> {
+    ) -> Result<ProgramInfo, LoadError> {
         match wasm.get(..8) {
             Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => return Err(LoadError::CoreModule(name.into())),
             Some([0, b'a', b's', b'm', ..]) => {}
@@ -322,165 +247,93 @@ impl Runtime {
                 Class { name: c.name, params: params(c.params), methods }
             })
             .collect();
-
-        let data_end = mapping::data_end(wasm);
-        Ok(Program { name: name.into(), hash, functions, signatures, classes, from_cache, data_end, task, command })
-    }
-
-    fn store(
-        &self,
-        wasi: wasmtime_wasi::WasiCtx,
-        limits: InstanceLimits,
-        stderr: StderrTail,
-        tag: Tag,
-    ) -> Store<InstanceState> {
-        let mut store = Store::new(&self.engine, InstanceState::new(wasi, limits, stderr, tag));
-        store.limiter(|state| &mut state.limits);
-        // A guest cannot hand the host more than its own memory, which is
-        // already limited; wasmtime's default (128 MiB) would cap objects.
-        store.set_hostcall_fuel(usize::try_from(limits.memory).unwrap_or(usize::MAX));
-        store.epoch_deadline_callback(|mut ctx| {
-            let state = ctx.data_mut();
-            if state.task.as_ref().is_some_and(|t| t.node.is_closed()) {
-                return Err(wasmtime::Error::msg("stopped: its namespace was closed"));
-            }
-            state.ticks += 1;
-            if state.ticks > state.tick_limit {
-                let deadline = (EPOCH_TICK.as_nanos() as u64).saturating_mul(state.tick_limit);
-                return Err(LimitError::Cpu(std::time::Duration::from_nanos(deadline), state.limits.names.cpu).into());
-            }
-            // Let other tasks on this thread run, then go on.
-            Ok(UpdateDeadline::Yield(1))
-        });
-        store
-    }
-
-    /// A store whose output goes to `job`'s, holding an instance slot.
-    async fn job_store(&self, job: &Job, args: &[String], limits: InstanceLimits) -> Store<InstanceState> {
-        let slot = self.instances.clone().acquire_owned().await.expect("instance semaphore is never closed");
-        let (stderr, tag) = (StderrTail::default(), Tag::default());
-        let wasi = WasiCtxBuilder::new()
-            .args(args)
-            .stdout(GuestStream::new(job.output.clone(), Stream::Stdout, tag.clone(), None))
-            .stderr(GuestStream::new(job.output.clone(), Stream::Stderr, tag.clone(), Some(stderr.clone())))
-            .build();
-        let mut store = self.store(wasi, limits, stderr, tag);
-        store.data_mut()._instance_slot = Some(slot);
-        store
+        let info = ProgramInfo {
+            name: name.into(),
+            hash,
+            functions,
+            signatures,
+            classes,
+            command: command.is_some(),
+            from_cache,
+        };
+        let compiled = Compiled { name: name.into(), hash, data_end: mapping::data_end(wasm), task, command };
+        self.programs.lock().insert(hash, Arc::new(compiled));
+        Ok(info)
     }
 
     /// Runs one task call, in a warm instance of the job if one is idle,
-    /// else in a fresh one. The outer error is a trap, the inner
-    /// one the error the guest returned. An instance that trapped is dropped;
-    /// one that returned goes back to the job's idle instances, its refs
-    /// moved to `keep`: the caller gives them back once the result (which
-    /// may nest them) is stored.
-    pub async fn call_task(
-        &self,
-        ctx: TaskContext,
-        function: &str,
-        args: &[Payload],
-        keep: &mut Holdings,
-    ) -> Result<Result<Vec<u8>, Refused>, Trapped> {
-        let (job, program) = (ctx.job.clone(), ctx.program.clone());
-        let warm = job.warm.take(&program.hash);
-        let limits = ctx.node.limits();
-        let (mut store, instance) = match warm {
+    /// else in a fresh one. An instance that trapped is dropped; one that
+    /// returned goes back to the job's idle instances.
+    async fn run_task(&self, run: Run, function: &str, args: &[Input], keep: &mut Holdings) -> Outcome {
+        let (job, program) = (run.job, self.compiled(&run));
+        let limits = run.limits;
+        let (mut store, instance) = match self.warm.take(job, &run.program) {
             Some(Warm { mut store, instance, .. }) => {
                 // The limits may have changed since it was made.
                 store.data_mut().set_limits(limits);
                 store.set_hostcall_fuel(usize::try_from(limits.memory).unwrap_or(usize::MAX));
                 (store, Some(instance))
             }
-            None => (self.job_store(&job, &[], limits).await, None),
+            None => (self.job_store(&run, &[], limits).await, None),
         };
-        store.data_mut().begin(ctx, Some(function));
+        let hash = run.program;
+        store.data_mut().begin(run, program.clone(), Some(function));
         store.set_epoch_deadline(1);
+        let args = lower(args);
         let result = async {
             let instance = match instance {
                 Some(instance) => instance,
                 None => program.task.instantiate_async(&mut store).await?,
             };
-            let out = instance.prism_core_worker().call_run(&mut store, function, args).await?;
+            let out = instance.prism_core_worker().call_run(&mut store, function, &args).await?;
             Ok((out, instance))
         }
         .await;
         match result {
             Ok((out, instance)) => {
-                store.data_mut().finish();
                 // A task's generators end with it, whether it closed them or not.
                 store.data_mut().streams.close_all();
+                store.data_mut().finish();
                 keep.absorb(std::mem::take(&mut store.data_mut().holdings));
-                job.warm.put(Warm { store, instance, program: program.hash }, self.max_idle);
+                self.warm.put(job, Warm { store, instance, program: hash }, self.max_idle);
                 Ok(out.map_err(refused))
             }
             Err(e) => Err(describe(&e, &store.data().stderr)),
         }
     }
 
-    /// Makes the instance of an actor: a fresh instance of the job's
-    /// component whose constructor of `class` ran with `args`.
-    pub(crate) async fn start_actor(
-        &self,
-        ctx: TaskContext,
-        class: &str,
-        args: &[Payload],
-    ) -> Result<ActorInstance, String> {
-        let (job, program) = (ctx.job.clone(), ctx.program.clone());
-        let mut store = self.job_store(&job, &[], ctx.node.limits()).await;
-        store.data_mut().begin(ctx, Some(class));
+    async fn start_actor(&self, run: Run, class: &str, args: &[Input]) -> Result<Box<dyn ActorInstance>, String> {
+        let program = self.compiled(&run);
+        let mut store = self.job_store(&run, &[], run.limits).await;
+        store.data_mut().begin(run, program.clone(), Some(class));
         store.data_mut().hold_nested(args);
         store.set_epoch_deadline(1);
+        let args = lower(args);
         let result = async {
             let instance = program.task.instantiate_async(&mut store).await?;
-            let out = instance.prism_core_worker().call_construct(&mut store, class, args).await?;
+            let out = instance.prism_core_worker().call_construct(&mut store, class, &args).await?;
             Ok((out, instance))
         }
         .await;
         match result {
             Ok((Ok(()), instance)) => {
                 store.data_mut().finish();
-                Ok(ActorInstance { store, instance })
+                Ok(Box::new(LocalActor { store, instance, program }))
             }
             Ok((Err(error), _)) => Err(refused(error).to_string()),
             Err(e) => Err(describe(&e, &store.data().stderr).message),
         }
     }
 
-    /// Runs one method call on an actor's instance. A trap (the outer error)
-    /// leaves the instance unusable: the caller restarts or drops it.
-    pub(crate) async fn call_actor(
-        &self,
-        actor: &mut ActorInstance,
-        ctx: TaskContext,
-        label: &str,
-        method: &str,
-        args: &[Payload],
-    ) -> Result<Result<Vec<u8>, Refused>, Trapped> {
-        let ActorInstance { store, instance } = actor;
-        store.data_mut().begin(ctx, Some(label));
-        // An actor may keep refs from its arguments in its state.
-        store.data_mut().hold_nested(args);
-        store.set_epoch_deadline(1);
-        let result = instance.prism_core_worker().call_call_method(&mut *store, method, args).await;
-        store.data_mut().finish();
-        match result {
-            Ok(out) => Ok(out.map_err(refused)),
-            Err(e) => Err(describe(&e, &store.data().stderr)),
-        }
-    }
-
-    /// Runs the job's component as a driver (`wasi:cli/run`) with `args`.
-    pub async fn run_driver(&self, ctx: TaskContext, args: &[String]) -> Result<DriverExit, LoadError> {
-        let program = ctx.job.program.clone();
+    async fn run_driver(&self, run: Run, args: &[String]) -> Result<DriverExit, LoadError> {
+        let program = self.compiled(&run);
         let Some(command) = &program.command else {
             return Err(LoadError::NotCommand(program.name.clone()));
         };
         let mut argv = vec![program.name.clone()];
         argv.extend_from_slice(args);
-        let limits = InstanceLimits { ticks: u64::MAX, ..ctx.node.limits() };
-        let mut store = self.job_store(&ctx.job, &argv, limits).await;
-        store.data_mut().begin(ctx, None);
+        let mut store = self.job_store(&run, &argv, run.limits).await;
+        store.data_mut().begin(run, program.clone(), None);
         store.set_epoch_deadline(1);
         let result = async {
             let instance = command.instantiate_async(&mut store).await?;
@@ -496,6 +349,29 @@ impl Runtime {
             },
         })
     }
+}
+
+#[async_trait::async_trait]
+impl ActorInstance for LocalActor {
+    async fn call(&mut self, run: Run, label: &str, method: &str, args: &[Input]) -> Outcome {
+        let LocalActor { store, instance, program } = self;
+        store.data_mut().begin(run, program.clone(), Some(label));
+        // An actor may keep refs from its arguments in its state.
+        store.data_mut().hold_nested(args);
+        store.set_epoch_deadline(1);
+        let args = lower(args);
+        let result = instance.prism_core_worker().call_call_method(&mut *store, method, &args).await;
+        store.data_mut().finish();
+        match result {
+            Ok(out) => Ok(out.map_err(refused)),
+            Err(e) => Err(describe(&e, &store.data().stderr)),
+        }
+    }
+}
+
+/// Arguments as the guest's `run` takes them.
+fn lower(args: &[Input]) -> Vec<Payload> {
+    args.iter().cloned().map(mapping::payload).collect()
 }
 
 /// The compiled component, from the cache file `path` (named by the
@@ -529,39 +405,11 @@ fn compile(engine: &Engine, path: &Path, name: &str, wasm: &[u8]) -> Result<(Com
     Ok((component, false))
 }
 
-/// A call that trapped: what the caller's `get` reports, and whether a limit
-/// ended it (a quota to raise, not a bug in the guest).
-#[derive(Debug, Clone)]
-pub struct Trapped {
-    /// The limit or trap, and the end of the guest's stderr.
-    pub message: String,
-    /// Whether it hit its memory, cpu or table limit.
-    pub limit: bool,
-}
-
-impl Trapped {
-    /// How the failed call of `function` is stored: a limit as
-    /// `limit-exceeded`, any other trap as `task-crashed`.
-    pub fn failure(&self, function: &str) -> Failure {
-        if self.limit {
-            Failure::LimitExceeded(format!("task `{function}` {}", self.message))
-        } else {
-            Failure::crashed(function, self.message.clone())
-        }
-    }
-}
-
 /// The host's account of a guest's `call-error`.
 fn refused(error: CallError) -> Refused {
     match error {
         CallError::Returned(message) => Refused::Returned(message),
         CallError::Propagated(error) => Refused::Propagated(imports::failure_of(error)),
-    }
-}
-
-impl std::fmt::Display for Trapped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
     }
 }
 

@@ -14,6 +14,7 @@ use super::bindings::types;
 use super::imports::{Wit, deadline, object_id, wit_ref};
 use super::mapping::payload;
 use super::state::InstanceState;
+use crate::exec::Input;
 use prism_store::MAX_OBJECT_SIZE;
 use prism_store::error::Failure;
 use prism_store::{GetError, IdHasher, IdSet, Object, ObjectId, checked_refs};
@@ -121,21 +122,21 @@ impl InstanceState {
                 return Ok(Err(types::Error::InvalidArgument(format!("`put` refused the value: {message}"))));
             }
         };
-        if let Some(unknown) = nested.iter().find(|id| !ctx.node.store.knows(id)) {
+        if let Some(unknown) = nested.iter().find(|id| !ctx.calls.store().knows(id)) {
             return Ok(Err(types::Error::NotFound(format!(
                 "`put` refused the value: it nests the ref `{unknown}`, which names no object on this node"
             ))));
         }
-        let stored = ctx.node.store.put(value);
+        let stored = ctx.calls.store().put(value);
         Ok(stored.map(|id| self.adopt(id)).map_err(|f| types::Error::from(&f)))
     }
 
     async fn get(&mut self, ids: Vec<ObjectId>, timeout_ms: Option<u64>) -> Wit<Vec<types::Payload>> {
-        let node = self.ctx()?.node.clone();
+        let store = self.ctx()?.calls.store().clone();
         // Fast path: everything is ready, nothing to give back.
         let mut objects: Vec<Arc<Object>> = Vec::with_capacity(ids.len());
         for id in &ids {
-            match node.store.try_get(id) {
+            match store.try_get(id) {
                 Some(Ok(o)) => objects.push(o),
                 Some(Err(f)) => return Ok(Err(f.as_ref().into())),
                 None => break,
@@ -148,7 +149,7 @@ impl InstanceState {
                 .blocked(async {
                     let mut out = Vec::with_capacity(rest.len());
                     for id in rest {
-                        out.push(node.store.get(id, deadline).await?);
+                        out.push(store.get(id, deadline).await?);
                     }
                     Ok::<_, GetError>(out)
                 })
@@ -161,14 +162,15 @@ impl InstanceState {
         }
         // Refs nested in the values arrive as refs: the guest holds them now.
         for id in &ids {
-            node.store.nested(id).into_iter().for_each(|n| self.holdings.hold(n));
+            store.nested(id).into_iter().for_each(|n| self.holdings.hold(n));
         }
-        let payloads: Result<Vec<_>, _> = ids.iter().zip(&objects).map(|(id, object)| payload(*id, object)).collect();
+        let payloads: Result<Vec<_>, _> =
+            ids.iter().zip(&objects).map(|(id, object)| Input::of(*id, object).map(payload)).collect();
         Ok(payloads.map_err(|f: Failure| types::Error::from(&f)))
     }
 
     async fn wait(&mut self, ids: Vec<ObjectId>, num_returns: u32, timeout_ms: Option<u64>) -> Wit<Vec<u32>> {
-        let node = self.ctx()?.node.clone();
+        let store = self.ctx()?.calls.store().clone();
         // Ray: waiting for nothing returns at once, whatever `num_returns`.
         if ids.is_empty() {
             return Ok(Ok(Vec::new()));
@@ -192,7 +194,7 @@ impl InstanceState {
             if count == wanted {
                 break;
             }
-            match node.store.done(id) {
+            match store.done(id) {
                 Some(Err(f)) if matches!(*f, Failure::NotFound(_)) => return Ok(Err(f.as_ref().into())),
                 Some(_) => {
                     ready[i] = true;
@@ -203,7 +205,7 @@ impl InstanceState {
         }
         if count < wanted {
             let deadline = deadline(timeout_ms);
-            let store = &node.store;
+            let store = &store;
             // One sleep on the store's completions, then a rescan: no waiter
             // per ref, whatever the number of refs.
             ready = self
@@ -244,20 +246,11 @@ impl InstanceState {
     }
 
     async fn set_global(&mut self, name: String, value: types::ObjectRef) -> Wit<()> {
-        let ctx = self.ctx()?;
-        let id = object_id(value);
-        if !ctx.node.store.retain(&id) {
-            return Ok(Err(types::Error::NotFound(format!("no object `{id}` on this node"))));
-        }
-        if let Some(old) = ctx.job.globals.lock().insert(name, id) {
-            ctx.node.store.release(&old);
-        }
-        Ok(Ok(()))
+        Ok(self.ctx()?.calls.set_global(name, object_id(value)).map_err(|f| types::Error::from(&f)))
     }
 
     async fn get_global(&mut self, name: String) -> Wit<types::ObjectRef> {
-        let ctx = self.ctx()?;
-        let found = ctx.job.globals.lock().get(&name).copied();
+        let found = self.ctx()?.calls.get_global(&name);
         Ok(match found {
             Some(id) => {
                 self.holdings.hold(id);

@@ -1,5 +1,5 @@
 //! Guest stdout and stderr: whole lines, tagged with the task that wrote
-//! them, delivered to wherever the job's output goes.
+//! them, delivered to wherever the job's output goes ([`Output`]).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -9,51 +9,7 @@ use parking_lot::Mutex;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
-/// Which guest stream a line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    /// The guest's stdout.
-    Stdout,
-    /// The guest's stderr.
-    Stderr,
-}
-
-/// What receives a job's output: each finished chunk, with its stream.
-type Sink = dyn Fn(Stream, &[u8]) + Send + Sync;
-
-/// Where a job's output goes.
-#[derive(Clone)]
-pub struct Output(Arc<Sink>);
-
-impl Output {
-    /// Output that goes to this process's stdout and stderr.
-    pub fn stdio() -> Self {
-        Output::new(|stream, bytes| {
-            use std::io::Write;
-            // A closed stdout (e.g. `prism run … | head`) must not kill the node.
-            let _ = match stream {
-                Stream::Stdout => std::io::stdout().lock().write_all(bytes),
-                Stream::Stderr => std::io::stderr().lock().write_all(bytes),
-            };
-        })
-    }
-
-    /// Output nobody reads (invocations over HTTP: results and errors are
-    /// the answer, and a trap's message carries the end of stderr).
-    pub fn discard() -> Self {
-        Output::new(|_, _| {})
-    }
-
-    /// Output handed to `sink`.
-    pub fn new(sink: impl Fn(Stream, &[u8]) + Send + Sync + 'static) -> Self {
-        Output(Arc::new(sink))
-    }
-
-    /// Hands `bytes` (whole lines) to the sink.
-    pub(crate) fn emit(&self, stream: Stream, bytes: &[u8]) {
-        (self.0)(stream, bytes)
-    }
-}
+use crate::exec::{Output, Stream};
 
 /// Lines kept from a task's stderr, to explain a trap (a Rust panic message
 /// is printed there just before the trap).

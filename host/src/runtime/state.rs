@@ -9,17 +9,12 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::imports::object_id;
+use super::Compiled;
 use super::mapping::Mappings;
 use super::output::{StderrTail, Tag};
-use super::{InstanceLimits, Program};
-use crate::cancel::Token;
-use crate::config::LimitNames;
-use crate::config::MAX_TABLE_ELEMENTS;
-use crate::generators::Stream;
-use crate::node::{Holdings, Job, Node, Streams};
-use crate::slots::Permit;
-use prism_store::{ObjectId, nested_refs};
+use crate::config::{LimitNames, MAX_TABLE_ELEMENTS};
+use crate::exec::{Calls, Input, InstanceLimits, Run, Slot};
+use prism_store::{Holdings, ObjectId, nested_refs};
 
 /// A limit a guest ran into: it ends the call as a trap.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -58,43 +53,53 @@ impl ResourceLimiter for Limits {
     }
 }
 
-/// The job and cpu slot a running instance acts for.
-pub struct TaskContext {
-    /// The node it runs on.
-    pub node: Arc<Node>,
-    /// The job it belongs to.
-    pub job: Arc<Job>,
-    /// The component it runs (the job's own, or one it called into).
-    pub program: Arc<Program>,
-    /// The cancel switch of the call it runs (none for drivers): the calls
-    /// it makes are recorded there, for a recursive cancel.
-    pub token: Option<Arc<Token>>,
-    /// The cpu slots this task holds; given back while it blocks in `get`.
-    pub slot: Option<Permit>,
-    /// Slots to take back after blocking (the task's `num_cpus`; 0 for drivers).
+/// The call an instance is running.
+pub struct Running {
+    /// What its imports act on.
+    pub calls: Arc<dyn Calls>,
+    /// The component it runs.
+    pub program: Arc<Compiled>,
+    /// The cpus it holds; given back while it blocks in `get`.
+    pub slot: Option<Slot>,
+    /// Cpus to take back after blocking (0 for drivers).
     pub num_cpus: u32,
-    /// Who is calling, for actor call ordering: one id per driver run, task
-    /// attempt or actor.
-    pub caller: u64,
-    /// The actor this instance is, if it is one: actors it creates are
-    /// owned by it and end with it.
-    pub actor: Option<ObjectId>,
-    /// The stream this call yields to, if it runs a generator.
-    pub generator: Option<Generating>,
 }
 
-/// A generator call's stream and how many items this attempt has yielded.
-pub struct Generating {
-    /// Where its items go.
-    pub stream: Arc<Stream>,
-    /// Items yielded so far by this attempt.
-    pub yielded: usize,
+/// The generator streams an instance opened and did not close: held like
+/// refs, closed (their untaken items released) when the holder is done.
+#[derive(Default)]
+pub struct Streams {
+    calls: Option<Arc<dyn Calls>>,
+    ids: Vec<ObjectId>,
 }
 
-impl Generating {
-    /// A new attempt at filling `stream`.
-    pub fn new(stream: Arc<Stream>) -> Self {
-        Generating { stream, yielded: 0 }
+impl Streams {
+    /// Holds the stream `id`.
+    pub fn open(&mut self, id: ObjectId) {
+        self.ids.push(id);
+    }
+
+    /// Closes the stream `id`: its untaken items are released.
+    pub fn close(&mut self, id: &ObjectId) {
+        self.ids.retain(|s| s != id);
+        if let Some(calls) = &self.calls {
+            calls.close_stream(*id);
+        }
+    }
+
+    /// Closes every stream still held, and lets go of the node (a warm
+    /// instance must not keep its job alive).
+    pub fn close_all(&mut self) {
+        for id in std::mem::take(&mut self.ids) {
+            self.close(&id);
+        }
+        self.calls = None;
+    }
+}
+
+impl Drop for Streams {
+    fn drop(&mut self) {
+        self.close_all();
     }
 }
 
@@ -110,7 +115,7 @@ pub struct InstanceState {
     pub(super) tag: Tag,
     /// What the current call acts for; absent between calls of a warm
     /// instance and while a component is inspected at load time.
-    pub task: Option<TaskContext>,
+    pub task: Option<Running>,
     /// Held while the instance lives: bounds instances alive at once.
     pub(super) _instance_slot: Option<OwnedSemaphorePermit>,
     /// Objects mapped into this instance's memory; zeroed when it ends.
@@ -118,9 +123,9 @@ pub struct InstanceState {
     /// The refs this instance was handed and has not dropped: they keep
     /// their objects alive. A task's are given back once its result is
     /// stored, an actor's and a driver's when the instance ends.
-    pub(crate) holdings: Holdings,
+    pub(super) holdings: Holdings,
     /// The generator streams it opened and did not close.
-    pub(crate) streams: Streams,
+    pub(super) streams: Streams,
 }
 
 impl InstanceState {
@@ -147,24 +152,24 @@ impl InstanceState {
         self.tick_limit = limits.ticks;
     }
 
-    /// Starts a call for `ctx`, its output tagged with `function`.
-    pub(super) fn begin(&mut self, ctx: TaskContext, function: Option<&str>) {
-        self.holdings.bind(&ctx.node);
-        self.streams.bind(&ctx.node);
-        self.task = Some(ctx);
+    /// Starts the call `run` of `program`, its output tagged with `function`.
+    pub(super) fn begin(&mut self, run: Run, program: Arc<Compiled>, function: Option<&str>) {
+        self.holdings.bind(run.calls.store());
+        self.streams.calls = Some(run.calls.clone());
+        self.task = Some(Running { calls: run.calls, program, slot: run.slot, num_cpus: run.num_cpus });
         self.ticks = 0;
         self.stderr.clear();
         self.tag.set(function);
     }
 
     /// Holds the refs nested in `args`, which outlive the call in an actor.
-    pub(super) fn hold_nested(&mut self, args: &[super::Payload]) {
-        let Some(ctx) = &self.task else { return };
-        let node = ctx.node.clone();
+    pub(super) fn hold_nested(&mut self, args: &[Input]) {
+        let Some(running) = &self.task else { return };
+        let store = running.calls.store().clone();
         for arg in args {
             let nested = match arg {
-                super::Payload::Bytes(bytes) => nested_refs(bytes),
-                super::Payload::Large(large) => node.store.nested(&object_id(large.object)),
+                Input::Bytes(bytes) => nested_refs(bytes),
+                Input::Large { id, .. } => store.nested(id),
             };
             nested.into_iter().for_each(|id| self.holdings.hold(id));
         }

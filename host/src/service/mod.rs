@@ -32,8 +32,8 @@ use self::quotas::Quotas;
 use self::space::Space;
 use self::tenants::{Registry, Tenant, TenantError};
 use crate::config::Config;
+use crate::exec::InstanceLimits;
 use crate::node::Host;
-use crate::runtime::InstanceLimits;
 
 /// A tenant deleted while its request waited for its namespace.
 #[derive(Debug, thiserror::Error)]

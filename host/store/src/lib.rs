@@ -13,6 +13,7 @@
 //! - [`ObjectStore`] (`store.rs`): the memory tier, reference counts, capacity;
 //! - `disk.rs`: the redb index and the group-commit writer;
 //! - [`Object`] (`object.rs`): a value in memory or in a blob file;
+//! - [`Holdings`]: the references one holder keeps;
 //! - [`ObjectId`] (`id.rs`) and the maps keyed by it;
 //! - [`nested_refs`] (`nested.rs`): the refs a MessagePack value holds;
 //! - [`error`]: why an object has no value ([`Failure`]);
@@ -21,6 +22,7 @@
 mod disk;
 pub mod error;
 pub mod fsutil;
+mod holdings;
 mod id;
 mod nested;
 mod object;
@@ -28,6 +30,7 @@ mod store;
 
 pub use self::disk::DiskError;
 pub use self::error::{Failure, Link};
+pub use self::holdings::Holdings;
 pub use self::id::{IdHasher, IdMap, IdSet, ObjectId};
 pub use self::nested::{REF_EXT, checked_refs, nested_refs};
 pub use self::object::{Blob, ByteString, Object};

@@ -1,0 +1,97 @@
+//! [`Calls`]: what a running call asks of its node, through its imports.
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use prism_store::ObjectStore;
+use prism_store::error::Failure;
+
+use super::{ActorId, ActorOptions, TaskArg, TaskOptions};
+use prism_store::ObjectId;
+
+/// Cpus a running call holds; given back when dropped. Opaque to the
+/// executor, which only drops it while its call blocks.
+pub struct Slot(#[allow(dead_code, reason = "held for its drop")] Box<dyn Send + Sync>);
+
+impl Slot {
+    /// A slot that gives its cpus back when `held` is dropped.
+    pub fn new(held: impl Send + Sync + 'static) -> Self {
+        Slot(Box::new(held))
+    }
+}
+
+/// Why `next-item` returned no item.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NextItem {
+    /// The deadline passed first.
+    TimedOut,
+    /// The stream is unknown, or its generator was cancelled (once every
+    /// item it yielded was taken).
+    Failed(Failure),
+}
+
+/// The node side of one running call: everything its imports do besides
+/// reading and writing objects in [`Calls::store`]. Made per call by the
+/// node, which knows the call's job, caller identity and cancel switch.
+/// Refs returned here carry one reference, which the caller owns.
+#[async_trait::async_trait]
+pub trait Calls: Send + Sync {
+    /// The objects of the call's namespace.
+    fn store(&self) -> &Arc<ObjectStore>;
+
+    /// Whether its namespace was closed for good: the instance should stop.
+    fn is_closed(&self) -> bool;
+
+    /// Takes `n` cpus again after blocking.
+    async fn acquire_cpus(&self, n: u32) -> Slot;
+
+    /// Schedules task `function`; its result's ref.
+    fn remote(&self, function: String, args: Vec<TaskArg>, options: TaskOptions) -> ObjectId;
+
+    /// Schedules generator `function`; its stream's id.
+    fn remote_generator(&self, function: String, args: Vec<TaskArg>, options: TaskOptions) -> ObjectId;
+
+    /// Creates an actor of `class` of `component`, owned by the caller.
+    async fn create_actor(
+        &self,
+        component: [u8; 32],
+        class: String,
+        args: Vec<TaskArg>,
+        options: ActorOptions,
+    ) -> Result<ActorId, Failure>;
+
+    /// Calls `method` on `actor`; its result's ref, or with `generator` its
+    /// stream's id.
+    fn call_actor(&self, actor: ActorId, method: String, args: Vec<TaskArg>, generator: bool) -> ObjectId;
+
+    /// Kills `actor` (restarting it, with `no_restart` false, if it may).
+    fn kill_actor(&self, actor: ActorId, no_restart: bool) -> Result<(), Failure>;
+
+    /// The live actor named `name`.
+    fn actor_by_name(&self, name: &str) -> Result<ActorId, Failure>;
+
+    /// Cancels the call making `id`, and with `recursive` the calls it made.
+    fn cancel(&self, id: ObjectId, recursive: bool) -> Result<(), Failure>;
+
+    /// The id of the component called `name` that the call may call into.
+    fn component_named(&self, name: &str) -> Result<[u8; 32], Failure>;
+
+    /// Sets the job global `name` to `id` (taking a reference to it).
+    fn set_global(&self, name: String, id: ObjectId) -> Result<(), Failure>;
+
+    /// The job global `name`, without a new reference.
+    fn get_global(&self, name: &str) -> Option<ObjectId>;
+
+    /// Appends `item` to the stream the call generates, which takes its own
+    /// reference from the call's (`held`: whether the call holds `item`);
+    /// `invalid-argument` if it is not a generator or does not hold it.
+    fn yield_item(&self, item: ObjectId, held: bool) -> Result<(), Failure>;
+
+    /// The next item of stream `id` (with a reference), `None` at its end;
+    /// waits for one until `deadline`.
+    async fn next_item(&self, id: ObjectId, deadline: Option<Instant>) -> Result<Option<ObjectId>, NextItem>;
+
+    /// Closes stream `id`: its untaken items are released.
+    fn close_stream(&self, id: ObjectId);
+}

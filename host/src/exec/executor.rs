@@ -1,0 +1,168 @@
+//! [`Executor`]: what runs the node's tasks, actors and drivers.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use prism_store::Holdings;
+use prism_store::error::{Failure, Refused};
+
+use super::output::Output;
+use super::{Calls, Input, ProgramInfo, Slot};
+use crate::config::{Config, EPOCH_TICK, LimitNames};
+
+/// The interface every prism component exports, as the error messages name it.
+pub const WORKER_EXPORT: &str = "prism:core/worker@0.2.0";
+
+/// Why a component could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Not WebAssembly at all.
+    #[error("`{0}` is not a WebAssembly file: it does not start with `\\0asm`")]
+    NotWasm(String),
+    /// A core module, not a component.
+    #[error(
+        "`{0}` is a core WebAssembly module, not a component: build it for `wasm32-wasip2` \
+         (or wrap it with `wasm-tools component new`)"
+    )]
+    CoreModule(String),
+    /// The executor rejected it.
+    #[error("`{0}` is not a valid component")]
+    Invalid(String, #[source] anyhow::Error),
+    /// It imports something prism does not provide.
+    #[error("`{0}` needs imports that prism does not provide (prism gives `prism:core` and WASI 0.2)")]
+    Imports(String, #[source] anyhow::Error),
+    /// It was not built against `prism:core`.
+    #[error("`{0}` does not export `{WORKER_EXPORT}`: build it with a prism SDK (world `prism:core/task`)")]
+    WrongWorld(String),
+    /// It has no `wasi:cli/run`, so it cannot be a driver.
+    #[error("`{0}` cannot run as a driver: it does not export `wasi:cli/run` (build it as a binary with `fn main`)")]
+    NotCommand(String),
+    /// Listing its functions failed.
+    #[error("`{0}` trapped while listing its functions: {1}")]
+    Inspect(String, String),
+}
+
+/// How a driver ended.
+#[derive(Debug)]
+pub enum DriverExit {
+    /// `main` returned or called `exit`; the status code.
+    Exited(i32),
+    /// The driver trapped; the description.
+    Trapped(String),
+}
+
+/// A call that trapped: what the caller's `get` reports, and whether a limit
+/// ended it (a quota to raise, not a bug in the guest).
+#[derive(Debug, Clone)]
+pub struct Trapped {
+    /// The limit or trap, and the end of the guest's stderr.
+    pub message: String,
+    /// Whether it hit its memory, cpu or table limit.
+    pub limit: bool,
+}
+
+impl Trapped {
+    /// How the failed call of `function` is stored: a limit as
+    /// `limit-exceeded`, any other trap as `task-crashed`.
+    pub fn failure(&self, function: &str) -> Failure {
+        if self.limit {
+            Failure::LimitExceeded(format!("task `{function}` {}", self.message))
+        } else {
+            Failure::crashed(function, self.message.clone())
+        }
+    }
+}
+
+impl std::fmt::Display for Trapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// How a call ended: the outer error is a trap, the inner one the error the
+/// guest returned.
+pub type Outcome = Result<Result<Vec<u8>, Refused>, Trapped>;
+
+/// What one namespace's instances may use.
+#[derive(Debug, Clone, Copy)]
+pub struct InstanceLimits {
+    /// Bytes of linear memory.
+    pub memory: u64,
+    /// Epoch ticks of CPU per task call.
+    pub ticks: u64,
+    /// What raises them, for messages.
+    pub names: LimitNames,
+}
+
+impl InstanceLimits {
+    /// The limits `config` names.
+    pub fn of(config: &Config) -> Self {
+        let ticks = config.cpu_deadline.as_nanos() / EPOCH_TICK.as_nanos();
+        InstanceLimits {
+            memory: config.memory_limit,
+            ticks: u64::try_from(ticks.max(1)).unwrap_or(u64::MAX),
+            names: config.limit_names,
+        }
+    }
+}
+
+/// What one call runs as.
+pub struct Run {
+    /// What its imports act on.
+    pub calls: Arc<dyn Calls>,
+    /// Its job: calls of one job may share warm instances, never of two.
+    pub job: u64,
+    /// Where its stdout and stderr go.
+    pub output: Output,
+    /// The component it runs (one [`Executor::load`] returned).
+    pub program: [u8; 32],
+    /// What its instance may use.
+    pub limits: InstanceLimits,
+    /// The cpus it holds, given back while it blocks (none for drivers and
+    /// between an actor's calls).
+    pub slot: Option<Slot>,
+    /// How many cpus to take back after blocking.
+    pub num_cpus: u32,
+}
+
+/// Runs components: compiles them once, then runs their task calls, actor
+/// instances and drivers, each sandboxed and limited.
+#[async_trait::async_trait]
+pub trait Executor: Send + Sync {
+    /// Loads a component whose bytes hash to `hash` (compiling it, or
+    /// reading `cache_dir`); its functions are listed under `limits`.
+    async fn load(
+        &self,
+        cache_dir: &Path,
+        limits: InstanceLimits,
+        name: &str,
+        hash: [u8; 32],
+        wasm: &[u8],
+    ) -> Result<ProgramInfo, LoadError>;
+
+    /// Runs task `function`. The refs the call still holds when it returns
+    /// move to `keep`: the caller gives them back once the result (which may
+    /// nest them) is stored.
+    async fn run_task(&self, run: Run, function: &str, args: &[Input], keep: &mut Holdings) -> Outcome;
+
+    /// Makes an actor's instance, its constructor of `class` run with
+    /// `args`; or the constructor's error.
+    async fn start_actor(&self, run: Run, class: &str, args: &[Input]) -> Result<Box<dyn ActorInstance>, String>;
+
+    /// Runs the job's component as a driver with `args`.
+    async fn run_driver(&self, run: Run, args: &[String]) -> Result<DriverExit, LoadError>;
+
+    /// Forgets what it keeps for `job` (its warm instances).
+    fn end_job(&self, job: u64);
+
+    /// Instances alive now.
+    fn instances(&self) -> usize;
+}
+
+/// The instance an actor lives in.
+#[async_trait::async_trait]
+pub trait ActorInstance: Send {
+    /// Runs one method call (`label` is `Class.method`, for its output). A
+    /// trap leaves the instance unusable: the caller restarts or drops it.
+    async fn call(&mut self, run: Run, label: &str, method: &str, args: &[Input]) -> Outcome;
+}

@@ -1,0 +1,157 @@
+//! [`Scope`]: the node's side of one running call, what its imports act on
+//! ([`Calls`]). It knows what the executor does not: the call's job, who is
+//! calling (for actor call ordering), its cancel switch (calls it makes are
+//! recorded there, for a recursive cancel) and the stream it generates.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+use crate::actors::Actors;
+use crate::cancel::Token;
+use crate::exec::{ActorId, ActorOptions, Calls, NextItem, Slot, TaskArg, TaskOptions};
+use crate::generators::{Ended, Generating};
+use crate::node::{Job, Node};
+use prism_store::error::Failure;
+use prism_store::{ObjectId, ObjectStore};
+
+/// One running call, as the node sees it.
+pub struct Scope {
+    node: Arc<Node>,
+    job: Arc<Job>,
+    token: Option<Arc<Token>>,
+    caller: u64,
+    actor: Option<ActorId>,
+    generating: Option<Mutex<Generating>>,
+}
+
+impl Scope {
+    /// A call of `job` by `caller` (one id per driver run, task attempt or
+    /// actor), cancelled through `token` (none for drivers), inside `actor`
+    /// if it is one, filling `generating` if it is a generator.
+    pub fn new(
+        node: &Arc<Node>,
+        job: &Arc<Job>,
+        token: Option<Arc<Token>>,
+        caller: u64,
+        actor: Option<ActorId>,
+        generating: Option<Generating>,
+    ) -> Self {
+        Scope { node: node.clone(), job: job.clone(), token, caller, actor, generating: generating.map(Mutex::new) }
+    }
+
+    /// Records `id`, a call this one made, for a recursive cancel.
+    fn started(&self, id: ObjectId) -> ObjectId {
+        if let Some(token) = &self.token {
+            token.adopt(id);
+        }
+        id
+    }
+}
+
+#[async_trait::async_trait]
+impl Calls for Scope {
+    fn store(&self) -> &Arc<ObjectStore> {
+        &self.node.store
+    }
+
+    fn is_closed(&self) -> bool {
+        self.node.is_closed()
+    }
+
+    async fn acquire_cpus(&self, n: u32) -> Slot {
+        Slot::new(self.node.scheduler.acquire(&self.node, n).await)
+    }
+
+    fn remote(&self, function: String, args: Vec<TaskArg>, options: TaskOptions) -> ObjectId {
+        self.started(self.node.remote(&self.job, function, args, options))
+    }
+
+    fn remote_generator(&self, function: String, args: Vec<TaskArg>, options: TaskOptions) -> ObjectId {
+        self.started(self.node.remote_generator(&self.job, function, Ok(args), options))
+    }
+
+    async fn create_actor(
+        &self,
+        component: [u8; 32],
+        class: String,
+        args: Vec<TaskArg>,
+        options: ActorOptions,
+    ) -> Result<ActorId, Failure> {
+        let program = self.node.program(&self.job, Some(component)).await?;
+        self.node.create_actor(&self.job, &program, self.actor, class, args, options)
+    }
+
+    fn call_actor(&self, actor: ActorId, method: String, args: Vec<TaskArg>, generator: bool) -> ObjectId {
+        self.started(Actors::call(&self.node, self.caller, actor, method, args, generator))
+    }
+
+    fn kill_actor(&self, actor: ActorId, no_restart: bool) -> Result<(), Failure> {
+        self.node.kill_actor(actor, no_restart)
+    }
+
+    fn actor_by_name(&self, name: &str) -> Result<ActorId, Failure> {
+        self.node.actor_by_name(name)
+    }
+
+    fn cancel(&self, id: ObjectId, recursive: bool) -> Result<(), Failure> {
+        self.node.cancel(id, recursive)
+    }
+
+    fn component_named(&self, name: &str) -> Result<[u8; 32], Failure> {
+        self.node.component_named(name)
+    }
+
+    fn set_global(&self, name: String, id: ObjectId) -> Result<(), Failure> {
+        let store = &self.node.store;
+        if !store.retain(&id) {
+            return Err(Failure::NotFound(format!("no object `{id}` on this node")));
+        }
+        if let Some(old) = self.job.globals.lock().insert(name, id) {
+            store.release(&old);
+        }
+        Ok(())
+    }
+
+    fn get_global(&self, name: &str) -> Option<ObjectId> {
+        self.job.globals.lock().get(name).copied()
+    }
+
+    fn yield_item(&self, item: ObjectId, held: bool) -> Result<(), Failure> {
+        let Some(generating) = &self.generating else {
+            return Err(Failure::InvalidArgument(
+                "`yield-item` is only for generators (started with `remote-generator` or `call-generator`)".into(),
+            ));
+        };
+        // An id the caller does not hold could name nothing at all.
+        if !held {
+            return Err(Failure::InvalidArgument(format!(
+                "`yield-item` takes a ref this call holds (from `put`, `put-bytes` or `remote`); `{item}` is not one"
+            )));
+        }
+        let mut generating = generating.lock();
+        // The stream holds each item until the caller takes it.
+        if generating.stream.push(generating.yielded, item) {
+            self.node.store.retain(&item);
+        }
+        generating.yielded += 1;
+        Ok(())
+    }
+
+    async fn next_item(&self, id: ObjectId, deadline: Option<Instant>) -> Result<Option<ObjectId>, NextItem> {
+        let Some(stream) = self.node.generators.get(&id) else {
+            return Err(NextItem::Failed(Failure::NotFound(format!("no generator `{id}` on this node"))));
+        };
+        stream.next(deadline).await.map_err(|ended| match ended {
+            Ended::TimedOut => NextItem::TimedOut,
+            Ended::Cancelled(failure) => NextItem::Failed(failure),
+        })
+    }
+
+    fn close_stream(&self, id: ObjectId) {
+        for item in self.node.generators.close(&id) {
+            self.node.store.release(&item);
+        }
+    }
+}
