@@ -18,11 +18,11 @@ use tokio::sync::{Notify, mpsc};
 use tracing::Instrument;
 
 use crate::cancel::{Kind, Token};
-use crate::exec::{ActorId, ActorInstance, ActorOptions, Class, Input, ProgramInfo, Run, Slot, TaskArg};
 use crate::generators::{Generating, Stream};
 use crate::node::{Job, Node, hold_args};
 use crate::scheduler::{end_stream, resolve};
 use crate::scope::Scope;
+use prism_exec::{ActorId, ActorInstance, ActorOptions, Class, Input, ProgramInfo, Run, Slot, TaskArg};
 use prism_store::error::Failure;
 use prism_store::{Holdings, ObjectId, Unread};
 

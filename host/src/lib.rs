@@ -3,10 +3,10 @@
 //!
 //! The parts, in the order a `remote` call meets them:
 //! - [`exec`]: the seam between the node, which decides what runs, and the
-//!   [`exec::Executor`] that runs it;
+//!   [`prism_exec::Executor`] that runs it;
 //! - [`runtime`]: the local executor: compiles and caches components, runs
 //!   drivers and tasks in fresh sandboxed instances, and implements the
-//!   `prism:core` imports over [`exec::Calls`];
+//!   `prism:core` imports over [`prism_exec::Calls`];
 //! - [`scheduler`]: admits tasks onto logical cpus, resolves their ref
 //!   arguments, retries them;
 //! - [`store`] (the `prism-store` crate): immutable objects, in memory and
@@ -26,8 +26,6 @@
 
 pub mod actors;
 pub mod cancel;
-pub mod config;
-pub mod exec;
 pub mod generators;
 mod node;
 pub mod runtime;
@@ -36,10 +34,9 @@ mod scope;
 pub mod service;
 pub mod slots;
 
-pub use config::Config;
-pub use exec::{
-    ActorId, ActorOptions, Class, DriverExit, LoadError, Output, Param, ProgramInfo, Signature, Stream, TaskArg,
-    TaskOptions,
-};
 pub use node::{Host, Job, Library, Node};
+pub use prism_exec::{
+    ActorId, ActorOptions, Class, Config, DriverExit, LoadError, Output, Param, ProgramInfo, Signature, Stream,
+    TaskArg, TaskOptions, config,
+};
 pub use prism_store::{self as store, Failure, Link, ObjectId, ObjectStore};

@@ -8,11 +8,11 @@ use std::sync::atomic::Ordering;
 use tracing::Instrument;
 
 use crate::cancel::{Kind, Token};
-use crate::exec::{Input, ProgramInfo, Slot, TaskArg, TaskOptions};
 use crate::generators::{Generating, Stream};
 use crate::node::{Job, Node, hold_args};
 use crate::scope::Scope;
 use crate::slots::{Permit, Slots};
+use prism_exec::{Input, ProgramInfo, Slot, TaskArg, TaskOptions};
 use prism_store::error::Failure;
 use prism_store::{GetError, Holdings, ObjectId, Unread};
 

@@ -10,9 +10,9 @@ use tokio::time::Instant;
 
 use crate::actors::Actors;
 use crate::cancel::Token;
-use crate::exec::{ActorId, ActorOptions, Calls, NextItem, Slot, TaskArg, TaskOptions};
 use crate::generators::{Ended, Generating};
 use crate::node::{Job, Node};
+use prism_exec::{ActorId, ActorOptions, Calls, NextItem, Slot, TaskArg, TaskOptions};
 use prism_store::error::Failure;
 use prism_store::{ObjectId, ObjectStore};
 

@@ -4,7 +4,7 @@ use std::hash::{Hash, Hasher};
 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::config::{self, EPOCH_TICK, MAX_MEMORY_LIMIT};
+use prism_exec::config::{self, EPOCH_TICK, MAX_MEMORY_LIMIT};
 
 /// Core instances and memories a component may have. A Rust component has a
 /// handful of core instances and one memory; Python and JavaScript ones more.

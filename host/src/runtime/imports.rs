@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::bindings::{actors, tasks, types};
 use super::state::{InstanceState, Running};
-use crate::exec::{ActorOptions, NextItem, TaskArg, TaskOptions};
+use prism_exec::{ActorOptions, NextItem, TaskArg, TaskOptions};
 use prism_store::ObjectId;
 use prism_store::error::{Cause, Failure, Link};
 

@@ -29,8 +29,8 @@ use self::bindings::{CallError, TaskHost, TaskHostPre};
 use self::output::{GuestStream, StderrTail, Tag};
 use self::state::InstanceState;
 pub use self::state::LimitError;
-use crate::config::{Config, EPOCH_TICK};
-use crate::exec::{
+use prism_exec::config::{Config, EPOCH_TICK};
+use prism_exec::{
     ActorInstance, Class, DriverExit, Executor, Input, InstanceLimits, LoadError, Outcome, Param, ProgramInfo, Run,
     Signature, Stream, Trapped,
 };

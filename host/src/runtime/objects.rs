@@ -14,7 +14,7 @@ use super::bindings::types;
 use super::imports::{Wit, deadline, object_id, wit_ref};
 use super::mapping::payload;
 use super::state::InstanceState;
-use crate::exec::Input;
+use prism_exec::Input;
 use prism_store::MAX_OBJECT_SIZE;
 use prism_store::error::Failure;
 use prism_store::{GetError, IdHasher, IdSet, Object, ObjectId, checked_refs};

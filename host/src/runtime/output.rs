@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
-use crate::exec::{Output, Stream};
+use prism_exec::{Output, Stream};
 
 /// Lines kept from a task's stderr, to explain a trap (a Rust panic message
 /// is printed there just before the trap).

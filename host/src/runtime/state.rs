@@ -12,8 +12,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::Compiled;
 use super::mapping::Mappings;
 use super::output::{StderrTail, Tag};
-use crate::config::{LimitNames, MAX_TABLE_ELEMENTS};
-use crate::exec::{Calls, Input, InstanceLimits, Run, Slot};
+use prism_exec::config::{LimitNames, MAX_TABLE_ELEMENTS};
+use prism_exec::{Calls, Input, InstanceLimits, Run, Slot};
 use prism_store::{Holdings, ObjectId, nested_refs};
 
 /// A limit a guest ran into: it ends the call as a trap.

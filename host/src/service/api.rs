@@ -22,7 +22,7 @@ use super::jobs;
 use super::space::{ActorRecord, Space};
 use super::tenants::Tenant;
 use super::values;
-use crate::exec::{TaskArg, TaskOptions};
+use prism_exec::{TaskArg, TaskOptions};
 use prism_store::error::{Failure, listing};
 use prism_store::{ByteString, GetError, Object, ObjectId};
 

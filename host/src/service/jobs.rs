@@ -20,7 +20,7 @@ use super::http::{ApiError, Reply, json_response};
 use super::space::{JobRecord, Space};
 use super::tenants::{Tenant, hex};
 use crate::DriverExit;
-use crate::exec::Output;
+use prism_exec::Output;
 
 /// How often a followed log is checked for more output.
 const FOLLOW_POLL: Duration = Duration::from_millis(100);

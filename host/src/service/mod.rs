@@ -31,9 +31,9 @@ use self::metrics::Metrics;
 use self::quotas::Quotas;
 use self::space::Space;
 use self::tenants::{Registry, Tenant, TenantError};
-use crate::config::Config;
-use crate::exec::InstanceLimits;
 use crate::node::Host;
+use prism_exec::InstanceLimits;
+use prism_exec::config::Config;
 
 /// A tenant deleted while its request waited for its namespace.
 #[derive(Debug, thiserror::Error)]

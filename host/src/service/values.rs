@@ -7,7 +7,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value as Json};
 
-use crate::exec::TaskArg;
+use prism_exec::TaskArg;
 use prism_store::{ObjectId, REF_EXT};
 
 /// The arguments of a call, from a JSON array. An argument that is

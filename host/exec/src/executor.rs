@@ -6,9 +6,9 @@ use std::sync::Arc;
 use prism_store::Holdings;
 use prism_store::error::{Failure, Refused};
 
-use super::output::Output;
-use super::{Calls, Input, ProgramInfo, Slot};
 use crate::config::{Config, EPOCH_TICK, LimitNames};
+use crate::output::Output;
+use crate::{Calls, Input, ProgramInfo, Slot};
 
 /// The interface every prism component exports, as the error messages name it.
 pub const WORKER_EXPORT: &str = "prism:core/worker@0.2.0";

@@ -6,19 +6,22 @@
 //! will add one that forwards to another node. Neither side names the
 //! other's types: they meet here, in plain data and two traits.
 //! - [`program`]: what a loaded component offers (its functions, classes);
-//! - [`call`]: a call's arguments and options, as values;
+//! - [`config`]: the node's settings and the limits guests run under;
+//! - a call's arguments and options, as values ([`TaskArg`], [`Input`]);
 //! - [`Executor`] and [`ActorInstance`]: running tasks, actors and drivers;
 //! - [`Calls`]: the imports' side, what a running call asks of its node;
 //! - [`output`]: where a job's guest output goes.
 
-pub mod call;
+mod call;
 mod calls;
+pub mod config;
 mod executor;
 pub mod output;
 pub mod program;
 
 pub use self::call::{ActorId, ActorOptions, DEFAULT_MAX_RETRIES, Input, TaskArg, TaskOptions};
 pub use self::calls::{Calls, NextItem, Slot};
+pub use self::config::{Config, LimitNames};
 pub use self::executor::{
     ActorInstance, DriverExit, Executor, InstanceLimits, LoadError, Outcome, Run, Trapped, WORKER_EXPORT,
 };

@@ -7,7 +7,7 @@ use tokio::time::Instant;
 use prism_store::ObjectStore;
 use prism_store::error::Failure;
 
-use super::{ActorId, ActorOptions, TaskArg, TaskOptions};
+use crate::{ActorId, ActorOptions, TaskArg, TaskOptions};
 use prism_store::ObjectId;
 
 /// Cpus a running call holds; given back when dropped. Opaque to the
