@@ -4,9 +4,9 @@
 //! The parts, in the order a `remote` call meets them:
 //! - [`exec`]: the seam between the node, which decides what runs, and the
 //!   [`prism_exec::Executor`] that runs it;
-//! - [`runtime`]: the local executor: compiles and caches components, runs
-//!   drivers and tasks in fresh sandboxed instances, and implements the
-//!   `prism:core` imports over [`prism_exec::Calls`];
+//! - the `prism-runtime` crate: the local executor: compiles and caches
+//!   components, runs drivers and tasks in sandboxed instances, and
+//!   implements the `prism:core` imports over [`prism_exec::Calls`];
 //! - [`scheduler`]: admits tasks onto logical cpus, resolves their ref
 //!   arguments, retries them;
 //! - [`store`] (the `prism-store` crate): immutable objects, in memory and
@@ -28,7 +28,6 @@ pub mod actors;
 pub mod cancel;
 pub mod generators;
 mod node;
-pub mod runtime;
 pub mod scheduler;
 mod scope;
 pub mod service;

@@ -12,7 +12,6 @@ use parking_lot::Mutex;
 use crate::actors::Actors;
 use crate::cancel::{Kind, Tokens};
 use crate::generators::Generators;
-use crate::runtime::Runtime;
 use crate::scheduler::Scheduler;
 use crate::scope::Scope;
 use prism_exec::config::Config;
@@ -20,6 +19,7 @@ use prism_exec::{
     ActorId, ActorOptions, Class, DriverExit, Executor, InstanceLimits, LoadError, Output, ProgramInfo, Run, Slot,
     Stream, TaskArg, TaskOptions,
 };
+use prism_runtime::Runtime;
 use prism_store::error::{Failure, listing};
 use prism_store::{Capacity, Holdings, ObjectId, ObjectStore, Unread, nested_refs};
 

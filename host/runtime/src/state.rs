@@ -9,9 +9,9 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::Compiled;
-use super::mapping::Mappings;
-use super::output::{StderrTail, Tag};
+use crate::mapping::Mappings;
+use crate::output::{StderrTail, Tag};
+use crate::runtime::Compiled;
 use prism_exec::config::{LimitNames, MAX_TABLE_ELEMENTS};
 use prism_exec::{Calls, Input, InstanceLimits, Run, Slot};
 use prism_store::{Holdings, ObjectId, nested_refs};

@@ -10,7 +10,7 @@
 //! `objects` lifts lists of refs as flat arrays, in `objects.rs`.
 
 wasmtime::component::bindgen!({
-    path: "../wit",
+    path: "../../wit",
     inline: "
         package prism:host;
         world task-host {

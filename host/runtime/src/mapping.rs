@@ -21,7 +21,7 @@
 //! - The module's initial data is itself a copy-on-write image that wasmtime
 //!   keeps in the slot for the next instance of the same module; mapping
 //!   over it (and zeroing it later) would corrupt that instance. `map` only
-//!   maps above the component's data ([`super::Program::data_end`]).
+//!   maps above the component's data ((`Compiled::data_end`)).
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -30,9 +30,9 @@ use wasmtime::component::__internal::{CanonicalAbiInfo, InstanceType, InterfaceT
 use wasmtime::component::{ComponentType, Lift, Linker, WasmList};
 use wasmtime::{StoreContextMut, ValRaw};
 
-use super::bindings::types;
-use super::imports::{object_id, wit_ref};
-use super::state::InstanceState;
+use crate::bindings::types;
+use crate::imports::{object_id, wit_ref};
+use crate::state::InstanceState;
 use prism_exec::Input;
 use prism_exec::config::MAX_MAPPINGS;
 use prism_store::MAX_OBJECT_SIZE;

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::bindings::{actors, tasks, types};
-use super::state::{InstanceState, Running};
+use crate::bindings::{actors, tasks, types};
+use crate::state::{InstanceState, Running};
 use prism_exec::{ActorOptions, NextItem, TaskArg, TaskOptions};
 use prism_store::ObjectId;
 use prism_store::error::{Cause, Failure, Link};

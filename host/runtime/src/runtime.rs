@@ -1,15 +1,5 @@
-//! The component runtime: compiles components once (caching the artifact on
-//! disk), pre-links them, and runs drivers and task calls in fresh, limited,
-//! sandboxed instances.
-
-#[allow(missing_docs, reason = "generated from wit/prism.wit, which documents it")]
-mod bindings;
-mod engine;
-mod imports;
-mod mapping;
-mod objects;
-pub mod output;
-mod state;
+//! [`Runtime`]: the engine, the compiled components and the warm
+//! instances, and the [`Executor`] they make.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -23,12 +13,11 @@ use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::bindings::CommandPre;
 
-use self::bindings::exports::prism::core::worker::FunctionInfo;
-use self::bindings::types::Payload;
-use self::bindings::{CallError, TaskHost, TaskHostPre};
-use self::output::{GuestStream, StderrTail, Tag};
-use self::state::InstanceState;
-pub use self::state::LimitError;
+use crate::bindings::exports::prism::core::worker::FunctionInfo;
+use crate::bindings::types::Payload;
+use crate::bindings::{CallError, TaskHost, TaskHostPre};
+use crate::output::{GuestStream, StderrTail, Tag};
+use crate::state::{InstanceState, LimitError};
 use prism_exec::config::{Config, EPOCH_TICK};
 use prism_exec::{
     ActorInstance, Class, DriverExit, Executor, Input, InstanceLimits, LoadError, Outcome, Param, ProgramInfo, Run,
@@ -123,14 +112,14 @@ pub struct Runtime {
 impl Runtime {
     /// An engine configured from `config`, with prism's and WASI's imports.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
-        let engine = engine::build(config)?;
+        let engine = crate::engine::build(config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         TaskHost::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |s| s)?;
-        mapping::add_to_linker(&mut linker)?;
-        objects::add_to_linker(&mut linker)?;
+        crate::mapping::add_to_linker(&mut linker)?;
+        crate::objects::add_to_linker(&mut linker)?;
         Ok(Runtime {
-            fingerprint: engine::fingerprint(&engine),
+            fingerprint: crate::engine::fingerprint(&engine),
             engine,
             linker,
             programs: Mutex::default(),
@@ -256,7 +245,7 @@ impl Executor for Runtime {
             command: command.is_some(),
             from_cache,
         };
-        let compiled = Compiled { name: name.into(), hash, data_end: mapping::data_end(wasm), task, command };
+        let compiled = Compiled { name: name.into(), hash, data_end: crate::mapping::data_end(wasm), task, command };
         self.programs.lock().insert(hash, Arc::new(compiled));
         Ok(info)
     }
@@ -371,7 +360,7 @@ impl ActorInstance for LocalActor {
 
 /// Arguments as the guest's `run` takes them.
 fn lower(args: &[Input]) -> Vec<Payload> {
-    args.iter().cloned().map(mapping::payload).collect()
+    args.iter().cloned().map(crate::mapping::payload).collect()
 }
 
 /// The compiled component, from the cache file `path` (named by the
@@ -409,7 +398,7 @@ fn compile(engine: &Engine, path: &Path, name: &str, wasm: &[u8]) -> Result<(Com
 fn refused(error: CallError) -> Refused {
     match error {
         CallError::Returned(message) => Refused::Returned(message),
-        CallError::Propagated(error) => Refused::Propagated(imports::failure_of(error)),
+        CallError::Propagated(error) => Refused::Propagated(crate::imports::failure_of(error)),
     }
 }
 

@@ -10,10 +10,10 @@ use wasmtime::StoreContextMut;
 use wasmtime::component::__internal::{CanonicalAbiInfo, InstanceType, InterfaceType, LiftContext};
 use wasmtime::component::{ComponentType, Lift, Linker, WasmList};
 
-use super::bindings::types;
-use super::imports::{Wit, deadline, object_id, wit_ref};
-use super::mapping::payload;
-use super::state::InstanceState;
+use crate::bindings::types;
+use crate::imports::{Wit, deadline, object_id, wit_ref};
+use crate::mapping::payload;
+use crate::state::InstanceState;
 use prism_exec::Input;
 use prism_store::MAX_OBJECT_SIZE;
 use prism_store::error::Failure;
