@@ -4,7 +4,7 @@ use crate::{guest, prism, run_ok};
 
 fn case(name: &str) -> String {
     // Task and actor output lines are tagged `(…)`; the cases print untagged.
-    run_ok(guest!("ACTORS"), &[name]).lines().filter(|l| !l.starts_with('(')).collect::<Vec<_>>().join("\n")
+    run_ok(guest!(ACTORS), &[name]).lines().filter(|l| !l.starts_with('(')).collect::<Vec<_>>().join("\n")
 }
 
 fn expect(out: &str, lines: &[&str]) {
@@ -16,7 +16,7 @@ fn expect(out: &str, lines: &[&str]) {
 #[test]
 fn an_actor_call_error_nobody_read_is_reported_naming_the_method() {
     let dir = tempfile::tempdir().unwrap();
-    let run = prism(dir.path(), &["run", guest!("ACTORS"), "--", "unhandled"]);
+    let run = prism(dir.path(), &["run", guest!(ACTORS), "--", "unhandled"]);
     assert_eq!(run.stdout, "read: error task `Log.refuse` failed: refused on purpose\n", "{}", run.stderr);
     let reports: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("prism: unhandled error")).collect();
     assert_eq!(reports.len(), 1, "{}", run.stderr);
@@ -96,7 +96,7 @@ fn actor_calls_run_under_the_cpu_deadline_and_memory_limit() {
     let dir = tempfile::tempdir().unwrap();
     let run = crate::prism(
         dir.path(),
-        &["run", "--cpu-deadline", "1", "--memory-limit", "64", guest!("ACTORS"), "--", "limits"],
+        &["run", "--cpu-deadline", "1", "--memory-limit", "64", guest!(ACTORS), "--", "limits"],
     );
     assert!(run.success, "{}", run.stderr);
     assert_eq!(

@@ -43,7 +43,7 @@ fn core_module_instead_of_component() {
 #[test]
 fn truncated_component() {
     let dir = tempfile::tempdir().unwrap();
-    let bytes = std::fs::read(guest!("SQUARE")).unwrap();
+    let bytes = std::fs::read(guest!(SQUARE)).unwrap();
     let file = write(&dir, "cut.wasm", &bytes[..bytes.len() / 2]);
     let err = run_fails(&file, &[]);
     assert!(err.contains("`cut.wasm` is not a valid component"), "{err}");
@@ -51,13 +51,13 @@ fn truncated_component() {
 
 #[test]
 fn component_of_another_world() {
-    let err = run_fails(guest!("PLAIN_COMMAND"), &[]);
+    let err = run_fails(guest!(PLAIN_COMMAND), &[]);
     assert!(err.contains("does not export `prism:core/worker@0.2.0`: build it with a prism SDK"), "{err}");
 }
 
 #[test]
 fn driver_trap_is_an_error_with_the_guest_message() {
-    let err = run_fails(guest!("SEMANTICS"), &["panic"]);
+    let err = run_fails(guest!(SEMANTICS), &["panic"]);
     assert!(err.contains("error: driver `semantics.wasm` trapped: wasm trap"), "{err}");
     assert!(err.contains("the driver gives up"), "{err}");
 }
@@ -65,10 +65,10 @@ fn driver_trap_is_an_error_with_the_guest_message() {
 #[test]
 fn bad_flags() {
     let dir = tempfile::tempdir().unwrap();
-    let run = prism(dir.path(), &["run", "--workers", "0", guest!("SQUARE")]);
+    let run = prism(dir.path(), &["run", "--workers", "0", guest!(SQUARE)]);
     assert!(!run.success);
     assert!(run.stderr.contains("--workers"), "{}", run.stderr);
-    let run = prism(dir.path(), &["run", "--cpu-deadline", "-1", guest!("SQUARE")]);
+    let run = prism(dir.path(), &["run", "--cpu-deadline", "-1", guest!(SQUARE)]);
     assert!(!run.success);
 }
 
@@ -85,6 +85,6 @@ fn help_describes_every_command() {
 
 #[test]
 fn component_without_main_is_not_a_driver() {
-    let err = run_fails(guest!("LIBRARY"), &[]);
+    let err = run_fails(guest!(LIBRARY), &[]);
     assert!(err.contains("`library.wasm` cannot run as a driver: it does not export `wasi:cli/run`"), "{err}");
 }

@@ -5,10 +5,8 @@ use crate::{guest, prism};
 
 fn case(name: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let run = prism(
-        dir.path(),
-        &["run", guest!("CALLS"), "--with", guest!("SQUARE"), "--with", guest!("COUNTER"), "--", name],
-    );
+    let run =
+        prism(dir.path(), &["run", guest!(CALLS), "--with", guest!(SQUARE), "--with", guest!(COUNTER), "--", name]);
     assert!(run.success, "case {name} failed:\n{}\n{}", run.stdout, run.stderr);
     run.stdout
 }
@@ -47,13 +45,11 @@ fn a_bad_with_component_fails_before_the_driver_starts() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.wasm");
     std::fs::write(&junk, b"not wasm").unwrap();
-    let run = prism(dir.path(), &["run", guest!("CALLS"), "--with", junk.to_str().unwrap(), "--", "tasks"]);
+    let run = prism(dir.path(), &["run", guest!(CALLS), "--with", junk.to_str().unwrap(), "--", "tasks"]);
     assert!(!run.success);
     assert!(run.stdout.is_empty(), "{}", run.stdout);
     assert!(run.stderr.contains("cannot load `--with junk.wasm`"), "{}", run.stderr);
-    let twice = prism(
-        dir.path(),
-        &["run", guest!("CALLS"), "--with", guest!("SQUARE"), "--with", guest!("SQUARE"), "--", "tasks"],
-    );
+    let twice =
+        prism(dir.path(), &["run", guest!(CALLS), "--with", guest!(SQUARE), "--with", guest!(SQUARE), "--", "tasks"]);
     assert!(twice.stderr.contains("two `--with` components are named `square`: rename one"), "{}", twice.stderr);
 }

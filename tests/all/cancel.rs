@@ -4,7 +4,7 @@ use crate::{guest, prism};
 
 fn case(name: &str, workers: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let run = prism(dir.path(), &["run", "--workers", workers, guest!("CANCEL"), "--", name]);
+    let run = prism(dir.path(), &["run", "--workers", workers, guest!(CANCEL), "--", name]);
     assert!(run.success, "case {name} failed:\n{}\n{}", run.stdout, run.stderr);
     run.stdout
 }

@@ -5,22 +5,22 @@ use crate::{guest, run_ok};
 
 #[test]
 fn square() {
-    assert_eq!(run_ok(guest!("SQUARE"), &[]), "[0, 1, 4, 9]\n");
+    assert_eq!(run_ok(guest!(SQUARE), &[]), "[0, 1, 4, 9]\n");
 }
 
 #[test]
 fn put_get() {
-    assert_eq!(run_ok(guest!("PUT_GET"), &[]), "get(put(1)) == 1\n[0, 1, 2]\n");
+    assert_eq!(run_ok(guest!(PUT_GET), &[]), "get(put(1)) == 1\n[0, 1, 2]\n");
 }
 
 #[test]
 fn echo_by_value_and_by_ref() {
-    assert_eq!(run_ok(guest!("ECHO"), &[]), "(echo) 1 2 3\n(echo) 1 2 3\n");
+    assert_eq!(run_ok(guest!(ECHO), &[]), "(echo) 1 2 3\n(echo) 1 2 3\n");
 }
 
 #[test]
 fn echo_and_get_sees_nested_refs() {
-    let out = run_ok(guest!("ECHO_AND_GET"), &[]);
+    let out = run_ok(guest!(ECHO_AND_GET), &[]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "{out}");
     assert!(lines[0].starts_with("(echo_and_get) args: [ObjectRef("), "{out}");
@@ -30,17 +30,17 @@ fn echo_and_get_sees_nested_refs() {
 
 #[test]
 fn print_via_capture() {
-    assert_eq!(run_ok(guest!("PRINT_VIA_CAPTURE"), &[]), "(print_via_capture) [1, 2, 3]\n");
+    assert_eq!(run_ok(guest!(PRINT_VIA_CAPTURE), &[]), "(print_via_capture) [1, 2, 3]\n");
 }
 
 #[test]
 fn nested_tasks() {
-    assert_eq!(run_ok(guest!("NESTED_TASKS"), &[]), "sum of squares below 10 = 285\n");
+    assert_eq!(run_ok(guest!(NESTED_TASKS), &[]), "sum of squares below 10 = 285\n");
 }
 
 #[test]
 fn ocr_pages_in_order() {
-    let out = run_ok(guest!("OCR"), &[]);
+    let out = run_ok(guest!(OCR), &[]);
     let pages: Vec<&str> = out.lines().filter(|l| l.starts_with("page ")).collect();
     assert_eq!(pages.len(), 12, "{out}");
     for (n, line) in pages.iter().enumerate() {
@@ -51,13 +51,13 @@ fn ocr_pages_in_order() {
 
 #[test]
 fn counter_actor_keeps_state() {
-    assert_eq!(run_ok(guest!("COUNTER"), &[]), "[2, 3, 4, 5]\ncounter = 5\n");
+    assert_eq!(run_ok(guest!(COUNTER), &[]), "[2, 3, 4, 5]\ncounter = 5\n");
 }
 
 #[test]
 fn bank_balance_is_exact_under_concurrent_callers() {
     assert_eq!(
-        run_ok(guest!("BANK"), &[]),
+        run_ok(guest!(BANK), &[]),
         "20 customers, 3000 operations, balance 11500\nexact: true\n\
          task `Account.withdraw` failed: insufficient funds: balance 11500, asked 1000000\n"
     );
@@ -65,7 +65,7 @@ fn bank_balance_is_exact_under_concurrent_callers() {
 
 #[test]
 fn ocr_actor_pool_keeps_its_models() {
-    let out = run_ok(guest!("OCR_ACTORS"), &[]);
+    let out = run_ok(guest!(OCR_ACTORS), &[]);
     assert!(out.contains("12 of 12 pages recognized exactly\n"), "{out}");
     assert!(
         out.ends_with(
@@ -77,7 +77,7 @@ fn ocr_actor_pool_keeps_its_models() {
 
 #[test]
 fn generator_yields_large_values_one_at_a_time() {
-    let out = run_ok(guest!("GENERATOR"), &["3"]);
+    let out = run_ok(guest!(GENERATOR), &["3"]);
     let values: Vec<&str> = out.lines().filter(|l| l.starts_with("value ")).collect();
     assert_eq!(
         values,

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use prism_host::{Config, Failure, Node, Output, Stream, TaskArg, TaskOptions};
+use prism_exec::{Config, DriverExit, Output, Stream, TaskArg, TaskOptions};
+use prism_store::Failure;
 
 use crate::guest;
 
@@ -18,9 +19,9 @@ fn runtime() -> tokio::runtime::Runtime {
 #[test]
 fn remote_task_by_value_and_by_ref() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::open(Config::new(dir.path())).unwrap();
+    let node = prism_cli::open_node(Config::new(dir.path())).unwrap();
     runtime().block_on(async {
-        let wasm = std::fs::read(guest!("SQUARE")).unwrap();
+        let wasm = std::fs::read(guest!(SQUARE)).unwrap();
         let program = node.load("square.wasm", &wasm).await.unwrap();
         assert_eq!(program.functions, ["square"]);
         assert!(program.is_command());
@@ -39,9 +40,9 @@ fn remote_task_by_value_and_by_ref() {
 #[test]
 fn wrong_arguments_fail_the_task_with_a_message() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::open(Config::new(dir.path())).unwrap();
+    let node = prism_cli::open_node(Config::new(dir.path())).unwrap();
     runtime().block_on(async {
-        let program = node.load("square.wasm", &std::fs::read(guest!("SQUARE")).unwrap()).await.unwrap();
+        let program = node.load("square.wasm", &std::fs::read(guest!(SQUARE)).unwrap()).await.unwrap();
         let job = node.job(program, Output::stdio());
         let none = node.remote(&job, "square".into(), vec![], TaskOptions::default());
         let text = node.remote(&job, "square".into(), vec![TaskArg::Value(encode(&"seven"))], TaskOptions::default());
@@ -49,7 +50,7 @@ fn wrong_arguments_fail_the_task_with_a_message() {
             let node = node.clone();
             async move {
                 match node.store.get(&id, None).await {
-                    Err(prism_host::store::GetError::Failed(f)) => f.to_string(),
+                    Err(prism_store::GetError::Failed(f)) => f.to_string(),
                     other => panic!("expected a failure, got {other:?}"),
                 }
             }
@@ -63,11 +64,11 @@ fn wrong_arguments_fail_the_task_with_a_message() {
 #[test]
 fn task_output_is_tagged_with_the_task() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::open(Config::new(dir.path())).unwrap();
+    let node = prism_cli::open_node(Config::new(dir.path())).unwrap();
     let seen: Arc<Mutex<Vec<(Stream, String)>>> = Arc::default();
     let sink = seen.clone();
     runtime().block_on(async {
-        let program = node.load("echo.wasm", &std::fs::read(guest!("ECHO")).unwrap()).await.unwrap();
+        let program = node.load("echo.wasm", &std::fs::read(guest!(ECHO)).unwrap()).await.unwrap();
         let job = node.job(program, Output::new(move |s, b| sink.lock().push((s, String::from_utf8_lossy(b).into()))));
         let args = [1i64, 2, 3].iter().map(|v| TaskArg::Value(encode(v))).collect();
         let done = node.remote(&job, "echo".into(), args, TaskOptions::default());
@@ -79,7 +80,7 @@ fn task_output_is_tagged_with_the_task() {
 #[test]
 fn unknown_ref_is_not_found() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::open(Config::new(dir.path())).unwrap();
+    let node = prism_cli::open_node(Config::new(dir.path())).unwrap();
     let id = "00".repeat(32).parse().unwrap();
     match node.store.try_get(&id) {
         Some(Err(f)) => assert!(matches!(*f, Failure::NotFound(_)), "{f}"),
@@ -90,9 +91,9 @@ fn unknown_ref_is_not_found() {
 #[test]
 fn library_component_runs_tasks() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::open(Config::new(dir.path())).unwrap();
+    let node = prism_cli::open_node(Config::new(dir.path())).unwrap();
     runtime().block_on(async {
-        let program = node.load("library.wasm", &std::fs::read(guest!("LIBRARY")).unwrap()).await.unwrap();
+        let program = node.load("library.wasm", &std::fs::read(guest!(LIBRARY)).unwrap()).await.unwrap();
         assert!(!program.is_command());
         let job = node.job(program, Output::stdio());
         let id = node.remote(&job, "double".into(), vec![TaskArg::Value(encode(&21i64))], TaskOptions::default());
@@ -104,14 +105,14 @@ fn library_component_runs_tasks() {
 #[test]
 fn owned_actors_end_with_their_job_detached_ones_do_not() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::open(Config::new(dir.path())).unwrap();
+    let node = prism_cli::open_node(Config::new(dir.path())).unwrap();
     runtime().block_on(async {
-        let program = node.load("actors.wasm", &std::fs::read(guest!("ACTORS")).unwrap()).await.unwrap();
+        let program = node.load("actors.wasm", &std::fs::read(guest!(ACTORS)).unwrap()).await.unwrap();
         let classes: Vec<_> = program.classes.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(classes, ["Broken", "Flaky", "Log", "Supervisor"]);
         let job = node.job(program, Output::new(|_, _| {}));
         let exit = node.run_driver(&job, &["lifetime".to_string()]).await.unwrap();
-        assert!(matches!(exit, prism_host::DriverExit::Exited(0)), "{exit:?}");
+        assert!(matches!(exit, DriverExit::Exited(0)), "{exit:?}");
         let err = node.actor_by_name("owned").unwrap_err();
         assert_eq!(err.to_string(), "not found: no live actor named `owned`");
         let kept = node.actor_by_name("kept").expect("a detached actor outlives its job");

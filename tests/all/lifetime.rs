@@ -1,11 +1,12 @@
 //! Objects live exactly as long as something references them.
 
-use prism_host::{Config, Node, ObjectStore, Output};
+use prism_exec::{Config, Output};
+use prism_store::ObjectStore;
 
 use crate::{guest, prism, run_ok};
 
 fn case(name: &str) -> String {
-    run_ok(guest!("LIFETIME"), &[name])
+    run_ok(guest!(LIFETIME), &[name])
 }
 
 #[test]
@@ -44,7 +45,7 @@ fn a_dropped_generator_releases_its_items() {
 #[test]
 fn a_full_store_refuses_objects_until_refs_are_dropped() {
     let dir = tempfile::tempdir().unwrap();
-    let run = prism(dir.path(), &["run", "--object-store-disk", "24", guest!("LIFETIME"), "--", "capacity"]);
+    let run = prism(dir.path(), &["run", "--object-store-disk", "24", guest!(LIFETIME), "--", "capacity"]);
     assert!(run.success, "{}", run.stderr);
     let lines: Vec<_> = run.stdout.lines().collect();
     assert!(lines[0].starts_with("third: limit exceeded: the object store is full"), "{}", run.stdout);
@@ -55,7 +56,7 @@ fn a_full_store_refuses_objects_until_refs_are_dropped() {
 #[test]
 fn the_memory_bound_counts_small_objects() {
     let dir = tempfile::tempdir().unwrap();
-    let run = prism(dir.path(), &["run", "--object-store-memory", "1", guest!("LIFETIME"), "--", "capacity-memory"]);
+    let run = prism(dir.path(), &["run", "--object-store-memory", "1", guest!(LIFETIME), "--", "capacity-memory"]);
     assert!(run.success, "{}", run.stderr);
     let lines: Vec<_> = run.stdout.lines().collect();
     // 1 MiB holds 26 objects of 40,003 encoded bytes.
@@ -70,10 +71,10 @@ fn the_memory_bound_counts_small_objects() {
 #[test]
 fn a_finished_driver_leaves_nothing_behind() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::open(Config::new(dir.path())).unwrap();
+    let node = prism_cli::open_node(Config::new(dir.path())).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let program = node.load("lifetime.wasm", &std::fs::read(guest!("LIFETIME")).unwrap()).await.unwrap();
+        let program = node.load("lifetime.wasm", &std::fs::read(guest!(LIFETIME)).unwrap()).await.unwrap();
         // "generator" leaves untaken items behind unless dropping closes it.
         for case in ["drop", "nested", "tasks", "actor", "generator"] {
             let job = node.job(program.clone(), Output::new(|_, _| {}));
@@ -103,7 +104,7 @@ fn unreferenced_objects_from_an_earlier_run_are_evicted_first() {
         store.flush().unwrap();
         id
     };
-    let capacity = prism_host::store::Capacity { memory: 1 << 20, disk: 300_000, raise: "--object-store-disk" };
+    let capacity = prism_store::Capacity { memory: 1 << 20, disk: 300_000, raise: "--object-store-disk" };
     let store = ObjectStore::open_with(dir.path(), capacity).unwrap();
     assert_eq!(store.usage(), (0, 200_000));
     let new = store.put(vec![2; 200_000]).unwrap();

@@ -1,6 +1,6 @@
 //! prism's integration tests: one binary, one module per topic.
 //!
-//! Guest components are built from source by host/build.rs; `guest!("name")`
+//! Guest components are built from source by tests/guests; `guest!(NAME)`
 //! is the path of `name.wasm`. The CLI is the real `prism` binary, run on a
 //! fresh data directory per test.
 
@@ -20,11 +20,11 @@ mod service;
 use std::path::Path;
 use std::process::{Command, Output};
 
-/// Path of a guest component built by host/build.rs.
+/// Path of a guest component built by tests/guests.
 #[macro_export]
 macro_rules! guest {
-    ($name:literal) => {
-        env!(concat!("PRISM_GUEST_", $name))
+    ($name:ident) => {
+        prism_test_guests::$name
     };
 }
 

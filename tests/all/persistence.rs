@@ -1,6 +1,7 @@
 //! Objects and compiled components survive a restart.
 
-use prism_host::{Config, Node, ObjectStore};
+use prism_exec::Config;
+use prism_store::ObjectStore;
 
 use crate::{guest, prism_with_env};
 
@@ -46,7 +47,7 @@ fn corrupt_blob_is_detected_not_served() {
 #[test]
 fn failures_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let failure = prism_host::Failure::task("f", "boom");
+    let failure = prism_store::Failure::task("f", "boom");
     let id = {
         let store = ObjectStore::open(dir.path()).unwrap();
         let id = store.pending();
@@ -60,16 +61,16 @@ fn failures_survive_a_restart() {
 #[test]
 fn second_run_skips_compilation() {
     let dir = tempfile::tempdir().unwrap();
-    let env = [("RUST_LOG", "prism_host=info")];
-    let first = prism_with_env(dir.path(), &["run", guest!("SQUARE")], &env);
+    let env = [("RUST_LOG", "prism_runtime=info")];
+    let first = prism_with_env(dir.path(), &["run", guest!(SQUARE)], &env);
     assert!(first.stderr.contains("compiled component"), "{}", first.stderr);
     assert!(!first.stderr.contains("from cache"), "{}", first.stderr);
-    let second = prism_with_env(dir.path(), &["run", guest!("SQUARE")], &env);
+    let second = prism_with_env(dir.path(), &["run", guest!(SQUARE)], &env);
     assert!(second.stderr.contains("loaded compiled component from cache"), "{}", second.stderr);
     assert_eq!(second.stdout, "[0, 1, 4, 9]\n");
     // The node's library sees the same cache.
-    let node = Node::open(Config::new(dir.path())).unwrap();
+    let node = prism_cli::open_node(Config::new(dir.path())).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let program = rt.block_on(node.load("square.wasm", &std::fs::read(guest!("SQUARE")).unwrap())).unwrap();
+    let program = rt.block_on(node.load("square.wasm", &std::fs::read(guest!(SQUARE)).unwrap())).unwrap();
     assert!(program.from_cache);
 }

@@ -3,7 +3,7 @@
 use crate::{guest, prism, run_ok};
 
 fn case(name: &str) -> String {
-    run_ok(guest!("SEMANTICS"), &[name])
+    run_ok(guest!(SEMANTICS), &[name])
 }
 
 #[test]
@@ -47,14 +47,14 @@ fn wait_empty_and_duplicates() {
 #[test]
 fn chain_of_100_nested_tasks_on_2_workers() {
     let dir = tempfile::tempdir().unwrap();
-    let run = prism(dir.path(), &["run", "--workers", "2", guest!("SEMANTICS"), "--", "chain"]);
+    let run = prism(dir.path(), &["run", "--workers", "2", guest!(SEMANTICS), "--", "chain"]);
     assert_eq!(run.stdout, "chain depth 100\n", "{}", run.stderr);
 }
 
 #[test]
 fn fan_out_where_every_task_gets_its_children_on_2_workers() {
     let dir = tempfile::tempdir().unwrap();
-    let run = prism(dir.path(), &["run", "--workers", "2", guest!("SEMANTICS"), "--", "tree"]);
+    let run = prism(dir.path(), &["run", "--workers", "2", guest!(SEMANTICS), "--", "tree"]);
     assert_eq!(run.stdout, "tree leaves 125\n", "{}", run.stderr);
 }
 
@@ -82,7 +82,7 @@ fn errors_name_the_function_and_chain_through_consumers() {
 #[test]
 fn an_error_nobody_read_is_reported_once_when_its_last_ref_goes() {
     let dir = tempfile::tempdir().unwrap();
-    let run = prism(dir.path(), &["run", guest!("SEMANTICS"), "--", "unhandled"]);
+    let run = prism(dir.path(), &["run", guest!(SEMANTICS), "--", "unhandled"]);
     assert!(run.success, "{}", run.stderr);
     assert_eq!(run.stdout, "forgot: ok 7\n");
     let reports: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("prism: unhandled error")).collect();
@@ -119,10 +119,8 @@ fn retries_after_trap_and_after_error_when_asked() {
 #[test]
 fn endless_loop_memory_bomb_and_stack_overflow_end_at_their_limits() {
     let dir = tempfile::tempdir().unwrap();
-    let run = prism(
-        dir.path(),
-        &["run", "--cpu-deadline", "1", "--memory-limit", "128", guest!("SEMANTICS"), "--", "limits"],
-    );
+    let run =
+        prism(dir.path(), &["run", "--cpu-deadline", "1", "--memory-limit", "128", guest!(SEMANTICS), "--", "limits"]);
     assert!(run.success, "{}", run.stderr);
     assert_eq!(
         run.stdout,
@@ -137,7 +135,7 @@ fn endless_loop_memory_bomb_and_stack_overflow_end_at_their_limits() {
 fn tasks_run_in_parallel_on_every_worker() {
     // Each task waits until the other has started: only true if both ran at once.
     let dir = tempfile::tempdir().unwrap();
-    let run = prism(dir.path(), &["run", "--workers", "2", guest!("SEMANTICS"), "--", "rendezvous"]);
+    let run = prism(dir.path(), &["run", "--workers", "2", guest!(SEMANTICS), "--", "rendezvous"]);
     assert_eq!(run.stdout, "ran at once: [true, true]\n", "{}", run.stderr);
 }
 
@@ -145,14 +143,14 @@ fn tasks_run_in_parallel_on_every_worker() {
 fn driver_exit_failure_is_a_failure() {
     // WASI 0.2's `exit` carries success or failure, not a code.
     let dir = tempfile::tempdir().unwrap();
-    let run = prism(dir.path(), &["run", guest!("SEMANTICS"), "--", "exit"]);
+    let run = prism(dir.path(), &["run", guest!(SEMANTICS), "--", "exit"]);
     assert_eq!(run.code, Some(1), "{}", run.stderr);
 }
 
 #[test]
 fn guests_get_no_environment_files_or_network() {
     let dir = tempfile::tempdir().unwrap();
-    let run = crate::prism_with_env(dir.path(), &["run", guest!("SEMANTICS"), "--", "sandbox"], &[("SECRET", "x")]);
+    let run = crate::prism_with_env(dir.path(), &["run", guest!(SEMANTICS), "--", "sandbox"], &[("SECRET", "x")]);
     assert_eq!(
         run.stdout, "env vars: 0\nread /etc/passwd: false\nlist /: false\ntcp connect: false\ntcp listen: false\n",
         "{}",

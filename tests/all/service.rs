@@ -149,7 +149,7 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
 fn square_deploys_and_invokes_through_the_cli() {
     let server = Server::start(&[]);
     let token = server.tenant("alice");
-    let deployed = server.cli(&token, &["deploy", guest!("SQUARE")]);
+    let deployed = server.cli(&token, &["deploy", guest!(SQUARE)]);
     assert!(deployed.success, "{}", deployed.stderr);
     let info: Value = serde_json::from_str(&deployed.stdout).unwrap();
     assert_eq!(
@@ -179,7 +179,7 @@ fn square_deploys_and_invokes_through_the_cli() {
     assert_eq!(message, format!("no module `{id}`"));
     assert_eq!(server.request("GET", "/healthz", "", &[], b"").json(), json!({"status": "ok"}));
     // A path is percent-decoded, but `+` in it is a plus (in a query, a space).
-    server.deploy(&token, guest!("SQUARE"), "a%2Bb%20c");
+    server.deploy(&token, guest!(SQUARE), "a%2Bb%20c");
     let answer = server.json("POST", "/v1/modules/a+b%20c/functions/square", &token, &json!([3]));
     assert_eq!(answer.json(), json!({"result": 9}));
 }
@@ -190,7 +190,7 @@ fn openapi_document_is_served_and_names_every_endpoint() {
     let served = server.request("GET", "/v1/openapi.json", "", &[], b"").json();
     let file: Value = serde_json::from_str(include_str!("../../docs/openapi.json")).unwrap();
     assert_eq!(served, file);
-    // Every route of the router (host/src/service/api.rs) is documented.
+    // Every route of the router (host/service/src/api.rs) is documented.
     let paths = file["paths"].as_object().unwrap();
     for route in [
         "/healthz",
@@ -211,7 +211,7 @@ fn openapi_document_is_served_and_names_every_endpoint() {
         assert!(paths.contains_key(route), "{route} is not in docs/openapi.json");
     }
     // As many operations as the router has routes.
-    let api = include_str!("../../host/src/service/api.rs");
+    let api = include_str!("../../host/service/src/api.rs");
     let operations: usize =
         paths.values().map(|p| p.as_object().unwrap().keys().filter(|k| *k != "parameters").count()).sum();
     assert_eq!(api.matches("(&Method::").count(), operations, "a route was added or removed: update docs/openapi.json");
@@ -227,11 +227,11 @@ fn bad_input_gets_a_precise_4xx_and_stores_nothing() {
     assert!(message.contains("not a WebAssembly file"), "{message}");
     let (_, message) = upload(b"\0asm\x01\0\0\0").error(422);
     assert!(message.contains("core WebAssembly module"), "{message}");
-    let (_, message) = upload(&std::fs::read(guest!("PLAIN_COMMAND")).unwrap()).error(422);
+    let (_, message) = upload(&std::fs::read(guest!(PLAIN_COMMAND)).unwrap()).error(422);
     assert!(message.contains("does not export `prism:core/worker"), "{message}");
     assert_eq!(server.request("GET", "/v1/modules", &token, &[], b"").json(), json!({"modules": []}));
 
-    let module = server.deploy(&token, guest!("SERVICE"), "svc");
+    let module = server.deploy(&token, guest!(SERVICE), "svc");
     // Signatures as the source spells them.
     let signatures: Vec<String> = module["functions"]
         .as_array()
@@ -282,7 +282,7 @@ fn bad_input_gets_a_precise_4xx_and_stores_nothing() {
     assert!(message.contains("`upload_bytes`"), "{message}");
     // JSON arguments are bounded tighter: large data travels as objects.
     let bob = server.tenant("bob");
-    server.deploy(&bob, guest!("SERVICE"), "svc");
+    server.deploy(&bob, guest!(SERVICE), "svc");
     let huge = format!("[{}1]", "1,".repeat(5 << 20));
     let (_, message) = server.request("POST", "/v1/modules/svc/functions/add", &bob, &[], huge.as_bytes()).error(413);
     assert!(message.contains("larger than 8388608 bytes") && message.contains("POST /v1/objects"), "{message}");
@@ -298,7 +298,7 @@ fn bad_input_gets_a_precise_4xx_and_stores_nothing() {
 fn limits_end_calls_with_errors_naming_the_quota() {
     let server = Server::start(&["--quota-cpu-deadline-ms", "300", "--quota-memory-per-instance", "64"]);
     let token = server.tenant("alice");
-    server.deploy(&token, guest!("SERVICE"), "svc");
+    server.deploy(&token, guest!(SERVICE), "svc");
     let invoke = |f: &str| server.request("POST", &format!("/v1/modules/svc/functions/{f}"), &token, &[], b"[]");
     // A call past a per-call quota could never succeed as it is: 413.
     let (code, message) = invoke("forever").error(413);
@@ -337,7 +337,7 @@ fn concurrent_calls_over_quota_get_429() {
     let server = Server::start(&[]);
     let token = server.tenant("alice");
     assert!(server.cli("", &["tenant", "quota", "alice", "--concurrent-tasks", "1"]).success);
-    server.deploy(&token, guest!("SERVICE"), "svc");
+    server.deploy(&token, guest!(SERVICE), "svc");
     let slow = server.json("POST", "/v1/modules/svc/functions/spin?result=ref", &token, &json!([1500]));
     assert_eq!(slow.status, 202, "{}", slow.text());
     let (code, message) = server.json("POST", "/v1/modules/svc/functions/add", &token, &json!([1, 2])).error(429);
@@ -362,7 +362,7 @@ fn a_client_that_hangs_up_frees_its_call() {
     let server = Server::start(&["--metrics-listen", &port]);
     let token = server.tenant("alice");
     assert!(server.cli("", &["tenant", "quota", "alice", "--concurrent-tasks", "1"]).success);
-    server.deploy(&token, guest!("SERVICE"), "svc");
+    server.deploy(&token, guest!(SERVICE), "svc");
     let mut stream = TcpStream::connect(&server.addr).unwrap();
     let body = "[60000]";
     let head = format!(
@@ -401,7 +401,7 @@ fn tenants_never_see_each_other() {
     let server = Server::start(&[]);
     let alice = server.tenant("alice");
     let bob = server.tenant("bob");
-    let module = server.deploy(&alice, guest!("SERVICE"), "svc")["id"].as_str().unwrap().to_string();
+    let module = server.deploy(&alice, guest!(SERVICE), "svc")["id"].as_str().unwrap().to_string();
     let object =
         server.request("POST", "/v1/objects", &alice, &[], b"secret").json()["ref"].as_str().unwrap().to_string();
     let actor = server.json(
@@ -441,7 +441,7 @@ fn tenants_never_see_each_other() {
     assert_eq!(server.request("GET", "/v1/actors?name=t", &bob, &[], b"").status, 404);
     assert_eq!(server.request("DELETE", &format!("/v1/actors/{actor}"), &bob, &[], b"").status, 404);
     // A guest of bob's passing alice's ref.
-    server.deploy(&bob, guest!("SERVICE"), "svc");
+    server.deploy(&bob, guest!(SERVICE), "svc");
     let (_, message) =
         server.json("POST", "/v1/modules/svc/functions/sum_bytes", &bob, &json!([{"$ref": object}])).error(404);
     assert!(message.contains("no object"), "{message}");
@@ -488,7 +488,7 @@ fn objects_upload_download_ranges_meta_delete() {
     let meta = server.request("GET", &format!("/v1/objects/{r}/meta"), &token, &[], b"").json();
     assert_eq!(meta, json!({"ref": r, "state": "ready", "kind": "bytes", "size": 300_000}));
     // A task reads it mapped.
-    server.deploy(&token, guest!("SERVICE"), "svc");
+    server.deploy(&token, guest!(SERVICE), "svc");
     let sum: u64 = data.iter().map(|&b| u64::from(b)).sum();
     let answer = server.json("POST", "/v1/modules/svc/functions/sum_bytes", &token, &json!([{"$ref": r}]));
     assert_eq!(answer.json(), json!({"result": sum}));
@@ -578,7 +578,7 @@ fn write_temp(dir: &tempfile::TempDir, data: &[u8]) -> String {
 fn actors_are_created_called_found_and_killed() {
     let server = Server::start(&[]);
     let token = server.tenant("alice");
-    let module = server.deploy(&token, guest!("SERVICE"), "svc");
+    let module = server.deploy(&token, guest!(SERVICE), "svc");
     // The module shows its classes as the source spells them.
     assert_eq!(
         module["classes"],
@@ -629,7 +629,7 @@ fn actors_are_created_called_found_and_killed() {
 fn jobs_run_log_and_stop() {
     let server = Server::start(&[]);
     let token = server.tenant("alice");
-    server.deploy(&token, guest!("SERVICE"), "svc");
+    server.deploy(&token, guest!(SERVICE), "svc");
     let submitted = server.cli(&token, &["job", "submit", "svc", "--", "one", "two"]);
     assert!(submitted.success, "{}", submitted.stderr);
     let id = serde_json::from_str::<Value>(&submitted.stdout).unwrap()["id"].as_str().unwrap().to_string();
@@ -663,8 +663,8 @@ fn one_tenants_flood_does_not_starve_another() {
     let server = Server::start(&["--metrics-listen", &metrics]);
     let alice = server.tenant("alice");
     let bob = server.tenant("bob");
-    server.deploy(&alice, guest!("SERVICE"), "svc");
-    server.deploy(&bob, guest!("SERVICE"), "svc");
+    server.deploy(&alice, guest!(SERVICE), "svc");
+    server.deploy(&bob, guest!(SERVICE), "svc");
     // Alice's job queues 40 calls of 300 ms on 2 cpus: 6 s of work.
     let job = server.json("POST", "/v1/jobs", &alice, &json!({"module": "svc", "args": ["flood"]})).json();
     let started = |text: &str| text.contains("prism_tasks_total{tenant=\"alice\",event=\"started\"} 41");
@@ -688,7 +688,7 @@ fn one_tenants_flood_does_not_starve_another() {
 fn acknowledged_uploads_survive_kill_9() {
     let server = Server::start(&[]);
     let token = server.tenant("alice");
-    let module = server.deploy(&token, guest!("SERVICE"), "svc");
+    let module = server.deploy(&token, guest!(SERVICE), "svc");
     let data = vec![5u8; 200_000];
     let object = server.request("POST", "/v1/objects", &token, &[], &data).json()["ref"].as_str().unwrap().to_string();
     let small = server.request("POST", "/v1/objects", &token, &[], b"tiny").json()["ref"].as_str().unwrap().to_string();
@@ -733,7 +733,7 @@ fn acknowledged_uploads_survive_kill_9() {
 fn sigterm_lets_requests_in_flight_finish() {
     let mut server = Server::start(&[]);
     let token = server.tenant("alice");
-    server.deploy(&token, guest!("SERVICE"), "svc");
+    server.deploy(&token, guest!(SERVICE), "svc");
     let addr = server.addr.clone();
     let slow = {
         let token = token.clone();
@@ -770,7 +770,7 @@ fn metrics_count_requests_and_tasks_by_tenant() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let server = Server::start(&["--metrics-listen", &port.to_string()]);
     let token = server.tenant("alice");
-    server.deploy(&token, guest!("SERVICE"), "svc");
+    server.deploy(&token, guest!(SERVICE), "svc");
     server.json("POST", "/v1/modules/svc/functions/add", &token, &json!([1, 2]));
     server.json("POST", "/v1/modules/svc/functions/fail", &token, &json!(["x"]));
     let text = request(&port.to_string(), "GET", "/metrics", "", &[], b"").text();
@@ -801,7 +801,7 @@ fn a_deleted_tenant_stops_and_vanishes_and_others_go_on() {
     };
     let tally = json!({"module": "svc", "class": "Tally", "args": [1]});
     let bob = server.tenant("bob");
-    server.deploy(&bob, guest!("SERVICE"), "svc");
+    server.deploy(&bob, guest!(SERVICE), "svc");
     let bobs = server.json("POST", "/v1/actors", &bob, &tally).json()["id"].as_str().unwrap().to_string();
     let add = format!("/v1/actors/{bobs}/methods/add");
     assert_eq!(server.json("POST", &add, &bob, &json!([1])).json()["result"], 2);
@@ -809,7 +809,7 @@ fn a_deleted_tenant_stops_and_vanishes_and_others_go_on() {
     let bob_instances = instances();
     // Alice keeps an object, an actor, a job and a call that never ends.
     let alice = server.tenant("alice");
-    server.deploy(&alice, guest!("SERVICE"), "svc");
+    server.deploy(&alice, guest!(SERVICE), "svc");
     assert_eq!(server.request("POST", "/v1/objects", &alice, &[], &[7; 100_000]).status, 201);
     assert_eq!(server.json("POST", "/v1/actors", &alice, &tally).status, 201);
     assert_eq!(server.json("POST", "/v1/jobs", &alice, &json!({"module": "svc", "args": ["forever"]})).status, 201);
@@ -838,7 +838,7 @@ fn a_deleted_tenant_stops_and_vanishes_and_others_go_on() {
 fn a_tenants_guests_get_no_environment_files_or_network() {
     let server = Server::start(&[]);
     let token = server.tenant("alice");
-    server.deploy(&token, guest!("SEMANTICS"), "semantics");
+    server.deploy(&token, guest!(SEMANTICS), "semantics");
     let job = server.json("POST", "/v1/jobs", &token, &json!({"module": "semantics", "args": ["sandbox"]})).json();
     let logs = format!("/v1/jobs/{}/logs?follow=true", job["id"].as_str().unwrap());
     assert_eq!(
@@ -872,7 +872,7 @@ fn tenant_names_are_checked_and_unique() {
 fn a_rotated_token_replaces_the_old_one_at_once() {
     let server = Server::start(&[]);
     let old = server.tenant("alice");
-    server.deploy(&old, guest!("SERVICE"), "svc");
+    server.deploy(&old, guest!(SERVICE), "svc");
     let rotated = server.cli("", &["tenant", "token", "alice"]);
     assert!(rotated.success, "{}", rotated.stderr);
     let new = rotated.stdout.trim();
@@ -890,7 +890,7 @@ fn a_call_answered_with_a_ref_can_be_cancelled_by_its_tenant_only() {
     let server = Server::start(&[]);
     let alice = server.tenant("alice");
     let bob = server.tenant("bob");
-    server.deploy(&alice, guest!("SERVICE"), "svc");
+    server.deploy(&alice, guest!(SERVICE), "svc");
     let running = server.json("POST", "/v1/modules/svc/functions/forever?result=ref", &alice, &json!([])).json();
     let running = running["ref"].as_str().unwrap().to_string();
     let cancel = format!("/v1/objects/{running}/cancel");
@@ -921,12 +921,12 @@ fn a_module_calls_the_tenants_other_modules_and_no_other_tenants() {
     let server = Server::start(&[]);
     let alice = server.tenant("alice");
     let bob = server.tenant("bob");
-    server.deploy(&alice, guest!("SQUARE"), "square");
-    server.deploy(&alice, guest!("CALLS"), "calls");
+    server.deploy(&alice, guest!(SQUARE), "square");
+    server.deploy(&alice, guest!(CALLS), "calls");
     let answer = server.json("POST", "/v1/modules/calls/functions/sum_of_squares", &alice, &json!([4]));
     assert_eq!(answer.json(), json!({"result": 14}), "{}", answer.text());
     // Bob has the caller but not the library: Alice's `square` is not his.
-    server.deploy(&bob, guest!("CALLS"), "calls");
+    server.deploy(&bob, guest!(CALLS), "calls");
     let answer = server.json("POST", "/v1/modules/calls/functions/sum_of_squares", &bob, &json!([4]));
     let (code, message) = answer.error(422);
     assert_eq!(code, "task_failed");
@@ -988,7 +988,7 @@ fn rss_kib(server: &Server) -> u64 {
 fn actor_calls_over_http_keep_memory_flat() {
     let server = Server::start(&["--quota-requests-per-second", "1000000"]);
     let token = server.tenant("alice");
-    server.deploy(&token, guest!("SERVICE"), "svc");
+    server.deploy(&token, guest!(SERVICE), "svc");
     let created = server.json("POST", "/v1/actors", &token, &json!({"module": "svc", "class": "Tally", "args": [0]}));
     let path = format!("/v1/actors/{}/methods/add", created.json()["id"].as_str().unwrap());
     let load = |calls: usize| {

@@ -3,10 +3,10 @@ use std::process::ExitCode;
 use bytes::Bytes;
 use clap::{Args, Subcommand};
 use hyper::Method;
-use prism_host::service::admin::SOCKET;
-use prism_host::service::quotas::{Overrides, Quotas};
-use prism_host::service::remove_tenant_dir;
-use prism_host::service::tenants::Registry;
+use prism_service::admin::SOCKET;
+use prism_service::quotas::{Overrides, Quotas};
+use prism_service::remove_tenant_dir;
+use prism_service::tenants::Registry;
 use serde_json::json;
 
 use super::DataDir;

@@ -16,14 +16,14 @@ use parking_lot::Mutex;
 use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use super::http::ApiError;
-use super::pins::{CALLS, Change, PINS, Pins};
-use super::tenants::hex;
-use super::values;
-use crate::node::{Job, Library, Node};
+use crate::http::ApiError;
+use crate::pins::{CALLS, Change, PINS, Pins};
+use crate::tenants::hex;
+use crate::values;
 use prism_exec::ActorOptions;
 use prism_exec::Output;
 use prism_exec::{Class, Signature};
+use prism_node::{Job, Library, Node};
 use prism_store::ObjectId;
 use prism_store::error::Failure;
 use prism_store::fsutil::write_atomic;
@@ -331,7 +331,7 @@ impl Space {
                 Failure::InvalidArgument(m) if m.contains("already exists") => {
                     ApiError::new(hyper::StatusCode::CONFLICT, "conflict", m)
                 }
-                other => super::api::failure_error(&other),
+                other => crate::api::failure_error(&other),
             })?;
         // By id: a name may later be shared by several modules.
         let record = ActorRecord { module: module.info.id.clone(), ..record.clone() };

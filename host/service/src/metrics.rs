@@ -9,7 +9,7 @@ use std::time::Duration;
 use hyper::StatusCode;
 use parking_lot::Mutex;
 
-use super::Service;
+use crate::Service;
 
 /// Upper bounds of the request latency histogram, in seconds: fine below
 /// 10 ms, where invocations are, coarse above.

@@ -14,12 +14,12 @@ use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::Service;
-use super::api::read_json_body;
-use super::http::{ApiError, Reply, json_response};
-use super::space::{JobRecord, Space};
-use super::tenants::{Tenant, hex};
-use crate::DriverExit;
+use crate::Service;
+use crate::api::read_json_body;
+use crate::http::{ApiError, Reply, json_response};
+use crate::space::{JobRecord, Space};
+use crate::tenants::{Tenant, hex};
+use prism_exec::DriverExit;
 use prism_exec::Output;
 
 /// How often a followed log is checked for more output.
@@ -55,7 +55,7 @@ pub async fn submit(
             ),
         ));
     }
-    let in_flight = super::api::begin_call(tenant, space)?;
+    let in_flight = crate::api::begin_call(tenant, space)?;
     let id = hex(&rand::random::<[u8; 8]>());
     let log = std::fs::OpenOptions::new()
         .create_new(true)

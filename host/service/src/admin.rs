@@ -11,10 +11,10 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::Service;
-use super::http::{ApiError, Body, Reply, full, json_response, read_body};
-use super::quotas::Overrides;
-use super::tenants::{Tenant, TenantError};
+use crate::Service;
+use crate::http::{ApiError, Body, Reply, full, json_response, read_body};
+use crate::quotas::Overrides;
+use crate::tenants::{Tenant, TenantError};
 
 /// The socket's file name in the data directory.
 pub const SOCKET: &str = "admin.sock";

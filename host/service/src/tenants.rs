@@ -10,7 +10,7 @@ use parking_lot::RwLock;
 use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use super::quotas::{Overrides, Quotas, RateLimiter};
+use crate::quotas::{Overrides, Quotas, RateLimiter};
 
 /// name → msgpack of [`Record`].
 const TENANTS: TableDefinition<&str, &[u8]> = TableDefinition::new("tenants");

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Args;
-use prism_host::{DriverExit, Library, Node};
+use prism_exec::DriverExit;
+use prism_node::{Library, Node};
 
 use super::NodeOptions;
 

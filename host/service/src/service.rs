@@ -1,24 +1,4 @@
-//! The service `prism serve` runs: a node that tenants reach over HTTP.
-//!
-//! - [`tenants`]: who may call, by bearer token, with which [`quotas`];
-//! - [`space`]: each tenant's namespace (its own object store, modules,
-//!   actors and jobs) on the node's shared engine and cpus; [`pins`]: the
-//!   objects it keeps across restarts, written in group commits;
-//! - [`api`]: the REST API under `/v1` (docs/http-api.md, `/v1/openapi.json`);
-//! - [`admin`]: the admin API on a Unix socket in the data directory;
-//! - [`http`]: the hyper server both are served by;
-//! - [`values`]: JSON in requests and responses, MessagePack inside.
-
-pub mod admin;
-pub mod api;
-pub mod http;
-pub mod jobs;
-pub mod metrics;
-pub mod pins;
-pub mod quotas;
-pub mod space;
-pub mod tenants;
-pub mod values;
+//! [`Service`]: the tenants and their namespaces, opened on first use.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -27,13 +7,13 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use self::metrics::Metrics;
-use self::quotas::Quotas;
-use self::space::Space;
-use self::tenants::{Registry, Tenant, TenantError};
-use crate::node::Host;
+use crate::metrics::Metrics;
+use crate::quotas::Quotas;
+use crate::space::Space;
+use crate::tenants::{Registry, Tenant, TenantError};
 use prism_exec::InstanceLimits;
 use prism_exec::config::Config;
+use prism_node::Host;
 
 /// A tenant deleted while its request waited for its namespace.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +22,7 @@ pub struct Deleted(String);
 
 /// One server: its tenants and their namespaces.
 pub struct Service {
-    host: Host,
+    pub(crate) host: Host,
     /// The configuration each namespace starts from.
     config: Config,
     /// Who may call.
@@ -55,13 +35,13 @@ pub struct Service {
 }
 
 impl Service {
-    /// Opens the service on `config.data_dir`; tenants get `defaults`
-    /// where the admin set no override.
-    pub fn open(config: Config, defaults: Quotas) -> anyhow::Result<Arc<Self>> {
+    /// Opens the service on `config.data_dir`, its namespaces on `host`;
+    /// tenants get `defaults` where the admin set no override.
+    pub fn open(host: Host, config: Config, defaults: Quotas) -> anyhow::Result<Arc<Self>> {
         std::fs::create_dir_all(config.data_dir.join("tenants"))?;
         let tenants = Registry::open(&config.data_dir.join("tenants.redb"), defaults)?;
         Ok(Arc::new(Service {
-            host: Host::new(&config)?,
+            host,
             config,
             tenants,
             spaces: Mutex::new(HashMap::new()),

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use redb::{Database, TableDefinition};
 use tokio::sync::oneshot;
 
-use super::http::ApiError;
+use crate::http::ApiError;
 use prism_store::ObjectId;
 
 /// Objects the tenant uploaded or asked to keep: id → ().

@@ -15,8 +15,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use prism_host::config::{self, Config};
-use prism_host::{DriverExit, Node, Output};
+use prism_exec::config::{self, Config};
+use prism_exec::{DriverExit, Output};
 
 /// prism: Ray's tasks, actors and objects as sandboxed WebAssembly components.
 #[derive(Parser)]
@@ -153,7 +153,7 @@ fn run_driver(
     args: Vec<String>,
 ) -> anyhow::Result<DriverExit> {
     let tokio = tokio_runtime(&config)?;
-    let node = Node::open(config)?;
+    let node = prism_cli::open_node(config)?;
     // The driver runs on a worker thread, next to the tasks it starts.
     let driver = {
         let node = node.clone();

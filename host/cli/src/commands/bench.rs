@@ -4,12 +4,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Args;
-use prism_host::DriverExit;
+use prism_exec::DriverExit;
 
 use super::NodeOptions;
 
 /// The benchmark guest, built from tests/programs/src/bin/bench.rs.
-const BENCH_GUEST: &[u8] = include_bytes!(env!("PRISM_GUEST_BENCH"));
+const BENCH_GUEST: &[u8] = include_bytes!(env!("PRISM_BENCH_GUEST"));
 
 /// Memory for the benchmark guest: `single_client_put_gigabytes` holds an
 /// 800 MB array and its encoding.

@@ -16,12 +16,12 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use tracing::Instrument as _;
 
-use super::Service;
-use super::http::{ApiError, Body, BodyReader, JSON_BODY_MAX, Reply, full, json_response, read_body};
-use super::jobs;
-use super::space::{ActorRecord, Space};
-use super::tenants::Tenant;
-use super::values;
+use crate::Service;
+use crate::http::{ApiError, Body, BodyReader, JSON_BODY_MAX, Reply, full, json_response, read_body};
+use crate::jobs;
+use crate::space::{ActorRecord, Space};
+use crate::tenants::Tenant;
+use crate::values;
 use prism_exec::{TaskArg, TaskOptions};
 use prism_store::error::{Failure, listing};
 use prism_store::{ByteString, GetError, Object, ObjectId};
@@ -91,7 +91,7 @@ async fn route(service: &Arc<Service>, request: Request<Incoming>) -> Reply {
                     ),
                 ));
             }
-            let space = service.space(&tenant).await.map_err(|e| match e.downcast_ref::<super::Deleted>() {
+            let space = service.space(&tenant).await.map_err(|e| match e.downcast_ref::<crate::Deleted>() {
                 Some(deleted) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", deleted.to_string()),
                 None => e.into(),
             })?;
@@ -218,7 +218,7 @@ fn check_refs(space: &Space, args: &[TaskArg]) -> Result<(), ApiError> {
 }
 
 /// Counts a call against `tenant`'s `concurrent_tasks` quota (429 when full).
-pub(super) fn begin_call(tenant: &Tenant, space: &Arc<Space>) -> Result<super::space::InFlight, ApiError> {
+pub(super) fn begin_call(tenant: &Tenant, space: &Arc<Space>) -> Result<crate::space::InFlight, ApiError> {
     space.begin_call(tenant.quotas.concurrent_tasks).ok_or_else(|| {
         ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -267,7 +267,7 @@ async fn answer(
     function: &str,
     id: ObjectId,
     want_ref: bool,
-    in_flight: super::space::InFlight,
+    in_flight: crate::space::InFlight,
 ) -> Reply {
     if want_ref {
         space.pin_call(id, function).await?;

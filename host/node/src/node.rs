@@ -19,7 +19,6 @@ use prism_exec::{
     ActorId, ActorOptions, Class, DriverExit, Executor, InstanceLimits, LoadError, Output, ProgramInfo, Run, Slot,
     Stream, TaskArg, TaskOptions,
 };
-use prism_runtime::Runtime;
 use prism_store::error::{Failure, listing};
 use prism_store::{Capacity, Holdings, ObjectId, ObjectStore, Unread, nested_refs};
 
@@ -131,13 +130,6 @@ impl Job {
     }
 }
 
-impl Node {
-    /// Opens a node on `config.data_dir`, creating it if needed.
-    pub fn open(config: Config) -> anyhow::Result<Arc<Node>> {
-        Host::new(&config)?.open(config)
-    }
-}
-
 /// What the namespaces of one machine share: the engine, its instance
 /// slots, and the logical cpus.
 #[derive(Clone)]
@@ -149,11 +141,6 @@ pub struct Host {
 }
 
 impl Host {
-    /// The local runtime and cpus as `config` sizes them.
-    pub fn new(config: &Config) -> anyhow::Result<Self> {
-        Ok(Host::with(Arc::new(Runtime::new(config)?), config))
-    }
-
     /// `executor` and cpus as `config` sizes them.
     pub fn with(executor: Arc<dyn Executor>, config: &Config) -> Self {
         Host {

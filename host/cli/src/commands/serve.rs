@@ -4,9 +4,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
-use prism_host::config::LimitNames;
-use prism_host::service::quotas::Quotas;
-use prism_host::service::{Service, admin, api, http};
+use prism_exec::config::LimitNames;
+use prism_service::quotas::Quotas;
+use prism_service::{Service, admin, api, http};
 
 use super::HostOptions;
 
@@ -80,7 +80,7 @@ impl Serve {
             let socket = config.data_dir.join(admin::SOCKET);
             std::fs::create_dir_all(&config.data_dir)?;
             let admin = bind_admin(&socket)?;
-            let service = Service::open(config, self.quotas.quotas())?;
+            let service = Service::open(prism_cli::local_host(&config)?, config, self.quotas.quotas())?;
             let listener = tokio::net::TcpListener::bind(self.listen)
                 .await
                 .with_context(|| format!("cannot listen on {}", self.listen))?;

@@ -95,7 +95,7 @@ fn to_json(value: rmpv::Value) -> Json {
                 })
                 .collect(),
         ),
-        M::Ext(REF_EXT, id) if id.len() == 32 => one("$ref", Json::String(super::tenants::hex(&id))),
+        M::Ext(REF_EXT, id) if id.len() == 32 => one("$ref", Json::String(crate::tenants::hex(&id))),
         M::Ext(kind, data) => one("$ext", Json::Array(vec![Json::from(kind), Json::String(BASE64.encode(data))])),
     }
 }
