@@ -13,6 +13,11 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// seed's 100 MB values with headroom; raise it with `--memory-limit`.
 pub const DEFAULT_MEMORY_LIMIT: u64 = 1 << 30;
 
+/// The longest line of guest output passed on whole. A longer one (or
+/// output that never ends a line) goes out in pieces of this size, each
+/// ended with a newline: a guest cannot grow a host buffer with its output.
+pub const MAX_OUTPUT_LINE: usize = 64 << 10;
+
 /// The largest memory any instance can have: all of wasm32's 4 GiB. Pool slots
 /// are reserved at this size so a per-run limit never needs a new pool.
 pub const MAX_MEMORY_LIMIT: u64 = 4 << 30;

@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
+use prism_exec::config::MAX_OUTPUT_LINE;
 use prism_exec::{Output, Stream};
 
 /// Lines kept from a task's stderr, to explain a trap (a Rust panic message
@@ -91,14 +92,19 @@ struct LineWriter {
 }
 
 impl LineWriter {
+    /// Passes on the whole lines written so far; with `all`, the rest too,
+    /// and a partial line as soon as it reaches [`MAX_OUTPUT_LINE`].
     fn emit_lines(&mut self, all: bool) {
+        let long = self.buf.len() >= MAX_OUTPUT_LINE;
         let end = match self.buf.iter().rposition(|&b| b == b'\n') {
             Some(i) => i + 1,
-            None if all && !self.buf.is_empty() => self.buf.len(),
+            None if (all || long) && !self.buf.is_empty() => self.buf.len(),
             None => return,
         };
         let chunk: Vec<u8> = self.buf.drain(..end).collect();
         let out = match self.stream.tag.get() {
+            // A piece cut from a long line ends as a line of its own.
+            None if long && chunk.last() != Some(&b'\n') => [&chunk[..], b"\n"].concat(),
             None => chunk,
             Some(tag) => {
                 let mut out = Vec::with_capacity(chunk.len() + tag.len() * 2);
@@ -121,6 +127,9 @@ impl AsyncWrite for LineWriter {
         if let Some(tail) = &self.stream.tail {
             tail.push(data);
         }
+        // At most a line's worth more than the buffer may hold: the writer
+        // hands over the rest in its next call.
+        let data = &data[..data.len().min(MAX_OUTPUT_LINE)];
         self.buf.extend_from_slice(data);
         self.emit_lines(false);
         Poll::Ready(Ok(data.len()))
@@ -139,5 +148,36 @@ impl AsyncWrite for LineWriter {
 impl Drop for LineWriter {
     fn drop(&mut self) {
         self.emit_lines(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: output without a newline grew the buffer without limit.
+    #[test]
+    fn output_without_newlines_is_passed_on_in_bounded_pieces() {
+        let seen = Arc::new(Mutex::new(Vec::<usize>::new()));
+        let output = {
+            let seen = seen.clone();
+            Output::new(move |_, bytes| seen.lock().push(bytes.len()))
+        };
+        let stream = GuestStream::new(output, Stream::Stdout, Tag::default(), None);
+        let mut writer = LineWriter { stream, buf: Vec::new() };
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let data = vec![b'x'; 10 * MAX_OUTPUT_LINE + 5];
+        let mut written = 0;
+        while written < data.len() {
+            let Poll::Ready(Ok(n)) = Pin::new(&mut writer).poll_write(&mut cx, &data[written..]) else { panic!() };
+            written += n;
+            assert!(writer.buf.len() < MAX_OUTPUT_LINE, "the buffer holds {} bytes", writer.buf.len());
+        }
+        drop(writer);
+        let seen = seen.lock();
+        assert_eq!(seen.len(), 11, "{seen:?}");
+        assert!(seen.iter().all(|&n| n <= MAX_OUTPUT_LINE + 1), "{seen:?}");
+        // Each of the ten cut pieces gains a newline; the rest goes out as is.
+        assert_eq!(seen.iter().sum::<usize>(), data.len() + 10);
     }
 }
