@@ -657,6 +657,32 @@ fn jobs_run_log_and_stop() {
     assert!(message.contains("argz"), "{message}");
 }
 
+/// Regression: a driver had no cpu deadline and a job's log grew without
+/// bound; both are tenant quotas now (`job_cpu_ms`, `job_log_bytes`).
+#[test]
+fn a_jobs_driver_cpu_and_log_are_bounded_by_quotas() {
+    let server = Server::start(&["--quota-job-cpu-ms", "300", "--quota-job-log-bytes", "1"]);
+    let token = server.tenant("alice");
+    server.deploy(&token, guest!(SERVICE), "svc");
+    let run = |arg: &str| {
+        let job = server.json("POST", "/v1/jobs", &token, &json!({"module": "svc", "args": [arg]})).json();
+        let id = job["id"].as_str().unwrap().to_string();
+        let logs = server.request("GET", &format!("/v1/jobs/{id}/logs?follow=true"), &token, &[], b"").text();
+        (server.request("GET", &format!("/v1/jobs/{id}"), &token, &[], b"").json(), logs)
+    };
+    let (busy, _) = run("busy");
+    assert_eq!(busy["state"], "failed", "{busy}");
+    let error = busy["error"].as_str().unwrap();
+    assert!(error.contains("exceeded its cpu deadline of 300ms"), "{error}");
+    assert!(error.contains("the tenant quota `job_cpu_ms`"), "{error}");
+    let (chatty, logs) = run("chatty");
+    assert_eq!(chatty["state"], "succeeded", "{chatty}");
+    assert!(logs.len() < (1 << 20) + 200, "{} bytes of log", logs.len());
+    let notice = "prism: this job's output reached its quota of 1048576 bytes (the tenant quota `job_log_bytes`)";
+    assert_eq!(logs.matches(notice).count(), 1, "{}", &logs[logs.len() - 300..]);
+    assert!(logs.ends_with("the rest is dropped\n"));
+}
+
 #[test]
 fn one_tenants_flood_does_not_starve_another() {
     let metrics = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();

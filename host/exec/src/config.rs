@@ -60,6 +60,8 @@ pub struct LimitNames {
     pub memory: &'static str,
     /// What sets the cpu deadline of a call.
     pub cpu: &'static str,
+    /// What sets the cpu deadline of a driver.
+    pub driver_cpu: &'static str,
     /// What sets the object store's capacity.
     pub store: &'static str,
 }
@@ -69,6 +71,7 @@ impl LimitNames {
     pub const CLI: LimitNames = LimitNames {
         memory: "--memory-limit",
         cpu: "--cpu-deadline",
+        driver_cpu: "--driver-cpu-deadline",
         store: "--object-store-disk and --object-store-memory",
     };
 
@@ -76,6 +79,7 @@ impl LimitNames {
     pub const QUOTAS: LimitNames = LimitNames {
         memory: "the tenant quota `memory_per_instance`",
         cpu: "the tenant quota `cpu_deadline_ms`",
+        driver_cpu: "the tenant quota `job_cpu_ms`",
         store: "the tenant quota `stored_bytes`",
     };
 }
@@ -91,6 +95,9 @@ pub struct Config {
     pub memory_limit: u64,
     /// CPU deadline of each task call.
     pub cpu_deadline: Duration,
+    /// CPU deadline of a driver; `None` for none (a Ray driver script runs
+    /// as long as it likes).
+    pub driver_cpu_deadline: Option<Duration>,
     /// Instances alive at once.
     pub max_instances: u32,
     /// Bytes of small objects kept in memory.
@@ -109,6 +116,7 @@ impl Config {
             workers: default_workers(),
             memory_limit: DEFAULT_MEMORY_LIMIT,
             cpu_deadline: DEFAULT_CPU_DEADLINE,
+            driver_cpu_deadline: None,
             max_instances: DEFAULT_MAX_INSTANCES,
             object_store_memory: default_object_store_memory(),
             object_store_disk: DEFAULT_OBJECT_STORE_DISK,

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use prism_store::Holdings;
 use prism_store::error::{Failure, Refused};
@@ -90,6 +91,8 @@ pub struct InstanceLimits {
     pub memory: u64,
     /// Epoch ticks of CPU per task call.
     pub ticks: u64,
+    /// Epoch ticks of CPU per driver run.
+    pub driver_ticks: u64,
     /// What raises them, for messages.
     pub names: LimitNames,
 }
@@ -97,11 +100,21 @@ pub struct InstanceLimits {
 impl InstanceLimits {
     /// The limits `config` names.
     pub fn of(config: &Config) -> Self {
-        let ticks = config.cpu_deadline.as_nanos() / EPOCH_TICK.as_nanos();
+        let ticks = |deadline: Duration| u64::try_from((deadline.as_nanos() / EPOCH_TICK.as_nanos()).max(1));
         InstanceLimits {
             memory: config.memory_limit,
-            ticks: u64::try_from(ticks.max(1)).unwrap_or(u64::MAX),
+            ticks: ticks(config.cpu_deadline).unwrap_or(u64::MAX),
+            driver_ticks: config.driver_cpu_deadline.map_or(u64::MAX, |d| ticks(d).unwrap_or(u64::MAX)),
             names: config.limit_names,
+        }
+    }
+
+    /// The limits of a driver: its own cpu deadline, named as such.
+    pub fn driver(self) -> Self {
+        InstanceLimits {
+            ticks: self.driver_ticks,
+            names: LimitNames { cpu: self.names.driver_cpu, ..self.names },
+            ..self
         }
     }
 }

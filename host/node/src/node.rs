@@ -276,10 +276,10 @@ impl Node {
 
     /// Runs the job's program as a driver with `args` until it ends.
     pub async fn run_driver(self: &Arc<Self>, job: &Arc<Job>, args: &[String]) -> Result<DriverExit, LoadError> {
-        // A driver holds no cpu slot and has no cpu deadline: like Ray's
-        // driver, it only waits on tasks.
+        // A driver holds no cpu slot (like Ray's driver, it mostly waits on
+        // tasks) and has a cpu deadline of its own.
         let scope = Scope::new(self, job, None, self.next_caller(), None, None);
-        let limits = InstanceLimits { ticks: u64::MAX, ..self.limits() };
+        let limits = self.limits().driver();
         let run = self.run(job, scope, job.program.hash, limits, None, 0);
         // Also when the run is stopped (`prism job stop`, a tenant deleted)
         // and this future dropped midway.

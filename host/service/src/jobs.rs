@@ -34,6 +34,34 @@ struct NewJob {
     args: Vec<String>,
 }
 
+/// A job's log file, holding at most the tenant's `job_log_bytes`.
+struct JobLog {
+    file: std::fs::File,
+    written: u64,
+    quota: u64,
+}
+
+impl JobLog {
+    /// Appends `bytes` (whole lines); the first lines past the quota are
+    /// replaced by one saying so, and later ones dropped.
+    fn write(&mut self, bytes: &[u8]) {
+        if self.written > self.quota {
+            return;
+        }
+        self.written += bytes.len() as u64;
+        let _ = if self.written <= self.quota {
+            self.file.write_all(bytes)
+        } else {
+            let notice = format!(
+                "prism: this job's output reached its quota of {} bytes (the tenant quota `job_log_bytes`); \
+                 the rest is dropped\n",
+                self.quota
+            );
+            self.file.write_all(notice.as_bytes())
+        };
+    }
+}
+
 /// Starts a job; answers with its record.
 pub async fn submit(
     service: &Arc<Service>,
@@ -62,10 +90,8 @@ pub async fn submit(
         .append(true)
         .open(space.log_path(&id))
         .map_err(ApiError::internal)?;
-    let log = Mutex::new(log);
-    let output = Output::new(move |_, bytes| {
-        let _ = log.lock().write_all(bytes);
-    });
+    let log = Mutex::new(JobLog { file: log, written: 0, quota: tenant.quotas.job_log_bytes });
+    let output = Output::new(move |_, bytes| log.lock().write(bytes));
     let record = JobRecord {
         id: id.clone(),
         module: module.info.id.clone(),

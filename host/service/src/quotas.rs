@@ -15,6 +15,10 @@ pub struct Quotas {
     pub memory_per_instance: u64,
     /// CPU time of each task call, in milliseconds.
     pub cpu_deadline_ms: u64,
+    /// CPU time of each job's driver, in milliseconds.
+    pub job_cpu_ms: u64,
+    /// Bytes of each job's log; output past it is dropped.
+    pub job_log_bytes: u64,
     /// Bytes of objects kept (in memory and in files).
     pub stored_bytes: u64,
     /// The largest request body (module, object upload, arguments), in bytes.
@@ -31,6 +35,8 @@ impl Default for Quotas {
             concurrent_tasks: 256,
             memory_per_instance: 256 << 20,
             cpu_deadline_ms: 10_000,
+            job_cpu_ms: 3_600_000,
+            job_log_bytes: 64 << 20,
             stored_bytes: 10 << 30,
             upload_bytes: 256 << 20,
             requests_per_second: 10_000,
@@ -52,6 +58,12 @@ pub struct Overrides {
     /// Replaces the default `cpu_deadline_ms`.
     pub cpu_deadline_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    /// Replaces the default `job_cpu_ms`.
+    pub job_cpu_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    /// Replaces the default `job_log_bytes`.
+    pub job_log_bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     /// Replaces the default `stored_bytes`.
     pub stored_bytes: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -69,6 +81,8 @@ impl Overrides {
             concurrent_tasks: self.concurrent_tasks.unwrap_or(defaults.concurrent_tasks),
             memory_per_instance: self.memory_per_instance.unwrap_or(defaults.memory_per_instance),
             cpu_deadline_ms: self.cpu_deadline_ms.unwrap_or(defaults.cpu_deadline_ms),
+            job_cpu_ms: self.job_cpu_ms.unwrap_or(defaults.job_cpu_ms),
+            job_log_bytes: self.job_log_bytes.unwrap_or(defaults.job_log_bytes),
             stored_bytes: self.stored_bytes.unwrap_or(defaults.stored_bytes),
             upload_bytes: self.upload_bytes.unwrap_or(defaults.upload_bytes),
             requests_per_second: self.requests_per_second.unwrap_or(defaults.requests_per_second),
@@ -81,6 +95,8 @@ impl Overrides {
             concurrent_tasks: other.concurrent_tasks.or(self.concurrent_tasks),
             memory_per_instance: other.memory_per_instance.or(self.memory_per_instance),
             cpu_deadline_ms: other.cpu_deadline_ms.or(self.cpu_deadline_ms),
+            job_cpu_ms: other.job_cpu_ms.or(self.job_cpu_ms),
+            job_log_bytes: other.job_log_bytes.or(self.job_log_bytes),
             stored_bytes: other.stored_bytes.or(self.stored_bytes),
             upload_bytes: other.upload_bytes.or(self.upload_bytes),
             requests_per_second: other.requests_per_second.or(self.requests_per_second),

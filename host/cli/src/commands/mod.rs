@@ -124,6 +124,10 @@ pub struct NodeOptions {
     #[arg(long, value_name = "SECONDS", default_value_t = config::DEFAULT_CPU_DEADLINE.as_secs_f64())]
     cpu_deadline: f64,
 
+    /// CPU time the driver may use, in seconds (default: no limit)
+    #[arg(long, value_name = "SECONDS")]
+    driver_cpu_deadline: Option<f64>,
+
     /// MiB of all objects kept, in memory and in files
     #[arg(long, value_name = "MIB", default_value_t = config::DEFAULT_OBJECT_STORE_DISK >> 20)]
     object_store_disk: u64,
@@ -133,13 +137,20 @@ impl NodeOptions {
     pub fn config(&self) -> anyhow::Result<Config> {
         let mut config = self.host.config();
         config.memory_limit = self.memory_limit << 20;
-        if !(self.cpu_deadline > 0.0 && self.cpu_deadline.is_finite()) {
-            anyhow::bail!("--cpu-deadline must be a positive number of seconds, not {}", self.cpu_deadline);
-        }
-        config.cpu_deadline = Duration::from_secs_f64(self.cpu_deadline);
+        config.cpu_deadline = seconds("--cpu-deadline", self.cpu_deadline)?;
+        config.driver_cpu_deadline =
+            self.driver_cpu_deadline.map(|s| seconds("--driver-cpu-deadline", s)).transpose()?;
         config.object_store_disk = self.object_store_disk << 20;
         Ok(config)
     }
+}
+
+/// `value` seconds, if it is a positive number of them.
+fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
+    if !(value > 0.0 && value.is_finite()) {
+        anyhow::bail!("{flag} must be a positive number of seconds, not {value}");
+    }
+    Ok(Duration::from_secs_f64(value))
 }
 
 /// Starts a node, runs `wasm` as a driver with `args` until it ends, and

@@ -47,6 +47,12 @@ struct QuotaOptions {
     /// CPU time of each call, in milliseconds
     #[arg(long, value_name = "MS", default_value_t = Quotas::default().cpu_deadline_ms)]
     quota_cpu_deadline_ms: u64,
+    /// CPU time of each job's driver, in milliseconds
+    #[arg(long, value_name = "MS", default_value_t = Quotas::default().job_cpu_ms)]
+    quota_job_cpu_ms: u64,
+    /// Bytes of each job's log, in MiB
+    #[arg(long, value_name = "MIB", default_value_t = Quotas::default().job_log_bytes >> 20)]
+    quota_job_log_bytes: u64,
     /// Bytes of objects kept per tenant, in MiB
     #[arg(long, value_name = "MIB", default_value_t = Quotas::default().stored_bytes >> 20)]
     quota_stored_bytes: u64,
@@ -64,6 +70,8 @@ impl QuotaOptions {
             concurrent_tasks: self.quota_concurrent_tasks,
             memory_per_instance: self.quota_memory_per_instance << 20,
             cpu_deadline_ms: self.quota_cpu_deadline_ms,
+            job_cpu_ms: self.quota_job_cpu_ms,
+            job_log_bytes: self.quota_job_log_bytes << 20,
             stored_bytes: self.quota_stored_bytes << 20,
             upload_bytes: self.quota_upload_bytes << 20,
             requests_per_second: self.quota_requests_per_second,

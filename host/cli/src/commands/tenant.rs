@@ -60,6 +60,12 @@ pub struct QuotaArgs {
     /// CPU time of each call, in milliseconds
     #[arg(long, value_name = "MS")]
     cpu_deadline_ms: Option<u64>,
+    /// CPU time of each job's driver, in milliseconds
+    #[arg(long, value_name = "MS")]
+    job_cpu_ms: Option<u64>,
+    /// Bytes of each job's log, in MiB
+    #[arg(long, value_name = "MIB")]
+    job_log_bytes: Option<u64>,
     /// Bytes of objects kept, in MiB
     #[arg(long, value_name = "MIB")]
     stored_bytes: Option<u64>,
@@ -146,6 +152,8 @@ impl QuotaArgs {
             concurrent_tasks: self.concurrent_tasks,
             memory_per_instance: self.memory_per_instance.map(|m| m << 20),
             cpu_deadline_ms: self.cpu_deadline_ms,
+            job_cpu_ms: self.job_cpu_ms,
+            job_log_bytes: self.job_log_bytes.map(|m| m << 20),
             stored_bytes: self.stored_bytes.map(|m| m << 20),
             upload_bytes: self.upload_bytes.map(|m| m << 20),
             requests_per_second: self.requests_per_second,

@@ -68,7 +68,7 @@ impl Tally {
 
 /// `main`: prints its arguments and a task's result; with `forever`, then
 /// prints a line every 50 ms until stopped; with `flood`, runs 40 calls of
-/// `spin(300)` at once.
+/// `spin(300)` at once; with `chatty`, prints 2 MiB; with `busy`, loops.
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     println!("args {args:?}");
@@ -76,6 +76,18 @@ fn main() {
     if args.iter().any(|a| a == "flood") {
         let calls: Vec<_> = (0..40).map(|_| spin::remote(300)).collect();
         println!("flood {}", prism::get_all(&calls).unwrap().len());
+    }
+    if args.iter().any(|a| a == "chatty") {
+        let line = "x".repeat(1023);
+        for _ in 0..2048 {
+            println!("{line}");
+        }
+    }
+    if args.iter().any(|a| a == "busy") {
+        let mut n: u64 = 0;
+        loop {
+            n = std::hint::black_box(n.wrapping_add(1));
+        }
     }
     if args.iter().any(|a| a == "forever") {
         for i in 0.. {
