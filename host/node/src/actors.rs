@@ -26,6 +26,29 @@ use prism_exec::{ActorId, ActorInstance, ActorOptions, Class, Input, ProgramInfo
 use prism_store::error::Failure;
 use prism_store::{Holdings, ObjectId, Unread};
 
+/// Why an actor was not created.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CreateError {
+    /// Another live actor has the name.
+    #[error("an actor named `{0}` already exists")]
+    NameTaken(String),
+    /// Another actor has the id.
+    #[error("an actor `{0}` already exists")]
+    IdTaken(ActorId),
+    /// The class is unknown, or its component cannot be loaded.
+    #[error(transparent)]
+    Failed(#[from] Failure),
+}
+
+impl From<CreateError> for Failure {
+    fn from(err: CreateError) -> Failure {
+        match err {
+            CreateError::Failed(failure) => failure,
+            taken => Failure::InvalidArgument(taken.to_string()),
+        }
+    }
+}
+
 /// Where a call's result goes.
 enum Reply {
     /// A plain method: its result is this object.
@@ -156,13 +179,13 @@ impl Actors {
         class: String,
         args: Vec<TaskArg>,
         options: ActorOptions,
-    ) -> Result<ActorId, Failure> {
+    ) -> Result<ActorId, CreateError> {
         if program.class(&class).is_none() {
-            return Err(program.missing("actor class", &class, program.classes.iter().map(|c| c.name.as_str())));
+            return Err(program.missing("actor class", &class, program.classes.iter().map(|c| c.name.as_str())).into());
         }
         let id = options.id.unwrap_or_else(|| node.store.fresh_id());
         if node.actors.by_id.lock().contains_key(&id) {
-            return Err(Failure::InvalidArgument(format!("an actor `{id}` already exists")));
+            return Err(CreateError::IdTaken(id));
         }
         let (queue, rx) = mpsc::unbounded_channel();
         let actor = Arc::new(Actor {
@@ -183,7 +206,7 @@ impl Actors {
         if let Some(name) = &actor.name {
             let mut names = node.actors.by_name.lock();
             if names.contains_key(name) {
-                return Err(Failure::InvalidArgument(format!("an actor named `{name}` already exists")));
+                return Err(CreateError::NameTaken(name.clone()));
             }
             names.insert(name.clone(), id);
         }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use anyhow::Context as _;
 use parking_lot::Mutex;
 
-use crate::actors::Actors;
+use crate::actors::{Actors, CreateError};
 use crate::cancel::{Kind, Tokens};
 use crate::generators::Generators;
 use crate::scheduler::Scheduler;
@@ -310,7 +310,7 @@ impl Node {
         class: String,
         args: Vec<TaskArg>,
         options: ActorOptions,
-    ) -> Result<ActorId, Failure> {
+    ) -> Result<ActorId, CreateError> {
         Actors::create(self, job, program, owner, class, args, options)
     }
 

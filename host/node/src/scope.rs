@@ -80,7 +80,7 @@ impl Calls for Scope {
         options: ActorOptions,
     ) -> Result<ActorId, Failure> {
         let program = self.node.program(&self.job, Some(component)).await?;
-        self.node.create_actor(&self.job, &program, self.actor, class, args, options)
+        Ok(self.node.create_actor(&self.job, &program, self.actor, class, args, options)?)
     }
 
     fn call_actor(&self, actor: ActorId, method: String, args: Vec<TaskArg>, generator: bool) -> ObjectId {

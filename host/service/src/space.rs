@@ -23,6 +23,7 @@ use crate::values;
 use prism_exec::ActorOptions;
 use prism_exec::Output;
 use prism_exec::{Class, Signature};
+use prism_node::actors::CreateError;
 use prism_node::{Job, Library, Node};
 use prism_store::ObjectId;
 use prism_store::error::Failure;
@@ -327,11 +328,9 @@ impl Space {
         let id = self
             .node
             .create_actor(&module.job, &module.job.program, None, record.class.clone(), args, options)
-            .map_err(|f| match f {
-                Failure::InvalidArgument(m) if m.contains("already exists") => {
-                    ApiError::new(hyper::StatusCode::CONFLICT, "conflict", m)
-                }
-                other => crate::api::failure_error(&other),
+            .map_err(|err| match err {
+                CreateError::Failed(failure) => crate::api::failure_error(&failure),
+                taken => ApiError::new(hyper::StatusCode::CONFLICT, "conflict", taken.to_string()),
             })?;
         // By id: a name may later be shared by several modules.
         let record = ActorRecord { module: module.info.id.clone(), ..record.clone() };
