@@ -177,3 +177,22 @@ fn generators_stream_in_order_fail_at_the_item_and_skip_replayed_items() {
          (started with `remote-generator` or `call-generator`)"
     );
 }
+
+/// Regression: the instance pool reserved 2 × 1000 memories of 4 GiB of
+/// address space, with no fallback; under `ulimit -v` the node did not start.
+#[test]
+fn under_a_small_address_space_limit_the_pool_shrinks_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("bash")
+        .args(["-c", "ulimit -v 64000000 && exec \"$0\" \"$@\"", env!("CARGO_BIN_EXE_prism"), "run", guest!(SQUARE)])
+        .env("PRISM_DATA_DIR", dir.path())
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout, "[0, 1, 4, 9]\n");
+    let said: Vec<_> = stderr.lines().filter(|l| l.contains("using a pool of")).collect();
+    assert_eq!(said.len(), 1, "{stderr}");
+    assert!(said[0].contains("may not reserve address space for 1000 instances at once"), "{stderr}");
+}

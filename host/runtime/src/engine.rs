@@ -13,10 +13,42 @@ const MEMORIES_PER_COMPONENT: u32 = 4;
 
 /// Builds the engine: component model, async (a guest blocked in `get`
 /// suspends on its fiber), epoch interruption (deadlines and fair yielding),
-/// and the pooling allocator (instantiation in microseconds).
-pub fn build(config: &config::Config) -> anyhow::Result<Engine> {
+/// and the pooling allocator (instantiation in microseconds), with its pool
+/// of instances alive at once.
+///
+/// The pool reserves address space up front: two 4 GiB memories per
+/// instance. Where the process may not reserve that much (`ulimit -v`, a
+/// strict overcommit), a pool half as large is tried, and so on, and the
+/// one that fits is said in one line: more instances then queue for a slot.
+pub fn build(config: &config::Config) -> anyhow::Result<(Engine, u32)> {
+    let mut instances = config.max_instances.max(1);
+    let engine = loop {
+        match Engine::new(&wasm_config(instances)) {
+            Ok(engine) => break engine,
+            Err(err) if instances > 1 => {
+                tracing::debug!(instances, error = %err, "cannot reserve the instance pool");
+                instances /= 2;
+            }
+            Err(err) => {
+                return Err(anyhow::Error::from(err)
+                    .context("cannot reserve address space for even one instance (see `ulimit -v`)"));
+            }
+        }
+    };
+    if instances < config.max_instances {
+        tracing::warn!(
+            "this process may not reserve address space for {} instances at once (see `ulimit -v`); \
+             using a pool of {instances}",
+            config.max_instances
+        );
+    }
+    start_epoch_ticker(&engine);
+    Ok((engine, instances))
+}
+
+/// The engine's configuration, with a pool of `instances`.
+fn wasm_config(instances: u32) -> Config {
     let mut pool = PoolingAllocationConfig::default();
-    let instances = config.max_instances;
     pool.total_component_instances(instances)
         .total_core_instances(instances.saturating_mul(8))
         .total_memories(instances.saturating_mul(2))
@@ -31,9 +63,7 @@ pub fn build(config: &config::Config) -> anyhow::Result<Engine> {
     wasm.wasm_component_model(true)
         .epoch_interruption(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    let engine = Engine::new(&wasm)?;
-    start_epoch_ticker(&engine);
-    Ok(engine)
+    wasm
 }
 
 /// Advances the epoch every [`EPOCH_TICK`] until the engine is dropped.

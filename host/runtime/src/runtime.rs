@@ -112,7 +112,7 @@ pub struct Runtime {
 impl Runtime {
     /// An engine configured from `config`, with prism's and WASI's imports.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
-        let engine = crate::engine::build(config)?;
+        let (engine, max_instances) = crate::engine::build(config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         TaskHost::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |s| s)?;
@@ -124,8 +124,8 @@ impl Runtime {
             linker,
             programs: Mutex::default(),
             warm: WarmPool::default(),
-            instances: Arc::new(Semaphore::new(config.max_instances as usize)),
-            max_instances: config.max_instances as usize,
+            instances: Arc::new(Semaphore::new(max_instances as usize)),
+            max_instances: max_instances as usize,
             max_idle: config.workers as usize,
         })
     }
