@@ -16,6 +16,7 @@ mod mapping;
 mod persistence;
 mod semantics;
 mod service;
+mod soak;
 
 use std::path::Path;
 use std::process::{Command, Output};

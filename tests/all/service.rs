@@ -11,14 +11,14 @@ use serde_json::{Value, json};
 use crate::{Run, guest, prism_with_env};
 
 /// A running server on a fresh data directory; killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
     dir: tempfile::TempDir,
 }
 
 impl Server {
-    fn start(extra: &[&str]) -> Server {
+    pub(crate) fn start(extra: &[&str]) -> Server {
         Self::start_in(tempfile::tempdir().unwrap(), extra)
     }
 
@@ -45,7 +45,7 @@ impl Server {
     }
 
     /// A new tenant's token.
-    fn tenant(&self, name: &str) -> String {
+    pub(crate) fn tenant(&self, name: &str) -> String {
         let run = self.cli("", &["tenant", "create", name]);
         assert!(run.success, "{}", run.stderr);
         run.stdout.trim().to_string()
@@ -55,11 +55,11 @@ impl Server {
         request(&self.addr, method, path, token, headers, body)
     }
 
-    fn json(&self, method: &str, path: &str, token: &str, body: &Value) -> Answer {
+    pub(crate) fn json(&self, method: &str, path: &str, token: &str, body: &Value) -> Answer {
         self.request(method, path, token, &[("content-type", "application/json")], body.to_string().as_bytes())
     }
 
-    fn deploy(&self, token: &str, wasm: &str, name: &str) -> Value {
+    pub(crate) fn deploy(&self, token: &str, wasm: &str, name: &str) -> Value {
         let answer =
             self.request("POST", &format!("/v1/modules?name={name}"), token, &[], &std::fs::read(wasm).unwrap());
         assert_eq!(answer.status, 201, "{}", answer.text());
@@ -82,7 +82,7 @@ impl Drop for Server {
 }
 
 /// An HTTP answer.
-struct Answer {
+pub(crate) struct Answer {
     status: u16,
     headers: String,
     body: Vec<u8>,
@@ -93,7 +93,7 @@ impl Answer {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.text()))
     }
 
@@ -963,23 +963,30 @@ fn a_module_calls_the_tenants_other_modules_and_no_other_tenants() {
 }
 
 /// One keep-alive HTTP/1.1 connection, for many requests in a row.
-struct KeepAlive {
+pub(crate) struct KeepAlive {
     reader: BufReader<TcpStream>,
     head: String,
 }
 
 impl KeepAlive {
-    fn open(addr: &str, token: &str) -> KeepAlive {
+    pub(crate) fn open(addr: &str, token: &str) -> KeepAlive {
         let stream = TcpStream::connect(addr).unwrap();
+        stream.set_nodelay(true).unwrap();
         let head = format!("host: {addr}\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\n");
         KeepAlive { reader: BufReader::new(stream), head }
     }
 
     /// POSTs `body` to `path`; the status and body of the answer.
-    fn post(&mut self, path: &str, body: &str) -> (u16, String) {
-        let request = format!("POST {path} HTTP/1.1\r\n{}content-length: {}\r\n\r\n{body}", self.head, body.len());
-        self.reader.get_mut().write_all(request.as_bytes()).unwrap();
-        let (mut status, mut length, mut line) = (0, 0, String::new());
+    pub(crate) fn post(&mut self, path: &str, body: &str) -> (u16, String) {
+        let (status, body) = self.send("POST", path, body.as_bytes());
+        (status, String::from_utf8(body).unwrap())
+    }
+
+    /// Sends one request; the status and body of the answer.
+    pub(crate) fn send(&mut self, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        let head = format!("{method} {path} HTTP/1.1\r\n{}content-length: {}\r\n\r\n", self.head, body.len());
+        self.reader.get_mut().write_all(&[head.as_bytes(), body].concat()).unwrap();
+        let (mut status, mut length, mut chunked, mut line) = (0, 0, false, String::new());
         loop {
             line.clear();
             self.reader.read_line(&mut line).unwrap();
@@ -988,20 +995,36 @@ impl KeepAlive {
             }
             if let Some(code) = line.strip_prefix("HTTP/1.1 ") {
                 status = code[..3].parse().unwrap();
-            } else if let Some((name, value)) = line.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap();
+            } else if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap();
+                } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                    chunked = value.trim().eq_ignore_ascii_case("chunked");
+                }
             }
         }
-        let mut body = vec![0; length];
-        self.reader.read_exact(&mut body).unwrap();
-        (status, String::from_utf8(body).unwrap())
+        if !chunked {
+            let mut body = vec![0; length];
+            self.reader.read_exact(&mut body).unwrap();
+            return (status, body);
+        }
+        let mut body = Vec::new();
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).unwrap();
+            let size = usize::from_str_radix(line.trim(), 16).unwrap();
+            let mut chunk = vec![0; size + 2];
+            self.reader.read_exact(&mut chunk).unwrap();
+            if size == 0 {
+                return (status, body);
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
     }
 }
 
 /// The server's resident memory, in KiB.
-fn rss_kib(server: &Server) -> u64 {
+pub(crate) fn rss_kib(server: &Server) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()

@@ -14,7 +14,7 @@ if ! command -v wrk >/dev/null; then
     sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
     $sudo apt-get install -y wrk >/dev/null
 fi
-cargo build --release -q
+cargo build --release -q -p prism-cli -p prism-test-guests
 prism=./target/release/prism
 guest=target/guests/wasm32-wasip2/release/service.wasm
 
