@@ -86,7 +86,7 @@ fn client(addr: &str, token: &str, actor: &str, id: u64, deadline: Instant) -> D
         let (status, body) = http.post(actor, "[1]");
         assert_eq!(status, 200, "{body}");
         done.actor_calls += 1;
-        if i % 4 == 0 {
+        if i.is_multiple_of(4) {
             let data: Vec<u8> = (0..4096u64).map(|k| (k * 31 + i + id) as u8).collect();
             let (status, body) = http.send("POST", "/v1/objects", &data);
             assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
@@ -95,7 +95,7 @@ fn client(addr: &str, token: &str, actor: &str, id: u64, deadline: Instant) -> D
             assert_eq!(http.send("DELETE", &format!("/v1/objects/{r}"), b"").0, 204);
             done.objects += 1;
         }
-        if i % 200 == 0 {
+        if i.is_multiple_of(200) {
             let (status, body) = http.post("/v1/jobs", r#"{"module": "svc", "args": ["soak"]}"#);
             assert_eq!(status, 201, "{body}");
             let job = serde_json::from_str::<Value>(&body).unwrap()["id"].as_str().unwrap().to_string();
