@@ -710,6 +710,48 @@ fn one_tenants_flood_does_not_starve_another() {
     assert!(logs.text().contains("flood 40"), "{}", logs.text());
 }
 
+/// Regression (issue 12, item 8): cpus changed hands only when a call
+/// ended, so a tenant spinning on every cpu held another's trivial call
+/// until its loops hit their cpu deadline.
+#[test]
+fn a_tenant_spinning_on_every_cpu_does_not_hold_up_another() {
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let server = Server::start(&["--metrics-listen", &metrics]);
+    let alice = server.tenant("alice");
+    let bob = server.tenant("bob");
+    // Alice's loops would run for ten minutes.
+    assert!(server.cli("", &["tenant", "quota", "alice", "--cpu-deadline-ms", "600000"]).success);
+    server.deploy(&alice, guest!(SERVICE), "svc");
+    server.deploy(&bob, guest!(SERVICE), "svc");
+    let loops: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut stream = TcpStream::connect(&server.addr).unwrap();
+            let head = format!(
+                "POST /v1/modules/svc/functions/forever HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {alice}\r\ncontent-length: 2\r\n\r\n[]"
+            );
+            stream.write_all(head.as_bytes()).unwrap();
+            stream
+        })
+        .collect();
+    let count = |event: &str| -> usize {
+        let text = request(&metrics, "GET", "/metrics", "", &[], b"").text();
+        let prefix = format!("prism_tasks_total{{tenant=\"alice\",event=\"{event}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(&prefix)).map_or(0, |n| n.parse().unwrap())
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count("started") < 2 {
+        assert!(Instant::now() < deadline, "alice's loops never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Both cpus (`--workers 2`) spin for alice; bob's calls are answered all the same.
+    for _ in 0..20 {
+        let answer = server.json("POST", "/v1/modules/svc/functions/add", &bob, &json!([1, 2]));
+        assert_eq!(answer.json(), json!({"result": 3}));
+    }
+    assert_eq!((count("finished"), count("failed")), (0, 0), "bob was answered only once alice's loops ended");
+    drop(loops);
+}
+
 #[test]
 fn acknowledged_uploads_survive_kill_9() {
     let server = Server::start(&[]);

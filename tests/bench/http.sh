@@ -6,6 +6,7 @@
 # Reports numbers; asserts nothing. Results go in docs/benchmarks.md.
 #
 #   bash tests/bench/http.sh [seconds per run, default 10]
+# PRISM_BIN picks another `prism` binary (to measure before a change).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-10}
@@ -15,7 +16,7 @@ if ! command -v wrk >/dev/null; then
     $sudo apt-get install -y wrk >/dev/null
 fi
 cargo build --release -q -p prism-cli -p prism-test-guests
-prism=./target/release/prism
+prism=${PRISM_BIN:-./target/release/prism}
 guest=target/guests/wasm32-wasip2/release/service.wasm
 
 data=$(mktemp -d)

@@ -1,5 +1,7 @@
 //! [`Calls`]: what a running call asks of its node, through its imports.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::time::Instant;
@@ -10,14 +12,36 @@ use prism_store::error::Failure;
 use crate::{ActorId, ActorOptions, TaskArg, TaskOptions};
 use prism_store::ObjectId;
 
-/// Cpus a running call holds; given back when dropped. Opaque to the
-/// executor, which only drops it while its call blocks.
-pub struct Slot(#[allow(dead_code, reason = "held for its drop")] Box<dyn Send + Sync>);
+/// Cpus a running call holds; given back when dropped. The executor drops
+/// it while its call blocks, and passes it on at a tick when the node says
+/// another namespace is owed a turn.
+pub struct Slot(Arc<dyn Lease>);
+
+/// What a [`Slot`] is, on the node's side.
+pub trait Lease: Send + Sync + 'static {
+    /// Whether another namespace waits for cpus while this one holds more
+    /// than its share.
+    fn owes_turn(&self) -> bool;
+
+    /// Gives the cpus to whoever waits; the future resolves once they are
+    /// held again, taken back ahead of this namespace's newer calls.
+    fn pass(self: Arc<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
 
 impl Slot {
-    /// A slot that gives its cpus back when `held` is dropped.
-    pub fn new(held: impl Send + Sync + 'static) -> Self {
-        Slot(Box::new(held))
+    /// A slot held as `lease`.
+    pub fn new(lease: impl Lease) -> Self {
+        Slot(Arc::new(lease))
+    }
+
+    /// See [`Lease::owes_turn`].
+    pub fn owes_turn(&self) -> bool {
+        self.0.owes_turn()
+    }
+
+    /// See [`Lease::pass`].
+    pub fn pass(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        self.0.clone().pass()
     }
 }
 

@@ -170,6 +170,10 @@ pub trait Executor: Send + Sync {
 
     /// Instances alive now.
     fn instances(&self) -> usize;
+
+    /// Has every running call check its slot now rather than at its next
+    /// tick: a namespace owed a turn waits.
+    fn interrupt(&self);
 }
 
 /// The instance an actor lives in.

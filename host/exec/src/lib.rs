@@ -20,7 +20,7 @@ pub mod output;
 pub mod program;
 
 pub use self::call::{ActorId, ActorOptions, DEFAULT_MAX_RETRIES, Input, TaskArg, TaskOptions};
-pub use self::calls::{Calls, NextItem, Slot};
+pub use self::calls::{Calls, Lease, NextItem, Slot};
 pub use self::config::{Config, LimitNames};
 pub use self::executor::{
     ActorInstance, DriverExit, Executor, InstanceLimits, LoadError, Outcome, Run, Trapped, WORKER_EXPORT,

@@ -23,9 +23,10 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// A scheduler with `workers` logical cpus.
-    pub fn new(workers: u32) -> Self {
-        Scheduler { slots: Slots::new(workers), capacity: workers }
+    /// A scheduler with `workers` logical cpus, whose running calls
+    /// `interrupt` makes check whether they owe a turn.
+    pub fn new(workers: u32, interrupt: impl Fn() + Send + Sync + 'static) -> Self {
+        Scheduler { slots: Slots::new(workers, interrupt), capacity: workers }
     }
 
     /// Waits for `n` cpus for `node`'s namespace.
@@ -43,7 +44,7 @@ impl Scheduler {
     ) -> ObjectId {
         match Self::prepare(node, job, function, args, options) {
             Ok((id, task)) => {
-                tokio::spawn(task);
+                node.spawn(task);
                 id
             }
             Err(id) => id,
@@ -109,7 +110,7 @@ impl Scheduler {
             Ok(args) => {
                 let span = tracing::info_span!("generator", function = %function, id = %id);
                 let call = Call::new(node, id, function, args);
-                tokio::spawn(run(node.clone(), job.clone(), call, options, Results::Stream(stream)).instrument(span));
+                node.spawn(run(node.clone(), job.clone(), call, options, Results::Stream(stream)).instrument(span));
             }
         }
         id
@@ -194,7 +195,7 @@ async fn run(node: Arc<Node>, job: Arc<Job>, call: Call, options: TaskOptions, r
     let work = async {
         let program = node.program(&job, options.component).await?;
         has_function(&program, &function)?;
-        let values = resolve(&node, &function, args).await?;
+        let values: Arc<[Input]> = resolve(&node, &function, args).await?.into();
         let task = Task { node: &node, job: &job, program: &program, function: &function, token: &token };
         task.attempt(&values, options, stream, &mut made).await
     };
@@ -268,7 +269,7 @@ impl Task<'_> {
     /// own cpu or memory limit ended it (it would only hit it again).
     async fn attempt(
         &self,
-        args: &[Input],
+        args: &Arc<[Input]>,
         options: TaskOptions,
         stream: Option<Arc<Stream>>,
         made: &mut Holdings,
@@ -283,7 +284,18 @@ impl Task<'_> {
             let scope = Scope::new(node, self.job, Some(self.token.clone()), node.next_caller(), None, generating);
             let run =
                 node.run(self.job, scope, self.program.hash, node.limits(), Some(Slot::new(slot)), options.num_cpus);
-            let (failure, retryable) = match node.executor.run_task(run, function, args, made).await {
+            // The cpus are taken where the task was started (a caller that
+            // only waits, a request's thread); it runs where guests run.
+            let (executor, owned, args) = (node.executor.clone(), function.to_string(), args.clone());
+            let mut kept = std::mem::replace(made, Holdings::new(&node.store));
+            let (outcome, kept) = node
+                .on_compute(async move {
+                    let outcome = executor.run_task(run, &owned, &args, &mut kept).await;
+                    (outcome, kept)
+                })
+                .await;
+            *made = kept;
+            let (failure, retryable) = match outcome {
                 Ok(Ok(bytes)) => return Ok(bytes),
                 Ok(Err(refused)) => (refused.failure(function), options.retry_exceptions),
                 Err(trap) => (trap.failure(function), !trap.limit),

@@ -2,20 +2,37 @@
 //! goes to the namespaces with waiting tasks in turn (round robin), and
 //! within one namespace first come, first served: one tenant's flood of
 //! tasks waits behind itself, not in front of everyone else.
+//!
+//! Cpus also change hands while calls run. A namespace holding more than
+//! its share (the cpus over the namespaces holding or waiting) while
+//! another waits owes a turn: its calls pass their cpus on at their next
+//! tick, which the node makes come at once, and take them back later ahead
+//! of its newer calls. An endless loop in one tenant thus delays another's
+//! call by a tick's slice, not by its cpu deadline.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
+use prism_exec::Lease;
+
 /// Logical cpus and who waits for them.
 pub struct Slots {
     state: Mutex<State>,
+    /// Makes running calls check [`Permit::owes_turn`] now.
+    interrupt: Box<dyn Fn() + Send + Sync>,
 }
 
 struct State {
+    capacity: u32,
     free: u32,
+    /// Cpus held, by namespace (only namespaces holding some).
+    held: HashMap<u64, u32>,
     /// Waiters by namespace, each queue in arrival order.
     queues: HashMap<u64, VecDeque<Waiter>>,
     /// Namespaces with waiters, in the order they are served next.
@@ -27,21 +44,46 @@ struct Waiter {
     granted: oneshot::Sender<()>,
 }
 
-/// `n` cpus, given back when dropped.
+/// `n` cpus of namespace `ns`, given back when dropped, and passed on and
+/// taken back while held (see the module's doc).
 pub struct Permit {
     slots: Arc<Slots>,
+    ns: u64,
     n: u32,
+    /// False while passed on.
+    held: AtomicBool,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.slots.release(self.n);
+        if self.held.load(Ordering::Acquire) {
+            self.slots.release(self.ns, self.n);
+        }
+    }
+}
+
+impl Lease for Permit {
+    fn owes_turn(&self) -> bool {
+        self.n > 0 && self.held.load(Ordering::Acquire) && self.slots.state.lock().owes_turn(self.ns)
+    }
+
+    fn pass(self: Arc<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            if self.held.swap(false, Ordering::AcqRel) {
+                let rx = self.slots.pass_on(self.ns, self.n);
+                self.slots.wait(self.ns, self.n, rx).await;
+            } else {
+                self.slots.take(self.ns, self.n).await;
+            }
+            self.held.store(true, Ordering::Release);
+        })
     }
 }
 
 /// A wait for cpus; if given up after they were granted, gives them back.
 struct Waiting<'a> {
     slots: &'a Arc<Slots>,
+    ns: u64,
     n: u32,
     rx: Option<oneshot::Receiver<()>>,
 }
@@ -51,53 +93,107 @@ impl Drop for Waiting<'_> {
         if let Some(mut rx) = self.rx.take() {
             rx.close();
             if rx.try_recv().is_ok() {
-                self.slots.release(self.n);
+                self.slots.release(self.ns, self.n);
             }
         }
     }
 }
 
 impl Slots {
-    /// `cpus` logical cpus, all free.
-    pub fn new(cpus: u32) -> Arc<Self> {
-        Arc::new(Slots { state: Mutex::new(State { free: cpus, queues: HashMap::new(), ring: VecDeque::new() }) })
+    /// `cpus` logical cpus, all free; `interrupt` makes running calls check
+    /// whether they owe a turn.
+    pub fn new(cpus: u32, interrupt: impl Fn() + Send + Sync + 'static) -> Arc<Self> {
+        let state =
+            State { capacity: cpus, free: cpus, held: HashMap::new(), queues: HashMap::new(), ring: VecDeque::new() };
+        Arc::new(Slots { state: Mutex::new(state), interrupt: Box::new(interrupt) })
     }
 
     /// Waits for `n` cpus for namespace `ns`. Zero cpus never wait.
     pub async fn acquire(self: &Arc<Self>, ns: u64, n: u32) -> Permit {
+        self.take(ns, n).await;
+        Permit { slots: self.clone(), ns, n, held: AtomicBool::new(true) }
+    }
+
+    /// Waits until `n` cpus are counted as `ns`'s.
+    async fn take(self: &Arc<Self>, ns: u64, n: u32) {
         if n == 0 {
-            return Permit { slots: self.clone(), n };
+            return;
         }
-        let rx = {
+        let (rx, interrupt) = {
             let mut guard = self.state.lock();
             let state = &mut *guard;
             if state.ring.is_empty() && state.free >= n {
                 state.free -= n;
-                return Permit { slots: self.clone(), n };
+                *state.held.entry(ns).or_default() += n;
+                return;
             }
-            let (granted, rx) = oneshot::channel();
-            let queue = state.queues.entry(ns).or_default();
-            if queue.is_empty() {
-                state.ring.push_back(ns);
-            }
-            queue.push_back(Waiter { n, granted });
-            rx
+            let rx = state.queue(ns, n, false);
+            (rx, state.held.keys().any(|&other| other != ns && state.owes_turn(other)))
         };
-        let mut waiting = Waiting { slots: self, n, rx: Some(rx) };
+        if interrupt {
+            (self.interrupt)();
+        }
+        self.wait(ns, n, rx).await;
+    }
+
+    /// Gives `ns`'s `n` cpus to the next namespace in turn, and queues for
+    /// them again ahead of `ns`'s other waiters.
+    fn pass_on(&self, ns: u64, n: u32) -> oneshot::Receiver<()> {
+        let mut state = self.state.lock();
+        state.unhold(ns, n);
+        let rx = state.queue(ns, n, true);
+        state.grant();
+        rx
+    }
+
+    /// Waits for the grant `rx`, of `n` cpus for `ns`.
+    async fn wait(self: &Arc<Self>, ns: u64, n: u32, rx: oneshot::Receiver<()>) {
+        let mut waiting = Waiting { slots: self, ns, n, rx: Some(rx) };
         let rx = waiting.rx.as_mut().expect("set above");
         rx.await.expect("a waiter is only dropped once granted");
         waiting.rx = None;
-        Permit { slots: self.clone(), n }
     }
 
-    fn release(&self, n: u32) {
+    fn release(&self, ns: u64, n: u32) {
         let mut state = self.state.lock();
-        state.free += n;
+        state.unhold(ns, n);
         state.grant();
     }
 }
 
 impl State {
+    /// Frees `n` cpus `ns` held.
+    fn unhold(&mut self, ns: u64, n: u32) {
+        self.free += n;
+        if let Some(held) = self.held.get_mut(&ns) {
+            *held -= n;
+            if *held == 0 {
+                self.held.remove(&ns);
+            }
+        }
+    }
+
+    /// Queues a wait for `n` cpus for `ns`: last in its namespace, or with
+    /// `first` (a call passing its cpus) first, its namespace then served
+    /// after every other.
+    fn queue(&mut self, ns: u64, n: u32, first: bool) -> oneshot::Receiver<()> {
+        let (granted, rx) = oneshot::channel();
+        let queue = self.queues.entry(ns).or_default();
+        let fresh = queue.is_empty();
+        let waiter = Waiter { n, granted };
+        if first {
+            queue.push_front(waiter);
+            self.ring.retain(|&waiting| waiting != ns);
+            self.ring.push_back(ns);
+        } else {
+            queue.push_back(waiter);
+            if fresh {
+                self.ring.push_back(ns);
+            }
+        }
+        rx
+    }
+
     /// Hands free cpus to the namespaces in turn, each its oldest waiter.
     fn grant(&mut self) {
         while let Some(&ns) = self.ring.front() {
@@ -117,8 +213,19 @@ impl State {
             // A waiter that gave up is skipped.
             if waiter.granted.send(()).is_ok() {
                 self.free -= waiter.n;
+                *self.held.entry(ns).or_default() += waiter.n;
             }
         }
+    }
+
+    /// Whether `ns` holds more than its share while another namespace waits.
+    fn owes_turn(&self, ns: u64) -> bool {
+        if !self.ring.iter().any(|&waiting| waiting != ns) {
+            return false;
+        }
+        let newcomers = self.ring.iter().filter(|waiting| !self.held.contains_key(waiting)).count();
+        let share = self.capacity / (self.held.len() + newcomers) as u32;
+        self.held.get(&ns).is_some_and(|&held| held > share)
     }
 }
 
@@ -128,7 +235,7 @@ mod tests {
 
     #[tokio::test]
     async fn namespaces_take_turns() {
-        let slots = Slots::new(1);
+        let slots = Slots::new(1, || {});
         let held = slots.acquire(0, 1).await;
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
@@ -153,7 +260,7 @@ mod tests {
     /// slot, even while every cpu is taken and others queue.
     #[tokio::test]
     async fn num_cpus_zero_never_waits_for_a_slot() {
-        let slots = Slots::new(1);
+        let slots = Slots::new(1, || {});
         let _held = slots.acquire(0, 1).await;
         let queued = tokio::spawn({
             let slots = slots.clone();
@@ -165,9 +272,44 @@ mod tests {
         queued.abort();
     }
 
+    /// A namespace on every cpu owes one to a newcomer, at once (the
+    /// interrupt), and gets it back ahead of its own newer calls.
+    #[tokio::test]
+    async fn a_namespace_over_its_share_passes_a_cpu_and_takes_it_back() {
+        let interrupts = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let slots = Slots::new(2, {
+            let interrupts = interrupts.clone();
+            move || drop(interrupts.fetch_add(1, Ordering::Relaxed))
+        });
+        let spinning = [Arc::new(slots.acquire(1, 1).await), Arc::new(slots.acquire(1, 1).await)];
+        assert!(!spinning[0].owes_turn(), "nobody waits");
+        let later = tokio::spawn({
+            let slots = slots.clone();
+            async move { drop(slots.acquire(1, 1).await) }
+        });
+        tokio::task::yield_now().await;
+        assert!(!spinning[0].owes_turn(), "only its own namespace waits");
+        let newcomer = tokio::spawn({
+            let slots = slots.clone();
+            async move { slots.acquire(2, 1).await }
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(interrupts.load(Ordering::Relaxed), 1);
+        assert!(spinning[0].owes_turn());
+        let back = tokio::spawn(spinning[0].clone().pass());
+        let newcomer = newcomer.await.unwrap();
+        // Holding one each, nobody owes anyone.
+        assert!(!spinning[1].owes_turn() && !newcomer.owes_turn());
+        drop(newcomer);
+        back.await.unwrap();
+        assert!(!later.is_finished(), "the passed cpu came back ahead of the newer call");
+        drop(spinning);
+        later.await.unwrap();
+    }
+
     #[tokio::test]
     async fn a_waiter_that_gives_up_loses_nothing() {
-        let slots = Slots::new(1);
+        let slots = Slots::new(1, || {});
         let held = slots.acquire(0, 1).await;
         let gave_up = tokio::time::timeout(std::time::Duration::from_millis(10), slots.acquire(1, 1)).await;
         assert!(gave_up.is_err());

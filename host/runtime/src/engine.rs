@@ -1,6 +1,8 @@
 //! The wasmtime engine every component of a node runs in.
 
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -20,7 +22,10 @@ const MEMORIES_PER_COMPONENT: u32 = 4;
 /// instance. Where the process may not reserve that much (`ulimit -v`, a
 /// strict overcommit), a pool half as large is tried, and so on, and the
 /// one that fits is said in one line: more instances then queue for a slot.
-pub fn build(config: &config::Config) -> anyhow::Result<(Engine, u32)> {
+///
+/// The epoch also advances between ticks when the node interrupts its
+/// calls; the returned counter counts the ticks alone, which measure cpu.
+pub fn build(config: &config::Config) -> anyhow::Result<(Engine, u32, Arc<AtomicU64>)> {
     let mut instances = config.max_instances.max(1);
     let engine = loop {
         match Engine::new(&wasm_config(instances)) {
@@ -42,8 +47,9 @@ pub fn build(config: &config::Config) -> anyhow::Result<(Engine, u32)> {
             config.max_instances
         );
     }
-    start_epoch_ticker(&engine);
-    Ok((engine, instances))
+    let ticks = Arc::new(AtomicU64::new(0));
+    start_epoch_ticker(&engine, ticks.clone());
+    Ok((engine, instances, ticks))
 }
 
 /// The engine's configuration, with a pool of `instances`.
@@ -66,13 +72,15 @@ fn wasm_config(instances: u32) -> Config {
     wasm
 }
 
-/// Advances the epoch every [`EPOCH_TICK`] until the engine is dropped.
-fn start_epoch_ticker(engine: &Engine) {
+/// Advances the epoch, and `ticks`, every [`EPOCH_TICK`] until the engine
+/// is dropped.
+fn start_epoch_ticker(engine: &Engine, ticks: Arc<AtomicU64>) {
     let weak = engine.weak();
     std::thread::Builder::new()
         .name("prism-epoch".into())
         .spawn(move || {
             while let Some(engine) = weak.upgrade() {
+                ticks.fetch_add(1, Ordering::Relaxed);
                 engine.increment_epoch();
                 drop(engine);
                 std::thread::sleep(EPOCH_TICK);

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::Semaphore;
@@ -103,6 +104,8 @@ pub struct Runtime {
     programs: Mutex<HashMap<[u8; 32], Arc<Compiled>>>,
     warm: WarmPool,
     fingerprint: String,
+    /// Epoch ticks so far; the epoch itself also moves on interrupts.
+    ticks: Arc<AtomicU64>,
     instances: Arc<Semaphore>,
     max_instances: usize,
     /// Idle instances a job keeps warm.
@@ -112,7 +115,7 @@ pub struct Runtime {
 impl Runtime {
     /// An engine configured from `config`, with prism's and WASI's imports.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
-        let (engine, max_instances) = crate::engine::build(config)?;
+        let (engine, max_instances, ticks) = crate::engine::build(config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         TaskHost::add_to_linker::<_, HasSelf<InstanceState>>(&mut linker, |s| s)?;
@@ -122,6 +125,7 @@ impl Runtime {
             fingerprint: crate::engine::fingerprint(&engine),
             engine,
             linker,
+            ticks,
             programs: Mutex::default(),
             warm: WarmPool::default(),
             instances: Arc::new(Semaphore::new(max_instances as usize)),
@@ -142,15 +146,26 @@ impl Runtime {
         // A guest cannot hand the host more than its own memory, which is
         // already limited; wasmtime's default (128 MiB) would cap objects.
         store.set_hostcall_fuel(usize::try_from(limits.memory).unwrap_or(usize::MAX));
-        store.epoch_deadline_callback(|mut ctx| {
+        let ticks = self.ticks.clone();
+        store.epoch_deadline_callback(move |mut ctx| {
             let state = ctx.data_mut();
-            if state.task.as_ref().is_some_and(|t| t.calls.is_closed()) {
+            let running = state.task.as_ref();
+            if running.is_some_and(|t| t.calls.is_closed()) {
                 return Err(wasmtime::Error::msg("stopped: its namespace was closed"));
             }
-            state.ticks += 1;
-            if state.ticks > state.tick_limit {
-                let deadline = (EPOCH_TICK.as_nanos() as u64).saturating_mul(state.tick_limit);
-                return Err(LimitError::Cpu(std::time::Duration::from_nanos(deadline), state.limits.names.cpu).into());
+            let now = ticks.load(Ordering::Relaxed);
+            if now != state.seen_tick {
+                state.seen_tick = now;
+                state.ticks += 1;
+                if state.ticks > state.tick_limit {
+                    let deadline = (EPOCH_TICK.as_nanos() as u64).saturating_mul(state.tick_limit);
+                    return Err(LimitError::Cpu(Duration::from_nanos(deadline), state.limits.names.cpu).into());
+                }
+            }
+            // Another namespace is owed this call's cpus: it gets them, and
+            // the call goes on once it has them back.
+            if let Some(slot) = running.and_then(|t| t.slot.as_ref()).filter(|slot| slot.owes_turn()) {
+                return Ok(UpdateDeadline::YieldCustom(1, slot.pass()));
             }
             // Let other tasks on this thread run, then go on.
             Ok(UpdateDeadline::Yield(1))
@@ -182,6 +197,10 @@ impl Runtime {
 impl Executor for Runtime {
     fn instances(&self) -> usize {
         self.max_instances - self.instances.available_permits()
+    }
+
+    fn interrupt(&self) {
+        self.engine.increment_epoch();
     }
 
     fn end_job(&self, job: u64) {

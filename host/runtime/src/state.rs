@@ -110,6 +110,9 @@ pub struct InstanceState {
     pub(super) limits: Limits,
     /// Epoch ticks this instance has run; compared with `tick_limit`.
     pub(super) ticks: u64,
+    /// The tick count it last saw: an epoch change without a tick is an
+    /// interrupt, not cpu spent.
+    pub(super) seen_tick: u64,
     pub(super) tick_limit: u64,
     pub(super) stderr: StderrTail,
     pub(super) tag: Tag,
@@ -135,6 +138,7 @@ impl InstanceState {
             table: ResourceTable::new(),
             limits: Limits { memory: limits.memory, names: limits.names },
             ticks: 0,
+            seen_tick: 0,
             tick_limit: limits.ticks,
             stderr,
             tag,
