@@ -279,7 +279,9 @@ mod tests {
         let interrupts = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let slots = Slots::new(2, {
             let interrupts = interrupts.clone();
-            move || drop(interrupts.fetch_add(1, Ordering::Relaxed))
+            move || {
+                interrupts.fetch_add(1, Ordering::Relaxed);
+            }
         });
         let spinning = [Arc::new(slots.acquire(1, 1).await), Arc::new(slots.acquire(1, 1).await)];
         assert!(!spinning[0].owes_turn(), "nobody waits");
