@@ -26,6 +26,10 @@ pub enum Error {
     LimitExceeded(String),
     /// The actor is gone (killed, failed constructor, restarts spent).
     ActorDied(String),
+    /// The disk holding the node's objects is full.
+    DiskFull(String),
+    /// The host itself failed (a disk error); it logged the cause.
+    HostFailed(String),
     /// The object is not a valid encoding of the requested type.
     Decode(String),
 }
@@ -63,6 +67,8 @@ impl Error {
             Error::InvalidArgument(m) => types::Error::InvalidArgument(m.clone()),
             Error::LimitExceeded(m) => types::Error::LimitExceeded(m.clone()),
             Error::ActorDied(m) => types::Error::ActorDied(m.clone()),
+            Error::DiskFull(m) => types::Error::DiskFull(m.clone()),
+            Error::HostFailed(m) => types::Error::HostFailed(m.clone()),
             Error::Decode(_) => return None,
         })
     }
@@ -79,6 +85,8 @@ impl From<types::Error> for Error {
             types::Error::InvalidArgument(m) => Error::InvalidArgument(m),
             types::Error::LimitExceeded(m) => Error::LimitExceeded(m),
             types::Error::ActorDied(m) => Error::ActorDied(m),
+            types::Error::DiskFull(m) => Error::DiskFull(m),
+            types::Error::HostFailed(m) => Error::HostFailed(m),
         }
     }
 }
@@ -100,6 +108,8 @@ impl fmt::Display for Error {
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Error::LimitExceeded(m) => write!(f, "limit exceeded: {m}"),
             Error::ActorDied(m) => write!(f, "actor died: {m}"),
+            Error::DiskFull(m) => write!(f, "disk full: {m}"),
+            Error::HostFailed(m) => write!(f, "host failed: {m}"),
             Error::Decode(m) => write!(f, "cannot decode object: {m}"),
         }
     }

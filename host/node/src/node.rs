@@ -8,8 +8,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use anyhow::Context as _;
 use parking_lot::Mutex;
-use tokio::runtime::Handle;
-use tokio::task::JoinSet;
 
 use crate::actors::{Actors, CreateError};
 use crate::cancel::{Kind, Tokens};
@@ -53,8 +51,6 @@ pub struct Node {
     pub(crate) tokens: Tokens,
     /// Where components other than a job's own are found.
     library: Mutex<Option<Arc<dyn Library>>>,
-    /// Where its calls run, if not on the caller's runtime.
-    compute: Option<Handle>,
 }
 
 /// The components a namespace's tasks may call into besides their own
@@ -142,7 +138,6 @@ pub struct Host {
     scheduler: Arc<Scheduler>,
     namespaces: Arc<AtomicU64>,
     jobs: Arc<AtomicU64>,
-    compute: Option<Handle>,
 }
 
 impl Host {
@@ -154,16 +149,7 @@ impl Host {
             scheduler: Arc::new(Scheduler::new(config.workers, move || interrupt.interrupt())),
             namespaces: Arc::default(),
             jobs: Arc::default(),
-            compute: None,
         }
-    }
-
-    /// Runs every call (task, actor, driver) on `compute`, a runtime of its
-    /// own, rather than the caller's. A server does this: guests that spin
-    /// hold compute threads, never the threads that serve requests.
-    pub fn computing_on(mut self, compute: Handle) -> Self {
-        self.compute = Some(compute);
-        self
     }
 
     /// Opens a namespace in `config.data_dir`: its own objects, components,
@@ -195,7 +181,6 @@ impl Host {
             closed: AtomicBool::new(false),
             tokens: Tokens::default(),
             library: Mutex::new(None),
-            compute: self.compute.clone(),
         }))
     }
 }
@@ -300,33 +285,7 @@ impl Node {
         // Also when the run is stopped (`prism job stop`, a tenant deleted)
         // and this future dropped midway.
         let _ended = JobEnd { node: self, job };
-        let (executor, args) = (self.executor.clone(), args.to_vec());
-        self.on_compute(async move { executor.run_driver(run, &args).await }).await
-    }
-
-    /// Starts `call` on the compute runtime.
-    pub(crate) fn spawn(&self, call: impl Future<Output = ()> + Send + 'static) {
-        match &self.compute {
-            Some(compute) => drop(compute.spawn(call)),
-            None => drop(tokio::spawn(call)),
-        }
-    }
-
-    /// Runs `call` on the compute runtime and waits for it; dropping the
-    /// wait stops the call. Without a runtime of its own, or on it already,
-    /// it runs here.
-    pub(crate) async fn on_compute<T: Send + 'static>(&self, call: impl Future<Output = T> + Send + 'static) -> T {
-        let compute = match &self.compute {
-            Some(compute) if Handle::try_current().map_or(true, |here| here.id() != compute.id()) => compute,
-            _ => return call.await,
-        };
-        let mut running = JoinSet::new();
-        running.spawn_on(call, compute);
-        match running.join_next().await.expect("one call was spawned") {
-            Ok(out) => out,
-            Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
-            Err(_) => unreachable!("the compute runtime outlives the calls made on it"),
-        }
+        self.executor.run_driver(run, args).await
     }
 
     /// What a call of `job` in `program` runs as.

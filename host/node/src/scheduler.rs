@@ -13,7 +13,7 @@ use crate::node::{Job, Node, hold_args};
 use crate::scope::Scope;
 use crate::slots::{Permit, Slots};
 use prism_exec::{Input, ProgramInfo, Slot, TaskArg, TaskOptions};
-use prism_store::error::Failure;
+use prism_store::error::{Cause, Failure, Link};
 use prism_store::{GetError, Holdings, ObjectId, Unread};
 
 /// The node's logical cpus, shared fairly by its namespaces ([`Slots`]).
@@ -44,7 +44,7 @@ impl Scheduler {
     ) -> ObjectId {
         match Self::prepare(node, job, function, args, options) {
             Ok((id, task)) => {
-                node.spawn(task);
+                tokio::spawn(task);
                 id
             }
             Err(id) => id,
@@ -62,13 +62,14 @@ impl Scheduler {
         args: Vec<TaskArg>,
         options: TaskOptions,
     ) -> ObjectId {
+        let given_up = function.clone();
         let (id, task) = match Self::prepare(node, job, function, args, options) {
             Ok(prepared) => prepared,
             Err(id) => return id,
         };
-        let mut given_up = GivenUp(Some((node.clone(), id)));
+        let mut given_up = GivenUp { function: given_up, call: Some((node.clone(), id)) };
         task.await;
-        given_up.0 = None;
+        given_up.call = None;
         id
     }
 
@@ -110,7 +111,7 @@ impl Scheduler {
             Ok(args) => {
                 let span = tracing::info_span!("generator", function = %function, id = %id);
                 let call = Call::new(node, id, function, args);
-                node.spawn(run(node.clone(), job.clone(), call, options, Results::Stream(stream)).instrument(span));
+                tokio::spawn(run(node.clone(), job.clone(), call, options, Results::Stream(stream)).instrument(span));
             }
         }
         id
@@ -141,12 +142,18 @@ fn has_function(program: &ProgramInfo, function: &str) -> Result<(), Failure> {
 /// (see [`Scheduler::call`]): the caller never got the ref it would own.
 /// A task completes its result as its last step, with no await after it,
 /// so a task dropped midway has not completed it.
-struct GivenUp(Option<(Arc<Node>, ObjectId)>);
+struct GivenUp {
+    function: String,
+    call: Option<(Arc<Node>, ObjectId)>,
+}
 
 impl Drop for GivenUp {
     fn drop(&mut self) {
-        if let Some((node, id)) = self.0.take() {
-            let failure = Failure::LimitExceeded("the caller stopped waiting for the task".into());
+        if let Some((node, id)) = self.call.take() {
+            let failure = Failure::chain(
+                Cause::Cancelled,
+                vec![Link { function: self.function.clone(), message: "its caller stopped waiting for it".into() }],
+            );
             node.store.complete(id, Err(failure), None);
             node.store.release(&id);
         }
@@ -195,7 +202,7 @@ async fn run(node: Arc<Node>, job: Arc<Job>, call: Call, options: TaskOptions, r
     let work = async {
         let program = node.program(&job, options.component).await?;
         has_function(&program, &function)?;
-        let values: Arc<[Input]> = resolve(&node, &function, args).await?.into();
+        let values = resolve(&node, &function, args).await?;
         let task = Task { node: &node, job: &job, program: &program, function: &function, token: &token };
         task.attempt(&values, options, stream, &mut made).await
     };
@@ -269,7 +276,7 @@ impl Task<'_> {
     /// own cpu or memory limit ended it (it would only hit it again).
     async fn attempt(
         &self,
-        args: &Arc<[Input]>,
+        args: &[Input],
         options: TaskOptions,
         stream: Option<Arc<Stream>>,
         made: &mut Holdings,
@@ -284,18 +291,7 @@ impl Task<'_> {
             let scope = Scope::new(node, self.job, Some(self.token.clone()), node.next_caller(), None, generating);
             let run =
                 node.run(self.job, scope, self.program.hash, node.limits(), Some(Slot::new(slot)), options.num_cpus);
-            // The cpus are taken where the task was started (a caller that
-            // only waits, a request's thread); it runs where guests run.
-            let (executor, owned, args) = (node.executor.clone(), function.to_string(), args.clone());
-            let mut kept = std::mem::replace(made, Holdings::new(&node.store));
-            let (outcome, kept) = node
-                .on_compute(async move {
-                    let outcome = executor.run_task(run, &owned, &args, &mut kept).await;
-                    (outcome, kept)
-                })
-                .await;
-            *made = kept;
-            let (failure, retryable) = match outcome {
+            let (failure, retryable) = match node.executor.run_task(run, function, args, made).await {
                 Ok(Ok(bytes)) => return Ok(bytes),
                 Ok(Err(refused)) => (refused.failure(function), options.retry_exceptions),
                 Err(trap) => (trap.failure(function), !trap.limit),

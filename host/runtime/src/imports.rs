@@ -42,6 +42,9 @@ impl From<&Failure> for types::Error {
             Failure::InvalidArgument(m) => types::Error::InvalidArgument(m.clone()),
             Failure::LimitExceeded(m) => types::Error::LimitExceeded(m.clone()),
             Failure::ActorDied(m) => types::Error::ActorDied(m.clone()),
+            Failure::DiskFull(m) => types::Error::DiskFull(m.clone()),
+            Failure::HostFailed(m) => types::Error::HostFailed(m.clone()),
+            Failure::TimedOut(_) => types::Error::Timeout,
         }
     }
 }
@@ -55,11 +58,13 @@ pub(crate) fn failure_of(error: types::Error) -> Failure {
         types::Error::TaskFailed(links) => Failure::chain(Cause::Returned, chain(links)),
         types::Error::TaskCrashed(links) => Failure::chain(Cause::Crashed, chain(links)),
         types::Error::Cancelled(links) => Failure::chain(Cause::Cancelled, chain(links)),
-        types::Error::Timeout => Failure::LimitExceeded("a prism call timed out".into()),
+        types::Error::Timeout => Failure::TimedOut("a prism call it made timed out".into()),
         types::Error::NotFound(m) => Failure::NotFound(m),
         types::Error::InvalidArgument(m) => Failure::InvalidArgument(m),
         types::Error::LimitExceeded(m) => Failure::LimitExceeded(m),
         types::Error::ActorDied(m) => Failure::ActorDied(m),
+        types::Error::DiskFull(m) => Failure::DiskFull(m),
+        types::Error::HostFailed(m) => Failure::HostFailed(m),
     }
 }
 

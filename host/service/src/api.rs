@@ -315,6 +315,9 @@ pub fn failure_error(failure: &Failure) -> ApiError {
         Failure::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "invalid_argument"),
         Failure::LimitExceeded(_) => (StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded"),
         Failure::ActorDied(_) => (StatusCode::GONE, "actor_died"),
+        Failure::DiskFull(_) => (StatusCode::INSUFFICIENT_STORAGE, "disk_full"),
+        Failure::HostFailed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "host_failed"),
+        Failure::TimedOut(_) => (StatusCode::GATEWAY_TIMEOUT, "timed_out"),
     };
     ApiError::new(status, code, failure.to_string())
 }
@@ -355,7 +358,7 @@ async fn upload_object(tenant: &Tenant, space: &Arc<Space>, call: Call) -> Reply
         let id = space.node.store.put_bin_streamed(reader).map_err(|f| failure_error(&f))?;
         space.pin_blocking(id)?;
         // Acknowledged means durable.
-        space.node.store.flush().map_err(ApiError::internal)?;
+        space.node.store.flush().map_err(|f| failure_error(&f))?;
         Ok::<_, ApiError>(id)
     });
     let (fed, stored) = tokio::join!(feed, stored);

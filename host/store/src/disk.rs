@@ -25,7 +25,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::error::Failure;
@@ -74,9 +74,26 @@ pub enum DiskError {
     /// Stored bytes no longer match their hash.
     #[error("object `{0}` is corrupt on disk: its bytes do not match its blake3 hash")]
     Corrupt(ObjectId),
-    /// An earlier background write failed, so not everything is durable.
-    #[error("a background write failed: {0}")]
-    Writer(String),
+    /// The index could not be reopened after a failed write.
+    #[error("the object index is closed after a failed write")]
+    Closed,
+}
+
+impl DiskError {
+    /// What this error is to a caller: a full disk, or the host's failure.
+    pub fn failure(&self) -> Failure {
+        let message = format!("the object store cannot write: {}", error_chain(self));
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(err) = source {
+            if let Some(io) = err.downcast_ref::<std::io::Error>()
+                && crate::error::is_disk_full(io)
+            {
+                return Failure::DiskFull(message);
+            }
+            source = err.source();
+        }
+        Failure::HostFailed(message)
+    }
 }
 
 fn index_err(e: impl Into<redb::Error>) -> DiskError {
@@ -97,16 +114,40 @@ enum Write {
     Failure(ObjectId, Vec<u8>),
     /// The object or failure `id` is gone (its blob file already is).
     Delete(ObjectId),
-    Flush(mpsc::SyncSender<()>),
+    Flush(mpsc::SyncSender<Result<(), Failure>>),
 }
 
 pub struct Disk {
-    db: Arc<Database>,
+    index: Arc<Index>,
     blobs: PathBuf,
     tx: Option<mpsc::Sender<Write>>,
     writer: Option<JoinHandle<()>>,
-    /// The first background write error, reported by every later flush.
-    broken: Arc<Mutex<Option<String>>>,
+}
+
+/// The redb index, reopened after a failed commit: redb refuses every
+/// later operation after an I/O error (a full disk) until it is closed.
+struct Index {
+    path: PathBuf,
+    /// `None` while it cannot be reopened (the disk still full).
+    db: RwLock<Option<Database>>,
+}
+
+impl Index {
+    fn with<T>(&self, read: impl FnOnce(&Database) -> Result<T, DiskError>) -> Result<T, DiskError> {
+        match self.db.read().as_ref() {
+            Some(db) => read(db),
+            None => Err(DiskError::Closed),
+        }
+    }
+
+    fn reopen(&self) {
+        let mut db = self.db.write();
+        drop(db.take());
+        match Database::create(&self.path) {
+            Ok(reopened) => *db = Some(reopened),
+            Err(err) => tracing::error!(error = %err, "cannot reopen the object index; trying again at the next write"),
+        }
+    }
 }
 
 impl Disk {
@@ -120,17 +161,16 @@ impl Disk {
         txn.open_table(FAILURES).map_err(index_err)?;
         txn.commit().map_err(index_err)?;
 
-        let db = Arc::new(db);
-        let broken = Arc::new(Mutex::new(None));
+        let index = Arc::new(Index { path, db: RwLock::new(Some(db)) });
         let (tx, rx) = mpsc::channel();
         let writer = {
-            let (db, blobs, broken) = (db.clone(), blobs.clone(), broken.clone());
+            let (index, blobs) = (index.clone(), blobs.clone());
             std::thread::Builder::new()
                 .name("prism-store-writer".into())
-                .spawn(move || write_behind(&db, &blobs, &rx, &broken))
+                .spawn(move || write_behind(&index, &blobs, &rx))
                 .map_err(|source| DiskError::Io { path: dir.to_path_buf(), source })?
         };
-        Ok(Disk { db, blobs, tx: Some(tx), writer: Some(writer), broken })
+        Ok(Disk { index, blobs, tx: Some(tx), writer: Some(writer) })
     }
 
     fn send(&self, write: Write) {
@@ -148,7 +188,11 @@ impl Disk {
 
     /// Every id on disk, with the bytes its object takes.
     pub fn sizes(&self) -> Result<Vec<(ObjectId, u64)>, DiskError> {
-        let txn = self.db.begin_read().map_err(index_err)?;
+        self.index.with(Self::sizes_in)
+    }
+
+    fn sizes_in(db: &Database) -> Result<Vec<(ObjectId, u64)>, DiskError> {
+        let txn = db.begin_read().map_err(index_err)?;
         let mut out = Vec::new();
         for row in txn.open_table(OBJECTS).map_err(index_err)?.iter().map_err(index_err)? {
             let (id, entry) = row.map_err(index_err)?;
@@ -171,19 +215,21 @@ impl Disk {
         self.send(Write::Failure(id, bytes));
     }
 
-    /// Returns once everything sent before is committed (or reports why not).
-    pub fn flush(&self) -> Result<(), DiskError> {
+    /// Returns once everything sent before is committed, or why it is not:
+    /// the disk is full, or the host failed to write. What failed is tried
+    /// again with the next writes.
+    pub fn flush(&self) -> Result<(), Failure> {
         let (ack, done) = mpsc::sync_channel(1);
         self.send(Write::Flush(ack));
-        let _ = done.recv();
-        match self.broken.lock().clone() {
-            Some(err) => Err(DiskError::Writer(err)),
-            None => Ok(()),
-        }
+        done.recv().unwrap_or_else(|_| Err(Failure::HostFailed("the object store's writer stopped".into())))
     }
 
     pub fn load(&self, id: &ObjectId) -> Result<Option<Stored>, DiskError> {
-        let txn = self.db.begin_read().map_err(index_err)?;
+        self.index.with(|db| self.load_in(db, id))
+    }
+
+    fn load_in(&self, db: &Database, id: &ObjectId) -> Result<Option<Stored>, DiskError> {
+        let txn = db.begin_read().map_err(index_err)?;
         let failures = txn.open_table(FAILURES).map_err(index_err)?;
         if let Some(bytes) = failures.get(id.as_bytes()).map_err(index_err)? {
             let failure = rmp_serde::from_slice(bytes.value()).map_err(|_| DiskError::Corrupt(*id))?;
@@ -294,23 +340,34 @@ impl Drop for Disk {
     }
 }
 
-fn write_behind(db: &Database, blobs: &Path, rx: &mpsc::Receiver<Write>, broken: &Mutex<Option<String>>) {
+fn write_behind(index: &Index, blobs: &Path, rx: &mpsc::Receiver<Write>) {
+    // Writes whose commit failed, tried again (first) with the next ones.
+    let mut failed: Vec<Write> = Vec::new();
     while let Ok(first) = rx.recv() {
         // Sleep through the window instead of waking for every write: the
         // writers never pay for a context switch.
         if !matches!(first, Write::Flush(_)) {
             std::thread::sleep(GROUP_COMMIT_WINDOW);
         }
-        let mut batch = vec![first];
+        let mut batch = std::mem::take(&mut failed);
+        batch.push(first);
         batch.extend(rx.try_iter().take(MAX_BATCH));
         drop_superseded(&mut batch);
-        if let Err(err) = commit(db, blobs, &batch) {
-            tracing::error!(error = %error_chain(&err), "object store write failed");
-            broken.lock().get_or_insert_with(|| error_chain(&err));
-        }
-        for write in batch {
-            if let Write::Flush(ack) = write {
-                let _ = ack.send(());
+        let (acks, writes): (Vec<Write>, Vec<Write>) = batch.into_iter().partition(|w| matches!(w, Write::Flush(_)));
+        let outcome = index.with(|db| commit(db, blobs, &writes)).map_err(|err| {
+            let failure = err.failure();
+            if !matches!(failure, Failure::DiskFull(_)) {
+                tracing::error!(error = %error_chain(&err), "object store write failed");
+            }
+            if matches!(err, DiskError::Index(_) | DiskError::Closed) {
+                index.reopen();
+            }
+            failed = writes;
+            failure
+        });
+        for ack in acks {
+            if let Write::Flush(ack) = ack {
+                let _ = ack.send(outcome.clone());
             }
         }
     }

@@ -1,6 +1,7 @@
 //! Why an object has no value: the host side of the WIT `error` variant.
 
 use std::fmt;
+use std::io;
 
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +34,12 @@ pub enum Failure {
     TaskCrashed(Vec<Link>),
     /// The task was cancelled; the chain ends with the cancelled task.
     Cancelled(Vec<Link>),
+    /// The disk holding the objects is full; the message names it.
+    DiskFull(String),
+    /// The host's own I/O failed (not a limit): the message says where.
+    HostFailed(String),
+    /// A wait with a timeout gave up first; the message says which.
+    TimedOut(String),
 }
 
 /// How the first failure of a chain happened: which [`Failure`] a chain is.
@@ -145,11 +152,30 @@ impl fmt::Display for Failure {
             Failure::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Failure::LimitExceeded(m) => write!(f, "limit exceeded: {m}"),
             Failure::ActorDied(m) => write!(f, "actor died: {m}"),
+            Failure::DiskFull(m) => write!(f, "disk full: {m}"),
+            Failure::HostFailed(m) => write!(f, "host failed: {m}"),
+            Failure::TimedOut(m) => write!(f, "timed out: {m}"),
         }
     }
 }
 
 impl std::error::Error for Failure {}
+
+/// Whether `e` says the disk (or the user's disk quota) is full.
+pub fn is_disk_full(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
+}
+
+/// The failure of the host's I/O error `e` while `doing` what it says: a
+/// full disk is [`Failure::DiskFull`]; anything else is the host's own
+/// failure, logged here.
+pub fn io_failure(doing: impl fmt::Display, e: &io::Error) -> Failure {
+    if is_disk_full(e) {
+        return Failure::DiskFull(format!("{doing}: {e}"));
+    }
+    tracing::error!(error = %e, "{doing}");
+    Failure::HostFailed(format!("{doing}: {e}"))
+}
 
 /// `names` as an error message lists them: `` `a`, `b` ``, or `none`.
 pub fn listing<'a>(names: impl Iterator<Item = &'a str>) -> String {

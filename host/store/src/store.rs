@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::disk::{Disk, DiskError, Stored};
-use crate::error::Failure;
+use crate::error::{Failure, io_failure};
 use crate::object::{self, Blob, Object};
 use crate::{INLINE_OBJECT_MAX, IdMap, IdSet, MAX_OBJECT_SIZE, ObjectId, nested};
 
@@ -229,7 +229,7 @@ impl ObjectStore {
     }
 
     fn cannot_write(&self, e: io::Error) -> Failure {
-        Failure::LimitExceeded(format!("the object store cannot write in `{}`: {e}", self.blobs.display()))
+        io_failure(format_args!("the object store cannot write in `{}`", self.blobs.display()), &e)
     }
 
     fn insert(&self, id: ObjectId, source: Source<'_>) -> Result<ObjectId, Failure> {
@@ -256,10 +256,7 @@ impl ObjectStore {
             drop(shard);
             let _ = std::fs::remove_file(temp);
             self.unreserve(usage);
-            return Err(Failure::LimitExceeded(format!(
-                "the object store cannot write `{}`: {e}",
-                blob.path.display()
-            )));
+            return Err(io_failure(format_args!("the object store cannot write `{}`", blob.path.display()), &e));
         }
         let object = Arc::new(object);
         self.disk.write_object(id, id, object.clone(), &nested);
@@ -506,7 +503,7 @@ impl ObjectStore {
                 if let Err(e) = std::fs::rename(temp, &blob.path) {
                     let path = blob.path.display().to_string();
                     self.discard(built);
-                    return Err(Failure::LimitExceeded(format!("the object store cannot write `{path}`: {e}")));
+                    return Err(io_failure(format_args!("the object store cannot write `{path}`"), &e));
                 }
                 built.temp = Some(blob.path.clone());
             }
@@ -635,7 +632,7 @@ impl ObjectStore {
             Ok(None) => return Err(Arc::new(Failure::NotFound(format!("no object `{id}` on this node")))),
             Err(err) => {
                 tracing::error!(%id, error = %err, "cannot read object from disk");
-                return Err(Arc::new(Failure::NotFound(format!("object `{id}` cannot be read: {err}"))));
+                return Err(Arc::new(Failure::HostFailed(format!("object `{id}` cannot be read: {err}"))));
             }
         };
         let mut shard = self.shard(id).lock();
@@ -681,7 +678,7 @@ impl ObjectStore {
     }
 
     /// Blocks until every object written before this call is on disk.
-    pub fn flush(&self) -> Result<(), DiskError> {
+    pub fn flush(&self) -> Result<(), Failure> {
         self.disk.flush()
     }
 }

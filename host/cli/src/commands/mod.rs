@@ -109,12 +109,12 @@ fn tokio_runtime(threads: u32, name: &str) -> std::io::Result<tokio::runtime::Ru
     tokio::runtime::Builder::new_multi_thread().worker_threads(threads as usize).thread_name(name).enable_all().build()
 }
 
-/// The runtime calls run on: a thread per logical cpu, and one more. Calls
-/// holding cpus occupy at most one thread each, so a call just started is
-/// always seen at once by a free thread and takes its turn (see
-/// `prism_node::slots`), even while every cpu's call spins.
-fn compute_runtime(config: &Config) -> std::io::Result<tokio::runtime::Runtime> {
-    tokio_runtime(config.workers + 1, "prism-compute")
+/// The runtime `prism serve` runs on: a thread per logical cpu, and one
+/// more. Calls holding cpus occupy at most one thread each, so a thread is
+/// always free to read requests and to start a call, which then takes its
+/// turn (see `prism_node::slots`), even while every cpu's call spins.
+fn serve_runtime(config: &Config) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio_runtime(config.workers + 1, "prism-serve")
 }
 
 /// Options every command that starts a node takes.
@@ -171,7 +171,7 @@ fn run_driver(
     library: Option<run::Files>,
     args: Vec<String>,
 ) -> anyhow::Result<DriverExit> {
-    let tokio = compute_runtime(&config)?;
+    let tokio = tokio_runtime(config.workers, "prism")?;
     let node = prism_cli::open_node(config)?;
     // The driver runs on a worker thread, next to the tasks it starts.
     let driver = {

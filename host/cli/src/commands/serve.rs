@@ -83,20 +83,12 @@ impl Serve {
     pub fn execute(self) -> anyhow::Result<ExitCode> {
         let mut config = self.host.config();
         config.limit_names = LimitNames::QUOTAS;
-        // Requests are served on one runtime and calls run on another, so
-        // that guests spinning on every compute thread cannot hold up the
-        // threads that answer requests (the kernel shares the cores).
-        let tokio = super::tokio_runtime(config.workers, "prism-serve")?;
-        let compute = super::compute_runtime(&config)?;
-        let exit = tokio.block_on(async {
+        let tokio = super::serve_runtime(&config)?;
+        tokio.block_on(async {
             let socket = config.data_dir.join(admin::SOCKET);
             std::fs::create_dir_all(&config.data_dir)?;
             let admin = bind_admin(&socket)?;
-            let service = Service::open(
-                prism_cli::local_host(&config)?.computing_on(compute.handle().clone()),
-                config,
-                self.quotas.quotas(),
-            )?;
+            let service = Service::open(prism_cli::local_host(&config)?, config, self.quotas.quotas())?;
             let listener = tokio::net::TcpListener::bind(self.listen)
                 .await
                 .with_context(|| format!("cannot listen on {}", self.listen))?;
@@ -129,10 +121,7 @@ impl Serve {
             let _ = std::fs::remove_file(&socket);
             service.flush()?;
             anyhow::Ok(ExitCode::SUCCESS)
-        });
-        // Requests still waiting on calls go first; their calls with them.
-        drop(tokio);
-        exit
+        })
     }
 }
 
