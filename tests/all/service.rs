@@ -1103,3 +1103,96 @@ fn actor_calls_over_http_keep_memory_flat() {
     let total = server.json("POST", &path, &token, &json!([0])).json();
     assert_eq!(total, json!({"result": 40_000}), "no call was lost");
 }
+
+/// A tmpfs of `mib` MiB mounted on a fresh directory, unmounted when
+/// dropped: a disk that fills up. Mounting needs root, as CI runs.
+struct SmallDisk {
+    path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(mib: u32) -> (SmallDisk, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(mounted.success(), "this test mounts a tmpfs, which needs root");
+        (SmallDisk { path: dir.path().to_path_buf() }, dir)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
+/// Files whose names start with `prefix` anywhere under `dir`.
+fn files_named(dir: &std::path::Path, prefix: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_named(&path, prefix));
+        } else if entry.file_name().to_string_lossy().starts_with(prefix) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+/// Regression (issue 12, item 6): a full disk was `limit-exceeded` (413),
+/// and redb's index refused every write after it until a restart.
+#[test]
+fn a_full_disk_loses_nothing_and_writes_resume_once_there_is_room() {
+    let (_disk, dir) = SmallDisk::mount(24);
+    let server = Server::start_in(dir, &[]);
+    let token = server.tenant("alice");
+    server.deploy(&token, guest!(SERVICE), "svc");
+    let object = |i: u32| -> Vec<u8> { (0..1u32 << 20).map(|j| (j.wrapping_mul(i + 7) >> 3) as u8).collect() };
+    let upload = |data: &[u8]| server.request("POST", "/v1/objects", &token, &[], data);
+    let mut stored = Vec::new();
+    let (refused, message) = loop {
+        let i = stored.len() as u32;
+        assert!(i < 64, "24 MiB took 64 MiB of objects");
+        let data = object(i);
+        let answer = upload(&data);
+        if answer.status != 201 {
+            let (code, message) = answer.error(507);
+            break ((code, data), message);
+        }
+        stored.push((answer.json()["ref"].as_str().unwrap().to_string(), data));
+    };
+    assert_eq!(refused.0, "disk_full");
+    assert!(message.contains("disk full") && message.contains(server.dir.path().to_str().unwrap()), "{message}");
+    assert!(stored.len() >= 4, "only {} objects fit", stored.len());
+    // Nothing half-written is left, and everything acknowledged reads back.
+    assert_eq!(files_named(server.dir.path(), ".tmp-"), Vec::<std::path::PathBuf>::new());
+    for (r, data) in &stored {
+        let got = server.request("GET", &format!("/v1/objects/{r}"), &token, &[], b"");
+        assert_eq!((got.status, got.body.len()), (200, data.len()));
+        assert!(got.body == *data, "{r} reads back changed");
+    }
+    assert_eq!(
+        server.json("POST", "/v1/modules/svc/functions/add", &token, &json!([1, 2])).json(),
+        json!({"result": 3})
+    );
+    // Room is made; the refused upload works now, without a restart.
+    let (freed, kept) = stored.split_at(stored.len() / 2);
+    for (r, _) in freed {
+        assert_eq!(server.request("DELETE", &format!("/v1/objects/{r}"), &token, &[], b"").status, 204);
+    }
+    let again = upload(&refused.1);
+    assert_eq!(again.status, 201, "{}", again.text());
+    let again = again.json()["ref"].as_str().unwrap().to_string();
+    // And all of it was durable: it survives kill -9.
+    let server = Server::start_in(server.kill9(), &[]);
+    for (r, data) in kept.iter().chain([&(again, refused.1.clone())]) {
+        let got = server.request("GET", &format!("/v1/objects/{r}"), &token, &[], b"");
+        assert_eq!(got.status, 200, "{r} was lost: {}", got.text());
+        assert!(got.body == *data, "{r} reads back changed");
+    }
+}

@@ -42,6 +42,12 @@ pub struct ApiError {
     pub message: String,
 }
 
+impl From<prism_store::Closed> for ApiError {
+    fn from(closed: prism_store::Closed) -> Self {
+        crate::api::failure_error(&prism_store::Failure::HostFailed(closed.to_string()))
+    }
+}
+
 impl ApiError {
     /// An error with `status` and `code`.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {

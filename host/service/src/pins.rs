@@ -10,7 +10,8 @@ use redb::{Database, TableDefinition};
 use tokio::sync::oneshot;
 
 use crate::http::ApiError;
-use prism_store::ObjectId;
+use crate::space::db_error;
+use prism_store::{ObjectId, RedbFile};
 
 /// Objects the tenant uploaded or asked to keep: id → ().
 pub const PINS: TableDefinition<&[u8], ()> = TableDefinition::new("pins");
@@ -31,7 +32,7 @@ pub enum Change {
     CallDone(ObjectId),
 }
 
-type Answer = oneshot::Sender<Result<bool, String>>;
+type Answer = oneshot::Sender<Result<bool, ApiError>>;
 
 /// The writer of one namespace's pins.
 pub struct Pins {
@@ -41,7 +42,7 @@ pub struct Pins {
 
 impl Pins {
     /// Starts the writer of `db`.
-    pub fn start(db: Arc<Database>) -> std::io::Result<Self> {
+    pub fn start(db: Arc<RedbFile>) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel();
         let writer = std::thread::Builder::new().name("prism-pins".into()).spawn(move || write(&db, &rx))?;
         Ok(Pins { tx: Some(tx), writer: Some(writer) })
@@ -51,16 +52,16 @@ impl Pins {
     /// before; for an unpin, whether it was.
     pub async fn apply(&self, change: Change) -> Result<bool, ApiError> {
         let answer = self.send(change)?;
-        answer.await.map_err(ApiError::internal)?.map_err(ApiError::internal)
+        answer.await.map_err(ApiError::internal)?
     }
 
     /// [`Pins::apply`], from a blocking thread.
     pub fn apply_blocking(&self, change: Change) -> Result<bool, ApiError> {
         let answer = self.send(change)?;
-        answer.blocking_recv().map_err(ApiError::internal)?.map_err(ApiError::internal)
+        answer.blocking_recv().map_err(ApiError::internal)?
     }
 
-    fn send(&self, change: Change) -> Result<oneshot::Receiver<Result<bool, String>>, ApiError> {
+    fn send(&self, change: Change) -> Result<oneshot::Receiver<Result<bool, ApiError>>, ApiError> {
         let (answer, receive) = oneshot::channel();
         let tx = self.tx.as_ref().expect("open until dropped");
         tx.send((change, answer)).map_err(|_| ApiError::internal("the pin writer stopped"))?;
@@ -78,28 +79,26 @@ impl Drop for Pins {
     }
 }
 
-fn write(db: &Database, rx: &mpsc::Receiver<(Change, Answer)>) {
+fn write(db: &RedbFile, rx: &mpsc::Receiver<(Change, Answer)>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
-        match commit(db, &batch) {
+        match db.write(|db| commit(db, &batch).map_err(db_error)) {
             Ok(results) => {
                 for ((_, answer), result) in batch.into_iter().zip(results) {
                     let _ = answer.send(Ok(result));
                 }
             }
             Err(err) => {
-                let message = format!("{err:#}");
-                tracing::error!(error = %message, "cannot write pins");
                 for (_, answer) in batch {
-                    let _ = answer.send(Err(message.clone()));
+                    let _ = answer.send(Err(ApiError::new(err.status, err.code, err.message.clone())));
                 }
             }
         }
     }
 }
 
-fn commit(db: &Database, batch: &[(Change, Answer)]) -> anyhow::Result<Vec<bool>> {
+fn commit(db: &Database, batch: &[(Change, Answer)]) -> Result<Vec<bool>, redb::Error> {
     let mut txn = db.begin_write()?;
     if batch.iter().all(|(change, _)| matches!(change, Change::CallDone(_))) {
         txn.set_durability(redb::Durability::None)?;
@@ -134,7 +133,7 @@ mod tests {
     #[test]
     fn changes_answer_what_they_changed_and_are_on_disk_when_answered() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Arc::new(Database::create(dir.path().join("space.redb")).unwrap());
+        let db = Arc::new(RedbFile::open(&dir.path().join("space.redb")).unwrap());
         let pins = Pins::start(db.clone()).unwrap();
         let (a, b) = (ObjectId::from([1; 32]), ObjectId::from([2; 32]));
         assert!(pins.apply_blocking(Change::Pin(a, None)).unwrap(), "new");
@@ -143,13 +142,20 @@ mod tests {
         assert!(pins.apply_blocking(Change::Unpin(a)).unwrap());
         assert!(!pins.apply_blocking(Change::Unpin(a)).unwrap(), "not pinned");
         // Answered changes are committed: another reader sees them.
-        let txn = db.begin_read().unwrap();
-        let pinned: Vec<_> =
-            txn.open_table(PINS).unwrap().iter().unwrap().map(|r| r.unwrap().0.value().to_vec()).collect();
-        assert_eq!(pinned, [b.as_bytes().to_vec()]);
-        assert_eq!(txn.open_table(CALLS).unwrap().get(b.as_bytes().as_slice()).unwrap().unwrap().value(), "f");
-        drop(txn);
+        db.read(|db| {
+            let txn = db.begin_read().unwrap();
+            let pinned: Vec<_> =
+                txn.open_table(PINS).unwrap().iter().unwrap().map(|r| r.unwrap().0.value().to_vec()).collect();
+            assert_eq!(pinned, [b.as_bytes().to_vec()]);
+            assert_eq!(txn.open_table(CALLS).unwrap().get(b.as_bytes().as_slice()).unwrap().unwrap().value(), "f");
+            Ok::<_, prism_store::Closed>(())
+        })
+        .unwrap();
         assert!(pins.apply_blocking(Change::CallDone(b)).unwrap());
-        assert!(db.begin_read().unwrap().open_table(CALLS).unwrap().get(b.as_bytes().as_slice()).unwrap().is_none());
+        let done = db.read(|db| {
+            let txn = db.begin_read().unwrap();
+            Ok::<_, prism_store::Closed>(txn.open_table(CALLS).unwrap().get(b.as_bytes().as_slice()).unwrap().is_none())
+        });
+        assert!(done.unwrap());
     }
 }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::Context as _;
 use parking_lot::Mutex;
-use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition};
+use redb::{Database, ReadableDatabase as _, ReadableTable as _, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use crate::http::ApiError;
@@ -25,9 +25,9 @@ use prism_exec::Output;
 use prism_exec::{Class, Signature};
 use prism_node::actors::CreateError;
 use prism_node::{Job, Library, Node};
-use prism_store::ObjectId;
 use prism_store::error::Failure;
 use prism_store::fsutil::write_atomic;
+use prism_store::{ObjectId, RedbFile, redb_failure};
 
 /// Actors created over HTTP: id → JSON of [`ActorRecord`]; restarted
 /// (constructor re-run, same id and name) when the namespace opens.
@@ -105,7 +105,7 @@ pub struct Space {
     /// Its node namespace.
     pub node: Arc<Node>,
     dir: PathBuf,
-    db: Arc<Database>,
+    db: Arc<RedbFile>,
     pins: Pins,
     /// Every module's description, by id (read from disk at open), shared
     /// with the node's [`Modules`] library.
@@ -125,7 +125,59 @@ impl Space {
         let dir = node.config.data_dir.clone();
         std::fs::create_dir_all(dir.join("modules"))?;
         std::fs::create_dir_all(dir.join("jobs"))?;
-        let db = Arc::new(Database::create(dir.join("space.redb"))?);
+        let db = Arc::new(RedbFile::open(&dir.join("space.redb"))?);
+        let (pins, calls) = db.write(Self::recover)?;
+        let mut catalog = HashMap::new();
+        for entry in std::fs::read_dir(dir.join("modules"))? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let info = read_info(&path)?;
+                catalog.insert(info.id.clone(), info);
+            }
+        }
+        for id in pins {
+            if node.store.retain(&id) {
+                continue;
+            }
+            match calls.get(&id) {
+                Some(function) => node.store.insert_failed(
+                    id,
+                    Failure::task(function, "the server stopped before the call finished; call it again"),
+                ),
+                None => tracing::warn!(tenant, %id, "a pinned object is gone"),
+            }
+        }
+        if !calls.is_empty() {
+            // Those failures are on disk before the calls are forgotten.
+            node.store.flush()?;
+            db.write(|db| {
+                let txn = db.begin_write()?;
+                txn.delete_table(CALLS)?;
+                anyhow::Ok(txn.commit()?)
+            })?;
+        }
+        let catalog = Arc::new(Mutex::new(catalog));
+        node.set_library(Arc::new(Modules { dir: dir.join("modules"), catalog: catalog.clone() }));
+        Ok(Arc::new(Space {
+            tenant: tenant.to_string(),
+            node,
+            dir,
+            pins: Pins::start(db.clone())?,
+            db,
+            catalog,
+            modules: Mutex::new(HashMap::new()),
+            in_flight: AtomicU32::new(0),
+            running: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    fn module_path(&self, id: &str, ext: &str) -> PathBuf {
+        self.dir.join("modules").join(format!("{id}.{ext}"))
+    }
+
+    /// Takes back the pins and the calls in flight of a namespace last
+    /// open before a stop, and marks the jobs it was running as stopped.
+    fn recover(db: &Database) -> anyhow::Result<(Vec<ObjectId>, HashMap<ObjectId, String>)> {
         let txn = db.begin_write()?;
         let mut pins = Vec::new();
         let mut calls = HashMap::new();
@@ -156,50 +208,7 @@ impl Space {
             }
         }
         txn.commit()?;
-        let mut catalog = HashMap::new();
-        for entry in std::fs::read_dir(dir.join("modules"))? {
-            let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                let info = read_info(&path)?;
-                catalog.insert(info.id.clone(), info);
-            }
-        }
-        for id in pins {
-            if node.store.retain(&id) {
-                continue;
-            }
-            match calls.get(&id) {
-                Some(function) => node.store.insert_failed(
-                    id,
-                    Failure::task(function, "the server stopped before the call finished; call it again"),
-                ),
-                None => tracing::warn!(tenant, %id, "a pinned object is gone"),
-            }
-        }
-        if !calls.is_empty() {
-            // Those failures are on disk before the calls are forgotten.
-            node.store.flush()?;
-            let txn = db.begin_write()?;
-            txn.delete_table(CALLS)?;
-            txn.commit()?;
-        }
-        let catalog = Arc::new(Mutex::new(catalog));
-        node.set_library(Arc::new(Modules { dir: dir.join("modules"), catalog: catalog.clone() }));
-        Ok(Arc::new(Space {
-            tenant: tenant.to_string(),
-            node,
-            dir,
-            pins: Pins::start(db.clone())?,
-            db,
-            catalog,
-            modules: Mutex::new(HashMap::new()),
-            in_flight: AtomicU32::new(0),
-            running: Mutex::new(HashMap::new()),
-        }))
-    }
-
-    fn module_path(&self, id: &str, ext: &str) -> PathBuf {
-        self.dir.join("modules").join(format!("{id}.{ext}"))
+        Ok((pins, calls))
     }
 
     /// Validates `wasm` as a prism component and keeps it; returns what it is.
@@ -335,24 +344,20 @@ impl Space {
         // By id: a name may later be shared by several modules.
         let record = ActorRecord { module: module.info.id.clone(), ..record.clone() };
         let bytes = serde_json::to_vec(&record).map_err(ApiError::internal)?;
-        let txn = self.db.begin_write().map_err(ApiError::internal)?;
-        txn.open_table(ACTORS)
-            .map_err(ApiError::internal)?
-            .insert(id.to_string().as_str(), bytes.as_slice())
-            .map_err(ApiError::internal)?;
-        txn.commit().map_err(ApiError::internal)?;
+        self.change(|txn| {
+            txn.open_table(ACTORS)?.insert(id.to_string().as_str(), bytes.as_slice())?;
+            Ok(())
+        })?;
         Ok(id)
     }
 
     /// Kills actor `id` and forgets how it was made.
     pub fn kill_actor(&self, id: ObjectId) -> Result<(), ApiError> {
         self.node.kill_actor(id, true).map_err(|_| ApiError::not_found(format!("no actor `{id}`")))?;
-        let txn = self.db.begin_write().map_err(ApiError::internal)?;
-        txn.open_table(ACTORS)
-            .map_err(ApiError::internal)?
-            .remove(id.to_string().as_str())
-            .map_err(ApiError::internal)?;
-        txn.commit().map_err(ApiError::internal)
+        self.change(|txn| {
+            txn.open_table(ACTORS)?.remove(id.to_string().as_str())?;
+            Ok(())
+        })
     }
 
     /// Restarts the actors created over HTTP before the last stop: their
@@ -360,23 +365,25 @@ impl Space {
     /// state was in their instances, as a Ray actor's is lost with its
     /// process). One that cannot be made is logged and forgotten.
     pub async fn restore_actors(&self) -> anyhow::Result<()> {
-        let records: Vec<(String, ActorRecord)> = {
-            let txn = self.db.begin_read()?;
+        let records: Vec<(String, ActorRecord)> = self.db.read(|db| {
+            let txn = db.begin_read()?;
             let table = txn.open_table(ACTORS)?;
             let mut out = Vec::new();
             for row in table.iter()? {
                 let (id, bytes) = row?;
                 out.push((id.value().to_string(), serde_json::from_slice(bytes.value())?));
             }
-            out
-        };
+            anyhow::Ok(out)
+        })?;
         for (id, record) in records {
             let parsed = id.parse().map_err(anyhow::Error::msg)?;
             if let Err(err) = self.create_actor(&record, Some(parsed)).await {
                 tracing::warn!(tenant = %self.tenant, actor = %id, error = %err.message, "cannot restore an actor");
-                let txn = self.db.begin_write()?;
-                txn.open_table(ACTORS)?.remove(id.as_str())?;
-                txn.commit()?;
+                self.change(|txn| {
+                    txn.open_table(ACTORS)?.remove(id.as_str())?;
+                    Ok(())
+                })
+                .map_err(|err| anyhow::anyhow!(err.message))?;
             }
         }
         Ok(())
@@ -385,33 +392,45 @@ impl Space {
     /// Saves `record` (a job started or ended).
     pub fn save_job(&self, record: &JobRecord) -> Result<(), ApiError> {
         let bytes = serde_json::to_vec(record).map_err(ApiError::internal)?;
-        let txn = self.db.begin_write().map_err(ApiError::internal)?;
-        txn.open_table(JOBS)
-            .map_err(ApiError::internal)?
-            .insert(record.id.as_str(), bytes.as_slice())
-            .map_err(ApiError::internal)?;
-        txn.commit().map_err(ApiError::internal)
+        self.change(|txn| {
+            txn.open_table(JOBS)?.insert(record.id.as_str(), bytes.as_slice())?;
+            Ok(())
+        })
     }
 
     /// Job `id`.
     pub fn job(&self, id: &str) -> Result<JobRecord, ApiError> {
-        let txn = self.db.begin_read().map_err(ApiError::internal)?;
-        let table = txn.open_table(JOBS).map_err(ApiError::internal)?;
-        let bytes =
-            table.get(id).map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found(format!("no job `{id}`")))?;
-        serde_json::from_slice(bytes.value()).map_err(ApiError::internal)
+        let bytes = self
+            .db
+            .read(|db| {
+                let table = db.begin_read().map_err(db_error)?.open_table(JOBS).map_err(db_error)?;
+                Ok::<_, ApiError>(table.get(id).map_err(db_error)?.map(|bytes| bytes.value().to_vec()))
+            })?
+            .ok_or_else(|| ApiError::not_found(format!("no job `{id}`")))?;
+        serde_json::from_slice(&bytes).map_err(ApiError::internal)
     }
 
     /// Every job.
     pub fn jobs(&self) -> Result<Vec<JobRecord>, ApiError> {
-        let txn = self.db.begin_read().map_err(ApiError::internal)?;
-        let table = txn.open_table(JOBS).map_err(ApiError::internal)?;
-        let mut out = Vec::new();
-        for row in table.iter().map_err(ApiError::internal)? {
-            let (_, bytes) = row.map_err(ApiError::internal)?;
-            out.push(serde_json::from_slice(bytes.value()).map_err(ApiError::internal)?);
-        }
-        Ok(out)
+        self.db.read(|db| {
+            let table = db.begin_read().map_err(db_error)?.open_table(JOBS).map_err(db_error)?;
+            let mut out = Vec::new();
+            for row in table.iter().map_err(db_error)? {
+                let (_, bytes) = row.map_err(db_error)?;
+                out.push(serde_json::from_slice(bytes.value()).map_err(ApiError::internal)?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Commits `change` to the namespace's database: a full disk is 507, and
+    /// the database is reopened for the next change.
+    fn change(&self, change: impl FnOnce(&WriteTransaction) -> Result<(), redb::Error>) -> Result<(), ApiError> {
+        self.db.write(|db| {
+            let txn = db.begin_write().map_err(db_error)?;
+            change(&txn).map_err(db_error)?;
+            txn.commit().map_err(db_error)
+        })
     }
 
     /// Where job `id`'s output goes.
@@ -506,4 +525,9 @@ impl Library for Modules {
         let wasm = std::fs::read(self.dir.join(format!("{id}.wasm"))).ok()?;
         Some((name, wasm))
     }
+}
+
+/// A failed operation on a namespace's database, as an answer.
+pub(crate) fn db_error(err: impl Into<redb::Error>) -> ApiError {
+    crate::api::failure_error(&redb_failure("the tenant's database", &err.into()))
 }

@@ -25,10 +25,10 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use parking_lot::RwLock;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use crate::error::Failure;
+use crate::error::{Failure, is_disk_full};
+use crate::redb_file::{Closed, RedbFile};
 use crate::{Blob, IdSet, Object, ObjectId, content_hash};
 
 const OBJECTS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("objects");
@@ -75,24 +75,20 @@ pub enum DiskError {
     #[error("object `{0}` is corrupt on disk: its bytes do not match its blake3 hash")]
     Corrupt(ObjectId),
     /// The index could not be reopened after a failed write.
-    #[error("the object index is closed after a failed write")]
-    Closed,
+    #[error(transparent)]
+    Closed(#[from] Closed),
 }
 
 impl DiskError {
     /// What this error is to a caller: a full disk, or the host's failure.
     pub fn failure(&self) -> Failure {
         let message = format!("the object store cannot write: {}", error_chain(self));
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(self);
-        while let Some(err) = source {
-            if let Some(io) = err.downcast_ref::<std::io::Error>()
-                && crate::error::is_disk_full(io)
-            {
-                return Failure::DiskFull(message);
+        match self {
+            DiskError::Io { source, .. } | DiskError::Index(redb::Error::Io(source)) if is_disk_full(source) => {
+                Failure::DiskFull(message)
             }
-            source = err.source();
+            _ => Failure::HostFailed(message),
         }
-        Failure::HostFailed(message)
     }
 }
 
@@ -118,36 +114,10 @@ enum Write {
 }
 
 pub struct Disk {
-    index: Arc<Index>,
+    index: Arc<RedbFile>,
     blobs: PathBuf,
     tx: Option<mpsc::Sender<Write>>,
     writer: Option<JoinHandle<()>>,
-}
-
-/// The redb index, reopened after a failed commit: redb refuses every
-/// later operation after an I/O error (a full disk) until it is closed.
-struct Index {
-    path: PathBuf,
-    /// `None` while it cannot be reopened (the disk still full).
-    db: RwLock<Option<Database>>,
-}
-
-impl Index {
-    fn with<T>(&self, read: impl FnOnce(&Database) -> Result<T, DiskError>) -> Result<T, DiskError> {
-        match self.db.read().as_ref() {
-            Some(db) => read(db),
-            None => Err(DiskError::Closed),
-        }
-    }
-
-    fn reopen(&self) {
-        let mut db = self.db.write();
-        drop(db.take());
-        match Database::create(&self.path) {
-            Ok(reopened) => *db = Some(reopened),
-            Err(err) => tracing::error!(error = %err, "cannot reopen the object index; trying again at the next write"),
-        }
-    }
 }
 
 impl Disk {
@@ -155,13 +125,15 @@ impl Disk {
         let blobs = dir.join("blobs");
         fs::create_dir_all(&blobs).map_err(|source| DiskError::Io { path: blobs.clone(), source })?;
         let path = dir.join("index.redb");
-        let db = Database::create(&path).map_err(|e| DiskError::Open { path: path.clone(), source: e.into() })?;
-        let txn = db.begin_write().map_err(index_err)?;
-        txn.open_table(OBJECTS).map_err(index_err)?;
-        txn.open_table(FAILURES).map_err(index_err)?;
-        txn.commit().map_err(index_err)?;
+        let index = RedbFile::open(&path).map_err(|e| DiskError::Open { path: path.clone(), source: e.into() })?;
+        index.write(|db| {
+            let txn = db.begin_write().map_err(index_err)?;
+            txn.open_table(OBJECTS).map_err(index_err)?;
+            txn.open_table(FAILURES).map_err(index_err)?;
+            txn.commit().map_err(index_err)
+        })?;
 
-        let index = Arc::new(Index { path, db: RwLock::new(Some(db)) });
+        let index = Arc::new(index);
         let (tx, rx) = mpsc::channel();
         let writer = {
             let (index, blobs) = (index.clone(), blobs.clone());
@@ -188,7 +160,7 @@ impl Disk {
 
     /// Every id on disk, with the bytes its object takes.
     pub fn sizes(&self) -> Result<Vec<(ObjectId, u64)>, DiskError> {
-        self.index.with(Self::sizes_in)
+        self.index.read(Self::sizes_in)
     }
 
     fn sizes_in(db: &Database) -> Result<Vec<(ObjectId, u64)>, DiskError> {
@@ -225,7 +197,7 @@ impl Disk {
     }
 
     pub fn load(&self, id: &ObjectId) -> Result<Option<Stored>, DiskError> {
-        self.index.with(|db| self.load_in(db, id))
+        self.index.read(|db| self.load_in(db, id))
     }
 
     fn load_in(&self, db: &Database, id: &ObjectId) -> Result<Option<Stored>, DiskError> {
@@ -340,7 +312,7 @@ impl Drop for Disk {
     }
 }
 
-fn write_behind(index: &Index, blobs: &Path, rx: &mpsc::Receiver<Write>) {
+fn write_behind(index: &RedbFile, blobs: &Path, rx: &mpsc::Receiver<Write>) {
     // Writes whose commit failed, tried again (first) with the next ones.
     let mut failed: Vec<Write> = Vec::new();
     while let Ok(first) = rx.recv() {
@@ -354,13 +326,10 @@ fn write_behind(index: &Index, blobs: &Path, rx: &mpsc::Receiver<Write>) {
         batch.extend(rx.try_iter().take(MAX_BATCH));
         drop_superseded(&mut batch);
         let (acks, writes): (Vec<Write>, Vec<Write>) = batch.into_iter().partition(|w| matches!(w, Write::Flush(_)));
-        let outcome = index.with(|db| commit(db, blobs, &writes)).map_err(|err| {
+        let outcome = index.write(|db| commit(db, blobs, &writes)).map_err(|err| {
             let failure = err.failure();
             if !matches!(failure, Failure::DiskFull(_)) {
                 tracing::error!(error = %error_chain(&err), "object store write failed");
-            }
-            if matches!(err, DiskError::Index(_) | DiskError::Closed) {
-                index.reopen();
             }
             failed = writes;
             failure

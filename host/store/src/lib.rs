@@ -17,7 +17,8 @@
 //! - [`ObjectId`] (`id.rs`) and the maps keyed by it;
 //! - [`nested_refs`] (`nested.rs`): the refs a MessagePack value holds;
 //! - [`error`]: why an object has no value ([`Failure`]);
-//! - [`fsutil`]: crash-safe file writes.
+//! - [`fsutil`]: crash-safe file writes;
+//! - [`RedbFile`] (`redb_file.rs`): a redb database reopened after a failed write.
 
 mod disk;
 pub mod error;
@@ -26,6 +27,7 @@ mod holdings;
 mod id;
 mod nested;
 mod object;
+mod redb_file;
 mod store;
 
 pub use self::disk::DiskError;
@@ -34,6 +36,7 @@ pub use self::holdings::Holdings;
 pub use self::id::{IdHasher, IdMap, IdSet, ObjectId};
 pub use self::nested::{REF_EXT, checked_refs, nested_refs};
 pub use self::object::{Blob, ByteString, Object};
+pub use self::redb_file::{Closed, RedbFile, redb_failure};
 pub use self::store::{Capacity, GetError, ObjectStore, Unread, content_hash};
 
 /// Objects up to this size live inside redb; larger ones are files of their
