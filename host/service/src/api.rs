@@ -150,14 +150,14 @@ async fn tenant_route(service: &Arc<Service>, tenant: &Tenant, space: &Arc<Space
         }
         (&Method::POST, ["actors", id, "methods", method]) => call_actor(tenant, space, id, method, call).await,
         (&Method::DELETE, ["actors", id]) => {
-            space.kill_actor(parse_actor(id)?)?;
+            space.kill_actor(parse_actor(id)?).await?;
             Ok(no_content())
         }
         (&Method::POST, ["jobs"]) => jobs::submit(service, tenant, space, call.request).await,
-        (&Method::GET, ["jobs"]) => Ok(json_response(StatusCode::OK, &json!({"jobs": space.jobs()?}))),
-        (&Method::GET, ["jobs", id]) => Ok(json_response(StatusCode::OK, &space.job(id)?)),
+        (&Method::GET, ["jobs"]) => Ok(json_response(StatusCode::OK, &json!({"jobs": space.jobs().await?}))),
+        (&Method::GET, ["jobs", id]) => Ok(json_response(StatusCode::OK, &space.job(id).await?)),
         (&Method::GET, ["jobs", id, "logs"]) => jobs::logs(space, id, call.flag("follow")).await,
-        (&Method::POST, ["jobs", id, "stop"]) => jobs::stop(space, id),
+        (&Method::POST, ["jobs", id, "stop"]) => jobs::stop(space, id).await,
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",

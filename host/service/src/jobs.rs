@@ -100,7 +100,7 @@ pub async fn submit(
         exit_code: None,
         error: None,
     };
-    space.save_job(&record)?;
+    space.save_job(&record).await?;
     let job = space.node.job(module.job.program.clone(), output);
     let task = {
         let (space, service, id) = (space.clone(), service.clone(), id.clone());
@@ -127,7 +127,7 @@ pub async fn submit(
                 }
             }
             service.metrics.job_ended(&space.tenant, &record.state);
-            if let Err(err) = space.save_job(&record) {
+            if let Err(err) = space.save_job(&record).await {
                 tracing::error!(job = %id, error = %err.message, "cannot save the job's end");
             }
         })
@@ -137,20 +137,21 @@ pub async fn submit(
 }
 
 /// Stops job `id` if it runs.
-pub fn stop(space: &Space, id: &str) -> Reply {
-    let mut record = space.job(id)?;
-    if let Some(handle) = space.running.lock().remove(id) {
+pub async fn stop(space: &Space, id: &str) -> Reply {
+    let mut record = space.job(id).await?;
+    let running = space.running.lock().remove(id);
+    if let Some(handle) = running {
         handle.abort();
         record.state = "stopped".into();
         record.error = Some("stopped by request".into());
-        space.save_job(&record)?;
+        space.save_job(&record).await?;
     }
     Ok(json_response(StatusCode::OK, &json!(record)))
 }
 
 /// Job `id`'s output so far; with `follow`, streamed until the job ends.
 pub async fn logs(space: &Arc<Space>, id: &str, follow: bool) -> Reply {
-    space.job(id)?;
+    space.job(id).await?;
     let path = space.log_path(id);
     let file = tokio::fs::File::open(&path).await.map_err(ApiError::internal)?;
     let (space, id) = (space.clone(), id.to_string());

@@ -28,8 +28,10 @@ pub struct Service {
     /// Who may call.
     pub tenants: Registry,
     spaces: Mutex<HashMap<String, Arc<Space>>>,
-    /// Held while a namespace opens: redb allows one opener per file.
-    opening: tokio::sync::Mutex<()>,
+    /// Held while a tenant's namespace opens (redb allows one opener per
+    /// file), one per tenant: a tenant whose namespace takes long to open
+    /// (actors to restart) holds up no other tenant.
+    opening: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
 }
@@ -45,7 +47,7 @@ impl Service {
             config,
             tenants,
             spaces: Mutex::new(HashMap::new()),
-            opening: tokio::sync::Mutex::new(()),
+            opening: Mutex::new(HashMap::new()),
             metrics: Metrics::default(),
         }))
     }
@@ -62,7 +64,7 @@ impl Service {
         }
         // Opening reads from disk: not under `spaces`, so tenants already
         // open are served meanwhile.
-        let _opening = self.opening.lock().await;
+        let _opening = self.opening(&tenant.name).lock_owned().await;
         if let Some(space) = self.spaces.lock().get(&tenant.name) {
             return Ok(space.clone());
         }
@@ -70,10 +72,16 @@ impl Service {
         if !self.tenants.contains(&tenant.name) {
             return Err(Deleted(tenant.name.clone()).into());
         }
-        let space = Space::open(&tenant.name, self.host.open(self.namespace_config(tenant))?)?;
+        let (host, config, name) = (self.host.clone(), self.namespace_config(tenant), tenant.name.clone());
+        let space = tokio::task::spawn_blocking(move || Space::open(&name, host.open(config)?)).await??;
         space.restore_actors().await?;
         self.spaces.lock().insert(tenant.name.clone(), space.clone());
         Ok(space)
+    }
+
+    /// The lock held while `tenant`'s namespace opens.
+    fn opening(&self, tenant: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.opening.lock().entry(tenant.to_string()).or_default().clone()
     }
 
     /// Deletes tenant `name`: its token stops working, its namespace closes
@@ -81,8 +89,9 @@ impl Service {
     /// its directory, with everything it kept, is removed.
     pub async fn delete_tenant(&self, name: &str) -> Result<(), TenantError> {
         // Not while its namespace opens.
-        let _opening = self.opening.lock().await;
+        let _opening = self.opening(name).lock_owned().await;
         self.tenants.delete(name)?;
+        self.opening.lock().remove(name);
         let space = self.spaces.lock().remove(name);
         if let Some(space) = space {
             space.close();

@@ -25,7 +25,7 @@ use prism_exec::Output;
 use prism_exec::{Class, Signature};
 use prism_node::actors::CreateError;
 use prism_node::{Job, Library, Node};
-use prism_store::error::Failure;
+use prism_store::error::{Failure, io_failure};
 use prism_store::fsutil::write_atomic;
 use prism_store::{ObjectId, RedbFile, redb_failure};
 
@@ -229,9 +229,13 @@ impl Space {
             driver: program.is_command(),
         };
         // The bytes first: a module is listed once its description exists.
-        write_atomic(&self.module_path(&info.id, "wasm"), wasm).map_err(ApiError::internal)?;
-        let meta = serde_json::to_vec_pretty(&info).map_err(ApiError::internal)?;
-        write_atomic(&self.module_path(&info.id, "json"), &meta).map_err(ApiError::internal)?;
+        let (wasm_path, json_path) = (self.module_path(&info.id, "wasm"), self.module_path(&info.id, "json"));
+        let (wasm, meta) = (wasm.to_vec(), serde_json::to_vec_pretty(&info).map_err(ApiError::internal)?);
+        blocking(move || {
+            write_atomic(&wasm_path, &wasm).map_err(|e| io_error("cannot keep the module", &e))?;
+            write_atomic(&json_path, &meta).map_err(|e| io_error("cannot keep the module", &e))
+        })
+        .await?;
         self.catalog.lock().insert(info.id.clone(), info.clone());
         Ok(info)
     }
@@ -251,7 +255,8 @@ impl Space {
         }
         let info =
             self.catalog.lock().get(&id).cloned().ok_or_else(|| ApiError::not_found(format!("no module `{id}`")))?;
-        let wasm = std::fs::read(self.module_path(&id, "wasm")).map_err(ApiError::internal)?;
+        let path = self.module_path(&id, "wasm");
+        let wasm = blocking(move || std::fs::read(&path).map_err(|e| io_error("cannot read the module", &e))).await?;
         let program = self.node.load(&info.name, &wasm).await.map_err(ApiError::internal)?;
         let job = self.node.job(program, Output::discard());
         let module = Arc::new(Module { info, job });
@@ -344,20 +349,22 @@ impl Space {
         // By id: a name may later be shared by several modules.
         let record = ActorRecord { module: module.info.id.clone(), ..record.clone() };
         let bytes = serde_json::to_vec(&record).map_err(ApiError::internal)?;
-        self.change(|txn| {
+        self.change(move |txn| {
             txn.open_table(ACTORS)?.insert(id.to_string().as_str(), bytes.as_slice())?;
             Ok(())
-        })?;
+        })
+        .await?;
         Ok(id)
     }
 
     /// Kills actor `id` and forgets how it was made.
-    pub fn kill_actor(&self, id: ObjectId) -> Result<(), ApiError> {
+    pub async fn kill_actor(&self, id: ObjectId) -> Result<(), ApiError> {
         self.node.kill_actor(id, true).map_err(|_| ApiError::not_found(format!("no actor `{id}`")))?;
-        self.change(|txn| {
+        self.change(move |txn| {
             txn.open_table(ACTORS)?.remove(id.to_string().as_str())?;
             Ok(())
         })
+        .await
     }
 
     /// Restarts the actors created over HTTP before the last stop: their
@@ -379,10 +386,11 @@ impl Space {
             let parsed = id.parse().map_err(anyhow::Error::msg)?;
             if let Err(err) = self.create_actor(&record, Some(parsed)).await {
                 tracing::warn!(tenant = %self.tenant, actor = %id, error = %err.message, "cannot restore an actor");
-                self.change(|txn| {
+                self.change(move |txn| {
                     txn.open_table(ACTORS)?.remove(id.as_str())?;
                     Ok(())
                 })
+                .await
                 .map_err(|err| anyhow::anyhow!(err.message))?;
             }
         }
@@ -390,47 +398,61 @@ impl Space {
     }
 
     /// Saves `record` (a job started or ended).
-    pub fn save_job(&self, record: &JobRecord) -> Result<(), ApiError> {
-        let bytes = serde_json::to_vec(record).map_err(ApiError::internal)?;
-        self.change(|txn| {
-            txn.open_table(JOBS)?.insert(record.id.as_str(), bytes.as_slice())?;
+    pub async fn save_job(&self, record: &JobRecord) -> Result<(), ApiError> {
+        let (id, bytes) = (record.id.clone(), serde_json::to_vec(record).map_err(ApiError::internal)?);
+        self.change(move |txn| {
+            txn.open_table(JOBS)?.insert(id.as_str(), bytes.as_slice())?;
             Ok(())
         })
+        .await
     }
 
     /// Job `id`.
-    pub fn job(&self, id: &str) -> Result<JobRecord, ApiError> {
-        let bytes = self
-            .db
-            .read(|db| {
+    pub async fn job(&self, id: &str) -> Result<JobRecord, ApiError> {
+        let (db, key) = (self.db.clone(), id.to_string());
+        let bytes = blocking(move || {
+            db.read(|db| {
                 let table = db.begin_read().map_err(db_error)?.open_table(JOBS).map_err(db_error)?;
-                Ok::<_, ApiError>(table.get(id).map_err(db_error)?.map(|bytes| bytes.value().to_vec()))
-            })?
-            .ok_or_else(|| ApiError::not_found(format!("no job `{id}`")))?;
+                Ok::<_, ApiError>(table.get(key.as_str()).map_err(db_error)?.map(|bytes| bytes.value().to_vec()))
+            })
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no job `{id}`")))?;
         serde_json::from_slice(&bytes).map_err(ApiError::internal)
     }
 
     /// Every job.
-    pub fn jobs(&self) -> Result<Vec<JobRecord>, ApiError> {
-        self.db.read(|db| {
-            let table = db.begin_read().map_err(db_error)?.open_table(JOBS).map_err(db_error)?;
-            let mut out = Vec::new();
-            for row in table.iter().map_err(db_error)? {
-                let (_, bytes) = row.map_err(db_error)?;
-                out.push(serde_json::from_slice(bytes.value()).map_err(ApiError::internal)?);
-            }
-            Ok(out)
+    pub async fn jobs(&self) -> Result<Vec<JobRecord>, ApiError> {
+        let db = self.db.clone();
+        blocking(move || {
+            db.read(|db| {
+                let table = db.begin_read().map_err(db_error)?.open_table(JOBS).map_err(db_error)?;
+                let mut out = Vec::new();
+                for row in table.iter().map_err(db_error)? {
+                    let (_, bytes) = row.map_err(db_error)?;
+                    out.push(serde_json::from_slice(bytes.value()).map_err(ApiError::internal)?);
+                }
+                Ok(out)
+            })
         })
+        .await
     }
 
     /// Commits `change` to the namespace's database: a full disk is 507, and
     /// the database is reopened for the next change.
-    fn change(&self, change: impl FnOnce(&WriteTransaction) -> Result<(), redb::Error>) -> Result<(), ApiError> {
-        self.db.write(|db| {
-            let txn = db.begin_write().map_err(db_error)?;
-            change(&txn).map_err(db_error)?;
-            txn.commit().map_err(db_error)
+    async fn change(
+        &self,
+        change: impl FnOnce(&WriteTransaction) -> Result<(), redb::Error> + Send + 'static,
+    ) -> Result<(), ApiError> {
+        let db = self.db.clone();
+        blocking(move || {
+            db.write(|db| {
+                let txn = db.begin_write().map_err(db_error)?;
+                change(&txn).map_err(db_error)?;
+                txn.commit().map_err(db_error)
+            })
         })
+        .await
     }
 
     /// Where job `id`'s output goes.
@@ -530,4 +552,16 @@ impl Library for Modules {
 /// A failed operation on a namespace's database, as an answer.
 pub(crate) fn db_error(err: impl Into<redb::Error>) -> ApiError {
     crate::api::failure_error(&redb_failure("the tenant's database", &err.into()))
+}
+
+/// A failed file operation of the namespace, as an answer.
+fn io_error(doing: &str, err: &std::io::Error) -> ApiError {
+    crate::api::failure_error(&io_failure(doing, err))
+}
+
+/// Runs `work`, which waits on the disk, off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(ApiError::internal)?
 }
