@@ -296,7 +296,8 @@ impl Task<'_> {
                 Ok(Err(refused)) => (refused.failure(function), options.retry_exceptions),
                 Err(trap) => (trap.failure(function), !trap.limit),
             };
-            if !retryable || retries >= options.max_retries {
+            // A closed namespace stops its calls for good.
+            if !retryable || retries >= options.max_retries || node.is_closed() {
                 return Err(failure);
             }
             retries += 1;
