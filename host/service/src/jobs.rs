@@ -102,16 +102,14 @@ pub async fn submit(
     };
     space.save_job(&record).await?;
     let job = space.node.job(module.job.program.clone(), output);
+    // Held until the job is in `running`, so that its end finds it there.
+    let ends = space.job_ends.lock().await;
     let task = {
         let (space, service, id) = (space.clone(), service.clone(), id.clone());
         let mut record = record.clone();
         tokio::spawn(async move {
             let exit = space.node.run_driver(&job, &new.args).await;
             drop(in_flight);
-            // Whoever takes the job out of `running` (this, or stop) writes its end.
-            if space.running.lock().remove(&id).is_none() {
-                return;
-            }
             match exit {
                 Ok(DriverExit::Exited(code)) => {
                     record.state = if code == 0 { "succeeded" } else { "failed" }.into();
@@ -126,18 +124,28 @@ pub async fn submit(
                     record.error = Some(format!("{:#}", anyhow::Error::from(err)));
                 }
             }
+            let _ends = space.job_ends.lock().await;
+            // A stop that came first wrote the end.
+            if !space.running.lock().contains_key(&id) {
+                return;
+            }
             service.metrics.job_ended(&space.tenant, &record.state);
             if let Err(err) = space.save_job(&record).await {
                 tracing::error!(job = %id, error = %err.message, "cannot save the job's end");
             }
+            space.running.lock().remove(&id);
         })
     };
     space.running.lock().insert(id.clone(), task.abort_handle());
+    drop(ends);
     Ok(json_response(StatusCode::CREATED, &record))
 }
 
 /// Stops job `id` if it runs.
 pub async fn stop(space: &Space, id: &str) -> Reply {
+    space.job(id).await?;
+    let _ends = space.job_ends.lock().await;
+    // Read under the lock: a job that just ended has its end saved.
     let mut record = space.job(id).await?;
     let running = space.running.lock().remove(id);
     if let Some(handle) = running {

@@ -114,8 +114,11 @@ pub struct Space {
     modules: Mutex<HashMap<String, Arc<Module>>>,
     /// Invocations, actor calls and jobs in flight.
     pub in_flight: AtomicU32,
-    /// Running jobs' stop switches.
+    /// Running jobs' stop switches; a job leaves it once its end is saved,
+    /// so a follower that sees it gone reads the final record.
     pub running: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+    /// Held while a job's end (or stop) is written, so exactly one is.
+    pub job_ends: tokio::sync::Mutex<()>,
 }
 
 impl Space {
@@ -168,6 +171,7 @@ impl Space {
             modules: Mutex::new(HashMap::new()),
             in_flight: AtomicU32::new(0),
             running: Mutex::new(HashMap::new()),
+            job_ends: tokio::sync::Mutex::new(()),
         }))
     }
 
