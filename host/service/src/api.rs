@@ -289,7 +289,13 @@ async fn answer(
 }
 
 fn decode(object: &Object) -> Result<Json, ApiError> {
-    values::decode(&object.to_vec().map_err(|f| failure_error(&f))?).map_err(ApiError::internal)
+    values::decode(&object.to_vec().map_err(|f| failure_error(&f))?).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_json",
+            format!("the value has no JSON form ({e}); tasks can still take it by its ref"),
+        )
+    })
 }
 
 /// What limits an upload's body.

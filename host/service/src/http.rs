@@ -251,6 +251,15 @@ impl Listener for tokio::net::UnixListener {
     }
 }
 
+/// How [`serve`] serves each connection. A client's EOF ends its
+/// connection and cancels its calls in flight (hyper's `half_close(false)`):
+/// a client that hangs up frees what it asked for.
+pub fn connection_builder() -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+    builder
+}
+
 /// Serves `handler` on every connection of `listener` until `shutdown`
 /// resolves; then stops accepting and waits (at most [`SHUTDOWN_GRACE`])
 /// for the requests in flight.
@@ -280,10 +289,7 @@ where
             let reply = handler(request);
             async move { Ok::<_, Infallible>(reply.await) }
         });
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT)
-            .serve_connection(TokioIo::new(stream), service);
+        let connection = connection_builder().serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(err) = connection.await {

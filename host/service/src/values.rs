@@ -63,15 +63,17 @@ fn to_msgpack(value: &Json) -> Result<rmpv::Value, String> {
     })
 }
 
-/// A stored value as JSON.
+/// A stored value as JSON. A map key that is not a string becomes the
+/// text of its JSON (`1`, `true`, `null`); one that is bytes, a list, a map
+/// or an extension has no JSON form.
 pub fn decode(bytes: &[u8]) -> Result<Json, String> {
     let value = rmpv::decode::read_value(&mut &bytes[..]).map_err(|e| format!("not a MessagePack value: {e}"))?;
-    Ok(to_json(value))
+    to_json(value)
 }
 
-fn to_json(value: rmpv::Value) -> Json {
+fn to_json(value: rmpv::Value) -> Result<Json, String> {
     use rmpv::Value as M;
-    match value {
+    Ok(match value {
         M::Nil => Json::Null,
         M::Boolean(b) => Json::Bool(b),
         M::Integer(i) => i.as_u64().map(Json::from).or_else(|| i.as_i64().map(Json::from)).unwrap_or(Json::Null),
@@ -82,21 +84,32 @@ fn to_json(value: rmpv::Value) -> Json {
             None => Json::Null,
         },
         M::Binary(b) => one("$bytes", Json::String(BASE64.encode(b))),
-        M::Array(items) => Json::Array(items.into_iter().map(to_json).collect()),
-        M::Map(pairs) => Json::Object(
-            pairs
-                .into_iter()
-                .map(|(k, v)| {
-                    let key = match k {
-                        M::String(s) => s.into_str().unwrap_or_default(),
-                        other => to_json(other).to_string(),
-                    };
-                    (key, to_json(v))
-                })
-                .collect(),
-        ),
+        M::Array(items) => Json::Array(items.into_iter().map(to_json).collect::<Result<_, _>>()?),
+        M::Map(pairs) => {
+            Json::Object(pairs.into_iter().map(|(k, v)| Ok((key(k)?, to_json(v)?))).collect::<Result<_, String>>()?)
+        }
         M::Ext(REF_EXT, id) if id.len() == 32 => one("$ref", Json::String(crate::tenants::hex(&id))),
         M::Ext(kind, data) => one("$ext", Json::Array(vec![Json::from(kind), Json::String(BASE64.encode(data))])),
+    })
+}
+
+/// A map key as a JSON object key. Only scalars: a container key's text
+/// would be escaped again at every level of nesting, growing exponentially.
+fn key(key: rmpv::Value) -> Result<String, String> {
+    use rmpv::Value as M;
+    match key {
+        M::String(s) => Ok(s.into_str().unwrap_or_default()),
+        M::Nil | M::Boolean(_) | M::Integer(_) | M::F32(_) | M::F64(_) => Ok(to_json(key)?.to_string()),
+        other => Err(format!("a map key that is {} has no JSON form", kind(&other))),
+    }
+}
+
+fn kind(value: &rmpv::Value) -> &'static str {
+    match value {
+        rmpv::Value::Binary(_) => "a byte string",
+        rmpv::Value::Array(_) => "a list",
+        rmpv::Value::Map(_) => "a map",
+        _ => "an extension value",
     }
 }
 
@@ -114,6 +127,26 @@ mod tests {
     fn json_round_trips_through_msgpack() {
         let value = serde_json::json!({"a": [1, -2, 2.5, null, true, "x"], "b": {"$bytes": "AAEC"}});
         assert_eq!(decode(&encode(&value).unwrap()).unwrap(), value);
+    }
+
+    #[test]
+    fn only_scalar_map_keys_have_a_json_form() {
+        use rmpv::Value as M;
+        let encode = |v: &M| {
+            let mut out = Vec::new();
+            rmpv::encode::write_value(&mut out, v).unwrap();
+            out
+        };
+        let scalars = M::Map(vec![(M::from(1), M::from("a")), (M::Nil, M::from(true))]);
+        assert_eq!(decode(&encode(&scalars)).unwrap(), serde_json::json!({"1": "a", "null": true}));
+        // Found by fuzzing: a key that is a map nested in a key's map...
+        // was stringified at every level, a few bytes becoming gigabytes.
+        let mut nested = M::Map(vec![(M::from("\\"), M::Nil)]);
+        for _ in 0..40 {
+            nested = M::Map(vec![(nested, M::Nil)]);
+        }
+        let err = decode(&encode(&nested)).unwrap_err();
+        assert!(err.contains("a map key that is a map has no JSON form"), "{err}");
     }
 
     #[test]

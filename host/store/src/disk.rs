@@ -2,8 +2,7 @@
 //! per large object, written by one background thread in group commits.
 //!
 //! ```text
-//! <data-dir>/objects/index.redb   objects:  id -> kind ‖ hash ‖ nested refs ‖ 0 ‖ bytes        (inline)
-//!                                               id -> kind ‖ hash ‖ nested refs ‖ 1 ‖ body len ‖ header (blob)
+//! <data-dir>/objects/index.redb   objects:  id -> index record (index.rs: hash, nested refs, bytes or blob header)
 //!                                 failures: task result id -> failure
 //! <data-dir>/objects/blobs/<id>   large objects' bodies
 //! ```
@@ -28,14 +27,12 @@ use std::time::Duration;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use crate::error::{Failure, is_disk_full};
+use crate::index::{IndexBody, IndexRecord};
 use crate::redb_file::{Closed, RedbFile};
 use crate::{Blob, IdSet, Object, ObjectId, content_hash};
 
 const OBJECTS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("objects");
 const FAILURES: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("failures");
-
-const INLINE: u8 = 0;
-const BLOB: u8 = 1;
 
 /// Writes the writer takes into one transaction at most: bounds the memory a
 /// commit holds and the delay before a flush is acknowledged.
@@ -169,11 +166,7 @@ impl Disk {
         for row in txn.open_table(OBJECTS).map_err(index_err)?.iter().map_err(index_err)? {
             let (id, entry) = row.map_err(index_err)?;
             let id = ObjectId::from(id.value());
-            let size = match Entry::parse(entry.value()) {
-                Some(Entry { body: Body::Inline(bytes), .. }) => bytes.len() as u64,
-                Some(Entry { body: Body::Blob { body_len, header }, .. }) => body_len + header.len() as u64,
-                None => 0,
-            };
+            let size = IndexRecord::decode(entry.value()).map_or(0, |record| record.body.stored_len());
             out.push((id, size));
         }
         for row in txn.open_table(FAILURES).map_err(index_err)?.iter().map_err(index_err)? {
@@ -211,17 +204,17 @@ impl Disk {
         let Some(entry) = objects.get(id.as_bytes()).map_err(index_err)? else {
             return Ok(None);
         };
-        let Some(Entry { hash, nested, body }) = Entry::parse(entry.value()) else {
+        let Some(IndexRecord { hash, nested, body }) = IndexRecord::decode(entry.value()) else {
             return Err(DiskError::Corrupt(*id));
         };
         let object = match body {
-            Body::Inline(bytes) => {
+            IndexBody::Inline(bytes) => {
                 if content_hash(&[bytes]) != *hash.as_bytes() {
                     return Err(DiskError::Corrupt(*id));
                 }
                 Object::Inline(bytes.to_vec())
             }
-            Body::Blob { body_len, header } => {
+            IndexBody::Blob { body_len, header } => {
                 let blob = Blob { header: header.to_vec(), body_len, path: self.blobs.join(id.to_string()) };
                 verify_blob(&hash, &blob).map_err(|e| match e {
                     DiskError::Corrupt(_) => DiskError::Corrupt(*id),
@@ -231,61 +224,6 @@ impl Disk {
             }
         };
         Ok(Some(Stored::Value(object, nested)))
-    }
-}
-
-/// An index entry of the `objects` table.
-struct Entry<'a> {
-    hash: ObjectId,
-    nested: Vec<ObjectId>,
-    body: Body<'a>,
-}
-
-enum Body<'a> {
-    Inline(&'a [u8]),
-    Blob { body_len: u64, header: &'a [u8] },
-}
-
-impl<'a> Entry<'a> {
-    fn encode(hash: &ObjectId, nested: &[ObjectId], object: &Object) -> Vec<u8> {
-        let mut out = Vec::with_capacity(32 + 4 + 32 * nested.len() + 1 + 16);
-        out.extend_from_slice(hash.as_bytes());
-        out.extend_from_slice(&(nested.len() as u32).to_le_bytes());
-        for id in nested {
-            out.extend_from_slice(id.as_bytes());
-        }
-        match object {
-            Object::Inline(bytes) => {
-                out.push(INLINE);
-                out.extend_from_slice(bytes);
-            }
-            Object::Blob(blob) => {
-                out.push(BLOB);
-                out.extend_from_slice(&blob.body_len.to_le_bytes());
-                out.extend_from_slice(&blob.header);
-            }
-        }
-        out
-    }
-
-    fn parse(bytes: &'a [u8]) -> Option<Entry<'a>> {
-        let (hash, rest) = bytes.split_first_chunk::<32>()?;
-        let (count, mut rest) = rest.split_first_chunk::<4>()?;
-        let mut nested = Vec::new();
-        for _ in 0..u32::from_le_bytes(*count) {
-            let (id, more) = rest.split_first_chunk::<32>()?;
-            nested.push(ObjectId::from(*id));
-            rest = more;
-        }
-        let body = match rest.split_first()? {
-            (&INLINE, bytes) => Body::Inline(bytes),
-            (&BLOB, rest) => {
-                let (len, header) = rest.split_first_chunk::<8>()?;
-                Body::Blob { body_len: u64::from_le_bytes(*len), header }
-            }
-            _ => return None,
-        };
-        Some(Entry { hash: ObjectId::from(*hash), nested, body })
     }
 }
 
@@ -392,8 +330,12 @@ fn commit(db: &Database, blobs: &Path, batch: &[Write]) -> Result<(), DiskError>
             match write {
                 Write::Object(id, _, _, _) if gone.contains(id) => {}
                 Write::Object(id, hash, object, nested) => {
-                    let entry = Entry::encode(hash, nested, object);
-                    objects.insert(id.as_bytes(), entry.as_slice()).map_err(index_err)?;
+                    let body = match &**object {
+                        Object::Inline(bytes) => IndexBody::Inline(bytes),
+                        Object::Blob(blob) => IndexBody::Blob { body_len: blob.body_len, header: &blob.header },
+                    };
+                    let record = IndexRecord { hash: *hash, nested: nested.clone(), body };
+                    objects.insert(id.as_bytes(), record.encode().as_slice()).map_err(index_err)?;
                 }
                 Write::Failure(id, bytes) => {
                     failures.insert(id.as_bytes(), bytes.as_slice()).map_err(index_err)?;

@@ -12,6 +12,7 @@
 //! The parts:
 //! - [`ObjectStore`] (`store.rs`): the memory tier, reference counts, capacity;
 //! - `disk.rs`: the redb index and the group-commit writer;
+//! - [`IndexRecord`] (`index.rs`): what the index keeps for each object;
 //! - [`Object`] (`object.rs`): a value in memory or in a blob file;
 //! - [`Holdings`]: the references one holder keeps;
 //! - [`ObjectId`] (`id.rs`) and the maps keyed by it;
@@ -25,6 +26,7 @@ pub mod error;
 pub mod fsutil;
 mod holdings;
 mod id;
+mod index;
 mod nested;
 mod object;
 mod redb_file;
@@ -34,6 +36,7 @@ pub use self::disk::DiskError;
 pub use self::error::{Failure, Link};
 pub use self::holdings::Holdings;
 pub use self::id::{IdHasher, IdMap, IdSet, ObjectId};
+pub use self::index::{IndexBody, IndexRecord};
 pub use self::nested::{REF_EXT, checked_refs, nested_refs};
 pub use self::object::{Blob, ByteString, Object};
 pub use self::redb_file::{Closed, RedbFile, redb_failure};
