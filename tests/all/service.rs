@@ -267,6 +267,15 @@ fn bad_input_gets_a_precise_4xx_and_stores_nothing() {
     assert!(message.contains("not an object ref"), "{message}");
     let (code, _) = server.request("GET", "/v1/nothing", &token, &[], b"").error(404);
     assert_eq!(code, "not_found");
+    // Found by schemathesis: an endpoint's other methods are 405 with
+    // `Allow`, not 404; a `+` sign is not a hex digit.
+    let trace = server.request("TRACE", "/v1/jobs", &token, &[], b"");
+    assert!(trace.headers.contains("allow: GET, POST"), "{}", trace.headers);
+    let (code, message) = trace.error(405);
+    assert_eq!((code.as_str(), message.as_str()), ("method_not_allowed", "`/v1/jobs` answers GET, POST, not TRACE"));
+    assert_eq!(server.request("PUT", "/healthz", "", &[], b"").status, 405);
+    let (_, message) = server.request("GET", &format!("/v1/objects/{}", "+a".repeat(32)), &token, &[], b"").error(400);
+    assert!(message.contains("not an object ref"), "{message}");
 
     // Auth.
     let (code, _) = server.request("GET", "/v1/modules", "", &[], b"").error(401);
@@ -485,6 +494,15 @@ fn objects_upload_download_ranges_meta_delete() {
     let (code, _) =
         server.request("GET", &format!("/v1/objects/{r}"), &token, &[("range", "bytes=400000-")], b"").error(416);
     assert_eq!(code, "range_not_satisfiable");
+    let (code, _) =
+        server.request("GET", &format!("/v1/objects/{r}"), &token, &[("range", "bytes=9-1")], b"").error(416);
+    assert_eq!(code, "range_not_satisfiable");
+    for malformed in ["bytes=1-2,5-6", "bytes=+1-2", "items=1-2"] {
+        let (code, message) =
+            server.request("GET", &format!("/v1/objects/{r}"), &token, &[("range", malformed)], b"").error(400);
+        assert_eq!(code, "bad_request");
+        assert!(message.contains("is not one range"), "{message}");
+    }
     let meta = server.request("GET", &format!("/v1/objects/{r}/meta"), &token, &[], b"").json();
     assert_eq!(meta, json!({"ref": r, "state": "ready", "kind": "bytes", "size": 300_000}));
     // A task reads it mapped.
@@ -609,6 +627,12 @@ fn actors_are_created_called_found_and_killed() {
         &json!({"module": "svc", "class": "Tally", "args": [0], "name": "tally"}),
     );
     assert_eq!(dup.status, 409, "{}", dup.text());
+    // JSON Schema's integers include `1.0` (schemathesis sends them); `1.5` is not one.
+    let whole = json!({"module": "svc", "class": "Tally", "args": [0], "max_restarts": 1.0});
+    assert_eq!(server.json("POST", "/v1/actors", &token, &whole).status, 201);
+    let half = json!({"module": "svc", "class": "Tally", "args": [0], "max_restarts": 1.5});
+    let (_, message) = server.json("POST", "/v1/actors", &token, &half).error(400);
+    assert!(message.contains("expected a whole number from 0 to 4294967295"), "{message}");
     let (_, message) = server.json("POST", "/v1/actors", &token, &json!({"module": "svc", "class": "Nope"})).error(404);
     assert_eq!(message, "module `svc` has no actor class `Nope`; it has `Tally`");
     // Calls that cannot fit the signatures are refused before they run.

@@ -97,6 +97,7 @@ async fn route(service: &Arc<Service>, request: Request<Incoming>) -> Reply {
             })?;
             tenant_route(service, &tenant, &space, call).await
         }
+        _ if !allowed_methods(&segments).is_empty() => unrouted(&call, &segments),
         _ => Err(ApiError::not_found(format!("no endpoint `{}`; the API is under /v1", call.request.uri().path()))),
     }
 }
@@ -158,12 +159,43 @@ async fn tenant_route(service: &Arc<Service>, tenant: &Tenant, space: &Arc<Space
         (&Method::GET, ["jobs", id]) => Ok(json_response(StatusCode::OK, &space.job(id).await?)),
         (&Method::GET, ["jobs", id, "logs"]) => jobs::logs(space, id, call.flag("follow")).await,
         (&Method::POST, ["jobs", id, "stop"]) => jobs::stop(space, id).await,
-        _ => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no endpoint `{} {}`; see /v1/openapi.json", call.method, call.request.uri().path()),
-        )),
+        _ => unrouted(&call, &segments),
     }
+}
+
+/// What a request no route takes gets: `405` with `Allow` where the path is
+/// an endpoint's (the OpenAPI document says which methods it has), else `404`.
+fn unrouted(call: &Call, segments: &[&str]) -> Reply {
+    let path = call.request.uri().path();
+    let allowed = allowed_methods(segments);
+    if allowed.is_empty() {
+        return Err(ApiError::not_found(format!("no endpoint `{} {path}`; see /v1/openapi.json", call.method)));
+    }
+    let allow = allowed.join(", ");
+    let message = format!("`{path}` answers {allow}, not {}", call.method);
+    let mut response = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message).response();
+    response.headers_mut().insert(hyper::header::ALLOW, HeaderValue::from_str(&allow).expect("method names are ASCII"));
+    Ok(response)
+}
+
+/// The methods of the endpoint at `segments`, from the OpenAPI document.
+fn allowed_methods(segments: &[&str]) -> Vec<String> {
+    type Template = (Vec<String>, Vec<String>);
+    static ENDPOINTS: std::sync::LazyLock<Vec<Template>> = std::sync::LazyLock::new(|| {
+        let doc: Json = serde_json::from_str(OPENAPI).expect("the OpenAPI document is JSON");
+        let paths = doc["paths"].as_object().expect("the OpenAPI document has paths");
+        let endpoint = |(path, operations): (&String, &Json)| {
+            let template = path.split('/').filter(|s| !s.is_empty()).map(String::from).collect();
+            let operations = operations.as_object().expect("a path item is an object");
+            let methods = operations.keys().filter(|k| *k != "parameters").map(|m| m.to_uppercase()).collect();
+            (template, methods)
+        };
+        paths.iter().map(endpoint).collect()
+    });
+    let fits = |template: &[String]| {
+        template.len() == segments.len() && template.iter().zip(segments).all(|(t, s)| t.starts_with('{') || t == s)
+    };
+    ENDPOINTS.iter().filter(|(template, _)| fits(template)).flat_map(|(_, methods)| methods.clone()).collect()
 }
 
 fn no_content() -> Response<Body> {
@@ -425,33 +457,32 @@ async fn download(space: &Space, id: &str, call: Call) -> Reply {
     Ok(response)
 }
 
-/// `Range: bytes=a-b`, `a-` or `-n` over `len` bytes, as [start, end).
+/// `Range: bytes=a-b`, `a-` or `-n` over `len` bytes, as [start, end): a
+/// header of another shape is `400`, a range outside the object `416`.
 fn parse_range(header: &HeaderValue, len: u64) -> Result<(u64, u64), ApiError> {
-    let unsatisfiable = || {
-        ApiError::new(
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            "range_not_satisfiable",
-            format!(
-                "the range `{}` is not within the object's {len} bytes (one range, `bytes=start-end`)",
-                header.to_str().unwrap_or("?")
-            ),
-        )
-    };
-    let spec = header.to_str().ok().and_then(|h| h.strip_prefix("bytes=")).ok_or_else(unsatisfiable)?;
-    let (a, b) = spec.split_once('-').ok_or_else(unsatisfiable)?;
-    let (start, end) = match (a.trim(), b.trim()) {
-        ("", n) => {
-            let n: u64 = n.parse().map_err(|_| unsatisfiable())?;
-            (len.saturating_sub(n), len)
-        }
-        (a, "") => (a.parse().map_err(|_| unsatisfiable())?, len),
+    let text = header.to_str().unwrap_or("?");
+    let malformed =
+        || ApiError::bad_request(format!("`Range: {text}` is not one range, `bytes=start-end`, `start-` or `-n`"));
+    // Digits past u64 are past any object's end.
+    let number =
+        |s: &str| (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().unwrap_or(u64::MAX));
+    let spec = text.strip_prefix("bytes=").ok_or_else(malformed)?;
+    let (a, b) = spec.split_once('-').ok_or_else(malformed)?;
+    let (start, end) = match (a, b) {
+        ("", n) => (len.saturating_sub(number(n).ok_or_else(malformed)?), len),
+        (a, "") => (number(a).ok_or_else(malformed)?, len),
         (a, b) => {
-            let (a, b): (u64, u64) = (a.parse().map_err(|_| unsatisfiable())?, b.parse().map_err(|_| unsatisfiable())?);
+            // `b < a` is a range of nothing: unsatisfiable (RFC 9110, 14.1.1).
+            let (a, b) = (number(a).ok_or_else(malformed)?, number(b).ok_or_else(malformed)?);
             (a, b.saturating_add(1).min(len))
         }
     };
     if start >= end || start >= len {
-        return Err(unsatisfiable());
+        return Err(ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "range_not_satisfiable",
+            format!("the range `{text}` is not within the object's {len} bytes"),
+        ));
     }
     Ok((start, end))
 }

@@ -77,8 +77,18 @@ pub struct ActorRecord {
     /// Its name, if any.
     pub name: Option<String>,
     /// Constructor re-runs allowed after traps.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
     pub max_restarts: u32,
+}
+
+/// A count as JSON may write it, `3` or `3.0` (JSON Schema's integers are
+/// both), from 0 to `u32::MAX`.
+fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    let n = serde_json::Number::deserialize(deserializer)?;
+    let whole = n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64));
+    whole.and_then(|w| u32::try_from(w).ok()).ok_or_else(|| {
+        serde::de::Error::custom(format!("invalid value: `{n}`, expected a whole number from 0 to {}", u32::MAX))
+    })
 }
 
 /// A job's state, as kept in `space.redb`.

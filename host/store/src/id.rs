@@ -63,7 +63,8 @@ impl FromStr for ObjectId {
 
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || format!("`{s}` is not an object ref (64 hex digits)");
-        if s.len() != 64 || !s.is_ascii() {
+        // Checked here: `from_str_radix` alone would take a `+` sign.
+        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad());
         }
         let mut out = [0u8; 32];
