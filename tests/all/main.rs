@@ -6,6 +6,7 @@
 
 mod actors;
 mod bad_input;
+mod boundary;
 mod calls;
 mod cancel;
 mod examples;
