@@ -1,7 +1,6 @@
 //! Jobs: a driver component run on the server, as `prism run` runs one
 //! locally, its output kept in a log file that can be followed.
 
-use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +12,8 @@ use hyper::{Response, StatusCode};
 use parking_lot::Mutex;
 use serde::Deserialize;
 use serde_json::json;
+use tokio::io::AsyncWriteExt as _;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::Service;
 use crate::api::read_json_body;
@@ -34,31 +35,73 @@ struct NewJob {
     args: Vec<String>,
 }
 
-/// A job's log file, holding at most the tenant's `job_log_bytes`.
+/// A job's log file, holding at most the tenant's `job_log_bytes`. Lines
+/// are counted here, on the guest's thread, and written by a task of their
+/// own on tokio's blocking pool: a slow disk never holds an async thread.
 struct JobLog {
-    file: std::fs::File,
+    lines: mpsc::UnboundedSender<Line>,
     written: u64,
     quota: u64,
 }
 
+/// What the log's writer is handed.
+enum Line {
+    Bytes(Vec<u8>),
+    /// Answered once everything handed before is written.
+    Flush(oneshot::Sender<()>),
+}
+
 impl JobLog {
+    /// Starts the writer of `file`.
+    fn start(file: std::fs::File, quota: u64) -> JobLog {
+        let (lines, mut queue) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut file = tokio::fs::File::from_std(file);
+            while let Some(line) = queue.recv().await {
+                match line {
+                    Line::Bytes(bytes) => {
+                        if let Err(err) = file.write_all(&bytes).await {
+                            tracing::warn!(error = %err, "cannot write a job's log");
+                        }
+                    }
+                    Line::Flush(done) => {
+                        let _ = file.flush().await;
+                        let _ = done.send(());
+                    }
+                }
+            }
+        });
+        JobLog { lines, written: 0, quota }
+    }
+
     /// Appends `bytes` (whole lines); the first lines past the quota are
-    /// replaced by one saying so, and later ones dropped.
+    /// replaced by one saying so, and later ones dropped. What is queued
+    /// is within the quota, so the queue is bounded by it too.
     fn write(&mut self, bytes: &[u8]) {
         if self.written > self.quota {
             return;
         }
         self.written += bytes.len() as u64;
-        let _ = if self.written <= self.quota {
-            self.file.write_all(bytes)
+        let line = if self.written <= self.quota {
+            bytes.to_vec()
         } else {
-            let notice = format!(
+            format!(
                 "prism: this job's output reached its quota of {} bytes (the tenant quota `job_log_bytes`); \
                  the rest is dropped\n",
                 self.quota
-            );
-            self.file.write_all(notice.as_bytes())
+            )
+            .into_bytes()
         };
+        let _ = self.lines.send(Line::Bytes(line));
+    }
+
+    /// Waits until everything written before is in the file.
+    fn flushed(log: &Mutex<JobLog>) -> impl Future<Output = ()> + use<> {
+        let (done, flushed) = oneshot::channel();
+        let _ = log.lock().lines.send(Line::Flush(done));
+        async move {
+            let _ = flushed.await;
+        }
     }
 }
 
@@ -90,8 +133,11 @@ pub async fn submit(
         .append(true)
         .open(space.log_path(&id))
         .map_err(ApiError::internal)?;
-    let log = Mutex::new(JobLog { file: log, written: 0, quota: tenant.quotas.job_log_bytes });
-    let output = Output::new(move |_, bytes| log.lock().write(bytes));
+    let log = Arc::new(Mutex::new(JobLog::start(log, tenant.quotas.job_log_bytes)));
+    let output = {
+        let log = log.clone();
+        Output::new(move |_, bytes| log.lock().write(bytes))
+    };
     let record = JobRecord {
         id: id.clone(),
         module: module.info.id.clone(),
@@ -110,6 +156,9 @@ pub async fn submit(
         tokio::spawn(async move {
             let exit = space.node.run_driver(&job, &new.args).await;
             drop(in_flight);
+            // Its output is in the file before its end is saved: a follower
+            // that sees the end has read everything.
+            JobLog::flushed(&log).await;
             match exit {
                 Ok(DriverExit::Exited(code)) => {
                     record.state = if code == 0 { "succeeded" } else { "failed" }.into();
