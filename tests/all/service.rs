@@ -776,6 +776,22 @@ fn a_tenant_spinning_on_every_cpu_does_not_hold_up_another() {
     drop(loops);
 }
 
+/// Regression (issue 12, item 2): warm instances held their pool slots
+/// with no cap across tenants, and a load listed functions outside the
+/// count: once two tenants had called a module, a third's upload failed
+/// with "trapped while listing its functions", and its calls waited for a
+/// slot that never came.
+#[test]
+fn warm_instances_give_up_their_slots_to_other_tenants() {
+    let server = Server::start(&["--max-instances", "2"]);
+    for name in ["alice", "bob", "carol", "dave"] {
+        let token = server.tenant(name);
+        server.deploy(&token, guest!(SERVICE), "svc");
+        let answer = server.json("POST", "/v1/modules/svc/functions/add", &token, &json!([1, 2]));
+        assert_eq!(answer.json(), json!({"result": 3}), "{name}");
+    }
+}
+
 #[test]
 fn acknowledged_uploads_survive_kill_9() {
     let server = Server::start(&[]);

@@ -125,6 +125,8 @@ pub struct Run {
     pub calls: Arc<dyn Calls>,
     /// Its job: calls of one job may share warm instances, never of two.
     pub job: u64,
+    /// Its namespace: instance slots are shared fairly between them.
+    pub namespace: u64,
     /// Where its stdout and stderr go.
     pub output: Output,
     /// The component it runs (one [`Executor::load`] returned).
@@ -143,10 +145,12 @@ pub struct Run {
 #[async_trait::async_trait]
 pub trait Executor: Send + Sync {
     /// Loads a component whose bytes hash to `hash` (compiling it, or
-    /// reading `cache_dir`); its functions are listed under `limits`.
+    /// reading `cache_dir`); its functions are listed under `limits`, in an
+    /// instance that counts as `namespace`'s.
     async fn load(
         &self,
         cache_dir: &Path,
+        namespace: u64,
         limits: InstanceLimits,
         name: &str,
         hash: [u8; 32],

@@ -212,7 +212,7 @@ impl Node {
             return Ok(program.clone());
         }
         let cache_dir = self.config.data_dir.join("compiled");
-        let program = Arc::new(self.executor.load(&cache_dir, self.limits(), name, hash, wasm).await?);
+        let program = Arc::new(self.executor.load(&cache_dir, self.namespace, self.limits(), name, hash, wasm).await?);
         self.programs.lock().insert(hash, program.clone());
         Ok(program)
     }
@@ -298,7 +298,8 @@ impl Node {
         slot: Option<Slot>,
         num_cpus: u32,
     ) -> Run {
-        Run { calls: Arc::new(scope), job: job.id, output: job.output.clone(), program, limits, slot, num_cpus }
+        let (calls, output) = (Arc::new(scope), job.output.clone());
+        Run { calls, job: job.id, namespace: self.namespace, output, program, limits, slot, num_cpus }
     }
 
     /// Creates an actor of `class` of `program` for `job`, owned by the

@@ -7,6 +7,8 @@
 //! - [`Runtime`] (`runtime.rs`): the engine, compiled components, warm
 //!   instances; the [`prism_exec::Executor`] the node runs calls through;
 //! - `engine.rs`: wasmtime's configuration (pooling, epochs);
+//! - `instances.rs`: the pool's slots, one owner and one cap for every
+//!   namespace, and the warm instances that give theirs up on demand;
 //! - `bindings.rs`: host bindings generated from `wit/prism.wit`;
 //! - `state.rs`: what each instance holds (limits, refs, streams);
 //! - `imports.rs`: `prism:core/tasks` and `actors`;
@@ -18,6 +20,7 @@
 mod bindings;
 mod engine;
 mod imports;
+mod instances;
 mod mapping;
 mod objects;
 mod output;

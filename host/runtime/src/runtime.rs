@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
@@ -17,6 +16,7 @@ use wasmtime_wasi::p2::bindings::CommandPre;
 use crate::bindings::exports::prism::core::worker::FunctionInfo;
 use crate::bindings::types::Payload;
 use crate::bindings::{CallError, TaskHost, TaskHostPre};
+use crate::instances::{InstanceSlot, Instances};
 use crate::output::{GuestStream, StderrTail, Tag};
 use crate::state::{InstanceState, LimitError};
 use prism_exec::config::{Config, EPOCH_TICK};
@@ -48,50 +48,29 @@ pub(crate) struct Compiled {
     command: Option<CommandPre<InstanceState>>,
 }
 
-/// An instance between two task calls of its job.
+/// An instance between two task calls of its job. Calls from one job
+/// reuse them, as a Ray worker process serves many tasks of its job:
+/// statics persist between calls, so the first call's setup is paid once.
+/// Instances are never shared between jobs, and one that trapped is never
+/// reused.
 pub(crate) struct Warm {
     store: Store<InstanceState>,
     instance: TaskHost,
-    /// The component it is an instance of.
-    program: [u8; 32],
 }
+
+/// The slot an instance of this runtime holds.
+type Slot = InstanceSlot<Warm>;
+
+/// How long a call waits for an instance slot before its job hears why.
+const SLOW_SLOT: Duration = Duration::from_secs(5);
 
 /// The instance an actor lives in.
 struct LocalActor {
     store: Store<InstanceState>,
     instance: TaskHost,
     program: Arc<Compiled>,
-}
-
-/// Each job's idle instances. Calls from one job reuse them, as a Ray
-/// worker process serves many tasks of its job: statics persist between
-/// calls, so the first call's setup is paid once. Instances are never
-/// shared between jobs, and one that trapped is never reused.
-#[derive(Default)]
-struct WarmPool(Mutex<HashMap<u64, Vec<Warm>>>);
-
-impl WarmPool {
-    /// An idle instance of `program` in `job`.
-    fn take(&self, job: u64, program: &[u8; 32]) -> Option<Warm> {
-        let mut jobs = self.0.lock();
-        let idle = jobs.get_mut(&job)?;
-        let i = idle.iter().rposition(|w| w.program == *program)?;
-        Some(idle.swap_remove(i))
-    }
-
-    fn put(&self, job: u64, warm: Warm, max: usize) {
-        let mut jobs = self.0.lock();
-        let idle = jobs.entry(job).or_default();
-        if idle.len() < max {
-            idle.push(warm);
-        }
-    }
-
-    fn end(&self, job: u64) {
-        // Dropped outside the lock: dropping an instance unmaps its memory.
-        let idle = self.0.lock().remove(&job);
-        drop(idle);
-    }
+    /// Last: freed once the store (and its memory) is gone.
+    _slot: Slot,
 }
 
 /// The engine, the linker and the instance slots of one node, shared by
@@ -102,14 +81,12 @@ pub struct Runtime {
     /// Every component loaded, by the blake3 of its bytes. A namespace
     /// only runs the ones it loaded (the node checks).
     programs: Mutex<HashMap<[u8; 32], Arc<Compiled>>>,
-    warm: WarmPool,
     fingerprint: String,
     /// Epoch ticks so far; the epoch itself also moves on interrupts.
     ticks: Arc<AtomicU64>,
-    instances: Arc<Semaphore>,
-    max_instances: usize,
-    /// Idle instances a job keeps warm.
-    max_idle: usize,
+    /// The pool's slots, and the warm instances holding some; a job keeps
+    /// as many warm as it has cpus to run them on.
+    instances: Arc<Instances<Warm>>,
 }
 
 impl Runtime {
@@ -127,10 +104,7 @@ impl Runtime {
             linker,
             ticks,
             programs: Mutex::default(),
-            warm: WarmPool::default(),
-            instances: Arc::new(Semaphore::new(max_instances as usize)),
-            max_instances: max_instances as usize,
-            max_idle: config.workers as usize,
+            instances: Instances::new(max_instances as usize, config.workers as usize),
         })
     }
 
@@ -173,18 +147,33 @@ impl Runtime {
         store
     }
 
-    /// A store whose output goes to `run`'s, holding an instance slot.
-    async fn job_store(&self, run: &Run, args: &[String], limits: InstanceLimits) -> Store<InstanceState> {
-        let slot = self.instances.clone().acquire_owned().await.expect("instance semaphore is never closed");
+    /// A slot for an instance of `run`. If none comes soon (every one held
+    /// by running calls, actors and drivers), the job's stderr says why it
+    /// waits, once.
+    async fn slot(&self, run: &Run) -> Slot {
+        let acquire = self.instances.acquire(run.namespace);
+        tokio::pin!(acquire);
+        if let Ok(slot) = tokio::time::timeout(SLOW_SLOT, &mut acquire).await {
+            return slot;
+        }
+        let line = format!(
+            "prism: waiting for an instance slot: all {} are held by running calls, actors and drivers \
+             (raise --max-instances)\n",
+            self.instances.capacity()
+        );
+        run.output.emit(Stream::Stderr, line.as_bytes());
+        acquire.await
+    }
+
+    /// A store whose output goes to `run`'s; its caller holds a slot for it.
+    fn job_store(&self, run: &Run, args: &[String], limits: InstanceLimits) -> Store<InstanceState> {
         let (stderr, tag) = (StderrTail::default(), Tag::default());
         let wasi = WasiCtxBuilder::new()
             .args(args)
             .stdout(GuestStream::new(run.output.clone(), Stream::Stdout, tag.clone(), None))
             .stderr(GuestStream::new(run.output.clone(), Stream::Stderr, tag.clone(), Some(stderr.clone())))
             .build();
-        let mut store = self.store(wasi, limits, stderr, tag);
-        store.data_mut()._instance_slot = Some(slot);
-        store
+        self.store(wasi, limits, stderr, tag)
     }
 
     /// The component `run` names, which the node loaded through this runtime.
@@ -196,7 +185,7 @@ impl Runtime {
 #[async_trait::async_trait]
 impl Executor for Runtime {
     fn instances(&self) -> usize {
-        self.max_instances - self.instances.available_permits()
+        self.instances.in_use()
     }
 
     fn interrupt(&self) {
@@ -204,12 +193,13 @@ impl Executor for Runtime {
     }
 
     fn end_job(&self, job: u64) {
-        self.warm.end(job);
+        self.instances.end_job(job);
     }
 
     async fn load(
         &self,
         cache_dir: &Path,
+        namespace: u64,
         limits: InstanceLimits,
         name: &str,
         hash: [u8; 32],
@@ -233,7 +223,9 @@ impl Executor for Runtime {
         let task = TaskHostPre::new(pre.clone()).map_err(|_| LoadError::WrongWorld(name.into()))?;
         let command = CommandPre::new(pre).ok();
 
-        // Ask the component which functions it has, in a throwaway instance.
+        // Ask the component which functions it has, in a throwaway instance
+        // that waits for a slot like any other.
+        let _slot = self.instances.acquire(namespace).await;
         let mut store = self.store(WasiCtxBuilder::new().build(), limits, StderrTail::default(), Tag::default());
         store.set_epoch_deadline(1);
         let (mut signatures, mut classes) = async {
@@ -275,14 +267,19 @@ impl Executor for Runtime {
     async fn run_task(&self, run: Run, function: &str, args: &[Input], keep: &mut Holdings) -> Outcome {
         let (job, program) = (run.job, self.compiled(&run));
         let limits = run.limits;
-        let (mut store, instance) = match self.warm.take(job, &run.program) {
-            Some(Warm { mut store, instance, .. }) => {
+        let (warm, slot) = match self.instances.take_idle(job, &run.program) {
+            Some((warm, slot)) => (Some(warm), slot),
+            None => (None, self.slot(&run).await),
+        };
+        // Declared after the slot, so dropped before it.
+        let (mut store, instance) = match warm {
+            Some(Warm { mut store, instance }) => {
                 // The limits may have changed since it was made.
                 store.data_mut().set_limits(limits);
                 store.set_hostcall_fuel(usize::try_from(limits.memory).unwrap_or(usize::MAX));
                 (store, Some(instance))
             }
-            None => (self.job_store(&run, &[], limits).await, None),
+            None => (self.job_store(&run, &[], limits), None),
         };
         let hash = run.program;
         store.data_mut().begin(run, program.clone(), Some(function));
@@ -303,7 +300,7 @@ impl Executor for Runtime {
                 store.data_mut().streams.close_all();
                 store.data_mut().finish();
                 keep.absorb(std::mem::take(&mut store.data_mut().holdings));
-                self.warm.put(job, Warm { store, instance, program: hash }, self.max_idle);
+                self.instances.put_idle(slot, job, hash, Warm { store, instance });
                 Ok(out.map_err(refused))
             }
             Err(e) => Err(describe(&e, &store.data().stderr)),
@@ -312,7 +309,8 @@ impl Executor for Runtime {
 
     async fn start_actor(&self, run: Run, class: &str, args: &[Input]) -> Result<Box<dyn ActorInstance>, String> {
         let program = self.compiled(&run);
-        let mut store = self.job_store(&run, &[], run.limits).await;
+        let slot = self.slot(&run).await;
+        let mut store = self.job_store(&run, &[], run.limits);
         store.data_mut().begin(run, program.clone(), Some(class));
         store.data_mut().hold_nested(args);
         store.set_epoch_deadline(1);
@@ -326,7 +324,7 @@ impl Executor for Runtime {
         match result {
             Ok((Ok(()), instance)) => {
                 store.data_mut().finish();
-                Ok(Box::new(LocalActor { store, instance, program }))
+                Ok(Box::new(LocalActor { store, instance, program, _slot: slot }))
             }
             Ok((Err(error), _)) => Err(refused(error).to_string()),
             Err(e) => Err(describe(&e, &store.data().stderr).message),
@@ -340,7 +338,8 @@ impl Executor for Runtime {
         };
         let mut argv = vec![program.name.clone()];
         argv.extend_from_slice(args);
-        let mut store = self.job_store(&run, &argv, run.limits).await;
+        let _slot = self.slot(&run).await;
+        let mut store = self.job_store(&run, &argv, run.limits);
         store.data_mut().begin(run, program.clone(), None);
         store.set_epoch_deadline(1);
         let result = async {
@@ -362,7 +361,7 @@ impl Executor for Runtime {
 #[async_trait::async_trait]
 impl ActorInstance for LocalActor {
     async fn call(&mut self, run: Run, label: &str, method: &str, args: &[Input]) -> Outcome {
-        let LocalActor { store, instance, program } = self;
+        let LocalActor { store, instance, program, .. } = self;
         store.data_mut().begin(run, program.clone(), Some(label));
         // An actor may keep refs from its arguments in its state.
         store.data_mut().hold_nested(args);

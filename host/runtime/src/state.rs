@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -119,8 +118,6 @@ pub struct InstanceState {
     /// What the current call acts for; absent between calls of a warm
     /// instance and while a component is inspected at load time.
     pub task: Option<Running>,
-    /// Held while the instance lives: bounds instances alive at once.
-    pub(super) _instance_slot: Option<OwnedSemaphorePermit>,
     /// Objects mapped into this instance's memory; zeroed when it ends.
     pub(super) mappings: Mappings,
     /// The refs this instance was handed and has not dropped: they keep
@@ -143,7 +140,6 @@ impl InstanceState {
             stderr,
             tag,
             task: None,
-            _instance_slot: None,
             mappings: Mappings::default(),
             holdings: Holdings::default(),
             streams: Streams::default(),
