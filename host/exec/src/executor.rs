@@ -172,7 +172,7 @@ pub trait Executor: Send + Sync {
     /// Forgets what it keeps for `job` (its warm instances).
     fn end_job(&self, job: u64);
 
-    /// Instances alive now.
+    /// Instances alive now, idle warm ones included.
     fn instances(&self) -> usize;
 
     /// Has every running call check its slot now rather than at its next

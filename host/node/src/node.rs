@@ -186,7 +186,8 @@ impl Host {
 }
 
 impl Host {
-    /// Instances alive now (running, or waiting in `get`), in all namespaces.
+    /// Instance slots held now (by running calls, calls waiting in `get`,
+    /// actors, drivers and idle warm instances), in all namespaces.
     pub fn instances(&self) -> usize {
         self.executor.instances()
     }

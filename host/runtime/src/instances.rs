@@ -28,16 +28,19 @@ struct State<W> {
     free: usize,
     /// Slots held, by namespace (idle instances included).
     held: HashMap<u64, usize>,
-    /// Idle instances, least recently used first.
-    idle: Vec<Idle<W>>,
+    /// Idle instances by job, each job's least recently used first.
+    idle: HashMap<u64, Vec<Idle<W>>>,
+    /// Numbers idle instances in the order they went idle.
+    clock: u64,
     /// Waiters in arrival order; served fewest-held namespace first.
     waiting: VecDeque<Waiter>,
 }
 
 struct Idle<W> {
     ns: u64,
-    job: u64,
     key: [u8; 32],
+    /// When it went idle, by [`State::clock`].
+    since: u64,
     warm: W,
 }
 
@@ -90,7 +93,8 @@ impl<W> Drop for Waiting<'_, W> {
 impl<W> Instances<W> {
     /// `capacity` free slots; each job keeps at most `max_idle` instances idle.
     pub(crate) fn new(capacity: usize, max_idle: usize) -> Arc<Self> {
-        let state = State { free: capacity, held: HashMap::new(), idle: Vec::new(), waiting: VecDeque::new() };
+        let state =
+            State { free: capacity, held: HashMap::new(), idle: HashMap::new(), clock: 0, waiting: VecDeque::new() };
         Arc::new(Instances { capacity, max_idle, state: Mutex::new(state) })
     }
 
@@ -136,8 +140,12 @@ impl<W> Instances<W> {
     /// The most recently idle instance of `key` in `job`, with its slot.
     pub(crate) fn take_idle(self: &Arc<Self>, job: u64, key: &[u8; 32]) -> Option<(W, InstanceSlot<W>)> {
         let mut state = self.state.lock();
-        let i = state.idle.iter().rposition(|idle| idle.job == job && idle.key == *key)?;
-        let Idle { ns, warm, .. } = state.idle.remove(i);
+        let idle = state.idle.get_mut(&job)?;
+        let i = idle.iter().rposition(|idle| idle.key == *key)?;
+        let Idle { ns, warm, .. } = idle.remove(i);
+        if idle.is_empty() {
+            state.idle.remove(&job);
+        }
         Some((warm, InstanceSlot::new(self, ns)))
     }
 
@@ -145,8 +153,10 @@ impl<W> Instances<W> {
     /// drops both if someone waits for a slot or the job keeps enough.
     pub(crate) fn put_idle(&self, mut slot: InstanceSlot<W>, job: u64, key: [u8; 32], warm: W) {
         let mut state = self.state.lock();
-        if state.waiting.is_empty() && state.idle.iter().filter(|idle| idle.job == job).count() < self.max_idle {
-            state.idle.push(Idle { ns: slot.ns, job, key, warm });
+        if state.waiting.is_empty() && state.idle.get(&job).map_or(0, Vec::len) < self.max_idle {
+            state.clock += 1;
+            let since = state.clock;
+            state.idle.entry(job).or_default().push(Idle { ns: slot.ns, key, since, warm });
             drop(state);
             slot.idle = true;
         } else {
@@ -158,13 +168,9 @@ impl<W> Instances<W> {
 
     /// Drops the idle instances of `job`, freeing their slots.
     pub(crate) fn end_job(&self, job: u64) {
-        let mut state = self.state.lock();
-        let (ended, kept) = std::mem::take(&mut state.idle).into_iter().partition(|idle| idle.job == job);
-        state.idle = kept;
-        drop(state);
+        let ended = self.state.lock().idle.remove(&job).unwrap_or_default();
         // Dropping an instance unmaps its memory: outside the lock, and
         // before its slot goes to anyone.
-        let ended: Vec<Idle<W>> = ended;
         let namespaces: Vec<u64> = ended.iter().map(|idle| idle.ns).collect();
         drop(ended);
         namespaces.into_iter().for_each(|ns| self.release(ns));
@@ -199,11 +205,21 @@ impl<W> State<W> {
     }
 
     /// The idle instance to give up: the least recently used of the
-    /// namespace holding the most slots.
+    /// namespace holding the most slots. Only a full pool evicts, so the
+    /// scan is off the common path.
     fn evict(&mut self) -> Option<Idle<W>> {
-        let most = self.idle.iter().map(|idle| self.holding(idle.ns)).max()?;
-        let i = self.idle.iter().position(|idle| self.holding(idle.ns) == most)?;
-        Some(self.idle.remove(i))
+        let (job, i) = self
+            .idle
+            .iter()
+            .flat_map(|(&job, idle)| idle.iter().enumerate().map(move |(i, idle)| (job, i, idle)))
+            .max_by_key(|&(_, _, idle)| (self.holding(idle.ns), std::cmp::Reverse(idle.since)))
+            .map(|(job, i, _)| (job, i))?;
+        let idle = self.idle.get_mut(&job).expect("found above");
+        let victim = idle.remove(i);
+        if idle.is_empty() {
+            self.idle.remove(&job);
+        }
+        Some(victim)
     }
 
     /// The oldest waiter of the waiting namespace holding the fewest slots.
