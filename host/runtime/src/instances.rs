@@ -142,10 +142,9 @@ impl<W> Instances<W> {
         let mut state = self.state.lock();
         let idle = state.idle.get_mut(&job)?;
         let i = idle.iter().rposition(|idle| idle.key == *key)?;
+        // A job's list stays, empty or not, until the job ends: calls
+        // taking and returning its instances allocate nothing.
         let Idle { ns, warm, .. } = idle.remove(i);
-        if idle.is_empty() {
-            state.idle.remove(&job);
-        }
         Some((warm, InstanceSlot::new(self, ns)))
     }
 
@@ -214,12 +213,7 @@ impl<W> State<W> {
             .flat_map(|(&job, idle)| idle.iter().enumerate().map(move |(i, idle)| (job, i, idle)))
             .max_by_key(|&(_, _, idle)| (self.holding(idle.ns), std::cmp::Reverse(idle.since)))
             .map(|(job, i, _)| (job, i))?;
-        let idle = self.idle.get_mut(&job).expect("found above");
-        let victim = idle.remove(i);
-        if idle.is_empty() {
-            self.idle.remove(&job);
-        }
-        Some(victim)
+        Some(self.idle.get_mut(&job).expect("found above").remove(i))
     }
 
     /// The oldest waiter of the waiting namespace holding the fewest slots.
