@@ -262,6 +262,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn eviction_takes_from_the_namespace_holding_most_its_oldest_first() {
+        let instances = Instances::new(4, 4);
+        let dropped = Arc::new(Default::default());
+        // Namespace 1 holds three idle instances (jobs 10, 11, 12 in that
+        // order), namespace 2 one (job 20).
+        for (ns, job) in [(1, 10), (2, 20), (1, 11), (1, 12)] {
+            let slot = instances.acquire(ns).await;
+            instances.put_idle(slot, job, KEY, Warm(Arc::clone(&dropped)));
+        }
+        let _slots = [soon(instances.acquire(3)).await, soon(instances.acquire(3)).await];
+        assert!(instances.take_idle(10, &KEY).is_none() && instances.take_idle(11, &KEY).is_none());
+        assert!(instances.take_idle(12, &KEY).is_some() && instances.take_idle(20, &KEY).is_some());
+    }
+
+    #[tokio::test]
     async fn an_instance_coming_back_idle_goes_to_a_waiter() {
         let instances = Instances::<Warm>::new(1, 4);
         let dropped = Arc::new(Default::default());
