@@ -6,15 +6,17 @@
 use std::sync::Arc;
 
 use prism_exec::Config;
-use prism_node::{Host, Node};
+use prism_node::{Host, Node, Threads};
 use prism_runtime::Runtime;
 
-/// A host whose calls run in this process's wasmtime runtime, sized by `config`.
-pub fn local_host(config: &Config) -> anyhow::Result<Host> {
-    Ok(Host::with(Arc::new(Runtime::new(config)?), config))
+/// A host whose calls run in this process's wasmtime runtime, sized by
+/// `config`, on `threads`.
+pub fn local_host(config: &Config, threads: Threads) -> anyhow::Result<Host> {
+    Ok(Host::with(Arc::new(Runtime::new(config)?), config, threads))
 }
 
-/// A node on `config.data_dir` (created if needed), on a local host of its own.
+/// A node on `config.data_dir` (created if needed), on a local host of its
+/// own, its calls on the current tokio runtime.
 pub fn open_node(config: Config) -> anyhow::Result<Arc<Node>> {
-    local_host(&config)?.open(config)
+    local_host(&config, Threads::default())?.open(config)
 }

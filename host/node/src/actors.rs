@@ -220,7 +220,7 @@ impl Actors {
         let span = tracing::info_span!("actor", class = %actor.class, id = %id);
         // Taken before `create` returns: the caller may drop its refs next.
         let holds = hold_args(node, &args);
-        tokio::spawn(run(node.clone(), actor, args, holds, rx).instrument(span));
+        node.scheduler.threads.spawn(run(node.clone(), actor, args, holds, rx).instrument(span));
         Ok(id)
     }
 

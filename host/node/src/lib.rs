@@ -8,6 +8,8 @@
 //! - [`scheduler`]: admits tasks onto logical cpus, resolves their ref
 //!   arguments, retries them, stores their results;
 //! - [`slots`]: the logical cpus, shared fairly between namespaces;
+//! - [`threads`]: which threads run a call: long ones move to background
+//!   threads of a lower OS priority;
 //! - [`actors`]: long-lived instances holding state, serving calls in order;
 //! - [`generators`]: streams of items yielded by generator tasks;
 //! - [`cancel`]: Ray's `ray.cancel`, recursive;
@@ -18,7 +20,7 @@
 //! use prism_exec::{Config, Output};
 //! use prism_node::Host;
 //! let config = Config::new("/tmp/prism-data");
-//! let node = Host::with(executor, &config).open(config)?;
+//! let node = Host::with(executor, &config, Default::default()).open(config)?;
 //! let program = node.load("square.wasm", &std::fs::read("square.wasm")?).await?;
 //! let job = node.job(program, Output::stdio());
 //! node.run_driver(&job, &[]).await?;
@@ -32,5 +34,7 @@ mod node;
 pub mod scheduler;
 mod scope;
 pub mod slots;
+pub mod threads;
 
 pub use self::node::{Host, Job, Library, Node, TaskCounts};
+pub use self::threads::Threads;

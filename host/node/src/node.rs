@@ -14,6 +14,7 @@ use crate::cancel::{Kind, Tokens};
 use crate::generators::Generators;
 use crate::scheduler::Scheduler;
 use crate::scope::Scope;
+use crate::threads::Threads;
 use prism_exec::config::Config;
 use prism_exec::{
     ActorId, ActorOptions, Class, DriverExit, Executor, InstanceLimits, LoadError, Output, ProgramInfo, Run, Slot,
@@ -142,11 +143,11 @@ pub struct Host {
 
 impl Host {
     /// `executor` and cpus as `config` sizes them.
-    pub fn with(executor: Arc<dyn Executor>, config: &Config) -> Self {
+    pub fn with(executor: Arc<dyn Executor>, config: &Config, threads: Threads) -> Self {
         let interrupt = executor.clone();
         Host {
             executor,
-            scheduler: Arc::new(Scheduler::new(config.workers, move || interrupt.interrupt())),
+            scheduler: Arc::new(Scheduler::new(config.workers, move || interrupt.interrupt(), threads)),
             namespaces: Arc::default(),
             jobs: Arc::default(),
         }
@@ -283,10 +284,14 @@ impl Node {
         let scope = Scope::new(self, job, None, self.next_caller(), None, None);
         let limits = self.limits().driver();
         let run = self.run(job, scope, job.program.hash, limits, None, 0);
-        // Also when the run is stopped (`prism job stop`, a tenant deleted)
-        // and this future dropped midway.
-        let _ended = JobEnd { node: self, job };
-        self.executor.run_driver(run, args).await
+        let (node, job, args) = (self.clone(), job.clone(), args.to_vec());
+        let driver = async move {
+            // Also when the run is stopped (`prism job stop`, a tenant
+            // deleted) and this future dropped midway.
+            let _ended = JobEnd { node: &node, job: &job };
+            node.executor.run_driver(run, &args).await
+        };
+        self.scheduler.threads.moving(driver).await
     }
 
     /// What a call of `job` in `program` runs as.

@@ -12,6 +12,7 @@ use crate::generators::{Generating, Stream};
 use crate::node::{Job, Node, hold_args};
 use crate::scope::Scope;
 use crate::slots::{Permit, Slots};
+use crate::threads::Threads;
 use prism_exec::{Input, ProgramInfo, Slot, TaskArg, TaskOptions};
 use prism_store::error::{Cause, Failure, Link};
 use prism_store::{GetError, Holdings, ObjectId, Unread};
@@ -20,13 +21,16 @@ use prism_store::{GetError, Holdings, ObjectId, Unread};
 pub struct Scheduler {
     slots: Arc<Slots>,
     capacity: u32,
+    /// Where its calls run.
+    pub threads: Threads,
 }
 
 impl Scheduler {
     /// A scheduler with `workers` logical cpus, whose running calls
-    /// `interrupt` makes check whether they owe a turn.
-    pub fn new(workers: u32, interrupt: impl Fn() + Send + Sync + 'static) -> Self {
-        Scheduler { slots: Slots::new(workers, interrupt), capacity: workers }
+    /// `interrupt` makes check whether they owe a turn, running its calls
+    /// on `threads`.
+    pub fn new(workers: u32, interrupt: impl Fn() + Send + Sync + 'static, threads: Threads) -> Self {
+        Scheduler { slots: Slots::new(workers, interrupt), capacity: workers, threads }
     }
 
     /// Waits for `n` cpus for `node`'s namespace.
@@ -44,7 +48,7 @@ impl Scheduler {
     ) -> ObjectId {
         match Self::prepare(node, job, function, args, options) {
             Ok((id, task)) => {
-                tokio::spawn(task);
+                node.scheduler.threads.spawn(task);
                 id
             }
             Err(id) => id,
@@ -68,7 +72,7 @@ impl Scheduler {
             Err(id) => return id,
         };
         let mut given_up = GivenUp { function: given_up, call: Some((node.clone(), id)) };
-        task.await;
+        node.scheduler.threads.moving(task).await;
         given_up.call = None;
         id
     }
@@ -111,7 +115,8 @@ impl Scheduler {
             Ok(args) => {
                 let span = tracing::info_span!("generator", function = %function, id = %id);
                 let call = Call::new(node, id, function, args);
-                tokio::spawn(run(node.clone(), job.clone(), call, options, Results::Stream(stream)).instrument(span));
+                let task = run(node.clone(), job.clone(), call, options, Results::Stream(stream));
+                node.scheduler.threads.spawn(task.instrument(span));
             }
         }
         id

@@ -7,8 +7,12 @@
 //! its share (the cpus over the namespaces holding or waiting) while
 //! another waits owes a turn: its calls pass their cpus on at their next
 //! tick, which the node makes come at once, and take them back later ahead
-//! of its newer calls. An endless loop in one tenant thus delays another's
-//! call by a tick's slice, not by its cpu deadline.
+//! of its newer calls. A namespace under its share does not even wait for
+//! that: it is lent the cpus at once, and the node runs over its count
+//! until the owing calls pass theirs, which repays the loan. (An owing call
+//! may be off its core just then, and noticing would wait for the kernel's
+//! next tick.) An endless loop in one tenant thus delays another's call by
+//! no more than the kernel does, not by its cpu deadline.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -31,6 +35,8 @@ pub struct Slots {
 struct State {
     capacity: u32,
     free: u32,
+    /// Cpus granted beyond `capacity`, repaid by the next ones freed.
+    lent: u32,
     /// Cpus held, by namespace (only namespaces holding some).
     held: HashMap<u64, u32>,
     /// Waiters by namespace, each queue in arrival order.
@@ -103,8 +109,14 @@ impl Slots {
     /// `cpus` logical cpus, all free; `interrupt` makes running calls check
     /// whether they owe a turn.
     pub fn new(cpus: u32, interrupt: impl Fn() + Send + Sync + 'static) -> Arc<Self> {
-        let state =
-            State { capacity: cpus, free: cpus, held: HashMap::new(), queues: HashMap::new(), ring: VecDeque::new() };
+        let state = State {
+            capacity: cpus,
+            free: cpus,
+            lent: 0,
+            held: HashMap::new(),
+            queues: HashMap::new(),
+            ring: VecDeque::new(),
+        };
         Arc::new(Slots { state: Mutex::new(state), interrupt: Box::new(interrupt) })
     }
 
@@ -125,6 +137,13 @@ impl Slots {
             if state.ring.is_empty() && state.free >= n {
                 state.free -= n;
                 *state.held.entry(ns).or_default() += n;
+                return;
+            }
+            if state.ring.is_empty() && state.may_lend(ns, n) {
+                state.lent += n;
+                *state.held.entry(ns).or_default() += n;
+                drop(guard);
+                (self.interrupt)();
                 return;
             }
             let rx = state.queue(ns, n, false);
@@ -162,9 +181,11 @@ impl Slots {
 }
 
 impl State {
-    /// Frees `n` cpus `ns` held.
+    /// Frees `n` cpus `ns` held, repaying what was lent first.
     fn unhold(&mut self, ns: u64, n: u32) {
-        self.free += n;
+        let repaid = n.min(self.lent);
+        self.lent -= repaid;
+        self.free += n - repaid;
         if let Some(held) = self.held.get_mut(&ns) {
             *held -= n;
             if *held == 0 {
@@ -218,9 +239,21 @@ impl State {
         }
     }
 
-    /// Whether `ns` holds more than its share while another namespace waits.
+    /// Whether `ns` may be lent `n` cpus: holding them keeps it within its
+    /// share, another namespace owes it a turn, and the loans stay within
+    /// the node's count.
+    fn may_lend(&self, ns: u64, n: u32) -> bool {
+        let holders = self.held.len() + usize::from(!self.held.contains_key(&ns));
+        let share = self.capacity / holders as u32;
+        self.lent + n <= self.capacity
+            && self.held.get(&ns).copied().unwrap_or(0) + n <= share
+            && self.held.iter().any(|(&other, &held)| other != ns && held > share)
+    }
+
+    /// Whether `ns` holds more than its share while another namespace waits
+    /// or was lent cpus.
     fn owes_turn(&self, ns: u64) -> bool {
-        if !self.ring.iter().any(|&waiting| waiting != ns) {
+        if self.lent == 0 && !self.ring.iter().any(|&waiting| waiting != ns) {
             return false;
         }
         let newcomers = self.ring.iter().filter(|waiting| !self.held.contains_key(waiting)).count();
@@ -307,6 +340,36 @@ mod tests {
         assert!(!later.is_finished(), "the passed cpu came back ahead of the newer call");
         drop(spinning);
         later.await.unwrap();
+    }
+
+    /// A newcomer within its share does not wait for the owing call to
+    /// notice: it is lent a cpu at once, which that call's pass repays.
+    #[tokio::test]
+    async fn a_newcomer_is_lent_a_cpu_until_the_owing_call_passes_one() {
+        let slots = Slots::new(2, || {});
+        let spinning = [Arc::new(slots.acquire(1, 1).await), Arc::new(slots.acquire(1, 1).await)];
+        let lent = tokio::time::timeout(std::time::Duration::from_secs(5), slots.acquire(2, 1)).await;
+        let lent = lent.expect("the newcomer waited for the spinning calls");
+        assert!(spinning[0].owes_turn() && !lent.owes_turn());
+        // Its second call would exceed its share: that one waits.
+        let second = tokio::spawn({
+            let slots = slots.clone();
+            async move { drop(slots.acquire(2, 1).await) }
+        });
+        tokio::task::yield_now().await;
+        assert!(!second.is_finished());
+        // The pass repays the loan: the cpu goes to nobody, and the passing
+        // call waits until the newcomer is done.
+        let back = tokio::spawn(spinning[0].clone().pass());
+        tokio::task::yield_now().await;
+        assert!(!spinning[1].owes_turn(), "holding one each, nobody owes");
+        assert!(!back.is_finished() && !second.is_finished());
+        drop(lent);
+        back.await.unwrap();
+        assert_eq!(slots.state.lock().lent, 0);
+        drop(spinning);
+        second.await.unwrap();
+        assert_eq!(slots.state.lock().free, 2);
     }
 
     #[tokio::test]

@@ -42,7 +42,7 @@ fn harness() -> &'static Harness {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let service = runtime.block_on(async {
             let wasm = prism_runtime::Runtime::new(&config).expect("the runtime starts");
-            let host = prism_node::Host::with(Arc::new(wasm), &config);
+            let host = prism_node::Host::with(Arc::new(wasm), &config, Default::default());
             Service::open(host, config, quotas).expect("the service opens")
         });
         let token = service.tenants.create("fuzz").expect("the fuzz tenant");

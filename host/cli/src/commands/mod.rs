@@ -117,6 +117,36 @@ fn serve_runtime(config: &Config) -> std::io::Result<tokio::runtime::Runtime> {
     tokio_runtime(config.workers + 1, "prism-serve")
 }
 
+/// How much lower than the server's the OS priority (nice value) of the
+/// threads running long calls is: a thread woken for a request or a short
+/// call then takes a core from them at once.
+const BACKGROUND_NICE: i32 = 10;
+
+/// The runtime long calls move to (see `prism_node::threads`): a thread
+/// per logical cpu, each at a lower OS priority.
+fn background_runtime(config: &Config) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.workers as usize)
+        .thread_name("prism-long")
+        .on_thread_start(|| {
+            // SAFETY: errno is this thread's; nice(2) changes only the
+            // calling thread's priority on Linux. It may return -1 on
+            // success, so errno tells.
+            let failed = unsafe {
+                *libc::__errno_location() = 0;
+                libc::nice(BACKGROUND_NICE) == -1 && *libc::__errno_location() != 0
+            };
+            if failed {
+                eprintln!(
+                    "warning: cannot lower the priority of a thread for long calls: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+        })
+        .enable_all()
+        .build()
+}
+
 /// Options every command that starts a node takes.
 #[derive(Args, Debug, Clone)]
 pub struct NodeOptions {

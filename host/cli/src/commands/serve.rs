@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Args;
 use prism_exec::config::LimitNames;
+use prism_node::Threads;
 use prism_service::quotas::Quotas;
 use prism_service::{Service, admin, api, http};
 
@@ -83,12 +84,15 @@ impl Serve {
     pub fn execute(self) -> anyhow::Result<ExitCode> {
         let mut config = self.host.config();
         config.limit_names = LimitNames::QUOTAS;
+        // Declared first, so it outlives the calls that moved to it.
+        let background = super::background_runtime(&config)?;
         let tokio = super::serve_runtime(&config)?;
         tokio.block_on(async {
             let socket = config.data_dir.join(admin::SOCKET);
             std::fs::create_dir_all(&config.data_dir)?;
             let admin = bind_admin(&socket)?;
-            let service = Service::open(prism_cli::local_host(&config)?, config, self.quotas.quotas())?;
+            let threads = Threads::split(tokio::runtime::Handle::current(), background.handle().clone());
+            let service = Service::open(prism_cli::local_host(&config, threads)?, config, self.quotas.quotas())?;
             let listener = tokio::net::TcpListener::bind(self.listen)
                 .await
                 .with_context(|| format!("cannot listen on {}", self.listen))?;
