@@ -773,7 +773,51 @@ fn a_tenant_spinning_on_every_cpu_does_not_hold_up_another() {
         assert_eq!(answer.json(), json!({"result": 3}));
     }
     assert_eq!((count("finished"), count("failed")), (0, 0), "bob was answered only once alice's loops ended");
+    // The loops spin on the threads for long calls, at a lower priority
+    // than the threads that answer requests.
+    let before = thread_cpu(server.child.id());
+    std::thread::sleep(Duration::from_secs(1));
+    let after = thread_cpu(server.child.id());
+    let spent = |long: bool| -> u64 {
+        after
+            .iter()
+            .filter(|(_, t)| (t.name == "prism-long") == long)
+            .map(|(tid, t)| t.ticks - before.get(tid).map_or(0, |b| b.ticks))
+            .sum()
+    };
+    assert!(spent(true) > spent(false), "the loops ran elsewhere: {after:?}");
+    let base = after[&server.child.id().to_string()].nice;
+    for thread in after.values() {
+        assert_eq!(thread.nice, if thread.name == "prism-long" { base + 10 } else { base }, "{after:?}");
+    }
     drop(loops);
+}
+
+/// A thread of a process, from `/proc`.
+#[derive(Debug)]
+struct ThreadCpu {
+    name: String,
+    nice: i64,
+    /// Cpu time used, in clock ticks.
+    ticks: u64,
+}
+
+/// Each thread of process `pid`, by id.
+fn thread_cpu(pid: u32) -> std::collections::HashMap<String, ThreadCpu> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .filter_map(|task| {
+            let task = task.unwrap();
+            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            // `pid (comm) state ...`: comm may hold spaces, so split after it.
+            let (head, rest) = stat.rsplit_once(") ")?;
+            let name = head.split_once(" (")?.1.to_owned();
+            let fields: Vec<&str> = rest.split(' ').collect();
+            let field = |n: usize| fields[n - 3].parse::<i64>().unwrap();
+            let ticks = (field(14) + field(15)) as u64;
+            Some((task.file_name().into_string().unwrap(), ThreadCpu { name, nice: field(19), ticks }))
+        })
+        .collect()
 }
 
 /// Regression (issue 12, item 2): warm instances held their pool slots
