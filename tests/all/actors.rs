@@ -124,3 +124,38 @@ fn actor_methods_may_be_generators() {
          still serves: ok 3"
     );
 }
+
+/// With three instance slots, the driver and two actors hold them all: a
+/// third actor is refused at once, naming the flag (it would wait for ever),
+/// and a task waits for a slot and is told why rather than hang in silence.
+#[test]
+fn actors_past_the_slots_are_refused_and_a_waiting_call_says_so() {
+    use std::io::{BufRead as _, Read as _};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_prism"))
+        .args(["run", "--max-instances", "3", guest!(ACTORS), "--", "slots"])
+        .env("PRISM_DATA_DIR", dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Should no notice come, the run would wait for ever: end it.
+    let pid = child.id().to_string();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        let _ = std::process::Command::new("kill").args(["-9", &pid]).status();
+    });
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let notice = stderr.lines().map_while(Result::ok).find(|line| line.contains("waiting for an instance slot"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut stdout = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    assert_eq!(
+        stdout.lines().next(),
+        Some("created 2, then: limit exceeded: 2 actors are alive, as many as may be at once (raise --max-instances)"),
+        "{stdout}"
+    );
+    let notice = notice.expect("no notice before the run ended");
+    assert!(notice.contains("all 3 are held") && notice.ends_with("(raise --max-instances)"), "{notice}");
+}

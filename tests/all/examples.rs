@@ -75,34 +75,6 @@ fn ocr_actor_pool_keeps_its_models() {
     );
 }
 
-/// With two instance slots, the driver and one recognizer hold both: the
-/// second recognizer waits, and the job is told why rather than hanging
-/// in silence.
-#[test]
-fn a_call_waiting_for_an_instance_slot_says_so() {
-    use std::io::BufRead as _;
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_prism"))
-        .args(["run", "--max-instances", "2", guest!(OCR_ACTORS)])
-        .env("PRISM_DATA_DIR", dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Should no notice come, the run would wait for ever: end it.
-    let pid = child.id().to_string();
-    std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_secs(60));
-        let _ = std::process::Command::new("kill").args(["-9", &pid]).status();
-    });
-    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let notice = stderr.lines().map_while(Result::ok).find(|line| line.contains("waiting for an instance slot"));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let notice = notice.expect("no notice before the run ended");
-    assert!(notice.contains("all 2 are held") && notice.ends_with("(raise --max-instances)"), "{notice}");
-}
-
 #[test]
 fn generator_yields_large_values_one_at_a_time() {
     let out = run_ok(guest!(GENERATOR), &["3"]);

@@ -836,6 +836,43 @@ fn warm_instances_give_up_their_slots_to_other_tenants() {
     }
 }
 
+/// Live actors hold their slots: the tenant quota `actors` caps them, so
+/// one tenant's actors cannot take every slot from the others.
+#[test]
+fn a_tenants_actors_are_capped_and_others_keep_their_slots() {
+    let server = Server::start(&["--max-instances", "4", "--quota-actors", "2"]);
+    let alice = server.tenant("alice");
+    server.deploy(&alice, guest!(SERVICE), "svc");
+    let tally = json!({"module": "svc", "class": "Tally", "args": [0]});
+    let ids: Vec<String> = (0..2)
+        .map(|_| {
+            let created = server.json("POST", "/v1/actors", &alice, &tally);
+            assert_eq!(created.status, 201, "{}", created.text());
+            created.json()["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let (code, message) = server.json("POST", "/v1/actors", &alice, &tally).error(429);
+    assert_eq!(code, "quota_exceeded");
+    assert_eq!(message, "2 actors are alive, as many as may be at once (raise the tenant quota `actors`)");
+    // Two slots are left: bob calls and makes actors as if alice were not there.
+    let bob = server.tenant("bob");
+    server.deploy(&bob, guest!(SERVICE), "svc");
+    assert_eq!(server.json("POST", "/v1/modules/svc/functions/add", &bob, &json!([1, 2])).json(), json!({"result": 3}));
+    assert_eq!(server.json("POST", "/v1/actors", &bob, &tally).status, 201);
+    // A killed actor gives its place back (once it has shut down).
+    assert_eq!(server.request("DELETE", &format!("/v1/actors/{}", ids[0]), &alice, &[], b"").status, 204);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let again = server.json("POST", "/v1/actors", &alice, &tally);
+        if again.status == 201 {
+            break;
+        }
+        assert_eq!(again.status, 429, "{}", again.text());
+        assert!(Instant::now() < deadline, "the killed actor still counts");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn acknowledged_uploads_survive_kill_9() {
     let server = Server::start(&[]);

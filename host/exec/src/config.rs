@@ -64,6 +64,8 @@ pub struct LimitNames {
     pub driver_cpu: &'static str,
     /// What sets the object store's capacity.
     pub store: &'static str,
+    /// What sets how many actors may be alive at once.
+    pub actors: &'static str,
 }
 
 impl LimitNames {
@@ -73,6 +75,7 @@ impl LimitNames {
         cpu: "--cpu-deadline",
         driver_cpu: "--driver-cpu-deadline",
         store: "--object-store-disk and --object-store-memory",
+        actors: "--max-instances",
     };
 
     /// A tenant's quotas.
@@ -81,6 +84,7 @@ impl LimitNames {
         cpu: "the tenant quota `cpu_deadline_ms`",
         driver_cpu: "the tenant quota `job_cpu_ms`",
         store: "the tenant quota `stored_bytes`",
+        actors: "the tenant quota `actors`",
     };
 }
 
@@ -100,6 +104,9 @@ pub struct Config {
     pub driver_cpu_deadline: Option<Duration>,
     /// Instances alive at once.
     pub max_instances: u32,
+    /// Actors alive at once. Each holds an instance for its life, so past
+    /// this one more fails at once rather than wait for a slot forever.
+    pub max_actors: u32,
     /// Bytes of small objects kept in memory.
     pub object_store_memory: u64,
     /// Bytes of all objects kept (memory and blob files).
@@ -118,6 +125,8 @@ impl Config {
             cpu_deadline: DEFAULT_CPU_DEADLINE,
             driver_cpu_deadline: None,
             max_instances: DEFAULT_MAX_INSTANCES,
+            // One slot stays for the driver.
+            max_actors: DEFAULT_MAX_INSTANCES - 1,
             object_store_memory: default_object_store_memory(),
             object_store_disk: DEFAULT_OBJECT_STORE_DISK,
             limit_names: LimitNames::CLI,

@@ -93,6 +93,8 @@ pub struct InstanceLimits {
     pub ticks: u64,
     /// Epoch ticks of CPU per driver run.
     pub driver_ticks: u64,
+    /// Actors alive at once in the namespace (each holds an instance).
+    pub actors: u32,
     /// What raises them, for messages.
     pub names: LimitNames,
 }
@@ -105,6 +107,7 @@ impl InstanceLimits {
             memory: config.memory_limit,
             ticks: ticks(config.cpu_deadline).unwrap_or(u64::MAX),
             driver_ticks: config.driver_cpu_deadline.map_or(u64::MAX, |d| ticks(d).unwrap_or(u64::MAX)),
+            actors: config.max_actors,
             names: config.limit_names,
         }
     }

@@ -35,6 +35,14 @@ pub enum CreateError {
     /// Another actor has the id.
     #[error("an actor `{0}` already exists")]
     IdTaken(ActorId),
+    /// As many actors as the namespace may have are alive.
+    #[error("{limit} actors are alive, as many as may be at once (raise {raise})")]
+    TooMany {
+        /// The limit.
+        limit: u32,
+        /// What raises it.
+        raise: &'static str,
+    },
     /// The class is unknown, or its component cannot be loaded.
     #[error(transparent)]
     Failed(#[from] Failure),
@@ -44,6 +52,7 @@ impl From<CreateError> for Failure {
     fn from(err: CreateError) -> Failure {
         match err {
             CreateError::Failed(failure) => failure,
+            too_many @ CreateError::TooMany { .. } => Failure::LimitExceeded(too_many.to_string()),
             taken => Failure::InvalidArgument(taken.to_string()),
         }
     }
@@ -166,11 +175,14 @@ impl Actor {
 pub struct Actors {
     by_id: Mutex<HashMap<ActorId, Arc<Actor>>>,
     by_name: Mutex<HashMap<String, ActorId>>,
+    /// Actors not yet shut down, against [`prism_exec::InstanceLimits::actors`].
+    live: AtomicU32,
 }
 
 impl Actors {
     /// Creates an actor of `class` in `job`'s component; its constructor runs
-    /// in the background. Fails if the class is unknown or the name taken.
+    /// in the background. Fails if the class is unknown, the name or id
+    /// taken, or as many actors alive as the limits allow.
     pub(crate) fn create(
         node: &Arc<Node>,
         job: &Arc<Job>,
@@ -183,8 +195,14 @@ impl Actors {
         if program.class(&class).is_none() {
             return Err(program.missing("actor class", &class, program.classes.iter().map(|c| c.name.as_str())).into());
         }
+        let limits = node.limits();
+        let live = &node.actors.live;
+        if live.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limits.actors).then_some(n + 1)).is_err() {
+            return Err(CreateError::TooMany { limit: limits.actors, raise: limits.names.actors });
+        }
         let id = options.id.unwrap_or_else(|| node.store.fresh_id());
         if node.actors.by_id.lock().contains_key(&id) {
+            live.fetch_sub(1, Ordering::AcqRel);
             return Err(CreateError::IdTaken(id));
         }
         let (queue, rx) = mpsc::unbounded_channel();
@@ -206,6 +224,7 @@ impl Actors {
         if let Some(name) = &actor.name {
             let mut names = node.actors.by_name.lock();
             if names.contains_key(name) {
+                live.fetch_sub(1, Ordering::AcqRel);
                 return Err(CreateError::NameTaken(name.clone()));
             }
             names.insert(name.clone(), id);
@@ -325,9 +344,10 @@ impl Actors {
         }
     }
 
-    /// Frees the actor's name; its id stays known, so later calls say it
-    /// died rather than that it never existed.
+    /// Frees the actor's name and its place among the live; its id stays
+    /// known, so later calls say it died rather than that it never existed.
     fn forget(&self, actor: &Actor) {
+        self.live.fetch_sub(1, Ordering::AcqRel);
         if let Some(name) = &actor.name {
             let mut names = self.by_name.lock();
             if names.get(name) == Some(&actor.id) {

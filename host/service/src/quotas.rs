@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 pub struct Quotas {
     /// Invocations, actor calls and jobs in flight at once.
     pub concurrent_tasks: u32,
+    /// Actors alive at once (each holds an instance slot while it lives).
+    pub actors: u32,
     /// Linear memory of each instance, in bytes.
     pub memory_per_instance: u64,
     /// CPU time of each task call, in milliseconds.
@@ -33,6 +35,7 @@ impl Default for Quotas {
     fn default() -> Self {
         Quotas {
             concurrent_tasks: 256,
+            actors: 100,
             memory_per_instance: 256 << 20,
             cpu_deadline_ms: 10_000,
             job_cpu_ms: 3_600_000,
@@ -51,6 +54,9 @@ pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     /// Replaces the default `concurrent_tasks`.
     pub concurrent_tasks: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    /// Replaces the default `actors`.
+    pub actors: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     /// Replaces the default `memory_per_instance`.
     pub memory_per_instance: Option<u64>,
@@ -79,6 +85,7 @@ impl Overrides {
     pub fn apply(&self, defaults: &Quotas) -> Quotas {
         Quotas {
             concurrent_tasks: self.concurrent_tasks.unwrap_or(defaults.concurrent_tasks),
+            actors: self.actors.unwrap_or(defaults.actors),
             memory_per_instance: self.memory_per_instance.unwrap_or(defaults.memory_per_instance),
             cpu_deadline_ms: self.cpu_deadline_ms.unwrap_or(defaults.cpu_deadline_ms),
             job_cpu_ms: self.job_cpu_ms.unwrap_or(defaults.job_cpu_ms),
@@ -93,6 +100,7 @@ impl Overrides {
     pub fn merge(&self, other: &Overrides) -> Overrides {
         Overrides {
             concurrent_tasks: other.concurrent_tasks.or(self.concurrent_tasks),
+            actors: other.actors.or(self.actors),
             memory_per_instance: other.memory_per_instance.or(self.memory_per_instance),
             cpu_deadline_ms: other.cpu_deadline_ms.or(self.cpu_deadline_ms),
             job_cpu_ms: other.job_cpu_ms.or(self.job_cpu_ms),

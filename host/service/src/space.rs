@@ -358,6 +358,9 @@ impl Space {
             .create_actor(&module.job, &module.job.program, None, record.class.clone(), args, options)
             .map_err(|err| match err {
                 CreateError::Failed(failure) => crate::api::failure_error(&failure),
+                too_many @ CreateError::TooMany { .. } => {
+                    ApiError::new(hyper::StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", too_many.to_string())
+                }
                 taken => ApiError::new(hyper::StatusCode::CONFLICT, "conflict", taken.to_string()),
             })?;
         // By id: a name may later be shared by several modules.

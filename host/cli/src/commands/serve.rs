@@ -42,6 +42,9 @@ struct QuotaOptions {
     /// Calls in flight per tenant
     #[arg(long, default_value_t = Quotas::default().concurrent_tasks)]
     quota_concurrent_tasks: u32,
+    /// Actors alive at once per tenant (each holds an instance slot)
+    #[arg(long, default_value_t = Quotas::default().actors)]
+    quota_actors: u32,
     /// Memory of each instance, in MiB
     #[arg(long, value_name = "MIB", default_value_t = Quotas::default().memory_per_instance >> 20)]
     quota_memory_per_instance: u64,
@@ -69,6 +72,7 @@ impl QuotaOptions {
     fn quotas(&self) -> Quotas {
         Quotas {
             concurrent_tasks: self.quota_concurrent_tasks,
+            actors: self.quota_actors,
             memory_per_instance: self.quota_memory_per_instance << 20,
             cpu_deadline_ms: self.quota_cpu_deadline_ms,
             job_cpu_ms: self.quota_job_cpu_ms,

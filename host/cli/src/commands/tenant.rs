@@ -54,6 +54,9 @@ pub struct QuotaArgs {
     /// Calls in flight at once
     #[arg(long)]
     concurrent_tasks: Option<u32>,
+    /// Actors alive at once (each holds an instance slot)
+    #[arg(long)]
+    actors: Option<u32>,
     /// Memory of each instance, in MiB
     #[arg(long, value_name = "MIB")]
     memory_per_instance: Option<u64>,
@@ -150,6 +153,7 @@ impl QuotaArgs {
     fn overrides(&self) -> Overrides {
         Overrides {
             concurrent_tasks: self.concurrent_tasks,
+            actors: self.actors,
             memory_per_instance: self.memory_per_instance.map(|m| m << 20),
             cpu_deadline_ms: self.cpu_deadline_ms,
             job_cpu_ms: self.job_cpu_ms,

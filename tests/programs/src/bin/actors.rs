@@ -254,6 +254,22 @@ fn main() {
             println!("memory bomb: {}", show(prism::get(&hoarder.hoard().remote())));
             println!("bystander: {}", show(prism::get(&bystander.append(1).remote())));
         }
+        "slots" => {
+            // Each actor holds an instance slot for life: past what the node
+            // has, creating one fails at once rather than wait for ever.
+            let mut held = Vec::new();
+            let refused = loop {
+                match Log::remote_with(&ActorOptions::new()) {
+                    Ok(log) => held.push(log),
+                    Err(err) => break err,
+                }
+            };
+            println!("created {}, then: {refused}", held.len());
+            // Once constructed, they hold their slots.
+            prism::get_all(&held.iter().map(|log| log.items().remote()).collect::<Vec<_>>()).unwrap();
+            // Every slot is the driver's or an actor's: a task waits, and says so.
+            println!("task: {}", show(prism::get(&value_after::remote(0, 1))));
+        }
         "lifetime" => {
             // The test checks from the host which of these outlive the job.
             let owned = Log::remote_with(&ActorOptions::new().name("owned")).unwrap();
