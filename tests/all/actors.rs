@@ -63,6 +63,15 @@ fn kill_fails_queued_and_later_calls() {
     assert_eq!(case("kill"), "queued: error actor died: it was killed\nafter kill: error actor died: it was killed");
 }
 
+/// Dead actors are remembered, for calls to say why they died, up to a
+/// bound: a node whose actors are made and killed for ever stays its size.
+#[test]
+fn the_oldest_dead_actors_are_forgotten_past_a_bound() {
+    let kept = prism_node::actors::DEAD_KEPT.to_string();
+    let out = run_ok(guest!(ACTORS), &["forgotten", &kept]);
+    assert_eq!(out, format!("forgotten: 1, remembered as killed: {kept}\n"));
+}
+
 #[test]
 fn failed_constructor_fails_every_call_with_its_message() {
     let died = "error actor died: the constructor of `Broken` failed: no configuration";

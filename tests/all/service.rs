@@ -1251,6 +1251,101 @@ impl Drop for SmallDisk {
     }
 }
 
+/// An ext4 file system on a loop device, mounted on a fresh directory, whose
+/// writes can be throttled for the server's process (a cgroup's blkio or io
+/// controller): a slow disk. Needs root and cgroups, as CI has.
+struct SlowDisk {
+    path: std::path::PathBuf,
+    device: String,
+    cgroup: std::path::PathBuf,
+    _image: tempfile::NamedTempFile,
+}
+
+impl SlowDisk {
+    fn mount() -> (SlowDisk, tempfile::TempDir) {
+        let run = |cmd: &mut Command| {
+            let out = cmd.output().unwrap();
+            assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap().trim().to_string()
+        };
+        let image = tempfile::NamedTempFile::new().unwrap();
+        image.as_file().set_len(256 << 20).unwrap();
+        let device = run(Command::new("losetup").args(["-f", "--show"]).arg(image.path()));
+        // Initialised now, so no background writes compete with the test's.
+        run(Command::new("mkfs.ext4").args(["-q", "-E", "lazy_itable_init=0,lazy_journal_init=0", &device]));
+        let dir = tempfile::tempdir().unwrap();
+        run(Command::new("mount").arg(&device).arg(dir.path()));
+        let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let root = if v2 { "/sys/fs/cgroup" } else { "/sys/fs/cgroup/blkio" };
+        if v2 {
+            std::fs::write("/sys/fs/cgroup/cgroup.subtree_control", "+io")
+                .expect("cgroup v2 without the io controller");
+        }
+        let cgroup = std::path::Path::new(root).join(format!("prism-test-{}", std::process::id()));
+        std::fs::create_dir(&cgroup).expect("this test throttles a disk with a cgroup (blkio or io)");
+        let disk = SlowDisk { path: dir.path().to_path_buf(), device, cgroup, _image: image };
+        (disk, dir)
+    }
+
+    /// From now on, `pid`'s writes to the disk go at `iops` a second.
+    fn throttle(&self, pid: u32, iops: u32) {
+        let number =
+            std::fs::read_to_string(format!("/sys/class/block/{}/dev", self.device.trim_start_matches("/dev/")))
+                .unwrap();
+        let number = number.trim();
+        match self.cgroup.join("io.max") {
+            v2 if v2.exists() => std::fs::write(v2, format!("{number} wiops={iops}")),
+            _ => std::fs::write(self.cgroup.join("blkio.throttle.write_iops_device"), format!("{number} {iops}")),
+        }
+        .unwrap();
+        std::fs::write(self.cgroup.join("cgroup.procs"), pid.to_string()).unwrap();
+    }
+}
+
+impl Drop for SlowDisk {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.cgroup);
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        let _ = Command::new("losetup").args(["-d", &self.device]).status();
+        let _ = std::fs::remove_dir(&self.path);
+    }
+}
+
+/// Regression (issue 12, item 5): redb commits ran on the server's async
+/// threads, so a few requests waiting on a slow disk held up every
+/// tenant's requests, even those that touch no disk.
+#[test]
+fn a_slow_disk_holds_up_only_the_requests_that_write() {
+    let (disk, dir) = SlowDisk::mount();
+    let server = Server::start_in(dir, &[]);
+    let (alice, bob) = (server.tenant("alice"), server.tenant("bob"));
+    for token in [&alice, &bob] {
+        server.deploy(token, guest!(SERVICE), "svc");
+    }
+    let add = || server.json("POST", "/v1/modules/svc/functions/add", &bob, &json!([1, 2]));
+    assert_eq!(add().json(), json!({"result": 3}));
+    disk.throttle(server.child.id(), 2);
+    // More of alice's writes than the server has threads (3): each commits
+    // to redb, which waits for the throttled disk.
+    let pending = std::sync::atomic::AtomicUsize::new(4);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                let tally = json!({"module": "svc", "class": "Tally", "args": [0]});
+                let created = server.json("POST", "/v1/actors", &alice, &tally);
+                assert_eq!(created.status, 201, "{}", created.text());
+                pending.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+        // Each of them takes a second or more; bob's call touches no disk.
+        std::thread::sleep(Duration::from_millis(100));
+        let answer = add();
+        let still = pending.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(answer.json(), json!({"result": 3}));
+        assert_eq!(still, 4, "bob was answered only after {} of alice's writes", 4 - still);
+    });
+}
+
 /// Files whose names start with `prefix` anywhere under `dir`.
 fn files_named(dir: &std::path::Path, prefix: &str) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();

@@ -8,7 +8,7 @@
 //! caller's calls. When nothing of a caller's is waiting and the new call's
 //! arguments are ready, it skips the resolver and goes straight in.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
@@ -177,7 +177,14 @@ pub struct Actors {
     by_name: Mutex<HashMap<String, ActorId>>,
     /// Actors not yet shut down, against [`prism_exec::InstanceLimits::actors`].
     live: AtomicU32,
+    /// The dead still in `by_id`, the oldest first.
+    dead: Mutex<VecDeque<ActorId>>,
 }
+
+/// Dead actors remembered per namespace (as Ray's GCS caches destroyed
+/// actors), so a call to one says why it died; older ones are forgotten, or
+/// a server whose tenants make and kill actors would grow for ever.
+pub const DEAD_KEPT: usize = 10_000;
 
 impl Actors {
     /// Creates an actor of `class` in `job`'s component; its constructor runs
@@ -345,9 +352,17 @@ impl Actors {
     }
 
     /// Frees the actor's name and its place among the live; its id stays
-    /// known, so later calls say it died rather than that it never existed.
+    /// known, so later calls say it died rather than that it never existed,
+    /// until [`DEAD_KEPT`] actors have died since.
     fn forget(&self, actor: &Actor) {
         self.live.fetch_sub(1, Ordering::AcqRel);
+        let mut dead = self.dead.lock();
+        dead.push_back(actor.id);
+        if dead.len() > DEAD_KEPT {
+            let oldest = dead.pop_front();
+            self.by_id.lock().remove(&oldest.expect("more than one is kept"));
+        }
+        drop(dead);
         if let Some(name) = &actor.name {
             let mut names = self.by_name.lock();
             if names.get(name) == Some(&actor.id) {

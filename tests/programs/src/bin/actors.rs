@@ -270,6 +270,39 @@ fn main() {
             // Every slot is the driver's or an actor's: a task waits, and says so.
             println!("task: {}", show(prism::get(&value_after::remote(0, 1))));
         }
+        "forgotten" => {
+            // The node remembers this many dead actors, then forgets the oldest.
+            let kept: usize = std::env::args().nth(2).and_then(|n| n.parse().ok()).expect("how many are kept");
+            let dead: Vec<prism::Actor<Log>> = (0..=kept)
+                .map(|_| {
+                    // A killed actor counts as alive until it has shut down.
+                    let log = loop {
+                        match Log::remote_with(&ActorOptions::new()) {
+                            Ok(log) => break log,
+                            Err(prism::Error::LimitExceeded(_)) => std::thread::sleep(Duration::from_millis(1)),
+                            Err(other) => panic!("{other}"),
+                        }
+                    };
+                    log.kill().unwrap();
+                    log
+                })
+                .collect();
+            // Once all have shut down, the first to do so is forgotten.
+            let count = || {
+                let answers: Vec<_> = dead.iter().map(|log| show(prism::get(&log.items().remote()))).collect();
+                let forgotten = answers.iter().filter(|a| a.contains("not found")).count();
+                (forgotten, answers.iter().filter(|a| a.ends_with("actor died: it was killed")).count())
+            };
+            let mut counts = count();
+            for _ in 0..100 {
+                if counts.0 > 0 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+                counts = count();
+            }
+            println!("forgotten: {}, remembered as killed: {}", counts.0, counts.1);
+        }
         "lifetime" => {
             // The test checks from the host which of these outlive the job.
             let owned = Log::remote_with(&ActorOptions::new().name("owned")).unwrap();
