@@ -1225,6 +1225,35 @@ fn actor_calls_over_http_keep_memory_flat() {
     assert_eq!(total, json!({"result": 40_000}), "no call was lost");
 }
 
+/// Regression: a dead actor, kept so that calls to it say why it died, kept
+/// its run queue's buffers too (5 KB each), and dead actors were never
+/// forgotten: a tenant making and killing actors grew the server for ever.
+#[test]
+fn actors_made_and_killed_over_http_keep_memory_flat() {
+    let server = Server::start(&[]);
+    let token = server.tenant("alice");
+    server.deploy(&token, guest!(SERVICE), "svc");
+    let mut http = KeepAlive::open(&server.addr, &token);
+    let mut churn = |actors: i64| {
+        for i in 0..actors {
+            let (status, body) =
+                http.post("/v1/actors", &format!(r#"{{"module": "svc", "class": "Tally", "args": [{i}]}}"#));
+            assert_eq!(status, 201, "{body}");
+            let id = serde_json::from_str::<Value>(&body).unwrap()["id"].as_str().unwrap().to_string();
+            assert_eq!(
+                http.post(&format!("/v1/actors/{id}/methods/add"), "[1]"),
+                (200, format!("{{\"result\":{}}}\n", i + 1))
+            );
+            assert_eq!(http.send("DELETE", &format!("/v1/actors/{id}"), b"").0, 204);
+        }
+    };
+    churn(1_000);
+    let warm = rss_kib(&server);
+    churn(10_000);
+    let after = rss_kib(&server);
+    assert!(after < warm + 12 * 1024, "10,000 actors made and killed grew the server from {warm} KiB to {after} KiB");
+}
+
 /// A tmpfs of `mib` MiB mounted on a fresh directory, unmounted when
 /// dropped: a disk that fills up. Mounting needs root, as CI runs.
 struct SmallDisk {

@@ -136,7 +136,9 @@ pub struct Actor {
     job: Arc<Job>,
     /// The component whose class it is.
     program: Arc<ProgramInfo>,
-    queue: mpsc::UnboundedSender<Call>,
+    /// Its run queue; dropped as it shuts down, so a dead actor kept for
+    /// its name and reason holds none of the queue's memory.
+    queue: Mutex<Option<mpsc::UnboundedSender<Call>>>,
     lanes: Mutex<HashMap<u64, Lane>>,
     /// Why it is dead, once it is.
     died: Mutex<Option<String>>,
@@ -220,7 +222,7 @@ impl Actors {
             options,
             job: job.clone(),
             program: program.clone(),
-            queue,
+            queue: Mutex::new(Some(queue)),
             lanes: Mutex::new(HashMap::new()),
             died: Mutex::new(None),
             owned: Mutex::new(Vec::new()),
@@ -386,7 +388,11 @@ fn ready_args(node: &Node, args: &[TaskArg]) -> Option<Vec<Input>> {
 }
 
 fn send(node: &Node, actor: &Actor, call: Call) {
-    if let Err(mpsc::error::SendError(call)) = actor.queue.send(call) {
+    let refused = match &*actor.queue.lock() {
+        Some(queue) => queue.send(call).err().map(|mpsc::error::SendError(call)| call),
+        None => Some(call),
+    };
+    if let Some(call) = refused {
         let reason = actor.dead().unwrap_or_else(|| "it has stopped".into());
         node.tokens.remove(&call.reply.id());
         actor.reply(node, &call.reply, &call.method, Err(Failure::ActorDied(reason)));
@@ -538,6 +544,7 @@ async fn start(node: &Node, actor: &Actor, run: Run, args: &[Input]) -> Result<B
 /// Marks the actor dead and fails every call still queued.
 fn shut_down(node: &Node, actor: &Actor, mut rx: mpsc::UnboundedReceiver<Call>) {
     actor.die("it has stopped".into());
+    actor.queue.lock().take();
     rx.close();
     let reason = actor.dead().unwrap_or_default();
     while let Ok(call) = rx.try_recv() {
