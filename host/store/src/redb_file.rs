@@ -23,6 +23,17 @@ pub fn redb_failure(doing: impl fmt::Display, err: &redb::Error) -> Failure {
     }
 }
 
+/// Bytes of pages each database caches in memory. redb's default, 1 GiB,
+/// let a server grow with every job and object its tenants ever recorded
+/// (each namespace has two databases); past this, pages are read back from
+/// the file, which the OS caches anyway.
+pub const CACHE_BYTES: usize = 16 << 20;
+
+/// The database at `path`, created if missing, with its cache bounded.
+fn create(path: &Path) -> Result<Database, redb::DatabaseError> {
+    Database::builder().set_cache_size(CACHE_BYTES).create(path)
+}
+
 /// The database could not be reopened after a failed write (yet).
 #[derive(Debug, thiserror::Error)]
 #[error("the database `{}` is closed after a failed write and cannot be reopened yet", .0.display())]
@@ -38,7 +49,7 @@ pub struct RedbFile {
 impl RedbFile {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, redb::DatabaseError> {
-        Ok(RedbFile { path: path.to_path_buf(), db: RwLock::new(Some(Database::create(path)?)) })
+        Ok(RedbFile { path: path.to_path_buf(), db: RwLock::new(Some(create(path)?)) })
     }
 
     /// Runs `read` on the database.
@@ -63,7 +74,7 @@ impl RedbFile {
         let mut db = self.db.write();
         // redb holds a lock on the file: the old handle goes first.
         drop(db.take());
-        match Database::create(&self.path) {
+        match create(&self.path) {
             Ok(reopened) => *db = Some(reopened),
             Err(err) => {
                 tracing::error!(path = %self.path.display(), error = %err, "cannot reopen a database; trying again at the next write")
