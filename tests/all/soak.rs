@@ -1,6 +1,6 @@
 //! Soak: mixed load from several tenants on one `prism serve` over loopback
-//! (function invocations, actor calls, object uploads, downloads and
-//! deletes, jobs), checking every answer, then that nothing was lost and
+//! (function invocations, actor calls, actors made and killed, object
+//! uploads, downloads and deletes, jobs), checking every answer, then that nothing was lost and
 //! that the server's memory after warm-up stayed flat.
 //! `PRISM_SOAK_SECONDS` sets how long (default 60); `tests/soak/run.sh`
 //! runs it longer and prints the figures for docs/benchmarks.md.
@@ -23,6 +23,7 @@ const GROWTH_BOUND_KIB: u64 = 48 * 1024;
 struct Done {
     invocations: u64,
     actor_calls: u64,
+    actors_killed: u64,
     objects: u64,
     jobs: u64,
 }
@@ -57,10 +58,11 @@ fn mixed_load_from_several_tenants_loses_nothing_and_memory_stays_flat() {
     let after = rss_kib(&server);
     let total = |f: fn(&Done) -> u64| done.iter().map(f).sum::<u64>();
     eprintln!(
-        "soak: {seconds} s, {} invocations, {} actor calls, {} objects, {} jobs; RSS {warm} KiB after warm-up, \
-         {after} KiB at the end",
+        "soak: {seconds} s, {} invocations, {} actor calls, {} actors made and killed, {} objects, {} jobs; \
+         RSS {warm} KiB after warm-up, {after} KiB at the end",
         total(|d| d.invocations),
         total(|d| d.actor_calls),
+        total(|d| d.actors_killed),
         total(|d| d.objects),
         total(|d| d.jobs),
     );
@@ -94,6 +96,16 @@ fn client(addr: &str, token: &str, actor: &str, id: u64, deadline: Instant) -> D
             assert_eq!(http.send("GET", &format!("/v1/objects/{r}"), b""), (200, data));
             assert_eq!(http.send("DELETE", &format!("/v1/objects/{r}"), b"").0, 204);
             done.objects += 1;
+        }
+        if i.is_multiple_of(50) {
+            let (status, body) =
+                http.post("/v1/actors", &format!(r#"{{"module": "svc", "class": "Tally", "args": [{b}]}}"#));
+            assert_eq!(status, 201, "{body}");
+            let made = serde_json::from_str::<Value>(&body).unwrap()["id"].as_str().unwrap().to_string();
+            let (status, body) = http.post(&format!("/v1/actors/{made}/methods/add"), "[1]");
+            assert_eq!((status, body), (200, format!("{{\"result\":{}}}\n", b + 1)));
+            assert_eq!(http.send("DELETE", &format!("/v1/actors/{made}"), b"").0, 204);
+            done.actors_killed += 1;
         }
         if i.is_multiple_of(200) {
             let (status, body) = http.post("/v1/jobs", r#"{"module": "svc", "args": ["soak"]}"#);

@@ -14,13 +14,15 @@ use crate::{Bytes, ObjectRef, Result};
 /// The caller's end of a generator task: an iterator over the refs of its
 /// items, in yield order, each available as soon as it was yielded.
 ///
-/// ```ignore
+/// ```no_run
 /// #[prism::remote]
 /// fn numbers(n: u32) -> impl Iterator<Item = u32> { 0..n }
 ///
+/// # fn main() -> prism::Result<()> {
 /// for r in numbers::remote(3) {
 ///     println!("{}", prism::get(&r)?);
 /// }
+/// # Ok(()) }
 /// ```
 ///
 /// If the generator fails, the item after its last yield is a ref whose

@@ -9,7 +9,7 @@ use crate::{ObjectRef, Result};
 /// A value the driver sets and every task of its job can read: the port of
 /// Ray's closure capture of a driver's global refs.
 ///
-/// ```ignore
+/// ```no_run
 /// static REFS: prism::Global<Vec<prism::ObjectRef<i64>>> = prism::Global::new("refs");
 /// ```
 ///

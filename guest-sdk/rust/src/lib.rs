@@ -1,6 +1,6 @@
 //! prism's Rust guest SDK: Ray's core API for WebAssembly components.
 //!
-//! ```ignore
+//! ```no_run
 //! #[prism::remote]
 //! fn square(x: i64) -> i64 { x * x }
 //!

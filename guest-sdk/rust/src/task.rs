@@ -9,8 +9,12 @@ use crate::{Bytes, ObjectRef, Result, View};
 
 /// Options of a remote call, as the arguments of Ray's `@ray.remote(...)`.
 ///
-/// ```ignore
+/// ```no_run
+/// # #[prism::remote]
+/// # fn flaky(x: i64) -> i64 { x }
+/// # fn main() {
 /// let r = flaky::remote_with(&prism::Options::new().max_retries(3), 7);
+/// # }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
@@ -64,9 +68,11 @@ impl Options {
 /// one `prism run --with` loaded), whose functions and actor classes this
 /// one can call: values cross as MessagePack, whatever its language.
 ///
-/// ```ignore
+/// ```no_run
+/// # fn main() -> prism::Result<()> {
 /// let lib = prism::Component::named("lib")?;
 /// let r: prism::ObjectRef<i64> = lib.remote("square", vec![prism::Arg::value(&7)], &prism::Options::new());
+/// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Component {

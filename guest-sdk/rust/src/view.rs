@@ -24,10 +24,13 @@ const WASM_PAGE: usize = 64 << 10;
 /// copy-on-write, the object never changes. Dropping a mapped view gives
 /// the memory back.
 ///
-/// ```ignore
+/// ```no_run
+/// # fn main() -> prism::Result<()> {
+/// # let r = prism::put_bytes(&[0; 64])?;
 /// let data: prism::View = prism::get_bytes(&r)?;
 /// let sum: u64 = data.iter().map(|b| *b as u64).sum();
 /// let floats: &[f64] = data.cast::<f64>().unwrap();
+/// # Ok(()) }
 /// ```
 pub struct View(Repr);
 

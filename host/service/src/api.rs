@@ -97,8 +97,7 @@ async fn route(service: &Arc<Service>, request: Request<Incoming>) -> Reply {
             })?;
             tenant_route(service, &tenant, &space, call).await
         }
-        _ if !allowed_methods(&segments).is_empty() => unrouted(&call, &segments),
-        _ => Err(ApiError::not_found(format!("no endpoint `{}`; the API is under /v1", call.request.uri().path()))),
+        _ => unrouted(&call, &segments),
     }
 }
 
@@ -169,7 +168,10 @@ fn unrouted(call: &Call, segments: &[&str]) -> Reply {
     let path = call.request.uri().path();
     let allowed = allowed_methods(segments);
     if allowed.is_empty() {
-        return Err(ApiError::not_found(format!("no endpoint `{} {path}`; see /v1/openapi.json", call.method)));
+        return Err(ApiError::not_found(format!(
+            "no endpoint `{} {path}`; the API is under /v1, described at /v1/openapi.json",
+            call.method
+        )));
     }
     let allow = allowed.join(", ");
     let message = format!("`{path}` answers {allow}, not {}", call.method);
