@@ -162,7 +162,9 @@ fn actors_past_the_slots_are_refused_and_a_waiting_call_says_so() {
     child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
     assert_eq!(
         stdout.lines().next(),
-        Some("created 2, then: limit exceeded: 2 actors are alive, as many as may be at once (raise --max-instances)"),
+        Some(
+            "created 2, then: limit exceeded: 2 actors are alive, as many as may be at once: kill one, or raise --max-instances"
+        ),
         "{stdout}"
     );
     let notice = notice.expect("no notice before the run ended");

@@ -853,7 +853,7 @@ fn a_tenants_actors_are_capped_and_others_keep_their_slots() {
         .collect();
     let (code, message) = server.json("POST", "/v1/actors", &alice, &tally).error(429);
     assert_eq!(code, "quota_exceeded");
-    assert_eq!(message, "2 actors are alive, as many as may be at once (raise the tenant quota `actors`)");
+    assert_eq!(message, "2 actors are alive, as many as may be at once: kill one, or raise the tenant quota `actors`");
     // Two slots are left: bob calls and makes actors as if alice were not there.
     let bob = server.tenant("bob");
     server.deploy(&bob, guest!(SERVICE), "svc");

@@ -104,9 +104,10 @@ pub struct Config {
     pub driver_cpu_deadline: Option<Duration>,
     /// Instances alive at once.
     pub max_instances: u32,
-    /// Actors alive at once. Each holds an instance for its life, so past
-    /// this one more fails at once rather than wait for a slot forever.
-    pub max_actors: u32,
+    /// Actors alive at once; `None` for one fewer than `max_instances` (a
+    /// slot stays for the driver). Each holds an instance for its life, so
+    /// past this one more fails at once rather than wait for a slot forever.
+    pub max_actors: Option<u32>,
     /// Bytes of small objects kept in memory.
     pub object_store_memory: u64,
     /// Bytes of all objects kept (memory and blob files).
@@ -125,8 +126,7 @@ impl Config {
             cpu_deadline: DEFAULT_CPU_DEADLINE,
             driver_cpu_deadline: None,
             max_instances: DEFAULT_MAX_INSTANCES,
-            // One slot stays for the driver.
-            max_actors: DEFAULT_MAX_INSTANCES - 1,
+            max_actors: None,
             object_store_memory: default_object_store_memory(),
             object_store_disk: DEFAULT_OBJECT_STORE_DISK,
             limit_names: LimitNames::CLI,

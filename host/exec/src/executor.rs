@@ -107,7 +107,7 @@ impl InstanceLimits {
             memory: config.memory_limit,
             ticks: ticks(config.cpu_deadline).unwrap_or(u64::MAX),
             driver_ticks: config.driver_cpu_deadline.map_or(u64::MAX, |d| ticks(d).unwrap_or(u64::MAX)),
-            actors: config.max_actors,
+            actors: config.max_actors.unwrap_or(config.max_instances.saturating_sub(1)),
             names: config.limit_names,
         }
     }

@@ -36,7 +36,7 @@ pub enum CreateError {
     #[error("an actor `{0}` already exists")]
     IdTaken(ActorId),
     /// As many actors as the namespace may have are alive.
-    #[error("{limit} actors are alive, as many as may be at once (raise {raise})")]
+    #[error("{limit} actors are alive, as many as may be at once: kill one, or raise {raise}")]
     TooMany {
         /// The limit.
         limit: u32,

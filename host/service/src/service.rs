@@ -109,7 +109,7 @@ impl Service {
         config.data_dir = self.config.data_dir.join("tenants").join(&tenant.name);
         config.memory_limit = tenant.quotas.memory_per_instance;
         config.cpu_deadline = Duration::from_millis(tenant.quotas.cpu_deadline_ms);
-        config.max_actors = tenant.quotas.actors;
+        config.max_actors = Some(tenant.quotas.actors);
         config.driver_cpu_deadline = Some(Duration::from_millis(tenant.quotas.job_cpu_ms));
         config.object_store_disk = tenant.quotas.stored_bytes;
         config.object_store_memory = config.object_store_memory.min(tenant.quotas.stored_bytes);

@@ -97,7 +97,6 @@ impl HostOptions {
             config.workers = workers;
         }
         config.max_instances = self.max_instances;
-        config.max_actors = self.max_instances - 1;
         if let Some(mib) = self.object_store_memory {
             config.object_store_memory = mib << 20;
         }
