@@ -134,15 +134,16 @@ fn actor_methods_may_be_generators() {
     );
 }
 
-/// With three instance slots, the driver and two actors hold them all: a
-/// third actor is refused at once, naming the flag (it would wait for ever),
-/// and a task waits for a slot and is told why rather than hang in silence.
+/// With three instance slots and one cpu, the driver and two actors hold
+/// them all: a third actor is refused at once, naming the flag (it would
+/// wait for ever), and a task waits for a slot and is told why rather than
+/// hang in silence.
 #[test]
 fn actors_past_the_slots_are_refused_and_a_waiting_call_says_so() {
     use std::io::{BufRead as _, Read as _};
     let dir = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_prism"))
-        .args(["run", "--max-instances", "3", guest!(ACTORS), "--", "slots"])
+        .args(["run", "--max-instances", "3", "--workers", "1", guest!(ACTORS), "--", "slots"])
         .env("PRISM_DATA_DIR", dir.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

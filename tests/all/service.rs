@@ -837,10 +837,12 @@ fn warm_instances_give_up_their_slots_to_other_tenants() {
 }
 
 /// Live actors hold their slots: the tenant quota `actors` caps them, so
-/// one tenant's actors cannot take every slot from the others.
+/// one tenant's actors cannot take every slot from the others; and the node
+/// caps them across tenants, so many tenants' actors leave a slot per cpu
+/// for calls.
 #[test]
 fn a_tenants_actors_are_capped_and_others_keep_their_slots() {
-    let server = Server::start(&["--max-instances", "4", "--quota-actors", "2"]);
+    let server = Server::start(&["--max-instances", "5", "--quota-actors", "2"]);
     let alice = server.tenant("alice");
     server.deploy(&alice, guest!(SERVICE), "svc");
     let tally = json!({"module": "svc", "class": "Tally", "args": [0]});
@@ -854,11 +856,25 @@ fn a_tenants_actors_are_capped_and_others_keep_their_slots() {
     let (code, message) = server.json("POST", "/v1/actors", &alice, &tally).error(429);
     assert_eq!(code, "quota_exceeded");
     assert_eq!(message, "2 actors are alive, as many as may be at once: kill one, or raise the tenant quota `actors`");
-    // Two slots are left: bob calls and makes actors as if alice were not there.
+    // Three slots are left: bob calls and makes actors as if alice were not there.
     let bob = server.tenant("bob");
     server.deploy(&bob, guest!(SERVICE), "svc");
     assert_eq!(server.json("POST", "/v1/modules/svc/functions/add", &bob, &json!([1, 2])).json(), json!({"result": 3}));
     assert_eq!(server.json("POST", "/v1/actors", &bob, &tally).status, 201);
+    // Three actors hold three of the five slots: carol, under her quota, is
+    // refused by the node, and her calls still run on the two kept for them.
+    let carol = server.tenant("carol");
+    server.deploy(&carol, guest!(SERVICE), "svc");
+    let (code, message) = server.json("POST", "/v1/actors", &carol, &tally).error(503);
+    assert_eq!(code, "node_full");
+    assert_eq!(
+        message,
+        "3 actors are alive on this node, as many as its instance slots allow beside 2 kept for calls: \
+         kill one, or raise --max-instances"
+    );
+    let calls: Vec<_> =
+        (0..4).map(|_| server.json("POST", "/v1/modules/svc/functions/add", &carol, &json!([1, 2])).json()).collect();
+    assert_eq!(calls, vec![json!({"result": 3}); 4]);
     // A killed actor gives its place back (once it has shut down).
     assert_eq!(server.request("DELETE", &format!("/v1/actors/{}", ids[0]), &alice, &[], b"").status, 204);
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -178,6 +178,9 @@ pub trait Executor: Send + Sync {
     /// Instances alive now, idle warm ones included.
     fn instances(&self) -> usize;
 
+    /// Instances that may be alive at once.
+    fn capacity(&self) -> usize;
+
     /// Has every running call check its slot now rather than at its next
     /// tick: a namespace owed a turn waits.
     fn interrupt(&self);

@@ -43,6 +43,18 @@ pub enum CreateError {
         /// What raises it.
         raise: &'static str,
     },
+    /// As many actors as the node's instance slots allow, beside those kept
+    /// for calls, are alive across all its namespaces.
+    #[error(
+        "{limit} actors are alive on this node, as many as its instance slots allow beside {kept} kept for calls: \
+         kill one, or raise --max-instances"
+    )]
+    NodeFull {
+        /// The limit.
+        limit: u32,
+        /// Slots kept for calls and drivers.
+        kept: u32,
+    },
     /// The class is unknown, or its component cannot be loaded.
     #[error(transparent)]
     Failed(#[from] Failure),
@@ -52,7 +64,9 @@ impl From<CreateError> for Failure {
     fn from(err: CreateError) -> Failure {
         match err {
             CreateError::Failed(failure) => failure,
-            too_many @ CreateError::TooMany { .. } => Failure::LimitExceeded(too_many.to_string()),
+            full @ (CreateError::TooMany { .. } | CreateError::NodeFull { .. }) => {
+                Failure::LimitExceeded(full.to_string())
+            }
             taken => Failure::InvalidArgument(taken.to_string()),
         }
     }
@@ -173,12 +187,13 @@ impl Actor {
 }
 
 /// The node's actors, by id and by name.
-#[derive(Default)]
 pub struct Actors {
     by_id: Mutex<HashMap<ActorId, Arc<Actor>>>,
     by_name: Mutex<HashMap<String, ActorId>>,
     /// Actors not yet shut down, against [`prism_exec::InstanceLimits::actors`].
     live: AtomicU32,
+    /// The same across every namespace of the host.
+    host: Arc<HostActors>,
     /// The dead still in `by_id`, the oldest first.
     dead: Mutex<VecDeque<ActorId>>,
 }
@@ -188,7 +203,58 @@ pub struct Actors {
 /// a server whose tenants make and kill actors would grow for ever.
 pub const DEAD_KEPT: usize = 10_000;
 
+/// Actors alive across a host's namespaces. Each holds an instance slot
+/// for its life, so the host lets them hold all but a slot per cpu: one
+/// tenant's quota times many tenants cannot leave no slot for calls.
+pub(crate) struct HostActors {
+    live: AtomicU32,
+    limit: u32,
+    kept: u32,
+}
+
+impl HostActors {
+    /// Room for `slots` instance slots less the `kept` ones (at least one).
+    pub(crate) fn new(slots: usize, kept: u32) -> Self {
+        let slots = u32::try_from(slots).unwrap_or(u32::MAX);
+        let kept = kept.clamp(1, slots.max(1));
+        HostActors { live: AtomicU32::new(0), limit: slots.saturating_sub(kept), kept }
+    }
+}
+
+/// Takes a place in `live` if fewer than `limit` are taken.
+fn take_place(live: &AtomicU32, limit: u32) -> bool {
+    live.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1)).is_ok()
+}
+
 impl Actors {
+    pub(crate) fn new(host: Arc<HostActors>) -> Self {
+        Actors {
+            by_id: Mutex::default(),
+            by_name: Mutex::default(),
+            live: AtomicU32::new(0),
+            host,
+            dead: Mutex::default(),
+        }
+    }
+
+    /// Takes a place among the namespace's and the host's live actors.
+    fn take_place(&self, limits: &prism_exec::InstanceLimits) -> Result<(), CreateError> {
+        if !take_place(&self.live, limits.actors) {
+            return Err(CreateError::TooMany { limit: limits.actors, raise: limits.names.actors });
+        }
+        if !take_place(&self.host.live, self.host.limit) {
+            self.live.fetch_sub(1, Ordering::AcqRel);
+            return Err(CreateError::NodeFull { limit: self.host.limit, kept: self.host.kept });
+        }
+        Ok(())
+    }
+
+    /// Gives a place back (the actor shut down, or was never made).
+    fn give_place(&self) {
+        self.live.fetch_sub(1, Ordering::AcqRel);
+        self.host.live.fetch_sub(1, Ordering::AcqRel);
+    }
+
     /// Creates an actor of `class` in `job`'s component; its constructor runs
     /// in the background. Fails if the class is unknown, the name or id
     /// taken, or as many actors alive as the limits allow.
@@ -204,14 +270,10 @@ impl Actors {
         if program.class(&class).is_none() {
             return Err(program.missing("actor class", &class, program.classes.iter().map(|c| c.name.as_str())).into());
         }
-        let limits = node.limits();
-        let live = &node.actors.live;
-        if live.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limits.actors).then_some(n + 1)).is_err() {
-            return Err(CreateError::TooMany { limit: limits.actors, raise: limits.names.actors });
-        }
+        node.actors.take_place(&node.limits())?;
         let id = options.id.unwrap_or_else(|| node.store.fresh_id());
         if node.actors.by_id.lock().contains_key(&id) {
-            live.fetch_sub(1, Ordering::AcqRel);
+            node.actors.give_place();
             return Err(CreateError::IdTaken(id));
         }
         let (queue, rx) = mpsc::unbounded_channel();
@@ -233,7 +295,7 @@ impl Actors {
         if let Some(name) = &actor.name {
             let mut names = node.actors.by_name.lock();
             if names.contains_key(name) {
-                live.fetch_sub(1, Ordering::AcqRel);
+                node.actors.give_place();
                 return Err(CreateError::NameTaken(name.clone()));
             }
             names.insert(name.clone(), id);
@@ -357,7 +419,7 @@ impl Actors {
     /// known, so later calls say it died rather than that it never existed,
     /// until [`DEAD_KEPT`] actors have died since.
     fn forget(&self, actor: &Actor) {
-        self.live.fetch_sub(1, Ordering::AcqRel);
+        self.give_place();
         let mut dead = self.dead.lock();
         dead.push_back(actor.id);
         if dead.len() > DEAD_KEPT {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use anyhow::Context as _;
 use parking_lot::Mutex;
 
-use crate::actors::{Actors, CreateError};
+use crate::actors::{Actors, CreateError, HostActors};
 use crate::cancel::{Kind, Tokens};
 use crate::generators::Generators;
 use crate::scheduler::Scheduler;
@@ -139,13 +139,17 @@ pub struct Host {
     scheduler: Arc<Scheduler>,
     namespaces: Arc<AtomicU64>,
     jobs: Arc<AtomicU64>,
+    actors: Arc<HostActors>,
 }
 
 impl Host {
     /// `executor` and cpus as `config` sizes them.
     pub fn with(executor: Arc<dyn Executor>, config: &Config, threads: Threads) -> Self {
         let interrupt = executor.clone();
+        // A slot per cpu stays for calls and drivers, whatever the actors.
+        let actors = Arc::new(HostActors::new(executor.capacity(), config.workers));
         Host {
+            actors,
             executor,
             scheduler: Arc::new(Scheduler::new(config.workers, move || interrupt.interrupt(), threads)),
             namespaces: Arc::default(),
@@ -174,7 +178,7 @@ impl Host {
             scheduler,
             programs: Mutex::new(HashMap::new()),
             jobs: self.jobs.clone(),
-            actors: Actors::default(),
+            actors: Actors::new(self.actors.clone()),
             generators: Generators::default(),
             callers: AtomicU64::new(0),
             tasks: TaskCounts::default(),

@@ -188,6 +188,10 @@ impl Executor for Runtime {
         self.instances.in_use()
     }
 
+    fn capacity(&self) -> usize {
+        self.instances.capacity()
+    }
+
     fn interrupt(&self) {
         self.engine.increment_epoch();
     }

@@ -361,6 +361,9 @@ impl Space {
                 too_many @ CreateError::TooMany { .. } => {
                     ApiError::new(hyper::StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", too_many.to_string())
                 }
+                full @ CreateError::NodeFull { .. } => {
+                    ApiError::new(hyper::StatusCode::SERVICE_UNAVAILABLE, "node_full", full.to_string())
+                }
                 taken => ApiError::new(hyper::StatusCode::CONFLICT, "conflict", taken.to_string()),
             })?;
         // By id: a name may later be shared by several modules.
