@@ -1,0 +1,40 @@
+"""prism's Python SDK: Ray's core API for Python programs built into
+WebAssembly components and run by prism.
+
+    import prism
+
+    @prism.remote
+    def square(x):
+        return x * x
+
+    print(prism.get([square.remote(i) for i in range(4)]))  # [0, 1, 4, 9]
+
+Build and run with `prism run app.py` (docs/python.md).
+"""
+
+from . import exceptions
+from ._api import (
+    ObjectRefGenerator,
+    cancel,
+    get,
+    get_actor,
+    kill,
+    put,
+    remote,
+    wait,
+)
+from ._values import ActorHandle, ObjectRef
+
+__all__ = [
+    "ActorHandle",
+    "ObjectRef",
+    "ObjectRefGenerator",
+    "cancel",
+    "exceptions",
+    "get",
+    "get_actor",
+    "kill",
+    "put",
+    "remote",
+    "wait",
+]

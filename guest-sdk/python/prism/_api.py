@@ -1,0 +1,264 @@
+"""Ray's core API: `remote`, `put`, `get`, `wait`, actors, generators."""
+
+import inspect
+
+from . import _script
+from ._host import actors, call, objects, prism_bytes, tasks, types
+from ._values import HOLDS, ActorHandle, ObjectRef, decode, encode
+
+# What `.options()` takes, with the defaults Ray has.
+TASK_OPTIONS = {"num_cpus": 1, "max_retries": 3, "retry_exceptions": False, "name": None}
+ACTOR_OPTIONS = {"name": None, "lifetime": None, "max_restarts": 0, "max_task_retries": 0, "num_cpus": 0}
+
+
+def _checked(options, allowed, what):
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise TypeError(f"{what} takes no option {', '.join(unknown)} (it takes {', '.join(allowed)})")
+    return {**allowed, **options}
+
+
+def _name_of(obj):
+    """The name a task function or actor class goes by between instances."""
+    if obj.__module__ == "__main__":
+        return obj.__qualname__
+    return f"{obj.__module__}.{obj.__qualname__}"
+
+
+def _args(args):
+    """`args` as the WIT passes them: top-level refs apart, to be resolved."""
+    return [
+        types.Arg_Object(arg._words) if isinstance(arg, ObjectRef) else types.Arg_Value(encode(arg)) for arg in args
+    ]
+
+
+def _positional(function, args, kwargs):
+    if not kwargs:
+        return args
+    bound = inspect.signature(function).bind(*args, **kwargs)
+    bound.apply_defaults()
+    if bound.kwargs:
+        raise TypeError(f"`{function.__qualname__}` takes **kwargs, which prism cannot pass: name the arguments")
+    return bound.args
+
+
+def _timeout_ms(timeout):
+    if timeout is None:
+        return None
+    return max(0, int(timeout * 1000))
+
+
+class RemoteFunction:
+    """A function that runs as a task: `f.remote(...)` returns a ref at once
+    (for a generator function, an `ObjectRefGenerator`)."""
+
+    def __init__(self, function, options):
+        self._function = function
+        self._name = _name_of(function)
+        self._options = _checked(options, TASK_OPTIONS, "a remote function")
+        self._generator = inspect.isgeneratorfunction(function)
+        self.__doc__ = function.__doc__
+        self.__wrapped__ = function
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(f"remote function `{self._name}` cannot be called directly: use `{self._name}.remote()`")
+
+    def options(self, **options):
+        """This function with other options (`num_cpus`, `max_retries`,
+        `retry_exceptions`, `name`)."""
+        return RemoteFunction(self._function, {**self._options, **options})
+
+    def remote(self, *args, **kwargs):
+        _script.capture(self._function)
+        args = _args(_positional(self._function, args, kwargs))
+        opts = self._options
+        wit = types.TaskOptions(
+            max_retries=opts["max_retries"],
+            retry_exceptions=opts["retry_exceptions"],
+            num_cpus=opts["num_cpus"],
+            component=None,
+        )
+        if self._generator:
+            return ObjectRefGenerator(tasks.remote_generator(self._name, args, wit))
+        return ObjectRef(tasks.remote(self._name, args, wit))
+
+
+class ActorClass:
+    """A class whose instances are actors: `Class.remote(...)` creates one
+    and returns its handle at once."""
+
+    def __init__(self, cls, options):
+        self._class = cls
+        self._name = _name_of(cls)
+        self._options = _checked(options, ACTOR_OPTIONS, "an actor class")
+        self.__doc__ = cls.__doc__
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(f"actor class `{self._name}` cannot be made directly: use `{self._name}.remote()`")
+
+    def options(self, **options):
+        """This class with other options (`name`, `lifetime="detached"`,
+        `max_restarts`, `max_task_retries`)."""
+        return ActorClass(self._class, {**self._options, **options})
+
+    def remote(self, *args, **kwargs):
+        _script.capture(self._class)
+        opts = self._options
+        if opts["lifetime"] not in (None, "detached", "non_detached"):
+            raise ValueError(f"lifetime must be None, 'detached' or 'non_detached', not {opts['lifetime']!r}")
+        if kwargs:
+            # Bound against `__init__`, past its `self`.
+            args = _positional(self._class.__init__, (None, *args), kwargs)[1:]
+        args = _args(args)
+        wit = types.ActorOptions(
+            component=None,
+            name=opts["name"],
+            detached=opts["lifetime"] == "detached",
+            max_restarts=max(opts["max_restarts"], 0) if opts["max_restarts"] != -1 else 2**32 - 1,
+            max_task_retries=max(opts["max_task_retries"], 0) if opts["max_task_retries"] != -1 else 2**32 - 1,
+        )
+        return ActorHandle(call(actors.create, self._name, args, wit), self._class)
+
+
+class ActorMethod:
+    """`handle.method`: `.remote(...)` calls it."""
+
+    def __init__(self, handle, method, streaming=None):
+        self._handle = handle
+        self._method = method
+        self._streaming = streaming
+
+    def options(self, num_returns=None):
+        """`num_returns="streaming"` calls a generator method of a handle
+        whose class is not known here."""
+        return ActorMethod(self._handle, self._method, num_returns == "streaming")
+
+    def remote(self, *args):
+        handle, method = self._handle, self._method
+        streaming = self._streaming
+        if streaming is None:
+            streaming = inspect.isgeneratorfunction(getattr(handle._class, method, None))
+        if streaming:
+            return ObjectRefGenerator(actors.call_generator(handle._words, method, _args(args)))
+        return ObjectRef(actors.call(handle._words, method, _args(args)))
+
+    def __call__(self, *args):
+        raise TypeError(f"actor method `{self._method}` cannot be called directly: use `.{self._method}.remote()`")
+
+
+class ObjectRefGenerator:
+    """The refs a generator task yields, each as soon as it is made (Ray's
+    streaming generators). Iterate it; `prism.get` each ref."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._done = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self.next(timeout=None)
+
+    def next(self, timeout=None):
+        """The next item's ref; `StopIteration` at the end, `GetTimeoutError`
+        after `timeout` seconds."""
+        if self._done:
+            raise StopIteration
+        HOLDS.flush()
+        item = call(tasks.next_item, self._stream, _timeout_ms(timeout))
+        if item is None:
+            self._done = True
+            raise StopIteration
+        return ObjectRef(item)
+
+    def close(self):
+        """Drops the items not taken yet; later yields are dropped."""
+        if not self._done:
+            self._done = True
+            tasks.close_generator(self._stream)
+
+    def __del__(self):
+        self.close()
+
+
+def remote(*args, **options):
+    """Marks a function as a task or a class as an actor, as `ray.remote`:
+    `@prism.remote` or `@prism.remote(num_cpus=2, max_retries=1)`."""
+
+    def mark(target):
+        if inspect.isclass(target):
+            marked = ActorClass(target, options)
+            _script.CLASSES[marked._name] = marked
+        elif callable(target):
+            marked = RemoteFunction(target, options)
+            _script.FUNCTIONS[marked._name] = marked
+        else:
+            raise TypeError(f"@prism.remote marks a function or a class, not a {type(target).__name__}")
+        return marked
+
+    if len(args) == 1 and not options and callable(args[0]):
+        return mark(args[0])
+    if args:
+        raise TypeError("@prism.remote takes options by keyword: @prism.remote(num_cpus=2)")
+    return mark
+
+
+def put(value):
+    """Stores `value` and returns its ref. Byte strings are stored as they
+    are, without an encoding step."""
+    if isinstance(value, (ObjectRef, ObjectRefGenerator)):
+        raise TypeError("put() of an ObjectRef is not allowed: pass the ref itself, or put it in a list")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return ObjectRef(call(prism_bytes.put_bytes, bytes(value)))
+    return ObjectRef(call(objects.put, encode(value)))
+
+
+def _value(payload):
+    if isinstance(payload, types.Payload_Bytes):
+        return decode(payload.value)
+    return decode(call(prism_bytes.read, payload.value.object))
+
+
+def get(refs, *, timeout=None):
+    """The value of a ref, or the values of a list of refs in order
+    (duplicates allowed). Blocks until ready; raises the task's error, or
+    `GetTimeoutError` after `timeout` seconds."""
+    if isinstance(refs, ObjectRef):
+        return get([refs], timeout=timeout)[0]
+    if not isinstance(refs, (list, tuple)) or not all(isinstance(ref, ObjectRef) for ref in refs):
+        raise TypeError(f"get() takes an ObjectRef or a list of them, not {refs!r}")
+    HOLDS.flush()
+    payloads = call(objects.get, [ref._words for ref in refs], _timeout_ms(timeout))
+    return [_value(payload) for payload in payloads]
+
+
+def wait(refs, *, num_returns=1, timeout=None, fetch_local=True):
+    """`(ready, not_ready)`: the first `num_returns` refs to be ready (or
+    fewer, once `timeout` seconds pass), each list in the order of `refs`."""
+    refs = list(refs)
+    if not all(isinstance(ref, ObjectRef) for ref in refs):
+        raise TypeError("wait() takes a list of ObjectRefs")
+    HOLDS.flush()
+    ready = set(call(objects.wait, [ref._words for ref in refs], num_returns, _timeout_ms(timeout)))
+    return [r for i, r in enumerate(refs) if i in ready], [r for i, r in enumerate(refs) if i not in ready]
+
+
+def get_actor(name):
+    """The live actor named `name`."""
+    return ActorHandle(call(actors.get_actor, name))
+
+
+def kill(actor, *, no_restart=True):
+    """Ends `actor`; with `no_restart=False` it restarts if it has restarts left."""
+    call(actors.kill, actor._words, no_restart)
+
+
+def cancel(ref, *, force=False, recursive=True):
+    """Cancels the task whose result is `ref` (or a generator): its `get`
+    raises `TaskCancelledError`."""
+    words = ref._stream if isinstance(ref, ObjectRefGenerator) else ref._words
+    call(tasks.cancel, words, recursive)
+
+
+__all__ = ["remote", "put", "get", "wait", "get_actor", "kill", "cancel", "ObjectRefGenerator"]
