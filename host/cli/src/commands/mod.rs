@@ -1,11 +1,13 @@
 //! One module per subcommand; each is a clap struct with `execute`.
 
 mod bench;
+mod build;
 mod client;
 mod deploy;
 mod invoke;
 mod job;
 mod object;
+mod python;
 mod run;
 mod serve;
 mod tenant;
@@ -29,6 +31,7 @@ pub struct Prism {
 #[derive(Subcommand)]
 enum Command {
     Run(run::Run),
+    Build(build::Build),
     Bench(bench::Bench),
     Serve(serve::Serve),
     #[command(subcommand)]
@@ -45,6 +48,7 @@ impl Prism {
     pub fn execute(self) -> anyhow::Result<ExitCode> {
         match self.command {
             Command::Run(cmd) => cmd.execute(),
+            Command::Build(cmd) => cmd.execute(),
             Command::Bench(cmd) => cmd.execute(),
             Command::Serve(cmd) => cmd.execute(),
             Command::Tenant(cmd) => cmd.execute(),

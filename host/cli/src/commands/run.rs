@@ -15,7 +15,8 @@ use super::NodeOptions;
 /// Exits with the driver's exit status; a trap in the driver is an error.
 #[derive(Args)]
 pub struct Run {
-    /// The component (.wasm built for wasm32-wasip2 with a prism SDK)
+    /// The component (.wasm built for wasm32-wasip2 with a prism SDK), or a
+    /// Python script (.py), built first (and cached)
     component: PathBuf,
 
     /// Another component its tasks may call into, by its file name without
@@ -45,10 +46,12 @@ impl Run {
     }
 }
 
-/// A component file's name and bytes.
+/// A component file's name and bytes (a Python script's, built).
 fn read(path: &Path) -> anyhow::Result<(String, Vec<u8>)> {
-    let wasm = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
     let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let built = if super::python::is_script(path) { Some(super::python::component(path)?) } else { None };
+    let file = built.as_deref().unwrap_or(path);
+    let wasm = std::fs::read(file).with_context(|| format!("cannot read `{}`", file.display()))?;
     Ok((name, wasm))
 }
 
@@ -70,7 +73,7 @@ impl Files {
         let mut components: Vec<File> = Vec::new();
         for path in paths {
             let (name, wasm) = read(path)?;
-            let stem = name.strip_suffix(".wasm").unwrap_or(&name).to_string();
+            let stem = name.strip_suffix(".wasm").or_else(|| name.strip_suffix(".py")).unwrap_or(&name).to_string();
             if components.iter().any(|c| c.stem == stem) {
                 anyhow::bail!("two `--with` components are named `{stem}`: rename one");
             }

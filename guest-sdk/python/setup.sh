@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what `prism build` and `prism run app.py` need: a venv with
+# componentize-py and this SDK, where `prism` looks for it
+# (${PRISM_PYTHON:-${XDG_DATA_HOME:-~/.local/share}/prism/python}).
+# Run again after the SDK or its WIT changes.
+set -euo pipefail
+sdk=$(cd "$(dirname "$0")" && pwd)
+venv=${PRISM_PYTHON:-${XDG_DATA_HOME:-$HOME/.local/share}/prism/python}
+python=${PYTHON:-python3}
+
+if [ ! -x "$venv/bin/python" ]; then
+    "$python" -m venv "$venv"
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r "$sdk/requirements.txt"
+"$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --force-reinstall "$sdk"
+echo "prism's Python toolchain is in $venv"
