@@ -16,6 +16,7 @@ from . import exceptions
 from ._api import (
     ObjectRefGenerator,
     cancel,
+    component,
     get,
     get_actor,
     kill,
@@ -30,6 +31,7 @@ __all__ = [
     "ObjectRef",
     "ObjectRefGenerator",
     "cancel",
+    "component",
     "exceptions",
     "get",
     "get_actor",

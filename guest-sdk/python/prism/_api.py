@@ -48,6 +48,15 @@ def _timeout_ms(timeout):
     return max(0, int(timeout * 1000))
 
 
+def _task_options(opts, component):
+    return types.TaskOptions(
+        max_retries=opts["max_retries"],
+        retry_exceptions=opts["retry_exceptions"],
+        num_cpus=opts["num_cpus"],
+        component=component,
+    )
+
+
 class RemoteFunction:
     """A function that runs as a task: `f.remote(...)` returns a ref at once
     (for a generator function, an `ObjectRefGenerator`)."""
@@ -71,16 +80,27 @@ class RemoteFunction:
     def remote(self, *args, **kwargs):
         _script.capture(self._function)
         args = _args(_positional(self._function, args, kwargs))
-        opts = self._options
-        wit = types.TaskOptions(
-            max_retries=opts["max_retries"],
-            retry_exceptions=opts["retry_exceptions"],
-            num_cpus=opts["num_cpus"],
-            component=None,
-        )
+        wit = _task_options(self._options, None)
         if self._generator:
             return ObjectRefGenerator(tasks.remote_generator(self._name, args, wit))
         return ObjectRef(tasks.remote(self._name, args, wit))
+
+
+def _count(n):
+    """Ray's -1 (for ever) as the WIT's largest count."""
+    return 2**32 - 1 if n == -1 else n
+
+
+def _actor_options(opts, component):
+    if opts["lifetime"] not in (None, "detached", "non_detached"):
+        raise ValueError(f"lifetime must be None, 'detached' or 'non_detached', not {opts['lifetime']!r}")
+    return types.ActorOptions(
+        component=component,
+        name=opts["name"],
+        detached=opts["lifetime"] == "detached",
+        max_restarts=_count(opts["max_restarts"]),
+        max_task_retries=_count(opts["max_task_retries"]),
+    )
 
 
 class ActorClass:
@@ -104,20 +124,11 @@ class ActorClass:
     def remote(self, *args, **kwargs):
         _script.capture(self._class)
         opts = self._options
-        if opts["lifetime"] not in (None, "detached", "non_detached"):
-            raise ValueError(f"lifetime must be None, 'detached' or 'non_detached', not {opts['lifetime']!r}")
         if kwargs:
             # Bound against `__init__`, past its `self`.
             args = _positional(self._class.__init__, (None, *args), kwargs)[1:]
         args = _args(args)
-        wit = types.ActorOptions(
-            component=None,
-            name=opts["name"],
-            detached=opts["lifetime"] == "detached",
-            max_restarts=max(opts["max_restarts"], 0) if opts["max_restarts"] != -1 else 2**32 - 1,
-            max_task_retries=max(opts["max_task_retries"], 0) if opts["max_task_retries"] != -1 else 2**32 - 1,
-        )
-        return ActorHandle(call(actors.create, self._name, args, wit), self._class)
+        return ActorHandle(call(actors.create, self._name, args, _actor_options(opts, None)), self._class)
 
 
 class ActorMethod:
@@ -180,6 +191,65 @@ class ObjectRefGenerator:
 
     def __del__(self):
         self.close()
+
+
+class Component:
+    """Another component deployed (or loaded with `prism run --with`) under a
+    name, whatever its language: `prism.component("ocr").recognize.remote(page)`
+    runs its function `recognize`; `.actor("Counter").remote()` makes one of
+    its actors."""
+
+    def __init__(self, name):
+        self._name = name
+        self._id = None
+
+    def _words(self):
+        if self._id is None:
+            self._id = call(tasks.component, self._name)
+        return self._id
+
+    def __getattr__(self, function):
+        if function.startswith("__"):
+            raise AttributeError(function)
+        return ForeignFunction(self, function, TASK_OPTIONS)
+
+    def actor(self, cls, **options):
+        """The actor class `cls` of this component, with `ActorClass` options."""
+        return ForeignClass(self, cls, _checked(options, ACTOR_OPTIONS, "an actor class"))
+
+
+class ForeignFunction:
+    """A function of another component: `.remote(...)` returns a ref (or,
+    with `.options(num_returns="streaming")`, an `ObjectRefGenerator`)."""
+
+    def __init__(self, component, name, options, streaming=False):
+        self._component, self._name, self._options, self._streaming = component, name, options, streaming
+
+    def options(self, num_returns=None, **options):
+        merged = _checked({**self._options, **options}, TASK_OPTIONS, "a remote function")
+        return ForeignFunction(self._component, self._name, merged, num_returns == "streaming")
+
+    def remote(self, *args):
+        wit = _task_options(self._options, self._component._words())
+        if self._streaming:
+            return ObjectRefGenerator(tasks.remote_generator(self._name, _args(args), wit))
+        return ObjectRef(tasks.remote(self._name, _args(args), wit))
+
+
+class ForeignClass:
+    """An actor class of another component: `.remote(...)` makes an actor."""
+
+    def __init__(self, component, name, options):
+        self._component, self._name, self._options = component, name, options
+
+    def remote(self, *args):
+        wit = _actor_options(self._options, self._component._words())
+        return ActorHandle(call(actors.create, self._name, _args(args), wit))
+
+
+def component(name):
+    """The component deployed (or loaded with `--with`) under `name`."""
+    return Component(name)
 
 
 def remote(*args, **options):
@@ -261,4 +331,4 @@ def cancel(ref, *, force=False, recursive=True):
     call(tasks.cancel, words, recursive)
 
 
-__all__ = ["remote", "put", "get", "wait", "get_actor", "kill", "cancel", "ObjectRefGenerator"]
+__all__ = ["remote", "put", "get", "wait", "get_actor", "kill", "cancel", "component", "ObjectRefGenerator"]

@@ -34,10 +34,13 @@ fn cache_dir() -> PathBuf {
     base.join("prism").join("python")
 }
 
-/// The venv's componentize-py and site-packages (where the SDK is).
+/// The venv's componentize-py and site-packages, and the directory the
+/// SDK (the `prism` package) is in: the venv's, or `$PRISM_PYTHON_SDK` (for
+/// working on the SDK: `guest-sdk/python`).
 struct Toolchain {
     componentize: PathBuf,
     site_packages: PathBuf,
+    sdk: PathBuf,
 }
 
 impl Toolchain {
@@ -52,7 +55,12 @@ impl Toolchain {
             .map(|entry| entry.path().join("site-packages"))
             .find(|dir| dir.join("prism").join("wit").join("world.wit").is_file());
         match site_packages {
-            Some(site_packages) if componentize.is_file() => Ok(Toolchain { componentize, site_packages }),
+            Some(site_packages) if componentize.is_file() => {
+                let sdk = std::env::var_os("PRISM_PYTHON_SDK")
+                    .filter(|p| !p.is_empty())
+                    .map_or_else(|| site_packages.clone(), PathBuf::from);
+                Ok(Toolchain { componentize, site_packages, sdk })
+            }
             _ => bail!(
                 "cannot build Python: no venv with componentize-py and the prism SDK at `{}`; run \
                  `bash guest-sdk/python/setup.sh` in prism's repository, or set PRISM_PYTHON to such a venv",
@@ -64,7 +72,7 @@ impl Toolchain {
     /// What a build depends on besides the script's directory: the SDK's
     /// files, componentize-py and the user's venv.
     fn hash_into(&self, hasher: &mut blake3::Hasher) -> anyhow::Result<()> {
-        hash_tree(hasher, &self.site_packages.join("prism"))?;
+        hash_tree(hasher, &self.sdk.join("prism"))?;
         hash_stamp(hasher, &self.componentize);
         if let Some(venv) = std::env::var_os("VIRTUAL_ENV") {
             hasher.update(venv.as_encoded_bytes());
@@ -124,7 +132,8 @@ pub fn component(script: &Path) -> anyhow::Result<PathBuf> {
     let cache = cache_dir();
     let built = cache.join(format!("{hash}.wasm"));
     if !built.is_file() {
-        build(&toolchain, &script, &cache.join(hash.as_str()), &built)?;
+        // A directory of this process's own: builds of one script may race.
+        build(&toolchain, &script, &cache.join(format!("{hash}.{}", std::process::id())), &built)?;
     }
     Ok(built)
 }
@@ -145,11 +154,13 @@ fn build(toolchain: &Toolchain, script: &Path, work: &Path, output: &Path) -> an
     let dir = script.parent().context("a script is in a directory")?;
     let out = Command::new(&toolchain.componentize)
         .arg("-d")
-        .arg(toolchain.site_packages.join("prism").join("wit"))
+        .arg(toolchain.sdk.join("prism").join("wit"))
         .args(["-w", WORLD, "--import-interface-name", BYTES_NAME, "componentize", APP_MODULE, "-p"])
         .arg(work)
         .arg("-p")
         .arg(dir)
+        .arg("-p")
+        .arg(&toolchain.sdk)
         .arg("-p")
         .arg(&toolchain.site_packages)
         .arg("-o")
