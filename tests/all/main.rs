@@ -15,6 +15,7 @@ mod host_api;
 mod lifetime;
 mod mapping;
 mod persistence;
+mod python;
 mod semantics;
 mod service;
 mod soak;

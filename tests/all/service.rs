@@ -40,8 +40,15 @@ impl Server {
 
     /// `prism ARGS…` against this server as `token`'s tenant.
     fn cli(&self, token: &str, args: &[&str]) -> Run {
+        self.cli_with_env(token, args, &[])
+    }
+
+    /// [`Server::cli`] with more environment variables.
+    pub(crate) fn cli_with_env(&self, token: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
         let server = format!("http://{}", self.addr);
-        prism_with_env(self.dir.path(), args, &[("PRISM_SERVER", &server), ("PRISM_TOKEN", token)])
+        let mut env = env.to_vec();
+        env.extend([("PRISM_SERVER", server.as_str()), ("PRISM_TOKEN", token)]);
+        prism_with_env(self.dir.path(), args, &env)
     }
 
     /// A new tenant's token.
@@ -83,13 +90,13 @@ impl Drop for Server {
 
 /// An HTTP answer.
 pub(crate) struct Answer {
-    status: u16,
+    pub(crate) status: u16,
     headers: String,
     body: Vec<u8>,
 }
 
 impl Answer {
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
@@ -98,7 +105,7 @@ impl Answer {
     }
 
     /// The error's code and message, asserting the status.
-    fn error(&self, status: u16) -> (String, String) {
+    pub(crate) fn error(&self, status: u16) -> (String, String) {
         assert_eq!(self.status, status, "{}", self.text());
         let v = self.json();
         (v["error"]["code"].as_str().unwrap().to_string(), v["error"]["message"].as_str().unwrap().to_string())

@@ -230,7 +230,9 @@ def _refused(err):
 
     if isinstance(err, exceptions.PrismError) and err._wit is not None:
         return Err(CallError_Propagated(err._wit))
-    return Err(CallError_Returned("".join(traceback.format_exception(err)).rstrip()))
+    # The traceback from the user's frame on: the SDK's own is noise.
+    frames = err.__traceback__.tb_next if err.__traceback__ is not None else None
+    return Err(CallError_Returned("".join(traceback.format_exception(type(err), err, frames)).rstrip()))
 
 
 def _arguments(payloads):

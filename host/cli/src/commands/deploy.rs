@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use hyper::Method;
 
 use super::client::{ServerOptions, Upload, encode, print_json, runtime};
+use super::python;
 
 /// Upload a component to the server; prints its id, functions and classes.
 ///
@@ -11,10 +12,11 @@ use super::client::{ServerOptions, Upload, encode, print_json, runtime};
 /// functions with `prism invoke <id or name> <function> [args]`.
 #[derive(clap::Args)]
 pub struct Deploy {
-    /// The component (.wasm built for wasm32-wasip2 with a prism SDK)
+    /// The component (.wasm built for wasm32-wasip2 with a prism SDK), or a
+    /// Python script (.py), built first (and cached)
     component: PathBuf,
 
-    /// Name to find it by [default: its file name without .wasm]
+    /// Name to find it by [default: its file name without .wasm or .py]
     #[arg(long)]
     name: Option<String>,
 
@@ -27,9 +29,11 @@ impl Deploy {
         let name = self.name.clone().unwrap_or_else(|| {
             self.component.file_stem().map_or_else(|| "module".into(), |s| s.to_string_lossy().into_owned())
         });
+        let file =
+            if python::is_script(&self.component) { python::component(&self.component)? } else { self.component };
         let endpoint = self.server.endpoint()?;
         let path = format!("/v1/modules?name={}", encode(&name));
-        let info = runtime()?.block_on(endpoint.json(Method::POST, &path, Upload::File(self.component), false))?;
+        let info = runtime()?.block_on(endpoint.json(Method::POST, &path, Upload::File(file), false))?;
         print_json(&info);
         Ok(ExitCode::SUCCESS)
     }

@@ -1,0 +1,241 @@
+# Ray's semantics, from Python: each case prints what it saw, and
+# tests/all/python.rs checks the lines. `prism run semantics.py -- CASE…`.
+import sys
+import time
+
+import prism
+from prism.exceptions import (
+    ActorDiedError,
+    GetTimeoutError,
+    InvalidArgumentError,
+    PrismError,
+    TaskCancelledError,
+    TaskError,
+)
+
+
+@prism.remote
+def identity(x):
+    return x
+
+
+@prism.remote
+def inc(x: int) -> int:
+    return x + 1
+
+
+@prism.remote
+def spin_for(seconds, value):
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        pass
+    return value
+
+
+@prism.remote
+def fail(message):
+    raise ValueError(message)
+
+
+@prism.remote
+def relay(ref_list):
+    return prism.get(ref_list[0])
+
+
+@prism.remote
+def forever():
+    while True:
+        pass
+
+
+@prism.remote
+def memory_bomb():
+    blocks = []
+    while True:
+        blocks.append(bytearray(16 << 20))
+
+
+@prism.remote
+def deep(n):
+    return deep_call(n)
+
+
+def deep_call(n):
+    return 0 if n == 0 else 1 + deep_call(n - 1)
+
+
+@prism.remote
+class Counter:
+    def __init__(self, start=0):
+        self.value = start
+
+    def increment(self):
+        self.value += 1
+        return self.value
+
+    def get(self):
+        return self.value
+
+
+@prism.remote
+class Broken:
+    def __init__(self):
+        raise RuntimeError("no state to start from")
+
+    def ping(self):
+        return "pong"
+
+
+@prism.remote
+def flaky(counter, fail_until):
+    n = prism.get(counter.increment.remote())
+    if n < fail_until:
+        raise RuntimeError(f"attempt {n} fails")
+    return f"attempt {n} succeeded"
+
+
+@prism.remote
+def count_to(n):
+    for i in range(n):
+        yield i
+
+
+@prism.remote
+def fail_after(n):
+    for i in range(n):
+        yield i
+    raise KeyError("out of items")
+
+
+def show(label, thunk):
+    try:
+        print(f"{label}: ok {thunk()!r}")
+    except PrismError as err:
+        print(f"{label}: {type(err).__name__} {err}")
+
+
+def get_order():
+    one, two = prism.put(1), prism.put(2)
+    show("get with duplicates", lambda: prism.get([two, one, two, one]))
+    show("get one", lambda: prism.get(one))
+
+
+def get_timeout():
+    slow = spin_for.remote(1.0, "done")
+    try:
+        prism.get(slow, timeout=0.05)
+        print("no timeout")
+    except GetTimeoutError as err:
+        print(f"timed out: {isinstance(err, TimeoutError)}")
+    show("then", lambda: prism.get(slow))
+
+
+def wait_forms():
+    print("empty:", prism.wait([]))
+    fast = [prism.put(i) for i in range(3)]
+    slow = spin_for.remote(1.0, "slow")
+    ready, not_ready = prism.wait([slow, *fast], num_returns=3)
+    print("first 3:", ready == fast, not_ready == [slow])
+    ready, not_ready = prism.wait([slow], timeout=0)
+    print("timeout 0:", ready, len(not_ready))
+    ready, not_ready = prism.wait([slow, *fast], num_returns=4)
+    print("all:", len(ready), not_ready)
+    show("num_returns 0", lambda: prism.wait(fast, num_returns=0))
+    show("duplicates", lambda: prism.wait([fast[0], fast[0]]))
+
+
+def chain():
+    ref = prism.put(0)
+    for _ in range(100):
+        ref = inc.remote(ref)
+    show("100-deep chain", lambda: prism.get(ref))
+
+
+def errors():
+    try:
+        prism.get(identity.remote(fail.remote("boom")))
+    except TaskError as err:
+        print("consumer chain:", [function for function, _ in err.chain])
+        print("first failure:", err.function, err.message.splitlines()[-1])
+    try:
+        prism.get(relay.remote([fail.remote("deep")]))
+    except TaskError as err:
+        print("relay chain:", [function for function, _ in err.chain], err.message.splitlines()[-1])
+
+
+def retries():
+    counter = Counter.remote()
+    show("retry_exceptions off", lambda: prism.get(flaky.remote(counter, 2)))
+    counter = Counter.remote()
+    retried = flaky.options(retry_exceptions=True, max_retries=3)
+    show("retry_exceptions on", lambda: prism.get(retried.remote(counter, 3)))
+    counter = Counter.remote()
+    too_few = flaky.options(retry_exceptions=True, max_retries=1)
+    show("too few retries", lambda: prism.get(too_few.remote(counter, 4)))
+
+
+def actors():
+    counter = Counter.remote(10)
+    refs = [counter.increment.remote() for _ in range(100)]
+    print("in order:", prism.get(refs) == list(range(11, 111)))
+    named = Counter.options(name="shared").remote()
+    prism.get(named.increment.remote())
+    show("by name", lambda: prism.get(prism.get_actor("shared").increment.remote()))
+    show("unknown name", lambda: prism.get_actor("nobody"))
+    show("name taken", lambda: Counter.options(name="shared").remote())
+    prism.kill(named)
+    show("after kill", lambda: prism.get(named.get.remote()))
+    restarting = Counter.options(max_restarts=1).remote(5)
+    prism.get(restarting.increment.remote())
+    prism.kill(restarting, no_restart=False)
+    show("restarted, state anew", lambda: prism.get(restarting.increment.remote()))
+    broken = Broken.remote()
+    try:
+        prism.get(broken.ping.remote())
+    except ActorDiedError as err:
+        print("failed constructor:", "no state to start from" in str(err))
+
+
+def generators():
+    print("items:", [prism.get(ref) for ref in count_to.remote(4)])
+    seen = []
+    try:
+        for ref in fail_after.remote(2):
+            seen.append(prism.get(ref))
+    except TaskError as err:
+        print("then fails:", seen, err.message.splitlines()[-1])
+
+
+def cancel():
+    ref = forever.remote()
+    time.sleep(0.2)
+    prism.cancel(ref)
+    try:
+        prism.get(ref)
+    except TaskCancelledError as err:
+        print("cancelled:", err.function)
+
+
+def limits():
+    show("endless loop", lambda: prism.get(forever.remote()))
+    show("memory bomb", lambda: prism.get(memory_bomb.remote()))
+    show("deep recursion", lambda: prism.get(deep.remote(100_000)))
+    show("others", lambda: prism.get([inc.remote(i) for i in range(4)]))
+
+
+CASES = {
+    "get_order": get_order,
+    "get_timeout": get_timeout,
+    "wait": wait_forms,
+    "chain": chain,
+    "errors": errors,
+    "retries": retries,
+    "actors": actors,
+    "generators": generators,
+    "cancel": cancel,
+    "limits": limits,
+}
+
+for case in sys.argv[1:]:
+    print(f"== {case}")
+    CASES[case]()
