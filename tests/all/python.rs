@@ -238,3 +238,28 @@ fn a_python_module_over_http() {
     let called = server.json("POST", &format!("/v1/actors/{id}/methods/increment"), &token, &json!([]));
     assert_eq!(called.json(), json!({"result": 6}));
 }
+
+/// `prism new` gives a project of one's own, outside the repository, that
+/// builds and runs with one command, in Python and in Rust.
+#[test]
+fn prism_new_starts_programs_that_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let python = dir.path().join("mine");
+    let made = prism_py(&["new", python.to_str().unwrap()]);
+    assert!(made.success, "{}", made.stderr);
+    assert_eq!(run_py(python.join("app.py").to_str().unwrap(), &[]), "[0, 1, 4, 9]\n");
+    assert!(prism_py(&["new", python.to_str().unwrap()]).stderr.contains("already exists"));
+
+    let rust = dir.path().join("mine-rs");
+    let made = prism_py(&["new", rust.to_str().unwrap(), "--lang", "rust"]);
+    assert!(made.success, "{}", made.stderr);
+    assert!(made.stdout.ends_with("&& cargo run --release\n"), "{}", made.stdout);
+    let run = std::process::Command::new(env!("CARGO"))
+        .args(["run", "--release", "--quiet"])
+        .current_dir(&rust)
+        .env("PRISM_DATA_DIR", dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "[0, 1, 4, 9]\n");
+}

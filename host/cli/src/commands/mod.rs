@@ -6,6 +6,7 @@ mod client;
 mod deploy;
 mod invoke;
 mod job;
+mod new;
 mod object;
 mod python;
 mod run;
@@ -32,6 +33,7 @@ pub struct Prism {
 enum Command {
     Run(run::Run),
     Build(build::Build),
+    New(new::New),
     Bench(bench::Bench),
     Serve(serve::Serve),
     #[command(subcommand)]
@@ -49,6 +51,7 @@ impl Prism {
         match self.command {
             Command::Run(cmd) => cmd.execute(),
             Command::Build(cmd) => cmd.execute(),
+            Command::New(cmd) => cmd.execute(),
             Command::Bench(cmd) => cmd.execute(),
             Command::Serve(cmd) => cmd.execute(),
             Command::Tenant(cmd) => cmd.execute(),
