@@ -1,10 +1,19 @@
 """Ray's core API: `remote`, `put`, `get`, `wait`, actors, generators."""
 
 import inspect
+import operator
 
-from . import _script
-from ._host import actors, call, objects, prism_bytes, tasks, types
+from . import _host, _script
+from ._host import Err, actors, call, objects, prism_bytes, tasks, types
 from ._values import HOLDS, ActorHandle, ObjectRef, decode, encode
+
+_words_of = operator.attrgetter("_words")
+_REF_TYPE = {ObjectRef}
+
+
+def _only_refs(values):
+    """Whether `values` holds only refs (in C loops: lists of refs are long)."""
+    return set(map(type, values)) <= _REF_TYPE
 
 # What `.options()` takes, with the defaults Ray has.
 TASK_OPTIONS = {"num_cpus": 1, "max_retries": 3, "retry_exceptions": False, "name": None}
@@ -28,13 +37,11 @@ def _name_of(obj):
 def _args(args):
     """`args` as the WIT passes them: top-level refs apart, to be resolved."""
     return [
-        types.Arg_Object(arg._words) if isinstance(arg, ObjectRef) else types.Arg_Value(encode(arg)) for arg in args
+        types.Arg_Object(arg._words) if type(arg) is ObjectRef else types.Arg_Value(encode(arg)) for arg in args
     ]
 
 
 def _positional(function, args, kwargs):
-    if not kwargs:
-        return args
     bound = inspect.signature(function).bind(*args, **kwargs)
     bound.apply_defaults()
     if bound.kwargs:
@@ -65,6 +72,7 @@ class RemoteFunction:
         self._function = function
         self._name = _name_of(function)
         self._options = _checked(options, TASK_OPTIONS, "a remote function")
+        self._wit_options = _task_options(self._options, None)
         self._generator = inspect.isgeneratorfunction(function)
         self.__doc__ = function.__doc__
         self.__wrapped__ = function
@@ -78,12 +86,14 @@ class RemoteFunction:
         return RemoteFunction(self._function, {**self._options, **options})
 
     def remote(self, *args, **kwargs):
-        _script.capture(self._function)
-        args = _args(_positional(self._function, args, kwargs))
-        wit = _task_options(self._options, None)
+        if _script.DRIVER is not None:
+            _script.capture(self._function)
+        if kwargs:
+            args = _positional(self._function, args, kwargs)
+        args = _args(args) if args else []
         if self._generator:
-            return ObjectRefGenerator(tasks.remote_generator(self._name, args, wit))
-        return ObjectRef(tasks.remote(self._name, args, wit))
+            return ObjectRefGenerator(tasks.remote_generator(self._name, args, self._wit_options))
+        return ObjectRef(tasks.remote(self._name, args, self._wit_options))
 
 
 def _count(n):
@@ -137,6 +147,8 @@ class ActorMethod:
     def __init__(self, handle, method, streaming=None):
         self._handle = handle
         self._method = method
+        if streaming is None:
+            streaming = inspect.isgeneratorfunction(getattr(handle._class, method, None))
         self._streaming = streaming
 
     def options(self, num_returns=None):
@@ -146,15 +158,15 @@ class ActorMethod:
 
     def remote(self, *args):
         handle, method = self._handle, self._method
-        streaming = self._streaming
-        if streaming is None:
-            streaming = inspect.isgeneratorfunction(getattr(handle._class, method, None))
-        if streaming:
+        if self._streaming:
             return ObjectRefGenerator(actors.call_generator(handle._words, method, _args(args)))
         return ObjectRef(actors.call(handle._words, method, _args(args)))
 
     def __call__(self, *args):
         raise TypeError(f"actor method `{self._method}` cannot be called directly: use `.{self._method}.remote()`")
+
+
+ActorHandle._make_method = ActorMethod
 
 
 class ObjectRefGenerator:
@@ -274,18 +286,29 @@ def remote(*args, **options):
     return mark
 
 
+_BYTES = (bytes, bytearray, memoryview)
+
+
 def put(value):
     """Stores `value` and returns its ref. Byte strings are stored as they
     are, without an encoding step."""
-    if isinstance(value, (ObjectRef, ObjectRefGenerator)):
+    kind = type(value)
+    if kind is ObjectRef or kind is ObjectRefGenerator:
         raise TypeError("put() of an ObjectRef is not allowed: pass the ref itself, or put it in a list")
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return ObjectRef(call(prism_bytes.put_bytes, bytes(value)))
-    return ObjectRef(call(objects.put, encode(value)))
+    try:
+        if kind in _BYTES and len(value) >= 256:
+            # Not encoded: the host reads the bytes straight from this memory.
+            return ObjectRef(prism_bytes.put_bytes(bytes(value)))
+        return ObjectRef(objects.put(encode(value)))
+    except Err as err:
+        raise _host.error(err.value) from None
+
+
+_Payload_Bytes = types.Payload_Bytes
 
 
 def _value(payload):
-    if isinstance(payload, types.Payload_Bytes):
+    if type(payload) is _Payload_Bytes:
         return decode(payload.value)
     return decode(call(prism_bytes.read, payload.value.object))
 
@@ -294,24 +317,44 @@ def get(refs, *, timeout=None):
     """The value of a ref, or the values of a list of refs in order
     (duplicates allowed). Blocks until ready; raises the task's error, or
     `GetTimeoutError` after `timeout` seconds."""
-    if isinstance(refs, ObjectRef):
-        return get([refs], timeout=timeout)[0]
-    if not isinstance(refs, (list, tuple)) or not all(isinstance(ref, ObjectRef) for ref in refs):
+    if HOLDS.dropped:
+        HOLDS.flush()
+    if type(refs) is ObjectRef:
+        try:
+            payload = objects.get([refs._words], None if timeout is None else _timeout_ms(timeout))[0]
+        except Err as err:
+            raise _host.error(err.value) from None
+        return decode(payload.value) if type(payload) is _Payload_Bytes else _value(payload)
+    try:
+        words = list(map(_words_of, refs))
+    except (AttributeError, TypeError):
+        words = None
+    if words is None or not _only_refs(refs):
         raise TypeError(f"get() takes an ObjectRef or a list of them, not {refs!r}")
-    HOLDS.flush()
-    payloads = call(objects.get, [ref._words for ref in refs], _timeout_ms(timeout))
-    return [_value(payload) for payload in payloads]
+    return [_value(payload) for payload in call(objects.get, words, _timeout_ms(timeout))]
 
 
 def wait(refs, *, num_returns=1, timeout=None, fetch_local=True):
     """`(ready, not_ready)`: the first `num_returns` refs to be ready (or
     fewer, once `timeout` seconds pass), each list in the order of `refs`."""
     refs = list(refs)
-    if not all(isinstance(ref, ObjectRef) for ref in refs):
+    try:
+        words = list(map(_words_of, refs))
+    except AttributeError:
+        words = None
+    if words is None or not _only_refs(refs):
         raise TypeError("wait() takes a list of ObjectRefs")
     HOLDS.flush()
-    ready = set(call(objects.wait, [ref._words for ref in refs], num_returns, _timeout_ms(timeout)))
-    return [r for i, r in enumerate(refs) if i in ready], [r for i, r in enumerate(refs) if i not in ready]
+    positions = call(objects.wait, words, num_returns, _timeout_ms(timeout))
+    ready = [refs[i] for i in positions]
+    # The rest, in order, as slices between the ready ones (a loop of
+    # one-at-a-time waits over a long list stays cheap).
+    not_ready, start = [], 0
+    for i in positions:
+        not_ready += refs[start:i]
+        start = i + 1
+    not_ready += refs[start:]
+    return ready, not_ready
 
 
 def get_actor(name):

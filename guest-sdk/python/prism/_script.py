@@ -21,14 +21,19 @@ job global; a worker reads that global before the first call of it.
 
 import ast
 import builtins
+import gc
 import inspect
 import linecache
 import sys
 import traceback
 import types
 
-from . import exceptions
-from ._values import HOLDS, decode, encode
+from componentize_py_types import Err
+from wit_world.exports.worker import CallError_Propagated, CallError_Returned, ClassInfo, FunctionInfo
+
+from . import _api, exceptions
+from ._host import call, objects, tasks
+from ._values import HOLDS, ObjectRef, encode
 
 #: Task functions and actor classes, by the name `remote` calls them by.
 FUNCTIONS = {}
@@ -92,6 +97,9 @@ def load(source, filename):
     SCRIPT = _Script(source, filename)
     WORKER = _main_module(filename).__dict__
     exec(SCRIPT.definitions, WORKER)
+    # What the snapshot holds lives as long as the instance: the cyclic
+    # collector need not walk it again at every collection.
+    gc.freeze()
 
 
 # ---- captured globals ----------------------------------------------------
@@ -119,8 +127,6 @@ def _codes(target):
 def _reachable(target, namespace):
     """`target` and the script's functions, classes and tasks it names, with
     every name their code reads."""
-    from ._api import ActorClass, RemoteFunction
-
     seen, names, remotes, stack = set(), set(), [], [target]
     while stack:
         item = stack.pop()
@@ -133,10 +139,10 @@ def _reachable(target, namespace):
         names |= own
         for name in own:
             value = namespace.get(name)
-            if isinstance(value, RemoteFunction):
+            if isinstance(value, _api.RemoteFunction):
                 remotes.append(value._function)
                 stack.append(value._function)
-            elif isinstance(value, ActorClass):
+            elif isinstance(value, _api.ActorClass):
                 remotes.append(value._class)
                 stack.append(value._class)
             elif (inspect.isfunction(value) or inspect.isclass(value)) and value.__module__ == "__main__":
@@ -145,9 +151,7 @@ def _reachable(target, namespace):
 
 
 def _global_name(target):
-    from ._api import _name_of
-
-    return f"python:globals:{_name_of(target)}"
+    return f"python:globals:{_api._name_of(target)}"
 
 
 def capture(target):
@@ -155,9 +159,6 @@ def capture(target):
     globals it and what it calls read and a worker lacks."""
     if DRIVER is None or target in _CAPTURED:
         return
-    from ._api import put
-    from ._host import call, objects
-
     for each in [target, *_reachable(target, DRIVER)[1]]:
         if each in _CAPTURED:
             continue
@@ -174,7 +175,7 @@ def capture(target):
                     f"`{each.__qualname__}` reads the global `{name}`, which only the driver's code makes, "
                     f"and {err}: make it in a definition at the top level, or pass it as an argument"
                 ) from None
-        call(objects.set_global, _global_name(each), put(missing)._words)
+        call(objects.set_global, _global_name(each), _api.put(missing)._words)
 
 
 def _read_globals(target):
@@ -183,15 +184,11 @@ def _read_globals(target):
     if target in _READ:
         return
     _READ.add(target)
-    from ._api import get
-    from ._host import call, objects
-    from ._values import ObjectRef
-
     try:
         words = call(objects.get_global, _global_name(target))
     except exceptions.ObjectNotFoundError:
         return
-    WORKER.update(get(ObjectRef(words)))
+    WORKER.update(_api.get(ObjectRef(words)))
 
 
 # ---- the exports ---------------------------------------------------------
@@ -218,16 +215,11 @@ def _returns(function):
 
 
 def _function_info(name, function, skip_self=False):
-    from wit_world.exports.worker import FunctionInfo
-
     return FunctionInfo(name=name, params=_params(function, skip_self), returns=_returns(function))
 
 
 def _refused(err):
     """The WIT call-error for the exception `err` a call raised."""
-    from componentize_py_types import Err
-    from wit_world.exports.worker import CallError_Propagated, CallError_Returned
-
     if isinstance(err, exceptions.PrismError) and err._wit is not None:
         return Err(CallError_Propagated(err._wit))
     # The traceback from the user's frame on: the SDK's own is noise.
@@ -236,22 +228,18 @@ def _refused(err):
 
 
 def _arguments(payloads):
-    from ._api import _value
-
-    return [_value(payload) for payload in payloads]
+    value = _api._value
+    return [value(payload) for payload in payloads]
 
 
 def _answer(function, args):
     """Runs `function` (a generator's items go to its stream) and encodes
     what it returns."""
-    from ._api import put
-    from ._host import call, tasks
-
     try:
         result = function(*args)
-        if inspect.isgenerator(result):
+        if type(result) is types.GeneratorType:
             for item in result:
-                call(tasks.yield_item, put(item)._words)
+                call(tasks.yield_item, _api.put(item)._words)
             result = None
         data = encode(result)
     except Exception as err:
@@ -269,8 +257,6 @@ class Worker:
         return [_function_info(name, f._function) for name, f in FUNCTIONS.items()]
 
     def classes(self):
-        from wit_world.exports.worker import ClassInfo
-
         infos = []
         for name, actor in CLASSES.items():
             cls = actor._class
@@ -283,12 +269,15 @@ class Worker:
         return infos
 
     def run(self, function, args):
-        HOLDS.begin_call()
+        if HOLDS.quiet:
+            HOLDS.begin_call()
         task = FUNCTIONS.get(function)
         if task is None:
             raise _refused(LookupError(f"no task function `{function}`: there are {', '.join(FUNCTIONS)}"))
-        _read_globals(task._function)
-        return _answer(task._function, _arguments(args))
+        target = task._function
+        if target not in _READ:
+            _read_globals(target)
+        return _answer(target, _arguments(args) if args else ())
 
     def construct(self, class_, args):
         global _ACTOR
@@ -315,8 +304,6 @@ class Run:
 
     def run(self):
         global DRIVER
-        from componentize_py_types import Err
-
         DRIVER = _main_module(SCRIPT.filename).__dict__
         try:
             exec(SCRIPT.whole, DRIVER)

@@ -4,13 +4,15 @@ Values are one MessagePack document each: what a Rust task writes, a
 Python task reads, and the reverse. A ref nested in a value is the
 extension 0x50 with its 32 bytes, an actor handle the extension 0x41.
 
-A ref keeps its object alive while this instance holds it, as in Ray.
-Every `ObjectRef` of one id here is the same Python object, so the host is
-told once, when the last reference to it goes, in batches.
+A ref keeps its object alive while this instance holds it, as in Ray. The
+host is told once the last `ObjectRef` of an id here goes, in batches.
+
+Small scalars, the bulk of what tasks pass, skip the MessagePack library:
+its pure-Python form (the only one in a component) spends more setting up a
+call than such a value takes to read or write.
 """
 
 import struct
-import weakref
 
 import msgpack
 
@@ -25,20 +27,18 @@ _WORDS = struct.Struct("<4Q")
 
 
 class _Holds:
-    """Which refs this instance holds, and which it has let go of."""
+    """How many `ObjectRef`s this instance has of each id, and the ids whose
+    last one went since the host was last told."""
 
     def __init__(self):
-        self.live = {}
+        self.counts = {}
         self.dropped = []
         # Dropped with a call's result, which holds them once the host has
         # stored it: told from the next call on.
         self.deferred = []
         self.quiet = False
 
-    def gone(self, words, weak):
-        if self.live.get(words) is not weak:
-            return
-        del self.live[words]
+    def gone(self, words):
         if self.quiet:
             self.deferred.append(words)
             return
@@ -54,12 +54,16 @@ class _Holds:
             _host.objects.release(dropped)
 
     def begin_call(self):
+        """A call into this instance begins: what the last result held may
+        be told from now on. (Every call that returns a result sets `quiet`.)"""
         self.quiet = False
-        self.dropped.extend(self.deferred)
-        self.deferred = []
+        if self.deferred:
+            self.dropped.extend(self.deferred)
+            self.deferred = []
 
 
 HOLDS = _Holds()
+_COUNTS = HOLDS.counts
 
 
 class ObjectRef:
@@ -69,16 +73,28 @@ class ObjectRef:
     dicts or objects, pass them to tasks, and they arrive as refs.
     """
 
-    __slots__ = ("_words", "__weakref__")
+    # A count per id rather than one interned object: a weak reference per
+    # ref costs more than the whole `put` it came from.
+    __slots__ = ("_words",)
 
-    def __new__(cls, words):
-        weak = HOLDS.live.get(words)
-        ref = weak() if weak is not None else None
-        if ref is None:
-            ref = object.__new__(cls)
-            ref._words = words
-            HOLDS.live[words] = weakref.ref(ref, lambda weak, words=words: HOLDS.gone(words, weak))
-        return ref
+    def __init__(self, words):
+        self._words = words
+        _COUNTS[words] = _COUNTS.get(words, 0) + 1
+
+    def __del__(self):
+        words = self._words
+        left = _COUNTS[words] - 1
+        if left:
+            _COUNTS[words] = left
+        else:
+            del _COUNTS[words]
+            HOLDS.gone(words)
+
+    def __copy__(self):
+        return ObjectRef(self._words)
+
+    def __deepcopy__(self, memo):
+        return ObjectRef(self._words)
 
     @classmethod
     def _from_bytes(cls, data):
@@ -108,12 +124,16 @@ class ActorHandle:
     """A handle to an actor (Ray's `ActorHandle`): `handle.method.remote(...)`
     calls a method and returns the ref of its result at once."""
 
-    __slots__ = ("_words", "_class")
+    __slots__ = ("_words", "_class", "_methods")
+
+    #: Makes `handle.method` (`prism._api.ActorMethod`, set there).
+    _make_method = None
 
     def __init__(self, words, cls=None):
         self._words = words
         # The Python class, where known, to tell generator methods.
         self._class = cls
+        self._methods = {}
 
     @classmethod
     def _from_bytes(cls, data):
@@ -126,9 +146,10 @@ class ActorHandle:
     def __getattr__(self, method):
         if method.startswith("__"):
             raise AttributeError(method)
-        from ._api import ActorMethod
-
-        return ActorMethod(self, method)
+        bound = self._methods.get(method)
+        if bound is None:
+            bound = self._methods[method] = ActorHandle._make_method(self, method)
+        return bound
 
     def __eq__(self, other):
         return isinstance(other, ActorHandle) and other._words == self._words
@@ -162,12 +183,37 @@ def _ext(code, data):
 
 _packer = msgpack.Packer(default=_default, use_bin_type=True)
 
+_NIL, _FALSE, _TRUE = b"\xc0", b"\xc2", b"\xc3"
+
 
 def encode(value):
-    """`value` as one MessagePack document."""
+    """`value` as one MessagePack document (smallest forms, as msgpack and
+    the Rust SDK write them, so equal values give equal refs)."""
+    kind = type(value)
+    if kind is int and 0 <= value < 128:
+        return bytes((value,))
+    if kind is bytes and len(value) < 256:
+        return b"\xc4" + bytes((len(value),)) + value
+    if value is None:
+        return _NIL
     return _packer.pack(value)
 
 
 def decode(data):
     """The value of one MessagePack document."""
+    n = len(data)
+    if n == 1:
+        first = data[0]
+        if first < 0x80:
+            return first
+        if first == 0xC0:
+            return None
+        if first == 0xC2 or first == 0xC3:
+            return first == 0xC3
+    elif n > 1:
+        first = data[0]
+        if first == 0xC4 and data[1] == n - 2:
+            return bytes(data[2:])
+        if 0xA0 <= first <= 0xBF and first - 0xA0 == n - 1:
+            return str(data[1:], "utf-8")
     return msgpack.unpackb(data, raw=False, ext_hook=_ext, strict_map_key=False)

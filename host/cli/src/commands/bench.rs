@@ -3,6 +3,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::Args;
 use prism_exec::DriverExit;
 
@@ -10,6 +11,9 @@ use super::NodeOptions;
 
 /// The benchmark guest, built from tests/programs/src/bin/bench.rs.
 const BENCH_GUEST: &[u8] = include_bytes!(env!("PRISM_BENCH_GUEST"));
+
+/// The same cases in Python (built on first use, then cached).
+const PYTHON_BENCH: &str = include_str!("../../../../tests/programs/python/bench.py");
 
 /// Memory for the benchmark guest: `single_client_put_gigabytes` holds an
 /// 800 MB array and its encoding.
@@ -32,7 +36,9 @@ pub struct Bench {
     /// n_n_actor_calls_with_arg_async ("actor" selects all of these),
     /// get_mapped_* and get_copied_* (128kib, 1mib, 64mib, 1gib; in µs),
     /// sum_mapped_*, sum_local_1gib; and, only when named:
-    /// map_shared_256mib_x1, map_shared_256mib_x100, generator_10x100mb
+    /// map_shared_256mib_x1, map_shared_256mib_x100, generator_10x100mb.
+    /// With `--lang python`, the cases Ray's own benchmark has (no mapped
+    /// or generator cases)
     names: Vec<String>,
 
     /// Seconds each of the three runs of a benchmark lasts
@@ -45,8 +51,19 @@ pub struct Bench {
     #[arg(long)]
     memory: bool,
 
+    /// The language of the benchmark guest: `python` runs Ray's cases with a
+    /// Python driver and Python tasks, as Ray runs them
+    #[arg(long, value_enum, default_value_t = Lang::Rust)]
+    lang: Lang,
+
     #[command(flatten)]
     node: NodeOptions,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Lang {
+    Rust,
+    Python,
 }
 
 impl Bench {
@@ -56,7 +73,14 @@ impl Bench {
         let mut args = vec![self.seconds.to_string()];
         args.extend(self.names);
         let sampler = self.memory.then(MemorySampler::start);
-        let exit = super::run_driver(config, "bench.wasm".into(), BENCH_GUEST.to_vec(), None, args)?;
+        let (name, guest) = match self.lang {
+            Lang::Rust => ("bench.wasm", BENCH_GUEST.to_vec()),
+            Lang::Python => {
+                let built = super::python::component_of("bench.py", PYTHON_BENCH)?;
+                ("bench.py", std::fs::read(&built).with_context(|| format!("cannot read `{}`", built.display()))?)
+            }
+        };
+        let exit = super::run_driver(config, name.into(), guest, None, args)?;
         if let Some(sampler) = sampler {
             let (rss, pss) = sampler.stop();
             println!("peak_rss {} MiB\npeak_pss {} MiB", rss >> 10, pss >> 10);

@@ -138,6 +138,18 @@ pub fn component(script: &Path) -> anyhow::Result<PathBuf> {
     Ok(built)
 }
 
+/// The component of a script prism carries (`source`, named `name`): kept
+/// in a directory of its own under the cache, then built as any script.
+pub fn component_of(name: &str, source: &str) -> anyhow::Result<PathBuf> {
+    let dir = cache_dir().join("scripts").join(blake3::hash(source.as_bytes()).to_hex().as_str());
+    let script = dir.join(name);
+    if !script.is_file() {
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+        std::fs::write(&script, source).with_context(|| format!("cannot write `{}`", script.display()))?;
+    }
+    component(&script)
+}
+
 /// Builds `script` into `output` (through `work`, a directory of its own).
 fn build(toolchain: &Toolchain, script: &Path, work: &Path, output: &Path) -> anyhow::Result<()> {
     let source = std::fs::read_to_string(script).with_context(|| format!("cannot read `{}`", script.display()))?;
