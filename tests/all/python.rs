@@ -116,30 +116,32 @@ const CASES: &[&str] =
 #[test]
 fn ray_semantics_from_python() {
     let out = run_py(SEMANTICS, CASES);
-    let expect = [
-        "get with duplicates: ok [2, 1, 2, 1]\nget one: ok 1\n",
-        "timed out: True\nthen: ok 'done'\n",
-        "empty: ([], [])\nfirst 3: True True\ntimeout 0: [] 1\nall: 4 []\n",
-        "num_returns 0: InvalidArgumentError invalid argument: `num-returns` must be from 1 to the 3 refs given, not 0\n",
-        "duplicates: InvalidArgumentError invalid argument: ref `",
-        "100-deep chain: ok 100\n",
-        "consumer chain: ['identity', 'fail']\nfirst failure: fail ValueError: boom\n",
-        "relay chain: ['relay', 'fail'] ValueError: deep\n",
-        "retry_exceptions off: TaskError task `flaky` failed: Traceback (most recent call last):\n  File \"semantics.py\"",
-        "RuntimeError: attempt 1 fails\nretry_exceptions on: ok 'attempt 3 succeeded'\n",
-        "too few retries: TaskError task `flaky` failed: Traceback",
-        "RuntimeError: attempt 2 fails\n== actors\n",
-        "in order: True\nby name: ok 2\nunknown name: ObjectNotFoundError not found: no live actor named `nobody`\n",
-        "name taken: InvalidArgumentError invalid argument: an actor named `shared` already exists\n",
-        "after kill: ActorDiedError actor died: it was killed\n",
-        "restarted, state anew: ok 6\nfailed constructor: True\n",
-        "items: [0, 1, 2, 3]\nthen fails: [0, 1] KeyError: 'out of items'\n",
-        "cancelled: forever\n",
-    ];
-    for e in expect {
+    for e in SEMANTICS_SEEN {
         assert!(out.contains(e), "missing {e:?} in:\n{out}");
     }
 }
+
+/// What tests/programs/python/semantics.py prints for [`CASES`].
+const SEMANTICS_SEEN: &[&str] = &[
+    "get with duplicates: ok [2, 1, 2, 1]\nget one: ok 1\n",
+    "timed out: True\nthen: ok 'done'\n",
+    "empty: ([], [])\nfirst 3: True True\ntimeout 0: [] 1\nall: 4 []\n",
+    "num_returns 0: InvalidArgumentError invalid argument: `num-returns` must be from 1 to the 3 refs given, not 0\n",
+    "duplicates: InvalidArgumentError invalid argument: ref `",
+    "100-deep chain: ok 100\n",
+    "consumer chain: ['identity', 'fail']\nfirst failure: fail ValueError: boom\n",
+    "relay chain: ['relay', 'fail'] ValueError: deep\n",
+    "retry_exceptions off: TaskError task `flaky` failed: Traceback (most recent call last):\n  File \"semantics.py\"",
+    "RuntimeError: attempt 1 fails\nretry_exceptions on: ok 'attempt 3 succeeded'\n",
+    "too few retries: TaskError task `flaky` failed: Traceback",
+    "RuntimeError: attempt 2 fails\n== actors\n",
+    "in order: True\nby name: ok 2\nunknown name: ObjectNotFoundError not found: no live actor named `nobody`\n",
+    "name taken: InvalidArgumentError invalid argument: an actor named `shared` already exists\n",
+    "after kill: ActorDiedError actor died: it was killed\n",
+    "restarted, state anew: ok 6\nfailed constructor: True\n",
+    "items: [0, 1, 2, 3]\nthen fails: [0, 1] KeyError: 'out of items'\n",
+    "cancelled: forever\n",
+];
 
 /// An endless `while True`, a memory bomb and deep recursion each end as
 /// the task's error at its limit, and the next tasks run.
@@ -237,6 +239,42 @@ fn a_python_module_over_http() {
     let id = created.json()["id"].as_str().unwrap().to_string();
     let called = server.json("POST", &format!("/v1/actors/{id}/methods/increment"), &token, &json!([]));
     assert_eq!(called.json(), json!({"result": 6}));
+
+    // The same semantics as under `prism run`, as a job on the server.
+    let job = server.json("POST", "/v1/jobs", &token, &json!({"module": "sem", "args": CASES}));
+    assert_eq!(job.status, 201, "{}", job.text());
+    let id = job.json()["id"].as_str().unwrap().to_string();
+    let logs = server.request("GET", &format!("/v1/jobs/{id}/logs?follow=true"), &token, &[], b"").text();
+    for e in SEMANTICS_SEEN {
+        assert!(logs.contains(e), "missing {e:?} in the job's log:\n{logs}");
+    }
+    let record = server.request("GET", &format!("/v1/jobs/{id}"), &token, &[], b"").json();
+    assert_eq!(record["state"], "succeeded", "{record}");
+}
+
+/// Pure-Python packages of the user's venv (`VIRTUAL_ENV`) are bundled.
+#[test]
+fn packages_of_the_users_venv_are_bundled() {
+    let dir = tempfile::tempdir().unwrap();
+    let package = dir.path().join("venv/lib/python3.11/site-packages/greeting");
+    std::fs::create_dir_all(&package).unwrap();
+    std::fs::write(package.join("__init__.py"), "def hello(name):\n    return f'hello, {name}'\n").unwrap();
+    let script = dir.path().join("app/uses_venv.py");
+    std::fs::create_dir_all(script.parent().unwrap()).unwrap();
+    std::fs::write(
+        &script,
+        "import prism\nfrom greeting import hello\n\n@prism.remote\ndef greet(name):\n    return hello(name)\n\n\
+         print(prism.get(greet.remote('prism')))\n",
+    )
+    .unwrap();
+    let venv = dir.path().join("venv");
+    let run = prism_with_env(
+        &dir.path().join("data"),
+        &["run", script.to_str().unwrap()],
+        &[("PRISM_PYTHON_SDK", SDK), ("VIRTUAL_ENV", venv.to_str().unwrap())],
+    );
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(run.stdout, "hello, prism\n");
 }
 
 /// `prism new` gives a project of one's own, outside the repository, that

@@ -58,7 +58,14 @@ impl Server {
         run.stdout.trim().to_string()
     }
 
-    fn request(&self, method: &str, path: &str, token: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+    pub(crate) fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Answer {
         request(&self.addr, method, path, token, headers, body)
     }
 
