@@ -12,5 +12,9 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$sdk/requirements.txt"
-"$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --force-reinstall "$sdk"
+# From a copy: pip builds in the directory it is given, and the checkout stays clean.
+copy=$(mktemp -d)
+trap 'rm -rf "$copy"' EXIT
+cp -rL "$sdk/pyproject.toml" "$sdk/prism" "$copy/"
+"$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --force-reinstall "$copy"
 echo "prism's Python toolchain is in $venv"
