@@ -301,3 +301,18 @@ fn prism_new_starts_programs_that_run() {
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     assert_eq!(String::from_utf8_lossy(&run.stdout), "[0, 1, 4, 9]\n");
 }
+
+/// A Python driver sends ints, floats, str, bytes, lists, dicts, None, a
+/// ref and an actor handle to a Rust task, which reads them all (calling
+/// the Python actor) and answers with the same kinds.
+#[test]
+fn values_cross_between_python_and_rust() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/programs/python/interop.py");
+    let run = prism_py(&["run", script, "--with", guest!(CALLS)]);
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.stdout,
+        "int: 43\nfloat: 2.5\ntext: 'PRISM'\ndata: b'\\xff\\x01\\x00'\nlist: [3, 2, 1]\nmap: {'a': 2}\nnone: None\n\
+         nested: ObjectRef 410\ncounter: True 2\n"
+    );
+}

@@ -1,6 +1,7 @@
 //! Calls into other components: `prism run calls.wasm --with square.wasm
 //! --with counter.wasm -- CASE` (examples/square and examples/counter).
-//! tests/all/calls.rs asserts what each case prints.
+//! tests/all/calls.rs asserts what each case prints. Its task `mixed` is
+//! what tests/programs/python/interop.py calls from Python.
 
 #[path = "../common.rs"]
 mod common;
@@ -22,6 +23,39 @@ fn sum_of_squares(n: i64) -> Result<i64, Error> {
     let refs: Vec<ObjectRef<i64>> =
         (0..n).map(|i| lib.remote("square", vec![Arg::value(&i)], &Options::new())).collect();
     Ok(prism::get_all(&refs)?.into_iter().sum())
+}
+
+/// Every kind of value a prism program sends, by field.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Mixed {
+    int: i64,
+    float: f64,
+    text: String,
+    data: prism::Bytes,
+    list: Vec<i64>,
+    map: std::collections::BTreeMap<String, i64>,
+    none: Option<i64>,
+    nested: ObjectRef<i64>,
+    counter: Actor<Counter>,
+}
+
+/// Reads each field a caller in any language sent and answers in kind:
+/// scalars changed, the nested ref's value read, the actor called.
+#[prism::remote]
+fn mixed(sent: Mixed) -> Result<Mixed, Error> {
+    let counted: i64 = prism::get(&sent.counter.call("increment", vec![]).remote())?;
+    let value = prism::get(&sent.nested)?;
+    Ok(Mixed {
+        int: sent.int + value + counted,
+        float: sent.float * 2.0,
+        text: sent.text.to_uppercase(),
+        data: prism::Bytes::from(sent.data.iter().rev().copied().collect::<Vec<u8>>()),
+        list: sent.list.iter().rev().copied().collect(),
+        map: sent.map.into_iter().map(|(k, v)| (k, v + 1)).collect(),
+        none: sent.none,
+        nested: prism::put(&(value * 10))?,
+        counter: sent.counter,
+    })
 }
 
 fn main() {
