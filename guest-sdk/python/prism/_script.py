@@ -292,11 +292,12 @@ class Worker:
             raise _refused(err) from None
 
     def call_method(self, method, args):
-        HOLDS.begin_call()
-        bound = getattr(_ACTOR, method, None) if not method.startswith("_") else None
+        if HOLDS.quiet:
+            HOLDS.begin_call()
+        bound = getattr(_ACTOR, method, None) if method[:1] != "_" else None
         if bound is None:
             raise _refused(AttributeError(f"`{type(_ACTOR).__name__}` has no method `{method}`"))
-        return _answer(bound, _arguments(args))
+        return _answer(bound, _arguments(args) if args else ())
 
 
 class Run:
