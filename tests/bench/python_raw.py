@@ -4,10 +4,9 @@
 import sys
 import time
 
-from componentize_py_types import Err
 from wit_world import exports
-from wit_world.exports.worker import FunctionInfo
-from wit_world.imports import objects, tasks, types
+from wit_world.exports.worker import ClassInfo, FunctionInfo
+from wit_world.imports import actors, objects, tasks, types
 
 OK = b"\xc4\x02ok"
 OPTS = types.TaskOptions(max_retries=3, retry_exceptions=False, num_cpus=1, component=None)
@@ -17,17 +16,17 @@ class Worker(exports.Worker):
     def functions(self):
         return [FunctionInfo(name="small_value", params=[], returns="bytes")]
 
-    def classes(self):
-        return []
-
     def run(self, function, args):
         return OK
 
+    def classes(self):
+        return [ClassInfo(name="Server", params=[], methods=[FunctionInfo(name="small_value", params=[], returns="bytes")])]
+
     def construct(self, class_, args):
-        raise Err(None)
+        pass
 
     def call_method(self, method, args):
-        raise Err(None)
+        return OK
 
 
 def timeit(name, f, multiplier=1.0, unit="ops/s", seconds=1.0):
@@ -73,3 +72,13 @@ class Run(exports.Run):
             objects.release(refs)
 
         timeit("single_client_tasks_async", batch, 1000.0, seconds=seconds)
+
+        actor_options = types.ActorOptions(component=None, name=None, detached=False, max_restarts=0, max_task_retries=0)
+        server = actors.create("Server", [], actor_options)
+
+        def actor_batch():
+            refs = [actors.call(server, "small_value", []) for _ in range(1000)]
+            objects.get(refs, None)
+            objects.release(refs)
+
+        timeit("1_1_actor_calls_async", actor_batch, 1000.0, seconds=seconds)
