@@ -134,8 +134,28 @@ pub fn component(script: &Path) -> anyhow::Result<PathBuf> {
     if !built.is_file() {
         // A directory of this process's own: builds of one script may race.
         build(&toolchain, &script, &cache.join(format!("{hash}.{}", std::process::id())), &built)?;
+        prune(&cache);
     }
     Ok(built)
+}
+
+/// Built components kept at most: each is about 19 MB, and every edit of a
+/// script makes a new one.
+const KEPT: usize = 32;
+
+/// Deletes all but the [`KEPT`] newest built components.
+fn prune(cache: &Path) {
+    let mut built: Vec<_> = std::fs::read_dir(cache)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "wasm"))
+        .filter_map(|entry| Some((entry.metadata().ok()?.modified().ok()?, entry.path())))
+        .collect();
+    built.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    for (_, path) in built.into_iter().skip(KEPT) {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// The component of a script prism carries (`source`, named `name`): kept
