@@ -131,7 +131,13 @@ pub fn component(script: &Path) -> anyhow::Result<PathBuf> {
     let hash = hasher.finalize().to_hex();
     let cache = cache_dir();
     let built = cache.join(format!("{hash}.wasm"));
-    if !built.is_file() {
+    if built.is_file() {
+        // Used now: pruning keeps the most recently used.
+        let _ = std::fs::File::options()
+            .write(true)
+            .open(&built)
+            .and_then(|file| file.set_modified(std::time::SystemTime::now()));
+    } else {
         // A directory of this process's own: builds of one script may race.
         build(&toolchain, &script, &cache.join(format!("{hash}.{}", std::process::id())), &built)?;
         prune(&cache);
@@ -143,7 +149,7 @@ pub fn component(script: &Path) -> anyhow::Result<PathBuf> {
 /// script makes a new one.
 const KEPT: usize = 32;
 
-/// Deletes all but the [`KEPT`] newest built components.
+/// Deletes all but the [`KEPT`] most recently used built components.
 fn prune(cache: &Path) {
     let mut built: Vec<_> = std::fs::read_dir(cache)
         .into_iter()
