@@ -73,6 +73,8 @@ class RemoteFunction:
         self._name = _name_of(function)
         self._options = _checked(options, TASK_OPTIONS, "a remote function")
         self._wit_options = _task_options(self._options, None)
+        # Whether the driver has sent the globals it reads (`_script.capture`).
+        self._captured = False
         self._generator = inspect.isgeneratorfunction(function)
         self.__doc__ = function.__doc__
         self.__wrapped__ = function
@@ -86,8 +88,9 @@ class RemoteFunction:
         return RemoteFunction(self._function, {**self._options, **options})
 
     def remote(self, *args, **kwargs):
-        if _script.DRIVER is not None:
+        if not self._captured and _script.DRIVER is not None:
             _script.capture(self._function)
+            self._captured = True
         if kwargs:
             args = _positional(self._function, args, kwargs)
         args = _args(args) if args else []

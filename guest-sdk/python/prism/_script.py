@@ -269,7 +269,8 @@ class Worker:
         return infos
 
     def run(self, function, args):
-        if HOLDS.quiet:
+        HOLDS.quiet = False
+        if HOLDS.deferred:
             HOLDS.begin_call()
         task = FUNCTIONS.get(function)
         if task is None:
@@ -292,7 +293,8 @@ class Worker:
             raise _refused(err) from None
 
     def call_method(self, method, args):
-        if HOLDS.quiet:
+        HOLDS.quiet = False
+        if HOLDS.deferred:
             HOLDS.begin_call()
         bound = getattr(_ACTOR, method, None) if method[:1] != "_" else None
         if bound is None:
