@@ -158,7 +158,7 @@ fn prune(cache: &Path) {
         .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "wasm"))
         .filter_map(|entry| Some((entry.metadata().ok()?.modified().ok()?, entry.path())))
         .collect();
-    built.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    built.sort_unstable_by_key(|(used, _)| std::cmp::Reverse(*used));
     for (_, path) in built.into_iter().skip(KEPT) {
         let _ = std::fs::remove_file(path);
     }
