@@ -20,7 +20,11 @@ fn echo_by_value_and_by_ref() {
 
 #[test]
 fn echo_and_get_sees_nested_refs() {
-    let out = run_ok(guest!(ECHO_AND_GET), &[]);
+    assert_echo_and_get(&run_ok(guest!(ECHO_AND_GET), &[]));
+}
+
+/// What `echo_and_get` prints, in any language: three refs, then their values.
+pub(crate) fn assert_echo_and_get(out: &str) {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "{out}");
     assert!(lines[0].starts_with("(echo_and_get) args: [ObjectRef("), "{out}");
@@ -40,7 +44,12 @@ fn nested_tasks() {
 
 #[test]
 fn ocr_pages_in_order() {
-    let out = run_ok(guest!(OCR), &[]);
+    assert_ocr_pages(&run_ok(guest!(OCR), &[]));
+}
+
+/// What the OCR story prints, in any language: every page, in page order,
+/// recognized exactly.
+pub(crate) fn assert_ocr_pages(out: &str) {
     let pages: Vec<&str> = out.lines().filter(|l| l.starts_with("page ")).collect();
     assert_eq!(pages.len(), 12, "{out}");
     for (n, line) in pages.iter().enumerate() {

@@ -47,12 +47,7 @@ fn echo_by_value_and_by_ref() {
 
 #[test]
 fn echo_and_get_sees_nested_refs() {
-    let out = run_py(&example("echo_and_get"), &[]);
-    let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 2, "{out}");
-    assert!(lines[0].starts_with("(echo_and_get) args: [ObjectRef("), "{out}");
-    assert_eq!(lines[0].matches("ObjectRef(").count(), 3, "{out}");
-    assert_eq!(lines[1], "(echo_and_get) values: [1, 2, 3]");
+    crate::examples::assert_echo_and_get(&run_py(&example("echo_and_get"), &[]));
 }
 
 /// The task reads refs only the driver's code made: captured, as Ray does.
@@ -77,12 +72,7 @@ fn counter_actor() {
 fn ocr_across_languages() {
     let run = prism_py(&["run", &example("ocr"), "--with", guest!(OCR)]);
     assert!(run.success, "{}\n{}", run.stdout, run.stderr);
-    let pages: Vec<&str> = run.stdout.lines().filter(|l| l.starts_with("page ")).collect();
-    assert_eq!(pages.len(), 12, "{}", run.stdout);
-    for (n, line) in pages.iter().enumerate() {
-        assert!(line.starts_with(&format!("page {n}: ")), "page {n} out of order: {}", run.stdout);
-    }
-    assert!(run.stdout.ends_with("12 of 12 pages recognized exactly\n"), "{}", run.stdout);
+    crate::examples::assert_ocr_pages(&run.stdout);
 }
 
 /// Five 100 MB values, one at a time: the process peaks at about what one

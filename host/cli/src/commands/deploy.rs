@@ -29,8 +29,7 @@ impl Deploy {
         let name = self.name.clone().unwrap_or_else(|| {
             self.component.file_stem().map_or_else(|| "module".into(), |s| s.to_string_lossy().into_owned())
         });
-        let file =
-            if python::is_script(&self.component) { python::component(&self.component)? } else { self.component };
+        let file = python::component_file(&self.component)?;
         let endpoint = self.server.endpoint()?;
         let path = format!("/v1/modules?name={}", encode(&name));
         let info = runtime()?.block_on(endpoint.json(Method::POST, &path, Upload::File(file), false))?;

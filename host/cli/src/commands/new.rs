@@ -28,33 +28,10 @@ enum Lang {
 /// one's own depend on it by path.
 const RUST_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../guest-sdk/rust");
 
-const PYTHON_APP: &str = r#"# A Ray script for prism: `prism run app.py` builds it into a WebAssembly
-# component (cached) and runs it. See prism's docs/python.md.
-import prism
-
-
-@prism.remote
-def square(x: int) -> int:
-    return x * x
-
-
-futures = [square.remote(i) for i in range(4)]
-print(prism.get(futures))  # [0, 1, 4, 9]
-"#;
-
-const RUST_MAIN: &str = r#"//! A prism program: `cargo run --release` builds it for wasm32-wasip2 and
-//! runs it with `prism run` (see .cargo/config.toml).
-
-#[prism::remote]
-fn square(x: i64) -> i64 {
-    x * x
-}
-
-fn main() {
-    let futures: Vec<_> = (0..4).map(square::remote).collect();
-    println!("{:?}", prism::get_all(&futures).unwrap()); // [0, 1, 4, 9]
-}
-"#;
+/// The templates are the seed's square example in each language, so they
+/// are built and tested with the examples.
+const PYTHON_APP: &str = include_str!("../../../../examples/python/square.py");
+const RUST_MAIN: &str = include_str!("../../../../examples/square/src/main.rs");
 
 impl New {
     pub fn execute(self) -> anyhow::Result<ExitCode> {

@@ -217,3 +217,8 @@ fn build(toolchain: &Toolchain, script: &Path, work: &Path, output: &Path) -> an
 pub fn is_script(path: &Path) -> bool {
     path.extension().is_some_and(|ext| ext == "py")
 }
+
+/// The component file `path` names: itself, or a Python script's, built.
+pub fn component_file(path: &Path) -> anyhow::Result<PathBuf> {
+    if is_script(path) { component(path) } else { Ok(path.to_path_buf()) }
+}

@@ -49,9 +49,8 @@ impl Run {
 /// A component file's name and bytes (a Python script's, built).
 fn read(path: &Path) -> anyhow::Result<(String, Vec<u8>)> {
     let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-    let built = if super::python::is_script(path) { Some(super::python::component(path)?) } else { None };
-    let file = built.as_deref().unwrap_or(path);
-    let wasm = std::fs::read(file).with_context(|| format!("cannot read `{}`", file.display()))?;
+    let file = super::python::component_file(path)?;
+    let wasm = std::fs::read(&file).with_context(|| format!("cannot read `{}`", file.display()))?;
     Ok((name, wasm))
 }
 
