@@ -54,7 +54,7 @@ pub enum DriverExit {
 
 /// A call that trapped: what the caller's `get` reports, and whether a limit
 /// ended it (a quota to raise, not a bug in the guest).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Trapped {
     /// The limit or trap, and the end of the guest's stderr.
     pub message: String,

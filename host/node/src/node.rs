@@ -12,13 +12,13 @@ use parking_lot::Mutex;
 use crate::actors::{Actors, CreateError, HostActors};
 use crate::cancel::{Kind, Tokens};
 use crate::generators::Generators;
-use crate::scheduler::Scheduler;
+use crate::scheduler::{Attempt, Scheduler};
 use crate::scope::Scope;
 use crate::threads::Threads;
 use prism_exec::config::Config;
 use prism_exec::{
-    ActorId, ActorOptions, Class, DriverExit, Executor, InstanceLimits, LoadError, Output, ProgramInfo, Run, Slot,
-    Stream, TaskArg, TaskOptions,
+    ActorId, ActorOptions, Class, DriverExit, Executor, Input, InstanceLimits, LoadError, Outcome, Output, ProgramInfo,
+    Run, Slot, Stream, TaskArg, TaskOptions,
 };
 use prism_store::error::{Failure, listing};
 use prism_store::{Capacity, Holdings, ObjectId, ObjectStore, Unread, nested_refs};
@@ -427,6 +427,26 @@ impl Node {
         options: TaskOptions,
     ) -> ObjectId {
         Scheduler::submit_generator(self, job, function, args, options)
+    }
+
+    /// Runs task `function` of the job's program once, here, on `num_cpus`
+    /// of this node's cpus, with no retry: what a node does for a caller on
+    /// another node, whose scheduler retries. The refs the call still holds
+    /// move to `made`, as [`Executor::run_task`] says.
+    pub async fn run_task_here(
+        self: &Arc<Self>,
+        job: &Arc<Job>,
+        function: &str,
+        args: &[Input],
+        num_cpus: u32,
+        made: &mut Holdings,
+    ) -> Outcome {
+        self.tasks.started.fetch_add(1, Ordering::Relaxed);
+        let attempt = Attempt { job, program: job.program.hash, function, num_cpus };
+        let outcome = attempt.run(self, args, None, None, made).await;
+        let counter = if matches!(outcome, Ok(Ok(_))) { &self.tasks.finished } else { &self.tasks.failed };
+        counter.fetch_add(1, Ordering::Relaxed);
+        outcome
     }
 
     /// A ref that is failed from the start; `unread` is told if it is

@@ -13,7 +13,7 @@ use crate::node::{Job, Node, hold_args};
 use crate::scope::Scope;
 use crate::slots::{Permit, Slots};
 use crate::threads::Threads;
-use prism_exec::{Input, ProgramInfo, Slot, TaskArg, TaskOptions};
+use prism_exec::{Input, Outcome, ProgramInfo, Slot, TaskArg, TaskOptions};
 use prism_store::error::{Cause, Failure, Link};
 use prism_store::{GetError, Holdings, ObjectId, Unread};
 
@@ -289,14 +289,11 @@ impl Task<'_> {
         let (node, function) = (self.node, self.function);
         let mut retries = 0;
         loop {
-            let slot = node.scheduler.acquire(node, options.num_cpus).await;
             // Each attempt yields from the first item again; the stream
             // skips what an earlier attempt already gave.
             let generating = stream.clone().map(Generating::new);
-            let scope = Scope::new(node, self.job, Some(self.token.clone()), node.next_caller(), None, generating);
-            let run =
-                node.run(self.job, scope, self.program.hash, node.limits(), Some(Slot::new(slot)), options.num_cpus);
-            let (failure, retryable) = match node.executor.run_task(run, function, args, made).await {
+            let attempt = Attempt { job: self.job, program: self.program.hash, function, num_cpus: options.num_cpus };
+            let (failure, retryable) = match attempt.run(node, args, Some(self.token.clone()), generating, made).await {
                 Ok(Ok(bytes)) => return Ok(bytes),
                 Ok(Err(refused)) => (refused.failure(function), options.retry_exceptions),
                 Err(trap) => (trap.failure(function), !trap.limit),
@@ -308,5 +305,31 @@ impl Task<'_> {
             retries += 1;
             tracing::warn!(%failure, retry = retries, of = options.max_retries, "task failed, retrying");
         }
+    }
+}
+
+/// One run of a task on this node's cpus, with no retry.
+pub(crate) struct Attempt<'a> {
+    pub job: &'a Arc<Job>,
+    pub program: [u8; 32],
+    pub function: &'a str,
+    pub num_cpus: u32,
+}
+
+impl Attempt<'_> {
+    /// Waits for the cpus, then runs the task, cancelled through `token`,
+    /// filling `generating` if it is a generator.
+    pub async fn run(
+        self,
+        node: &Arc<Node>,
+        args: &[Input],
+        token: Option<Arc<Token>>,
+        generating: Option<Generating>,
+        made: &mut Holdings,
+    ) -> Outcome {
+        let slot = node.scheduler.acquire(node, self.num_cpus).await;
+        let scope = Scope::new(node, self.job, token, node.next_caller(), None, generating);
+        let run = node.run(self.job, scope, self.program, node.limits(), Some(Slot::new(slot)), self.num_cpus);
+        node.executor.run_task(run, self.function, args, made).await
     }
 }

@@ -215,7 +215,7 @@ impl Disk {
                 Object::Inline(bytes.to_vec())
             }
             IndexBody::Blob { body_len, header } => {
-                let blob = Blob { header: header.to_vec(), body_len, path: self.blobs.join(id.to_string()) };
+                let blob = Blob { header: header.to_vec(), body_len, path: self.blobs.join(id.to_string()), hash };
                 verify_blob(&hash, &blob).map_err(|e| match e {
                     DiskError::Corrupt(_) => DiskError::Corrupt(*id),
                     other => other,

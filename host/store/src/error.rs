@@ -108,7 +108,7 @@ impl Failure {
 
 /// How a guest's call ended without a value, by its own account (the WIT
 /// `call-error`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Refused {
     /// It returned an error: its message.
     Returned(String),

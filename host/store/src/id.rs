@@ -5,7 +5,8 @@ use std::str::FromStr;
 
 /// The 32-byte name of an object: the blake3 hash of its bytes for `put`, a
 /// fresh unique id for a task's result.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct ObjectId([u8; 32]);
 
 impl ObjectId {

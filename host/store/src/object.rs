@@ -10,7 +10,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::INLINE_OBJECT_MAX;
+use crate::{INLINE_OBJECT_MAX, ObjectId};
 use crate::error::Failure;
 
 /// An object's encoded bytes, or where they are.
@@ -37,8 +37,10 @@ pub struct Blob {
     pub header: Vec<u8>,
     /// Bytes in the file.
     pub body_len: u64,
-    /// The file, named by the object's blake3 hash.
+    /// The file, named by the object's id.
     pub path: PathBuf,
+    /// The blake3 of header and body: what a copy of it is checked against.
+    pub hash: ObjectId,
 }
 
 impl Object {

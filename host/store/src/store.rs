@@ -96,6 +96,14 @@ enum Source<'a> {
     File(PathBuf, u64),
 }
 
+/// A byte string read from a stream.
+enum Streamed {
+    /// Small enough to keep in memory.
+    Small(Vec<u8>),
+    /// In a temporary blob file: its path, length and content hash.
+    File(PathBuf, u64, ObjectId),
+}
+
 /// A new object, its blob written but not yet in place.
 struct Built {
     object: Object,
@@ -178,7 +186,7 @@ impl ObjectStore {
     /// Identical bytes are stored once.
     pub fn put(&self, bytes: Vec<u8>) -> Result<ObjectId, Failure> {
         let id = ObjectId::from(content_hash(&[&bytes]));
-        self.insert(id, Source::Encoded(bytes))
+        self.insert(id, id, Source::Encoded(bytes))
     }
 
     /// Stores `data` as one MessagePack `bin` value, the same object (and
@@ -187,18 +195,52 @@ impl ObjectStore {
     /// if it is large), only if it is new.
     pub fn put_bin(&self, data: &[u8]) -> Result<ObjectId, Failure> {
         let id = ObjectId::from(content_hash(&[&object::bin_header(data.len()), data]));
-        self.insert(id, Source::Bin(data))
+        self.insert(id, id, Source::Bin(data))
     }
 
     /// Stores all that `reader` yields as one `bin` value: the same object
     /// as `put_bin` of those bytes, but a large one streams into its blob
     /// file (and is hashed there), so memory holds only a buffer of it.
-    pub fn put_bin_streamed(&self, mut reader: impl io::Read) -> Result<ObjectId, Failure> {
+    pub fn put_bin_streamed(&self, reader: impl io::Read) -> Result<ObjectId, Failure> {
+        match self.stream_bin(reader)? {
+            Streamed::Small(data) => self.put_bin(&data),
+            Streamed::File(temp, len, hash) => self.insert(hash, hash, Source::File(temp, len)),
+        }
+    }
+
+    /// Stores a copy of object `id`, made elsewhere, from its encoding; it
+    /// must hash to `hash`. Takes a reference, as `put` does.
+    pub fn adopt(&self, id: ObjectId, hash: ObjectId, bytes: Vec<u8>) -> Result<(), Failure> {
+        if content_hash(&[&bytes]) != *hash.as_bytes() {
+            return Err(mismatch(&id));
+        }
+        self.insert(id, hash, Source::Encoded(bytes)).map(drop)
+    }
+
+    /// Stores a copy of object `id`, a byte string whose contents `reader`
+    /// yields: a large one streams into its blob file. It must hash to
+    /// `hash`, or nothing is kept.
+    pub fn adopt_bin_streamed(&self, id: ObjectId, hash: ObjectId, reader: impl io::Read) -> Result<(), Failure> {
+        let (temp, len) = match self.stream_bin(reader)? {
+            Streamed::Small(data) => return self.adopt(id, hash, [object::bin_header(data.len()), data].concat()),
+            Streamed::File(temp, len, streamed) if streamed == hash => (temp, len),
+            Streamed::File(temp, ..) => {
+                let _ = std::fs::remove_file(temp);
+                return Err(mismatch(&id));
+            }
+        };
+        self.insert(id, hash, Source::File(temp, len)).map(drop)
+    }
+
+    /// Reads all that `reader` yields as the contents of one `bin` value:
+    /// a small one into memory, a large one into a temporary blob file,
+    /// hashed there.
+    fn stream_bin(&self, mut reader: impl io::Read) -> Result<Streamed, Failure> {
         let cut_off = |e: io::Error| Failure::InvalidArgument(format!("the bytes to store were cut off: {e}"));
         let mut head = Vec::new();
         io::Read::read_to_end(&mut (&mut reader).take(INLINE_OBJECT_MAX as u64 + 1), &mut head).map_err(cut_off)?;
         if head.len() <= INLINE_OBJECT_MAX {
-            return self.put_bin(&head);
+            return Ok(Streamed::Small(head));
         }
         let (temp, len) = object::write_temp(&self.blobs, |file| {
             io::Write::write_all(file, &head)?;
@@ -220,7 +262,7 @@ impl ObjectStore {
             Ok(ObjectId::from(*hasher.finalize().as_bytes()))
         })();
         match hashed {
-            Ok(id) => self.insert(id, Source::File(temp, len)),
+            Ok(hash) => Ok(Streamed::File(temp, len, hash)),
             Err(failure) => {
                 let _ = std::fs::remove_file(&temp);
                 Err(failure)
@@ -232,7 +274,9 @@ impl ObjectStore {
         io_failure(format_args!("the object store cannot write in `{}`", self.blobs.display()), &e)
     }
 
-    fn insert(&self, id: ObjectId, source: Source<'_>) -> Result<ObjectId, Failure> {
+    /// Stores object `id` (whose content hash is `hash`) with one
+    /// reference, or takes one more if it is known.
+    fn insert(&self, id: ObjectId, hash: ObjectId, source: Source<'_>) -> Result<ObjectId, Failure> {
         if self.retain(&id) {
             if let Source::File(temp, _) = source {
                 let _ = std::fs::remove_file(temp);
@@ -240,7 +284,7 @@ impl ObjectStore {
             return Ok(id);
         }
         // Built outside the lock: writing a large object takes a while.
-        let built = self.build(&id, source)?;
+        let built = self.build(&id, hash, source)?;
         let mut shard = self.shard(&id).lock();
         if let Some(entry) = shard.get_mut(&id) {
             // Stored meanwhile by someone else.
@@ -259,7 +303,7 @@ impl ObjectStore {
             return Err(io_failure(format_args!("the object store cannot write `{}`", blob.path.display()), &e));
         }
         let object = Arc::new(object);
-        self.disk.write_object(id, id, object.clone(), &nested);
+        self.disk.write_object(id, hash, object.clone(), &nested);
         shard.insert(id, Entry { slot: Slot::Ready(object), unread: None, refs: 1, nested: nested.clone(), usage });
         drop(shard);
         self.retain_all(&nested);
@@ -269,7 +313,7 @@ impl ObjectStore {
     /// Makes the object with content hash `hash` for `id`: in memory if
     /// small, else its body written to a temporary blob file, the only copy
     /// made. Room is reserved for it (evicting unreferenced objects).
-    fn build(&self, id: &ObjectId, source: Source<'_>) -> Result<Built, Failure> {
+    fn build(&self, id: &ObjectId, hash: ObjectId, source: Source<'_>) -> Result<Built, Failure> {
         let (header, body): (Vec<u8>, &[u8]) = match &source {
             Source::File(temp, len) => {
                 let header = object::bin_header(*len as usize);
@@ -278,7 +322,7 @@ impl ObjectStore {
                     let _ = std::fs::remove_file(temp);
                     return Err(failure);
                 }
-                let blob = Blob { header, body_len: *len, path: self.blobs.join(id.to_string()) };
+                let blob = Blob { header, body_len: *len, path: self.blobs.join(id.to_string()), hash };
                 return Ok(Built { object: Object::Blob(blob), temp: Some(temp.clone()), nested: Vec::new(), usage });
             }
             Source::Encoded(bytes) => {
@@ -305,7 +349,7 @@ impl ObjectStore {
             self.unreserve(usage);
             self.cannot_write(e)
         })?;
-        let blob = Blob { header, body_len: body.len() as u64, path: self.blobs.join(id.to_string()) };
+        let blob = Blob { header, body_len: body.len() as u64, path: self.blobs.join(id.to_string()), hash };
         Ok(Built { object: Object::Blob(blob), temp: Some(temp), nested, usage })
     }
 
@@ -497,7 +541,7 @@ impl ObjectStore {
     pub fn complete(&self, id: ObjectId, result: Result<Vec<u8>, Failure>, unread: Option<Unread>) {
         let built = result.and_then(|bytes| {
             let hash = ObjectId::from(content_hash(&[&bytes]));
-            let mut built = self.build(&id, Source::Encoded(bytes))?;
+            let mut built = self.build(&id, hash, Source::Encoded(bytes))?;
             // A fresh id: nothing else writes this path, so no lock is needed.
             if let (Some(temp), Object::Blob(blob)) = (&built.temp, &built.object) {
                 if let Err(e) = std::fs::rename(temp, &blob.path) {
@@ -681,6 +725,11 @@ impl ObjectStore {
     pub fn flush(&self) -> Result<(), Failure> {
         self.disk.flush()
     }
+}
+
+/// A copy whose bytes do not match the hash its sender gave.
+fn mismatch(id: &ObjectId) -> Failure {
+    Failure::HostFailed(format!("the copy of object `{id}` that arrived does not match its blake3 hash"))
 }
 
 /// blake3 of the concatenation of `parts`, on all cores for large parts.

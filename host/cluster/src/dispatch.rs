@@ -1,0 +1,223 @@
+//! The caller's side: an [`Executor`] that runs each task on a node of the
+//! cluster, chosen as Ray's scheduler would choose it: the node holding the
+//! most bytes of its large arguments, else the least loaded one that has
+//! the cpus. Actors and the driver stay on the caller's own node.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use prism_exec::{
+    ActorInstance, DriverExit, Executor, Input, InstanceLimits, LoadError, Outcome, ProgramInfo, Run, Trapped,
+};
+use prism_store::{Holdings, IdMap, ObjectId, ObjectStore, nested_refs};
+
+use crate::membership::{Cluster, Members};
+use crate::protocol::{Arg, Held, NodeInfo, TaskReply, TaskRequest, Value, task_subject};
+use crate::transfer::{self, Components};
+
+/// Arguments at least this large pull a task to the node holding them.
+const LOCALITY_MIN: u64 = 1 << 20;
+
+/// Runs tasks on the cluster's nodes; everything else on `local`.
+pub struct Dispatcher {
+    local: Arc<dyn Executor>,
+    cluster: Cluster,
+    members: Members,
+    /// Where the nodes running its tasks pull from: this node's transfer
+    /// server.
+    origin: String,
+    components: Arc<Components>,
+    names: Mutex<HashMap<[u8; 32], String>>,
+    /// Tasks sent to each node and not yet answered.
+    in_flight: Mutex<HashMap<String, u32>>,
+    /// The nodes known to hold a copy of a large object.
+    copies: Mutex<IdMap<Vec<String>>>,
+}
+
+impl Dispatcher {
+    /// Sends tasks to the nodes `members` lists; the nodes pull from
+    /// `origin`, where `components` are offered.
+    pub fn new(
+        local: Arc<dyn Executor>,
+        cluster: Cluster,
+        members: Members,
+        origin: String,
+        components: Arc<Components>,
+    ) -> Self {
+        Dispatcher {
+            local,
+            cluster,
+            members,
+            origin,
+            components,
+            names: Mutex::default(),
+            in_flight: Mutex::default(),
+            copies: Mutex::default(),
+        }
+    }
+
+    /// The node to run a task needing `num_cpus` with `args` on.
+    fn place(&self, function: &str, num_cpus: u32, args: &[Arg]) -> Result<NodeInfo, Trapped> {
+        let nodes: Vec<NodeInfo> = self.members.alive();
+        let mut fit: Vec<&NodeInfo> = nodes.iter().filter(|n| n.cpus >= num_cpus).collect();
+        if fit.is_empty() {
+            let message = match nodes.iter().map(|n| n.cpus).max() {
+                None => "no node of the cluster is alive (start one with `prism node --cluster URL`)".to_string(),
+                Some(most) => format!("task `{function}` asks for {num_cpus} cpus but the largest node has {most}"),
+            };
+            return Err(Trapped { message, limit: true });
+        }
+        let copies = self.copies.lock();
+        let mut local_bytes: HashMap<&str, u64> = HashMap::new();
+        for arg in args {
+            if let Arg::Large(held) = arg {
+                for node in copies.get(&held.id).into_iter().flatten() {
+                    *local_bytes.entry(node).or_default() += held.len;
+                }
+            }
+        }
+        let in_flight = self.in_flight.lock();
+        let load = |n: &NodeInfo| in_flight.get(&n.id).copied().unwrap_or(0) as f64 / n.cpus as f64;
+        // Shuffled first, so that ties go to any of them.
+        rand::seq::SliceRandom::shuffle(fit.as_mut_slice(), &mut rand::rng());
+        let best = fit.iter().copied().max_by(|a, b| {
+            let bytes = |n: &NodeInfo| local_bytes.get(n.id.as_str()).copied().filter(|b| *b >= LOCALITY_MIN);
+            bytes(a).cmp(&bytes(b)).then(load(b).total_cmp(&load(a)))
+        });
+        Ok(best.expect("fit is not empty").clone())
+    }
+
+    /// The task's arguments as another node pulls them.
+    fn args(&self, store: &ObjectStore, args: &[Input]) -> Result<Vec<Arg>, Trapped> {
+        let describe = |id: ObjectId| match store.try_get(&id) {
+            Some(Ok(object)) => Ok(crate::held(id, &object)),
+            _ => Err(Trapped { message: format!("its argument `{id}` is not ready to send"), limit: false }),
+        };
+        args.iter()
+            .map(|input| match input {
+                Input::Bytes(bytes) => {
+                    let nested = nested_refs(bytes).into_iter().map(describe).collect::<Result<_, _>>()?;
+                    Ok(Arg::Value(bytes.clone(), nested))
+                }
+                Input::Large { id, .. } => describe(*id).map(Arg::Large),
+            })
+            .collect()
+    }
+
+    /// Sends the task to `node` and waits for its answer, or for `node` to
+    /// die.
+    async fn send(&self, node: &NodeInfo, request: &TaskRequest) -> Result<TaskReply, Trapped> {
+        let lost = |why: String| Trapped { message: format!("node {} {why}", node.id), limit: false };
+        let payload = rmp_serde::to_vec(request).expect("requests encode");
+        let ask = async_nats::Request::new().payload(payload.into()).timeout(None);
+        *self.in_flight.lock().entry(node.id.clone()).or_default() += 1;
+        let answer = tokio::select! {
+            answer = self.cluster.client.send_request(task_subject(&node.id), ask) => answer,
+            () = self.members.lost(&node.id) => Err(async_nats::RequestErrorKind::TimedOut.into()),
+        };
+        if let Some(n) = self.in_flight.lock().get_mut(&node.id) {
+            *n = n.saturating_sub(1);
+        }
+        let message = answer.map_err(|e| match e.kind() {
+            async_nats::RequestErrorKind::TimedOut => lost("died while running it".into()),
+            _ => lost(format!("cannot be asked: {e}")),
+        })?;
+        rmp_serde::from_slice(&message.payload).map_err(|e| lost(format!("sent a malformed answer: {e}")))
+    }
+}
+
+#[async_trait::async_trait]
+impl Executor for Dispatcher {
+    async fn load(
+        &self,
+        cache_dir: &Path,
+        namespace: u64,
+        limits: InstanceLimits,
+        name: &str,
+        hash: [u8; 32],
+        wasm: &[u8],
+    ) -> Result<ProgramInfo, LoadError> {
+        let program = self.local.load(cache_dir, namespace, limits, name, hash, wasm).await?;
+        self.components.offer(hash, Arc::new(wasm.to_vec()));
+        self.names.lock().insert(hash, name.to_string());
+        Ok(program)
+    }
+
+    async fn run_task(&self, run: Run, function: &str, args: &[Input], keep: &mut Holdings) -> Outcome {
+        // The cpus are the remote node's: this node's go back at once.
+        let Run { calls, slot, job, program, num_cpus, .. } = run;
+        drop(slot);
+        let store = calls.store();
+        let args = self.args(store, args)?;
+        let node = self.place(function, num_cpus, &args)?;
+        let name = self.names.lock().get(&program).cloned().unwrap_or_default();
+        let request = TaskRequest {
+            origin: self.origin.clone(),
+            job,
+            component: program,
+            name,
+            function: function.to_string(),
+            args,
+            num_cpus,
+        };
+        let reply = self.send(&node, &request).await?;
+        let failed = |message: String| Trapped { message, limit: false };
+        let (value, nested) = match reply {
+            TaskReply::Returned(value, nested) => (value, nested),
+            TaskReply::Ended(Ok(refused)) => return Ok(Err(refused)),
+            TaskReply::Ended(Err(trapped)) => return Err(trapped),
+            TaskReply::Refused(why) => return Err(failed(format!("node {} could not run it: {why}", node.id))),
+        };
+        for arg in &request.args {
+            if let Arg::Large(held) = arg {
+                self.copies.lock().entry(held.id).or_default().push(node.id.clone());
+            }
+        }
+        // What the value nests is pulled here, held until the caller has
+        // stored the value.
+        for object in nested {
+            pull(&node, store, object).await.map_err(failed)?;
+            keep.adopt(object.id);
+        }
+        Ok(Ok(match value {
+            Value::Inline(bytes) => bytes,
+            Value::Stored(held) => {
+                pull(&node, store, held).await.map_err(failed)?;
+                let bytes = store.try_get(&held.id).and_then(Result::ok).map(|o| o.to_vec());
+                store.release(&held.id);
+                bytes.ok_or_else(|| failed(format!("its value `{}` vanished", held.id)))?.map_err(|f| failed(f.to_string()))?
+            }
+        }))
+    }
+
+    async fn start_actor(&self, run: Run, class: &str, args: &[Input]) -> Result<Box<dyn ActorInstance>, String> {
+        self.local.start_actor(run, class, args).await
+    }
+
+    async fn run_driver(&self, run: Run, args: &[String]) -> Result<DriverExit, LoadError> {
+        self.local.run_driver(run, args).await
+    }
+
+    fn end_job(&self, job: u64) {
+        self.local.end_job(job);
+    }
+
+    fn instances(&self) -> usize {
+        self.local.instances()
+    }
+
+    fn capacity(&self) -> usize {
+        self.local.capacity()
+    }
+
+    fn interrupt(&self) {
+        self.local.interrupt();
+    }
+}
+
+async fn pull(node: &NodeInfo, store: &Arc<ObjectStore>, object: Held) -> Result<u64, String> {
+    transfer::pull(&node.transfer, store, object).await.map_err(|e| format!("cannot pull its value from node {}: {e}", node.id))
+}

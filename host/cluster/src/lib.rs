@@ -1,0 +1,33 @@
+//! Several prism nodes as one cluster, on NATS JetStream.
+//!
+//! NATS carries the control plane: who is alive, and each task sent to a
+//! node and its answer. Bulk bytes (objects, components) go straight from
+//! node to node. The parts:
+//! - [`protocol`]: the subjects, the bucket, and the messages on them;
+//! - [`membership`]: heartbeats into a KV bucket, and the failure detector;
+//! - [`transfer`]: objects and components pulled node to node, checked
+//!   against their blake3;
+//! - [`Dispatcher`] (`dispatch.rs`): the caller's executor, placing each
+//!   task on a node and waiting for its answer, or for that node to die;
+//! - [`Worker`] (`worker.rs`): a node running the tasks callers send it.
+
+mod dispatch;
+pub mod membership;
+pub mod protocol;
+pub mod transfer;
+mod worker;
+
+pub use self::dispatch::Dispatcher;
+pub use self::membership::{Cluster, Heartbeat, JoinError, Members};
+pub use self::worker::Worker;
+
+use prism_store::{Object, ObjectId, content_hash};
+
+/// How another node pulls `object`, named `id`.
+fn held(id: ObjectId, object: &Object) -> protocol::Held {
+    let hash = match object {
+        Object::Inline(bytes) => ObjectId::from(content_hash(&[bytes])),
+        Object::Blob(blob) => blob.hash,
+    };
+    protocol::Held { id, hash, len: object.len() }
+}

@@ -1,0 +1,104 @@
+//! What nodes say to each other over NATS: the subjects, and the messages
+//! on them (MessagePack, by serde).
+
+use serde::{Deserialize, Serialize};
+
+use prism_exec::Trapped;
+use prism_store::error::Refused;
+use prism_store::ObjectId;
+
+/// The KV bucket each node's [`NodeInfo`] is kept in, under its id.
+pub const NODES_BUCKET: &str = "prism-nodes";
+
+/// The subject a node takes task requests on.
+pub fn task_subject(node: &str) -> String {
+    format!("prism.node.{node}.task")
+}
+
+/// What a node tells the cluster about itself, at every heartbeat.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// Its id: random, new at every start (and after it was declared dead).
+    pub id: String,
+    /// Where other nodes pull its objects and components (`host:port`).
+    pub transfer: String,
+    /// Its logical cpus.
+    pub cpus: u32,
+    /// Tasks it runs or queues now, for callers elsewhere.
+    pub running: u32,
+    /// Tasks it ran for callers elsewhere, and how many of them failed.
+    pub tasks: u64,
+    /// Of those, how many failed.
+    pub failed: u64,
+    /// Objects in its store, and their bytes.
+    pub objects: u64,
+    /// Bytes of those objects.
+    pub bytes: u64,
+}
+
+/// An object a node holds and another may pull: its id, and the blake3 of
+/// its encoding, which the copy is checked against.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Held {
+    /// Its id.
+    pub id: ObjectId,
+    /// The blake3 of its encoding.
+    pub hash: ObjectId,
+    /// Bytes of its encoding.
+    pub len: u64,
+}
+
+/// One argument of a task sent to another node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Arg {
+    /// An encoded value, with the objects it nests (pulled first).
+    Value(#[serde(with = "serde_bytes")] Vec<u8>, Vec<Held>),
+    /// A large object to pull (unless the node has it), then map.
+    Large(Held),
+}
+
+/// A task for another node to run once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskRequest {
+    /// The caller's node, where the arguments and the component are pulled
+    /// from (`host:port` of its transfer server), and its job.
+    pub origin: String,
+    /// The caller's job: calls of one job share warm instances.
+    pub job: u64,
+    /// The component (its blake3) and its file name, for messages.
+    pub component: [u8; 32],
+    /// The component's file name.
+    pub name: String,
+    /// The function.
+    pub function: String,
+    /// Its arguments.
+    pub args: Vec<Arg>,
+    /// Logical cpus it holds.
+    pub num_cpus: u32,
+}
+
+/// How a task sent to another node ended.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum TaskReply {
+    /// It returned a value, with the objects the value nests, which the
+    /// caller pulls from the node that ran it.
+    Returned(Value, Vec<Held>),
+    /// It returned an error, or trapped.
+    Ended(Result<Refused, Trapped>),
+    /// It could not start there (the component or an argument could not
+    /// be pulled): why.
+    Refused(String),
+}
+
+/// A task's value, as its reply carries it.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Value {
+    /// Small: in the reply.
+    Inline(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// Too large for a control message: left on the node that ran it, to
+    /// pull.
+    Stored(Held),
+}
+
+/// The largest value a reply carries itself.
+pub const INLINE_REPLY_MAX: usize = 256 << 10;

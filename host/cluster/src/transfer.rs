@@ -1,0 +1,247 @@
+//! Bulk bytes straight from node to node: objects and components, over a
+//! TCP connection of their own, never through NATS (whose messages are for
+//! control, 1 MiB at most).
+//!
+//! A request is one byte (`o` for an object, `c` for a component) and a
+//! 32-byte id. The answer is a status byte; then, for `0` (found), a raw
+//! flag, the length of what follows (u64, little-endian), the blake3 of the
+//! object's encoding, and the bytes: a byte string's contents, else the
+//! whole encoding (a component's wasm). For `1` (not here), a u32 length
+//! and a message. The receiver checks every copy against the blake3 as it
+//! stores it, and a large byte string streams into its blob file.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+use prism_store::error::Failure;
+use prism_store::{Object, ObjectId, ObjectStore, content_hash, nested_refs};
+
+use crate::protocol::Held;
+
+/// The components a node can hand to others: those it loaded or pulled.
+#[derive(Default)]
+pub struct Components(Mutex<HashMap<[u8; 32], Arc<Vec<u8>>>>);
+
+impl Components {
+    /// Offers `wasm`, whose blake3 is `hash`.
+    pub fn offer(&self, hash: [u8; 32], wasm: Arc<Vec<u8>>) {
+        self.0.lock().insert(hash, wasm);
+    }
+
+    /// The component `hash`, if offered.
+    pub fn get(&self, hash: &[u8; 32]) -> Option<Arc<Vec<u8>>> {
+        self.0.lock().get(hash).cloned()
+    }
+}
+
+/// Serves `store`'s objects and `components` to other nodes on `listener`,
+/// until the task is dropped.
+pub async fn serve(listener: TcpListener, store: Arc<ObjectStore>, components: Arc<Components>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let _ = stream.set_nodelay(true);
+        let (store, components) = (store.clone(), components.clone());
+        tokio::spawn(async move {
+            if let Err(e) = answer(stream, &store, &components).await {
+                tracing::debug!(error = %e, "a transfer ended early");
+            }
+        });
+    }
+}
+
+/// Answers the requests of one connection, one after another.
+async fn answer(mut stream: TcpStream, store: &ObjectStore, components: &Components) -> io::Result<()> {
+    let mut request = [0u8; 33];
+    while stream.read_exact(&mut request).await.is_ok() {
+        let id: [u8; 32] = request[1..].try_into().expect("32 bytes");
+        match request[0] {
+            b'c' => match components.get(&id) {
+                Some(wasm) => {
+                    stream.write_all(&found(false, wasm.len() as u64, &id)).await?;
+                    stream.write_all(&wasm).await?;
+                }
+                None => not_here(&mut stream, "no such component").await?,
+            },
+            _ => match store.try_get(&ObjectId::from(id)) {
+                Some(Ok(object)) => send_object(&mut stream, &object).await?,
+                Some(Err(failure)) => not_here(&mut stream, &format!("the object failed: {failure}")).await?,
+                None => not_here(&mut stream, "the object is not ready").await?,
+            },
+        }
+    }
+    Ok(())
+}
+
+async fn send_object(stream: &mut TcpStream, object: &Object) -> io::Result<()> {
+    match object {
+        Object::Inline(bytes) => {
+            stream.write_all(&found(false, bytes.len() as u64, &content_hash(&[bytes]))).await?;
+            stream.write_all(bytes).await
+        }
+        Object::Blob(blob) => {
+            let raw = blob.is_raw();
+            let len = if raw { blob.body_len } else { blob.header.len() as u64 + blob.body_len };
+            stream.write_all(&found(raw, len, blob.hash.as_bytes())).await?;
+            if !raw {
+                stream.write_all(&blob.header).await?;
+            }
+            let file = tokio::fs::File::open(&blob.path).await?;
+            let copied = tokio::io::copy_buf(&mut BufReader::with_capacity(1 << 20, file), stream).await?;
+            if copied != blob.body_len {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the object's file is shorter than its index says"));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn found(raw: bool, len: u64, hash: &[u8; 32]) -> Vec<u8> {
+    let mut head = vec![0, u8::from(raw)];
+    head.extend_from_slice(&len.to_le_bytes());
+    head.extend_from_slice(hash);
+    head
+}
+
+async fn not_here(stream: &mut TcpStream, message: &str) -> io::Result<()> {
+    stream.write_all(&[1]).await?;
+    stream.write_all(&(message.len() as u32).to_le_bytes()).await?;
+    stream.write_all(message.as_bytes()).await
+}
+
+/// Why a pull failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    /// The node could not be reached, or hung up.
+    #[error("cannot pull from {0}: {1}")]
+    Io(String, #[source] io::Error),
+    /// It does not have it.
+    #[error("{0} cannot give it: {1}")]
+    NotThere(String, String),
+    /// The copy was not stored (no room, or it did not match its hash).
+    #[error("{0}")]
+    Store(Failure),
+}
+
+/// What the sender said it is sending.
+struct Header {
+    raw: bool,
+    len: u64,
+    hash: [u8; 32],
+}
+
+async fn request(stream: &mut TcpStream, addr: &str, kind: u8, id: &[u8; 32]) -> Result<Header, PullError> {
+    let io = |e| PullError::Io(addr.to_string(), e);
+    let mut ask = vec![kind];
+    ask.extend_from_slice(id);
+    stream.write_all(&ask).await.map_err(io)?;
+    let mut head = [0u8; 42];
+    stream.read_exact(&mut head[..1]).await.map_err(io)?;
+    if head[0] != 0 {
+        let mut len = [0u8; 4];
+        stream.read_exact(&mut len).await.map_err(io)?;
+        let mut message = vec![0; u32::from_le_bytes(len).min(4096) as usize];
+        stream.read_exact(&mut message).await.map_err(io)?;
+        return Err(PullError::NotThere(addr.to_string(), String::from_utf8_lossy(&message).into_owned()));
+    }
+    stream.read_exact(&mut head[1..]).await.map_err(io)?;
+    Ok(Header {
+        raw: head[1] == 1,
+        len: u64::from_le_bytes(head[2..10].try_into().expect("8 bytes")),
+        hash: head[10..].try_into().expect("32 bytes"),
+    })
+}
+
+async fn connect(addr: &str) -> Result<TcpStream, PullError> {
+    let stream = TcpStream::connect(addr).await.map_err(|e| PullError::Io(addr.to_string(), e))?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// Pulls component `hash` from the node at `addr`, checked against it.
+pub async fn pull_component(addr: &str, hash: &[u8; 32]) -> Result<Vec<u8>, PullError> {
+    let mut stream = connect(addr).await?;
+    let header = request(&mut stream, addr, b'c', hash).await?;
+    let mut wasm = vec![0; header.len as usize];
+    stream.read_exact(&mut wasm).await.map_err(|e| PullError::Io(addr.to_string(), e))?;
+    if blake3::hash(&wasm).as_bytes() != hash {
+        return Err(PullError::Store(Failure::HostFailed(format!(
+            "the component `{}` pulled from {addr} does not match its blake3 hash",
+            ObjectId::from(*hash)
+        ))));
+    }
+    Ok(wasm)
+}
+
+/// Makes sure `store` holds `object` (pulling it from `addr` if it lacks
+/// it, checked against its hash) and the objects it nests, and takes a
+/// reference to it. Returns the bytes pulled.
+pub async fn pull(addr: &str, store: &Arc<ObjectStore>, object: Held) -> Result<u64, PullError> {
+    if store.retain(&object.id) {
+        return Ok(0);
+    }
+    let mut stream = connect(addr).await?;
+    pull_on(&mut stream, addr, store, object.id, Some(object.hash)).await
+}
+
+/// [`pull`] of `id` on an open connection, recursively for what it nests.
+async fn pull_on(
+    stream: &mut TcpStream,
+    addr: &str,
+    store: &Arc<ObjectStore>,
+    id: ObjectId,
+    expect: Option<ObjectId>,
+) -> Result<u64, PullError> {
+    let header = request(stream, addr, b'o', id.as_bytes()).await?;
+    let hash = ObjectId::from(header.hash);
+    if expect.is_some_and(|expect| expect != hash) {
+        return Err(PullError::NotThere(addr.to_string(), format!("it holds another object under `{id}`")));
+    }
+    let io = |e| PullError::Io(addr.to_string(), e);
+    if header.raw {
+        // A byte string nests nothing; a large one streams to its file.
+        let store = store.clone();
+        let reader = io::Read::take(tokio_util::io::SyncIoBridge::new(&mut *stream), header.len);
+        let reader = ReadExact { inner: reader, left: header.len };
+        return tokio::task::block_in_place(|| store.adopt_bin_streamed(id, hash, reader))
+            .map(|()| header.len)
+            .map_err(PullError::Store);
+    }
+    let mut bytes = vec![0; header.len as usize];
+    stream.read_exact(&mut bytes).await.map_err(io)?;
+    let mut pulled = header.len;
+    // What it nests first: storing it takes a reference to each.
+    let mut children = Vec::new();
+    for child in nested_refs(&bytes) {
+        if !store.retain(&child) {
+            pulled += Box::pin(pull_on(stream, addr, store, child, None)).await?;
+        }
+        children.push(child);
+    }
+    let stored = store.adopt(id, hash, bytes).map_err(PullError::Store);
+    for child in &children {
+        store.release(child);
+    }
+    stored.map(|()| pulled)
+}
+
+/// A reader that fails, rather than ends, if fewer than `left` bytes come.
+struct ReadExact<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: io::Read> io::Read for ReadExact<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && self.left > 0 && !buf.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the sender hung up midway"));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
