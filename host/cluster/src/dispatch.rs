@@ -7,15 +7,17 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use futures::StreamExt as _;
 use parking_lot::Mutex;
 
 use prism_exec::{
-    ActorInstance, DriverExit, Executor, Input, InstanceLimits, LoadError, Outcome, ProgramInfo, Run, Trapped,
+    ActorInstance, Calls, DriverExit, Executor, Input, InstanceLimits, LoadError, Outcome, Output, ProgramInfo, Run,
+    Stream, Trapped,
 };
 use prism_store::{Holdings, IdMap, ObjectId, ObjectStore, nested_refs};
 
 use crate::membership::{Cluster, Members};
-use crate::protocol::{Arg, Held, NodeInfo, TaskReply, TaskRequest, Value, task_subject};
+use crate::protocol::{Arg, Held, NodeInfo, OutputChunk, TaskReply, TaskRequest, Value, output_subject, task_subject};
 use crate::transfer::{self, Components};
 
 /// Arguments at least this large pull a task to the node holding them.
@@ -35,19 +37,36 @@ pub struct Dispatcher {
     in_flight: Mutex<HashMap<String, u32>>,
     /// The nodes known to hold a copy of a large object.
     copies: Mutex<IdMap<Vec<String>>>,
+    /// Where its tasks' output goes: the subject, and each job's output.
+    output: String,
+    outputs: Arc<Mutex<HashMap<u64, Output>>>,
 }
 
 impl Dispatcher {
     /// Sends tasks to the nodes `members` lists; the nodes pull from
     /// `origin`, where `components` are offered.
-    pub fn new(
+    pub async fn new(
         local: Arc<dyn Executor>,
         cluster: Cluster,
         members: Members,
         origin: String,
         components: Arc<Components>,
-    ) -> Self {
-        Dispatcher {
+    ) -> Result<Self, async_nats::SubscribeError> {
+        let output = output_subject(&format!("{:016x}", rand::random::<u64>()));
+        let mut chunks = cluster.client.subscribe(output.clone()).await?;
+        let outputs: Arc<Mutex<HashMap<u64, Output>>> = Arc::default();
+        let routes = Arc::downgrade(&outputs);
+        tokio::spawn(async move {
+            while let Some(message) = chunks.next().await {
+                let Some(routes) = routes.upgrade() else { return };
+                let Ok(chunk) = rmp_serde::from_slice::<OutputChunk>(&message.payload) else { continue };
+                let stream = if chunk.stderr { Stream::Stderr } else { Stream::Stdout };
+                if let Some(output) = routes.lock().get(&chunk.job) {
+                    output.emit(stream, &chunk.bytes);
+                }
+            }
+        });
+        Ok(Dispatcher {
             local,
             cluster,
             members,
@@ -56,7 +75,9 @@ impl Dispatcher {
             names: Mutex::default(),
             in_flight: Mutex::default(),
             copies: Mutex::default(),
-        }
+            output,
+            outputs,
+        })
     }
 
     /// The node to run a task needing `num_cpus` with `args` on.
@@ -92,10 +113,7 @@ impl Dispatcher {
 
     /// The task's arguments as another node pulls them.
     fn args(&self, store: &ObjectStore, args: &[Input]) -> Result<Vec<Arg>, Trapped> {
-        let describe = |id: ObjectId| match store.try_get(&id) {
-            Some(Ok(object)) => Ok(crate::held(id, &object)),
-            _ => Err(Trapped { message: format!("its argument `{id}` is not ready to send"), limit: false }),
-        };
+        let describe = |id| describe(store, id);
         args.iter()
             .map(|input| match input {
                 Input::Bytes(bytes) => {
@@ -147,11 +165,17 @@ impl Executor for Dispatcher {
     }
 
     async fn run_task(&self, run: Run, function: &str, args: &[Input], keep: &mut Holdings) -> Outcome {
+        // A generator's items go to a stream on this node: it runs here.
+        if run.calls.generates() {
+            return self.local.run_task(run, function, args, keep).await;
+        }
         // The cpus are the remote node's: this node's go back at once.
-        let Run { calls, slot, job, program, num_cpus, .. } = run;
+        let Run { calls, slot, job, program, num_cpus, output, .. } = run;
         drop(slot);
+        self.outputs.lock().entry(job).or_insert(output);
         let store = calls.store();
         let args = self.args(store, args)?;
+        let globals = globals(calls.as_ref())?;
         let node = self.place(function, num_cpus, &args)?;
         let name = self.names.lock().get(&program).cloned().unwrap_or_default();
         let request = TaskRequest {
@@ -162,6 +186,8 @@ impl Executor for Dispatcher {
             function: function.to_string(),
             args,
             num_cpus,
+            globals,
+            output: self.output.clone(),
         };
         let reply = self.send(&node, &request).await?;
         let failed = |message: String| Trapped { message, limit: false };
@@ -188,7 +214,9 @@ impl Executor for Dispatcher {
                 pull(&node, store, held).await.map_err(failed)?;
                 let bytes = store.try_get(&held.id).and_then(Result::ok).map(|o| o.to_vec());
                 store.release(&held.id);
-                bytes.ok_or_else(|| failed(format!("its value `{}` vanished", held.id)))?.map_err(|f| failed(f.to_string()))?
+                bytes
+                    .ok_or_else(|| failed(format!("its value `{}` vanished", held.id)))?
+                    .map_err(|f| failed(f.to_string()))?
             }
         }))
     }
@@ -202,6 +230,7 @@ impl Executor for Dispatcher {
     }
 
     fn end_job(&self, job: u64) {
+        self.outputs.lock().remove(&job);
         self.local.end_job(job);
     }
 
@@ -219,5 +248,20 @@ impl Executor for Dispatcher {
 }
 
 async fn pull(node: &NodeInfo, store: &Arc<ObjectStore>, object: Held) -> Result<u64, String> {
-    transfer::pull(&node.transfer, store, object).await.map_err(|e| format!("cannot pull its value from node {}: {e}", node.id))
+    transfer::pull(&node.transfer, store, object)
+        .await
+        .map_err(|e| format!("cannot pull its value from node {}: {e}", node.id))
+}
+
+/// How another node pulls object `id` of `store`.
+fn describe(store: &ObjectStore, id: ObjectId) -> Result<Held, Trapped> {
+    match store.try_get(&id) {
+        Some(Ok(object)) => Ok(crate::held(id, &object)),
+        _ => Err(Trapped { message: format!("its argument `{id}` is not ready to send"), limit: false }),
+    }
+}
+
+/// The job globals a call sees, as another node pulls them.
+fn globals(calls: &dyn Calls) -> Result<Vec<(String, Held)>, Trapped> {
+    calls.globals().into_iter().map(|(name, id)| Ok((name, describe(calls.store(), id)?))).collect()
 }

@@ -73,6 +73,22 @@ impl Cluster {
         let _ = self.nodes.purge(id).await;
     }
 
+    /// Every node in the bucket now, and whether it is alive: heard from
+    /// within [`DEAD_AFTER`] (by the NATS server's clock against this
+    /// machine's).
+    pub async fn nodes(&self) -> Result<Vec<(NodeInfo, bool)>, String> {
+        let keys: Vec<String> =
+            self.nodes.keys().await.map_err(|e| e.to_string())?.filter_map(async |k| k.ok()).collect().await;
+        let mut nodes = Vec::new();
+        for key in keys {
+            let Some(entry) = self.nodes.entry(key).await.map_err(|e| e.to_string())? else { continue };
+            if let (kv::Operation::Put, Ok(info)) = (entry.operation, rmp_serde::from_slice::<NodeInfo>(&entry.value)) {
+                nodes.push((info, age(&entry) < DEAD_AFTER));
+            }
+        }
+        Ok(nodes)
+    }
+
     /// Watches the bucket: the live nodes, kept up to date until dropped.
     pub async fn watch(&self) -> Result<Members, JoinError> {
         let mut updates = self.nodes.watch_all().await.map_err(|e| JoinError::Bucket(e.to_string()))?;
@@ -128,7 +144,7 @@ impl State {
         let Ok(info) = rmp_serde::from_slice::<NodeInfo>(&entry.value) else { return };
         // An old entry (a watcher's first look at the bucket) counts from
         // when it was written, so a node killed a while ago is not alive.
-        let age = SystemTime::now().duration_since(SystemTime::from(entry.created)).unwrap_or_default();
+        let age = age(&entry);
         let seen = Instant::now().checked_sub(age.min(DEAD_AFTER * 2)).unwrap_or_else(Instant::now);
         let alive = seen.elapsed() < DEAD_AFTER;
         let was = nodes.insert(entry.key, Member { info, seen, alive }).is_some_and(|m| m.alive);
@@ -233,4 +249,9 @@ impl Heartbeat {
 /// A random node id: 16 hex digits.
 fn new_id() -> String {
     format!("{:016x}", rand::random::<u64>())
+}
+
+/// How long ago `entry` was written.
+fn age(entry: &kv::Entry) -> Duration {
+    SystemTime::now().duration_since(SystemTime::from(entry.created)).unwrap_or_default()
 }

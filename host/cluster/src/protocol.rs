@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use prism_exec::Trapped;
-use prism_store::error::Refused;
 use prism_store::ObjectId;
+use prism_store::error::Refused;
 
 /// The KV bucket each node's [`NodeInfo`] is kept in, under its id.
 pub const NODES_BUCKET: &str = "prism-nodes";
@@ -13,6 +13,12 @@ pub const NODES_BUCKET: &str = "prism-nodes";
 /// The subject a node takes task requests on.
 pub fn task_subject(node: &str) -> String {
     format!("prism.node.{node}.task")
+}
+
+/// The subject a caller's node takes its tasks' output on; `caller` is
+/// random, new at every start.
+pub fn output_subject(caller: &str) -> String {
+    format!("prism.output.{caller}")
 }
 
 /// What a node tells the cluster about itself, at every heartbeat.
@@ -34,6 +40,8 @@ pub struct NodeInfo {
     pub objects: u64,
     /// Bytes of those objects.
     pub bytes: u64,
+    /// Bytes it pulled from other nodes so far.
+    pub pulled: u64,
 }
 
 /// An object a node holds and another may pull: its id, and the blake3 of
@@ -75,6 +83,23 @@ pub struct TaskRequest {
     pub args: Vec<Arg>,
     /// Logical cpus it holds.
     pub num_cpus: u32,
+    /// The job's globals (set by its driver), for the task to read.
+    pub globals: Vec<(String, Held)>,
+    /// Where the task's stdout and stderr go: a subject the caller takes
+    /// [`OutputChunk`]s on.
+    pub output: String,
+}
+
+/// Output of a task that ran on another node, for its caller's job.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OutputChunk {
+    /// The caller's job.
+    pub job: u64,
+    /// Whether it was written to stderr (else stdout).
+    pub stderr: bool,
+    /// What was written.
+    #[serde(with = "serde_bytes")]
+    pub bytes: Vec<u8>,
 }
 
 /// How a task sent to another node ended.

@@ -93,7 +93,10 @@ async fn send_object(stream: &mut TcpStream, object: &Object) -> io::Result<()> 
             let file = tokio::fs::File::open(&blob.path).await?;
             let copied = tokio::io::copy_buf(&mut BufReader::with_capacity(1 << 20, file), stream).await?;
             if copied != blob.body_len {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the object's file is shorter than its index says"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the object's file is shorter than its index says",
+                ));
             }
             Ok(())
         }

@@ -5,19 +5,19 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt as _;
 use parking_lot::Mutex;
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, mpsc, oneshot};
 use tokio::time::Instant;
 
-use prism_exec::{Input, Output, ProgramInfo};
+use prism_exec::{Input, Output, ProgramInfo, Stream};
 use prism_node::{Job, Node};
 use prism_store::{GetError, Holdings, ObjectId, nested_refs};
 
-use crate::protocol::{Arg, Held, INLINE_REPLY_MAX, TaskReply, TaskRequest, Value, task_subject};
+use crate::protocol::{Arg, Held, INLINE_REPLY_MAX, OutputChunk, TaskReply, TaskRequest, Value, task_subject};
 use crate::transfer::{self, Components};
 
 /// How long a caller's job is kept (its instances warm, its pulled and
@@ -27,6 +27,7 @@ const JOB_IDLE: Duration = Duration::from_secs(60);
 /// A node serving tasks for callers elsewhere.
 pub struct Worker {
     node: Arc<Node>,
+    client: async_nats::Client,
     components: Arc<Components>,
     /// Compiled components by hash, each pulled and loaded once.
     programs: Mutex<HashMap<[u8; 32], Arc<OnceCell<Arc<ProgramInfo>>>>>,
@@ -34,25 +35,49 @@ pub struct Worker {
     jobs: Mutex<HashMap<(String, u64, [u8; 32]), Arc<Served>>>,
     /// Tasks running or waiting here for callers elsewhere.
     pub running: AtomicU32,
+    /// Bytes pulled from other nodes so far.
+    pub pulled: AtomicU64,
 }
 
 /// A caller's job here.
 struct Served {
     job: Arc<Job>,
+    /// Its tasks' output, on its way to the caller.
+    output: mpsc::UnboundedSender<Forward>,
     /// What its tasks pulled and made: held while the job is.
     holdings: Mutex<Holdings>,
     used: Mutex<Instant>,
 }
 
+/// What goes to a caller's output subject, in order.
+enum Forward {
+    Chunk(OutputChunk),
+    /// Answered once everything before it is sent.
+    Flush(oneshot::Sender<()>),
+}
+
+impl Served {
+    /// Resolves once the output its tasks wrote so far is on its way.
+    async fn flush(&self) {
+        let (done, sent) = oneshot::channel();
+        if self.output.send(Forward::Flush(done)).is_ok() {
+            let _ = sent.await;
+        }
+    }
+}
+
 impl Worker {
-    /// Serves `node`'s cpus to the cluster, offering `components`.
-    pub fn new(node: Arc<Node>, components: Arc<Components>) -> Arc<Worker> {
+    /// Serves `node`'s cpus to the cluster on `client`, offering
+    /// `components`.
+    pub fn new(node: Arc<Node>, components: Arc<Components>, client: async_nats::Client) -> Arc<Worker> {
         let worker = Arc::new(Worker {
             node,
+            client,
             components,
             programs: Mutex::default(),
             jobs: Mutex::default(),
             running: AtomicU32::new(0),
+            pulled: AtomicU64::new(0),
         });
         let sweeper = Arc::downgrade(&worker);
         tokio::spawn(async move {
@@ -66,12 +91,12 @@ impl Worker {
         worker
     }
 
-    /// Takes task requests for node `id` from `client` until the
-    /// subscription ends (or `id` changes: the caller then serves the new one).
-    pub async fn serve(self: &Arc<Self>, client: async_nats::Client, id: &str) -> Result<(), async_nats::SubscribeError> {
-        let mut requests = client.subscribe(task_subject(id)).await?;
+    /// Takes task requests for node `id` until the subscription ends (the
+    /// caller drops this future when `id` changes, and serves the new one).
+    pub async fn serve(self: &Arc<Self>, id: &str) -> Result<(), async_nats::SubscribeError> {
+        let mut requests = self.client.subscribe(task_subject(id)).await?;
         while let Some(message) = requests.next().await {
-            let (worker, client) = (self.clone(), client.clone());
+            let (worker, client) = (self.clone(), self.client.clone());
             tokio::spawn(async move {
                 let Some(reply) = message.reply else { return };
                 let answer = match rmp_serde::from_slice::<TaskRequest>(&message.payload) {
@@ -106,8 +131,15 @@ impl Worker {
             .lock()
             .entry(key)
             .or_insert_with(|| {
+                let (job, output) = (request.job, self.forward_output(request.output.clone(), request.job));
+                let sink = output.clone();
+                let sink = Output::new(move |stream, bytes| {
+                    let stderr = stream == Stream::Stderr;
+                    let _ = sink.send(Forward::Chunk(OutputChunk { job, stderr, bytes: bytes.to_vec() }));
+                });
                 Arc::new(Served {
-                    job: self.node.job(program, Output::stdio()),
+                    job: self.node.job(program, sink),
+                    output,
                     holdings: Mutex::new(Holdings::new(&self.node.store)),
                     used: Mutex::new(Instant::now()),
                 })
@@ -115,6 +147,12 @@ impl Worker {
             .clone();
         *served.used.lock() = Instant::now();
         let store = &self.node.store;
+        for (name, global) in &request.globals {
+            self.pull(&request.origin, *global).await?;
+            let set = served.job.set_global(store, name.clone(), global.id);
+            store.release(&global.id);
+            set.map_err(|f| f.to_string())?;
+        }
         let mut inputs = Vec::with_capacity(request.args.len());
         for arg in &request.args {
             let (held, input) = match arg {
@@ -122,7 +160,7 @@ impl Worker {
                 Arg::Large(held) => (std::slice::from_ref(held), Some(held.id)),
             };
             for object in held {
-                transfer::pull(&request.origin, store, *object).await.map_err(|e| e.to_string())?;
+                self.pull(&request.origin, *object).await?;
                 served.holdings.lock().adopt(object.id);
             }
             inputs.push(match (arg, input) {
@@ -135,6 +173,37 @@ impl Worker {
             });
         }
         Ok((served, inputs))
+    }
+
+    /// Pulls `object` from `origin` into the node's store (see
+    /// [`transfer::pull`]), counting the bytes.
+    async fn pull(&self, origin: &str, object: Held) -> Result<(), String> {
+        let bytes = transfer::pull(origin, &self.node.store, object).await.map_err(|e| e.to_string())?;
+        self.pulled.fetch_add(bytes, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Sends what is written to the returned channel to `subject`, in order.
+    fn forward_output(&self, subject: String, job: u64) -> mpsc::UnboundedSender<Forward> {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            while let Some(forward) = rx.recv().await {
+                match forward {
+                    Forward::Chunk(chunk) => {
+                        let bytes = rmp_serde::to_vec(&chunk).expect("chunks encode");
+                        if let Err(e) = client.publish(subject.clone(), bytes.into()).await {
+                            tracing::debug!(error = %e, job, "cannot forward a task's output");
+                        }
+                    }
+                    Forward::Flush(done) => {
+                        let _ = client.flush().await;
+                        let _ = done.send(());
+                    }
+                }
+            }
+        });
+        tx
     }
 
     /// The component `request` runs, pulled from its caller and compiled
@@ -164,6 +233,8 @@ impl Worker {
         let mut made = Holdings::new(store);
         let outcome =
             self.node.run_task_here(&served.job, &request.function, inputs, request.num_cpus, &mut made).await;
+        // What it printed reaches its caller before its answer does.
+        served.flush().await;
         let bytes = match outcome {
             Ok(Ok(bytes)) => bytes,
             Ok(Err(refused)) => return TaskReply::Ended(Ok(refused)),

@@ -107,6 +107,13 @@ pub trait Calls: Send + Sync {
     /// The job global `name`, without a new reference.
     fn get_global(&self, name: &str) -> Option<ObjectId>;
 
+    /// Every job global, without new references (for a call that runs on
+    /// another node, whose job there needs them too).
+    fn globals(&self) -> Vec<(String, ObjectId)>;
+
+    /// Whether the call is a generator's, whose items go to its stream.
+    fn generates(&self) -> bool;
+
     /// Appends `item` to the stream the call generates, which takes its own
     /// reference from the call's (`held`: whether the call holds `item`);
     /// `invalid-argument` if it is not a generator or does not hold it.

@@ -115,6 +115,18 @@ impl Drop for Job {
 }
 
 impl Job {
+    /// Sets the job global `name` to `id` in `store` (the job's node's),
+    /// taking a reference to it and giving back the one it replaces.
+    pub fn set_global(&self, store: &ObjectStore, name: String, id: ObjectId) -> Result<(), Failure> {
+        if !store.retain(&id) {
+            return Err(Failure::NotFound(format!("no object `{id}` on this node")));
+        }
+        if let Some(old) = self.globals.lock().insert(name, id) {
+            store.release(&old);
+        }
+        Ok(())
+    }
+
     /// What writes a line to the job's stderr if `failure`, the outcome of
     /// `what` (a task function or an actor method), is dropped with no one
     /// having read it: Ray's "unhandled error". A cancel is not reported:

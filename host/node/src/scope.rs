@@ -104,18 +104,19 @@ impl Calls for Scope {
     }
 
     fn set_global(&self, name: String, id: ObjectId) -> Result<(), Failure> {
-        let store = &self.node.store;
-        if !store.retain(&id) {
-            return Err(Failure::NotFound(format!("no object `{id}` on this node")));
-        }
-        if let Some(old) = self.job.globals.lock().insert(name, id) {
-            store.release(&old);
-        }
-        Ok(())
+        self.job.set_global(&self.node.store, name, id)
     }
 
     fn get_global(&self, name: &str) -> Option<ObjectId> {
         self.job.globals.lock().get(name).copied()
+    }
+
+    fn globals(&self) -> Vec<(String, ObjectId)> {
+        self.job.globals.lock().iter().map(|(name, id)| (name.clone(), *id)).collect()
+    }
+
+    fn generates(&self) -> bool {
+        self.generating.is_some()
     }
 
     fn yield_item(&self, item: ObjectId, held: bool) -> Result<(), Failure> {

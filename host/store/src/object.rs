@@ -10,8 +10,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::{INLINE_OBJECT_MAX, ObjectId};
 use crate::error::Failure;
+use crate::{INLINE_OBJECT_MAX, ObjectId};
 
 /// An object's encoded bytes, or where they are.
 #[derive(Debug)]

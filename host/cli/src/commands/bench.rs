@@ -80,7 +80,7 @@ impl Bench {
                 ("bench.py", std::fs::read(&built).with_context(|| format!("cannot read `{}`", built.display()))?)
             }
         };
-        let exit = super::run_driver(config, name.into(), guest, None, args)?;
+        let exit = super::run_driver(config, name.into(), guest, None, args, None)?;
         if let Some(sampler) = sampler {
             let (rss, pss) = sampler.stop();
             println!("peak_rss {} MiB\npeak_pss {} MiB", rss >> 10, pss >> 10);

@@ -3,10 +3,12 @@
 mod bench;
 mod build;
 mod client;
+mod cluster;
 mod deploy;
 mod invoke;
 mod job;
 mod new;
+mod node;
 mod object;
 mod python;
 mod run;
@@ -36,6 +38,9 @@ enum Command {
     New(new::New),
     Bench(bench::Bench),
     Serve(serve::Serve),
+    Node(node::Node),
+    #[command(subcommand)]
+    Cluster(cluster::Cluster),
     #[command(subcommand)]
     Tenant(tenant::Tenant),
     Deploy(deploy::Deploy),
@@ -54,6 +59,8 @@ impl Prism {
             Command::New(cmd) => cmd.execute(),
             Command::Bench(cmd) => cmd.execute(),
             Command::Serve(cmd) => cmd.execute(),
+            Command::Node(cmd) => cmd.execute(),
+            Command::Cluster(cmd) => cmd.execute(),
             Command::Tenant(cmd) => cmd.execute(),
             Command::Deploy(cmd) => cmd.execute(),
             Command::Invoke(cmd) => cmd.execute(),
@@ -200,16 +207,21 @@ fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
 
 /// Starts a node, runs `wasm` as a driver with `args` until it ends, and
 /// makes everything it stored durable before returning. The components of
-/// `library` are loaded first, for its tasks to call into.
+/// `library` are loaded first, for its tasks to call into. With `cluster`,
+/// its tasks run on the cluster's nodes.
 fn run_driver(
     config: Config,
     name: String,
     wasm: Vec<u8>,
     library: Option<run::Files>,
     args: Vec<String>,
+    cluster: Option<(String, std::net::SocketAddr)>,
 ) -> anyhow::Result<DriverExit> {
     let tokio = tokio_runtime(config.workers, "prism")?;
-    let node = prism_cli::open_node(config)?;
+    let node = match cluster {
+        None => prism_cli::open_node(config)?,
+        Some((url, transfer)) => tokio.block_on(prism_cli::cluster_node(config, &url, transfer))?,
+    };
     // The driver runs on a worker thread, next to the tasks it starts.
     let driver = {
         let node = node.clone();

@@ -10,7 +10,8 @@ use prism_node::{Library, Node};
 use super::NodeOptions;
 
 /// Run a component's `main` as a driver: it and the tasks it starts run on
-/// this machine, with their output here.
+/// this machine (or its tasks on a cluster's nodes, with --cluster), with
+/// their output here.
 ///
 /// Exits with the driver's exit status; a trap in the driver is an error.
 #[derive(Args)]
@@ -29,7 +30,24 @@ pub struct Run {
     args: Vec<String>,
 
     #[command(flatten)]
+    cluster: ClusterOptions,
+
+    #[command(flatten)]
     node: NodeOptions,
+}
+
+/// Where a driver's tasks run, if not on this machine.
+#[derive(Args)]
+struct ClusterOptions {
+    /// Run the tasks on the nodes of the cluster whose NATS server is at
+    /// URL (actors stay on this machine)
+    #[arg(long, value_name = "URL")]
+    cluster: Option<String>,
+
+    /// With --cluster: where the nodes pull this driver's objects and
+    /// component from; the address must be one they can reach
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0", requires = "cluster")]
+    transfer_listen: std::net::SocketAddr,
 }
 
 impl Run {
@@ -37,7 +55,8 @@ impl Run {
         let (name, wasm) = read(&self.component)?;
         let library = if self.with.is_empty() { None } else { Some(Files::read(&self.with)?) };
         let config = self.node.config()?;
-        let exit = super::run_driver(config, name.clone(), wasm, library, self.args);
+        let cluster = self.cluster.cluster.map(|url| (url, self.cluster.transfer_listen));
+        let exit = super::run_driver(config, name.clone(), wasm, library, self.args, cluster);
         match exit? {
             DriverExit::Exited(0) => Ok(ExitCode::SUCCESS),
             DriverExit::Exited(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(1).max(1))),
