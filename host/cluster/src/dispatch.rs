@@ -35,7 +35,7 @@ pub struct Dispatcher {
     names: Mutex<HashMap<[u8; 32], String>>,
     /// Tasks sent to each node and not yet answered.
     in_flight: Mutex<HashMap<String, u32>>,
-    /// The nodes known to hold a copy of a large object.
+    /// The nodes known to hold a copy of a large object, by its hash.
     copies: Mutex<IdMap<Vec<String>>>,
     /// Where its tasks' output goes: the subject, and each job's output.
     output: String,
@@ -95,7 +95,7 @@ impl Dispatcher {
         let mut local_bytes: HashMap<&str, u64> = HashMap::new();
         for arg in args {
             if let Arg::Large(held) = arg {
-                for node in copies.get(&held.id).into_iter().flatten() {
+                for node in copies.get(&held.hash).into_iter().flatten() {
                     *local_bytes.entry(node).or_default() += held.len;
                 }
             }
@@ -109,6 +109,26 @@ impl Dispatcher {
             bytes(a).cmp(&bytes(b)).then(load(b).total_cmp(&load(a)))
         });
         Ok(best.expect("fit is not empty").clone())
+    }
+
+    /// Records that `node` holds the large arguments it was sent and the
+    /// large value it left there.
+    fn record_copies(&self, node: &str, args: &[Arg], value: &Value) {
+        let stored = match value {
+            Value::Stored(held) => Some(held),
+            Value::Inline(_) => None,
+        };
+        let large = args.iter().filter_map(|arg| match arg {
+            Arg::Large(held) => Some(held),
+            Arg::Value(..) => None,
+        });
+        let mut copies = self.copies.lock();
+        for held in large.chain(stored) {
+            let nodes = copies.entry(held.hash).or_default();
+            if !nodes.iter().any(|n| n == node) {
+                nodes.push(node.to_string());
+            }
+        }
     }
 
     /// The task's arguments as another node pulls them.
@@ -197,11 +217,7 @@ impl Executor for Dispatcher {
             TaskReply::Ended(Err(trapped)) => return Err(trapped),
             TaskReply::Refused(why) => return Err(failed(format!("node {} could not run it: {why}", node.id))),
         };
-        for arg in &request.args {
-            if let Arg::Large(held) = arg {
-                self.copies.lock().entry(held.id).or_default().push(node.id.clone());
-            }
-        }
+        self.record_copies(&node.id, &request.args, &value);
         // What the value nests is pulled here, held until the caller has
         // stored the value.
         for object in nested {

@@ -184,7 +184,9 @@ pub async fn pull_component(addr: &str, hash: &[u8; 32]) -> Result<Vec<u8>, Pull
 /// it, checked against its hash) and the objects it nests, and takes a
 /// reference to it. Returns the bytes pulled.
 pub async fn pull(addr: &str, store: &Arc<ObjectStore>, object: Held) -> Result<u64, PullError> {
-    if store.retain(&object.id) {
+    // Known here, under its id or (the value of a task that ran here, say)
+    // under its hash.
+    if store.retain(&object.id) || store.copy(object.id, &object.hash).map_err(PullError::Store)? {
         return Ok(0);
     }
     let mut stream = connect(addr).await?;

@@ -232,6 +232,28 @@ impl ObjectStore {
         self.insert(id, hash, Source::File(temp, len)).map(drop)
     }
 
+    /// Stores object `id` as a copy of object `from`, if this store has it
+    /// (the same bytes under another id: a byte string's file is linked,
+    /// not copied); `false` if it does not. Takes a reference, as `put`
+    /// does.
+    pub fn copy(&self, id: ObjectId, from: &ObjectId) -> Result<bool, Failure> {
+        let Some(Ok(object)) = self.try_get(from) else { return Ok(false) };
+        let hash = match &*object {
+            Object::Blob(blob) if blob.is_raw() => {
+                let (temp, ()) = object::write_temp(&self.blobs, |_| Ok(())).map_err(|e| self.cannot_write(e))?;
+                std::fs::remove_file(&temp)
+                    .and_then(|()| std::fs::hard_link(&blob.path, &temp))
+                    .map_err(|e| self.cannot_write(e))?;
+                self.insert(id, blob.hash, Source::File(temp, blob.body_len))?;
+                return Ok(true);
+            }
+            Object::Blob(blob) => blob.hash,
+            Object::Inline(bytes) => ObjectId::from(content_hash(&[bytes])),
+        };
+        self.insert(id, hash, Source::Encoded(object.to_vec()?))?;
+        Ok(true)
+    }
+
     /// Reads all that `reader` yields as the contents of one `bin` value:
     /// a small one into memory, a large one into a temporary blob file,
     /// hashed there.

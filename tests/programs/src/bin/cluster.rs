@@ -1,0 +1,89 @@
+//! Tasks and a driver for tests/all/cluster.rs, run with `--cluster`.
+//!
+//! `cluster.wasm -- squares N`: N squares, summed;
+//! `cluster.wasm -- slow N MS`: N tasks of MS ms of cpu each, their results
+//! checked, with a line for each as it ends;
+//! `cluster.wasm -- big MIB`: a MIB-MiB byte string put here, read twice by
+//! tasks on other nodes (mapped);
+//! `cluster.wasm -- made MIB`: a MIB-MiB byte string made by a task, read by
+//! another; `cluster.wasm -- greedy`: a task asking for 64 cpus.
+
+use std::time::{Duration, Instant};
+
+use prism::{Bytes, View};
+
+#[prism::remote]
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+/// Busy for `ms` ms of cpu, then returns `i`.
+#[prism::remote]
+fn slow(i: u64, ms: u64) -> u64 {
+    let end = Instant::now() + Duration::from_millis(ms);
+    let mut n = 0u64;
+    while Instant::now() < end {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
+    i
+}
+
+/// Its length, the sum of its bytes, and whether it was mapped.
+#[prism::remote]
+fn checksum(data: View) -> (u64, u64, bool) {
+    (data.len() as u64, data.iter().map(|&b| u64::from(b)).sum(), data.is_mapped())
+}
+
+/// `mib` MiB of a repeating pattern.
+#[prism::remote]
+fn make(mib: u64) -> Bytes {
+    Bytes::from(pattern(mib))
+}
+
+#[prism::remote]
+fn greedy() -> u64 {
+    64
+}
+
+fn pattern(mib: u64) -> Vec<u8> {
+    (0..mib << 20).map(|i| (i % 251) as u8).collect()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let number = |i: usize| args.get(i).and_then(|a| a.parse::<u64>().ok()).expect("a number argument");
+    match args.first().map(String::as_str) {
+        Some("squares") => {
+            let refs: Vec<_> = (0..number(1)).map(square::remote).collect();
+            println!("sum {}", prism::get_all(&refs).unwrap().iter().sum::<u64>());
+        }
+        Some("slow") => {
+            let refs: Vec<_> = (0..number(1)).map(|i| slow::remote(i, number(2))).collect();
+            for (i, r) in refs.iter().enumerate() {
+                assert_eq!(prism::get(r).unwrap(), i as u64);
+                println!("done {i}");
+            }
+            println!("all {} done", refs.len());
+        }
+        Some("big") => {
+            let data = pattern(number(1));
+            let expected: u64 = data.iter().map(|&b| u64::from(b)).sum();
+            let r = prism::put_bytes(&data).unwrap();
+            drop(data);
+            for _ in 0..2 {
+                let (len, sum, mapped) = prism::get(&checksum::remote(&r)).unwrap();
+                println!("read {len} bytes, sum ok: {}, mapped: {mapped}", sum == expected);
+            }
+        }
+        Some("made") => {
+            let expected: u64 = pattern(number(1)).iter().map(|&b| u64::from(b)).sum();
+            let made = make::remote(number(1));
+            let (len, sum, mapped) = prism::get(&checksum::remote(&made)).unwrap();
+            println!("read {len} bytes, sum ok: {}, mapped: {mapped}", sum == expected);
+        }
+        Some("greedy") => {
+            println!("{:?}", prism::get(&greedy::remote_with(&prism::Options::new().num_cpus(64))));
+        }
+        _ => panic!("usage: cluster.wasm -- squares N | slow N MS | big MIB | made MIB | greedy"),
+    }
+}
