@@ -9,6 +9,7 @@ mod bad_input;
 mod boundary;
 mod calls;
 mod cancel;
+mod cluster;
 mod examples;
 mod guests;
 mod host_api;

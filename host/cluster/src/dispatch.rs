@@ -81,13 +81,16 @@ impl Dispatcher {
     }
 
     /// The node to run a task needing `num_cpus` with `args` on.
-    fn place(&self, function: &str, num_cpus: u32, args: &[Arg]) -> Result<NodeInfo, Trapped> {
+    fn place(&self, num_cpus: u32, args: &[Arg]) -> Result<NodeInfo, Trapped> {
         let nodes: Vec<NodeInfo> = self.members.alive();
         let mut fit: Vec<&NodeInfo> = nodes.iter().filter(|n| n.cpus >= num_cpus).collect();
         if fit.is_empty() {
+            // Trapped messages follow "task `function`".
             let message = match nodes.iter().map(|n| n.cpus).max() {
-                None => "no node of the cluster is alive (start one with `prism node --cluster URL`)".to_string(),
-                Some(most) => format!("task `{function}` asks for {num_cpus} cpus but the largest node has {most}"),
+                None => {
+                    "cannot run: no node of the cluster is alive (start one with `prism node --cluster URL`)".into()
+                }
+                Some(most) => format!("asks for {num_cpus} cpus but the largest node of the cluster has {most}"),
             };
             return Err(Trapped { message, limit: true });
         }
@@ -196,7 +199,7 @@ impl Executor for Dispatcher {
         let store = calls.store();
         let args = self.args(store, args)?;
         let globals = globals(calls.as_ref())?;
-        let node = self.place(function, num_cpus, &args)?;
+        let node = self.place(num_cpus, &args)?;
         let name = self.names.lock().get(&program).cloned().unwrap_or_default();
         let request = TaskRequest {
             origin: self.origin.clone(),

@@ -1,0 +1,271 @@
+//! A cluster of real `prism node` processes on a real nats-server (from
+//! `host/cluster/setup.sh`), driven by `prism run --cluster`.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::{Run, guest, prism};
+
+/// A nats-server with JetStream on, on a free loopback port, its store in
+/// a temporary directory; killed when dropped.
+pub struct Nats {
+    child: Child,
+    /// `nats://127.0.0.1:PORT`.
+    pub url: String,
+    _dir: TempDir,
+}
+
+/// Where setup put nats-server (or `PRISM_NATS_SERVER`).
+fn nats_server() -> PathBuf {
+    if let Some(path) = std::env::var_os("PRISM_NATS_SERVER") {
+        return path.into();
+    }
+    let venv = std::env::var_os("PRISM_NATS").map(PathBuf::from).unwrap_or_else(|| {
+        let data = std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".local/share"));
+        data.join("prism/nats")
+    });
+    let path = venv.join("bin/nats-server");
+    assert!(path.exists(), "no nats-server at {}: run `bash host/cluster/setup.sh` first", path.display());
+    path
+}
+
+impl Nats {
+    pub fn start() -> Nats {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(nats_server())
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start nats-server");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start listening");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Nats { child, url: format!("nats://127.0.0.1:{port}"), _dir: dir }
+    }
+
+    /// Starts a node with `workers` cpus and waits until it is listed alive.
+    pub fn node(&self, workers: u32) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_prism"))
+            .args(["node", "--cluster", &self.url, "--workers", &workers.to_string()])
+            .env("PRISM_DATA_DIR", dir.path())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start prism node");
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(id) = line.strip_prefix("node ").and_then(|rest| rest.split(' ').next()) {
+                    let _ = tx.send(id.to_string());
+                }
+            }
+        });
+        let id = rx.recv_timeout(Duration::from_secs(30)).expect("the node did not join");
+        let node = Node { child, id, _dir: dir };
+        self.wait_until(|nodes| alive(nodes, &node.id), "the node to be listed alive");
+        node
+    }
+
+    /// `prism cluster status --json`.
+    pub fn status(&self) -> Vec<Value> {
+        let dir = tempfile::tempdir().unwrap();
+        let run = prism(dir.path(), &["cluster", "status", "--cluster", &self.url, "--json"]);
+        assert!(run.success, "{}", run.stderr);
+        serde_json::from_str::<Vec<Value>>(&run.stdout).unwrap()
+    }
+
+    /// Polls the status until `done` says so (a minute at most).
+    pub fn wait_until(&self, done: impl Fn(&[Value]) -> bool, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done(&self.status()) {
+            assert!(Instant::now() < deadline, "waited a minute for {what}: {:?}", self.status());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `prism run --cluster URL cluster.wasm -- ARGS…`, with `extra` options.
+    pub fn run(&self, component: &str, extra: &[&str], args: &[&str]) -> Run {
+        let dir = tempfile::tempdir().unwrap();
+        let mut argv = vec!["run", "--cluster", &self.url];
+        argv.extend_from_slice(extra);
+        argv.extend([component, "--"]);
+        argv.extend_from_slice(args);
+        prism(dir.path(), &argv)
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `prism node` process; killed when dropped.
+pub struct Node {
+    child: Child,
+    /// Its id in the cluster.
+    pub id: String,
+    _dir: TempDir,
+}
+
+impl Node {
+    /// `kill -9`.
+    fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn entry<'a>(nodes: &'a [Value], id: &str) -> &'a Value {
+    nodes.iter().find(|n| n["id"] == id).unwrap_or_else(|| panic!("node {id} is not listed: {nodes:?}"))
+}
+
+fn alive(nodes: &[Value], id: &str) -> bool {
+    nodes.iter().any(|n| n["id"] == id && n["alive"] == true)
+}
+
+fn field(nodes: &[Value], id: &str, name: &str) -> u64 {
+    entry(nodes, id)[name].as_u64().unwrap()
+}
+
+/// The heartbeats carry counters: wait until the status says `tasks` ran.
+fn wait_for_tasks(nats: &Nats, nodes: &[&Node], tasks: u64) {
+    let total = |status: &[Value]| nodes.iter().map(|n| field(status, &n.id, "tasks")).sum::<u64>();
+    nats.wait_until(|status| total(status) >= tasks, "the nodes' task counters");
+}
+
+#[test]
+fn ocr_pages_spread_over_three_nodes_and_come_back_in_order() {
+    let nats = Nats::start();
+    let nodes = [nats.node(1), nats.node(1), nats.node(1)];
+    let run = nats.run(guest!(OCR), &[], &[]);
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.stdout, crate::run_ok(guest!(OCR), &[]), "the same pages, in the same order, as on one node");
+    assert!(run.stdout.contains("12 of 12 pages recognized exactly"), "{}", run.stdout);
+    let nodes: Vec<&Node> = nodes.iter().collect();
+    wait_for_tasks(&nats, &nodes, 12);
+    let status = nats.status();
+    for node in &nodes {
+        assert!(field(&status, &node.id, "tasks") > 0, "node {} ran no page: {status:?}", node.id);
+    }
+}
+
+#[test]
+fn the_seeds_programs_print_on_a_cluster_what_they_print_on_one_node() {
+    let nats = Nats::start();
+    let _nodes = [nats.node(1), nats.node(2)];
+    // Values and refs nested in them, driver globals, output, generators.
+    for (guest, args) in [
+        (guest!(PUT_GET), &[][..]),
+        (guest!(ECHO), &[]),
+        (guest!(ECHO_AND_GET), &[]),
+        (guest!(NESTED_TASKS), &[]),
+        (guest!(PRINT_VIA_CAPTURE), &[]),
+        (guest!(GENERATOR), &["1"]),
+    ] {
+        let run = nats.run(guest, &[], args);
+        assert!(run.success, "{guest}: {}\n{}", run.stdout, run.stderr);
+        assert_eq!(run.stdout, crate::run_ok(guest, args), "{guest}");
+    }
+}
+
+#[test]
+fn a_large_object_is_pulled_once_checked_and_mapped() {
+    let nats = Nats::start();
+    let nodes = [nats.node(1), nats.node(1)];
+    let run = nats.run(guest!(CLUSTER), &[], &["big", "256"]);
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    let line = "read 268435456 bytes, sum ok: true, mapped: true\n";
+    assert_eq!(run.stdout, line.repeat(2));
+    // Both reads ran where the first pulled it: one transfer in all.
+    let mib = 1 << 20;
+    nats.wait_until(
+        |status| nodes.iter().map(|n| field(status, &n.id, "pulled")).sum::<u64>() >= 256 * mib,
+        "the pull to be counted",
+    );
+    let status = nats.status();
+    let pulled: Vec<u64> = nodes.iter().map(|n| field(&status, &n.id, "pulled")).collect();
+    assert!(pulled.iter().sum::<u64>() < 257 * mib, "pulled {pulled:?}");
+}
+
+#[test]
+fn a_task_runs_where_its_large_argument_was_made() {
+    let nats = Nats::start();
+    let nodes = [nats.node(1), nats.node(1), nats.node(1)];
+    let run = nats.run(guest!(CLUSTER), &[], &["made", "64"]);
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.stdout, "read 67108864 bytes, sum ok: true, mapped: true\n");
+    let nodes: Vec<&Node> = nodes.iter().collect();
+    wait_for_tasks(&nats, &nodes, 2);
+    let status = nats.status();
+    for node in &nodes {
+        assert!(field(&status, &node.id, "pulled") < 1 << 20, "node {} pulled the value: {status:?}", node.id);
+    }
+}
+
+#[test]
+fn a_node_killed_mid_job_is_declared_dead_and_its_tasks_run_elsewhere() {
+    let nats = Nats::start();
+    let mut nodes = [nats.node(1), nats.node(1), nats.node(1)];
+    let driver = {
+        let url = nats.url.clone();
+        std::thread::spawn(move || {
+            let dir = tempfile::tempdir().unwrap();
+            prism(dir.path(), &["run", "--cluster", &url, guest!(CLUSTER), "--", "slow", "30", "300"])
+        })
+    };
+    let victim = nodes[0].id.clone();
+    nats.wait_until(|status| field(status, &victim, "running") > 0, "the job to reach the victim");
+    nodes[0].kill();
+    let run = driver.join().unwrap();
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.ends_with("all 30 done\n"), "{}", run.stdout);
+    let retried = run.stderr.matches(&format!("node {victim} died while running it")).count();
+    assert!(retried > 0, "nothing was retried: {}", run.stderr);
+    assert!(!alive(&nats.status(), &victim), "the killed node is still listed alive");
+}
+
+#[test]
+fn no_live_node_or_no_node_big_enough_is_a_clear_error() {
+    let nats = Nats::start();
+    let run = nats.run(guest!(SQUARE), &[], &[]);
+    assert!(!run.success);
+    assert!(run.stderr.contains("no node of the cluster at nats://"), "{}", run.stderr);
+    let _node = nats.node(1);
+    // The driver's machine has the cpus; no node does.
+    let run = nats.run(guest!(CLUSTER), &["--workers", "64"], &["greedy"]);
+    assert!(run.success, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("task `greedy` asks for 64 cpus but the largest node of the cluster has 1"),
+        "{}",
+        run.stdout
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let run = prism(dir.path(), &["run", "--cluster", "nats://127.0.0.1:1", guest!(SQUARE)]);
+    assert!(run.stderr.contains("cannot reach the cluster's NATS server at `nats://127.0.0.1:1`"), "{}", run.stderr);
+}
