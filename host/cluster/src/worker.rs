@@ -30,14 +30,21 @@ pub struct Worker {
     client: async_nats::Client,
     components: Arc<Components>,
     /// Compiled components by hash, each pulled and loaded once.
-    programs: Mutex<HashMap<[u8; 32], Arc<OnceCell<Arc<ProgramInfo>>>>>,
-    /// The callers' jobs: by caller node, job and component.
-    jobs: Mutex<HashMap<(String, u64, [u8; 32]), Arc<Served>>>,
+    programs: Mutex<HashMap<[u8; 32], Arc<Loaded>>>,
+    /// The callers' jobs.
+    jobs: Mutex<HashMap<JobKey, Arc<Served>>>,
     /// Tasks running or waiting here for callers elsewhere.
     pub running: AtomicU32,
     /// Bytes pulled from other nodes so far.
     pub pulled: AtomicU64,
 }
+
+/// A component, once pulled and compiled.
+type Loaded = OnceCell<Arc<ProgramInfo>>;
+
+/// A caller's job: its caller's transfer address, the job there, and the
+/// component it runs.
+type JobKey = (String, u64, [u8; 32]);
 
 /// A caller's job here.
 struct Served {
