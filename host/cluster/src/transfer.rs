@@ -211,7 +211,8 @@ async fn pull_on(
         // A byte string nests nothing; a large one streams to its file.
         let store = store.clone();
         let reader = io::Read::take(tokio_util::io::SyncIoBridge::new(&mut *stream), header.len);
-        let reader = ReadExact { inner: reader, left: header.len };
+        // Large reads: each one blocks on the socket once.
+        let reader = io::BufReader::with_capacity(1 << 20, ReadExact { inner: reader, left: header.len });
         return tokio::task::block_in_place(|| store.adopt_bin_streamed(id, hash, reader))
             .map(|()| header.len)
             .map_err(PullError::Store);

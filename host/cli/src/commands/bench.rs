@@ -34,6 +34,8 @@ pub struct Bench {
     /// 1_1_actor_calls_sync, 1_1_actor_calls_async, 1_1_actor_calls_concurrent,
     /// 1_n_actor_calls_async, n_n_actor_calls_async,
     /// n_n_actor_calls_with_arg_async ("actor" selects all of these),
+    /// cross_node_tasks_sync, cross_node_tasks_async, cross_node_round_trip,
+    /// cross_node_transfer_1gib (only when named, with --cluster),
     /// get_mapped_* and get_copied_* (128kib, 1mib, 64mib, 1gib; in µs),
     /// sum_mapped_*, sum_local_1gib; and, only when named:
     /// map_shared_256mib_x1, map_shared_256mib_x100, generator_10x100mb.
@@ -56,6 +58,11 @@ pub struct Bench {
     #[arg(long, value_enum, default_value_t = Lang::Rust)]
     lang: Lang,
 
+    /// Run the tasks on the nodes of the cluster whose NATS server is at
+    /// URL (for the cross_node cases)
+    #[arg(long, value_name = "URL")]
+    cluster: Option<String>,
+
     #[command(flatten)]
     node: NodeOptions,
 }
@@ -68,6 +75,9 @@ enum Lang {
 
 impl Bench {
     pub fn execute(self) -> anyhow::Result<ExitCode> {
+        if self.cluster.is_none() && self.names.iter().any(|n| n.starts_with("cross_node")) {
+            anyhow::bail!("the cross_node cases need a cluster: pass --cluster URL");
+        }
         let mut config = self.node.config()?;
         config.memory_limit = config.memory_limit.max(BENCH_MEMORY_MIB << 20);
         let mut args = vec![self.seconds.to_string()];
@@ -80,7 +90,8 @@ impl Bench {
                 ("bench.py", std::fs::read(&built).with_context(|| format!("cannot read `{}`", built.display()))?)
             }
         };
-        let exit = super::run_driver(config, name.into(), guest, None, args, None)?;
+        let cluster = self.cluster.map(|url| (url, std::net::SocketAddr::from(([127, 0, 0, 1], 0))));
+        let exit = super::run_driver(config, name.into(), guest, None, args, cluster)?;
         if let Some(sampler) = sampler {
             let (rss, pss) = sampler.stop();
             println!("peak_rss {} MiB\npeak_pss {} MiB", rss >> 10, pss >> 10);

@@ -202,6 +202,57 @@ fn generator(bench: &Bench) {
     });
 }
 
+/// Its length: mapped, no page of it is read.
+#[prism::remote]
+fn length(data: prism::View) -> u64 {
+    data.len() as u64
+}
+
+/// Ray's cluster cases (../shared/tools/ray_cluster_bench.py), for
+/// `prism bench --cluster URL cross_node`: every task runs on another
+/// node. Only when named.
+fn cross_node(bench: &Bench) {
+    if !bench.filters.iter().any(|f| f.starts_with("cross_node")) {
+        return;
+    }
+    let no_cpu = Options::new().num_cpus(0);
+    bench.timeit("cross_node_tasks_sync", 1.0, "ops/s", || {
+        prism::get(&small_value::remote_with(&no_cpu)).unwrap();
+    });
+    bench.timeit("cross_node_tasks_async", 1000.0, "ops/s", || {
+        let refs: Vec<_> = (0..1000).map(|_| small_value::remote_with(&no_cpu)).collect();
+        prism::get_all(&refs).unwrap();
+    });
+    if bench.wants("cross_node_round_trip") {
+        prism::get(&small_value::remote_with(&no_cpu)).unwrap();
+        let mut times: Vec<f64> = (0..500)
+            .map(|_| {
+                let start = Instant::now();
+                prism::get(&small_value::remote_with(&no_cpu)).unwrap();
+                start.elapsed().as_secs_f64() * 1e6
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        println!("cross_node_round_trip_p50 {:.1} us", times[times.len() / 2]);
+        println!("cross_node_round_trip_p99 {:.1} us", times[times.len() * 99 / 100]);
+    }
+    if bench.wants("cross_node_transfer_1gib") {
+        // A new object each time (ids are content hashes): pulled by the
+        // node that runs `length`, checked against its blake3, mapped there.
+        let mut data: Vec<u8> = (0..1usize << 30).map(|i| (i % 251) as u8).collect();
+        let best = (0..3u8)
+            .map(|i| {
+                data[0] = i;
+                let r = prism::put_bytes(&data).unwrap();
+                let start = Instant::now();
+                assert_eq!(prism::get(&length::remote_with(&no_cpu, &r)).unwrap(), 1 << 30);
+                start.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min);
+        println!("cross_node_transfer_1gib {:.2} GB/s", (1u64 << 30) as f64 / best / 1e9);
+    }
+}
+
 /// `get` of large objects into this guest, mapped and copied, by size: the
 /// mapped one is O(1); the copied one moves every byte twice.
 fn large_gets(bench: &Bench) {
@@ -285,6 +336,7 @@ fn main() {
         actors(&bench);
     }
     large_gets(&bench);
+    cross_node(&bench);
     shared_mapping(&bench);
     generator(&bench);
     // Ray runs several driver processes; here, clients are tasks holding no cpu.
