@@ -40,35 +40,53 @@ fn nats_server() -> PathBuf {
 
 impl Nats {
     pub fn start() -> Nats {
+        Nats::start_at("127.0.0.1")
+    }
+
+    /// A nats-server listening on `host`.
+    pub fn start_at(host: &str) -> Nats {
         let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind((host, 0)).unwrap().local_addr().unwrap().port();
         let child = Command::new(nats_server())
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .args(["-js", "-a", host, "-p", &port.to_string(), "-sd"])
             .arg(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("cannot start nats-server");
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while TcpStream::connect((host, port)).is_err() {
             assert!(Instant::now() < deadline, "nats-server did not start listening");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Nats { child, url: format!("nats://127.0.0.1:{port}"), _dir: dir }
+        Nats { child, url: format!("nats://{host}:{port}"), _dir: dir }
     }
 
     /// Starts a node with `workers` cpus and waits until it is listed alive.
     pub fn node(&self, workers: u32) -> Node {
+        self.node_in(None, workers)
+    }
+
+    /// [`Nats::node`], in network namespace `netns` if given.
+    fn node_in(&self, netns: Option<&Netns>, workers: u32) -> Node {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_prism"))
-            .args(["node", "--cluster", &self.url, "--workers", &workers.to_string()])
+        let mut command = Command::new(env!("CARGO_BIN_EXE_prism"));
+        if let Some(netns) = netns {
+            command = Command::new("ip");
+            command.args(["netns", "exec", &netns.name, env!("CARGO_BIN_EXE_prism")]);
+        }
+        command.args(["node", "--cluster", &self.url, "--workers", &workers.to_string()]);
+        if let Some(netns) = netns {
+            command.args(["--transfer-listen", &format!("{}:0", netns.inside)]);
+        }
+        let mut child = command
             .env("PRISM_DATA_DIR", dir.path())
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("cannot start prism node");
-        let (tx, rx) = mpsc::channel();
+        let (tx, joined) = mpsc::channel();
         let stderr = child.stderr.take().unwrap();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -77,8 +95,8 @@ impl Nats {
                 }
             }
         });
-        let id = rx.recv_timeout(Duration::from_secs(30)).expect("the node did not join");
-        let node = Node { child, id, _dir: dir };
+        let id = joined.recv_timeout(Duration::from_secs(30)).expect("the node did not join");
+        let node = Node { child, id, joined, _dir: dir };
         self.wait_until(|nodes| alive(nodes, &node.id), "the node to be listed alive");
         node
     }
@@ -123,6 +141,8 @@ pub struct Node {
     child: Child,
     /// Its id in the cluster.
     pub id: String,
+    /// The ids it joins under later (after being declared dead).
+    joined: mpsc::Receiver<String>,
     _dir: TempDir,
 }
 
@@ -268,4 +288,96 @@ fn no_live_node_or_no_node_big_enough_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let run = prism(dir.path(), &["run", "--cluster", "nats://127.0.0.1:1", guest!(SQUARE)]);
     assert!(run.stderr.contains("cannot reach the cluster's NATS server at `nats://127.0.0.1:1`"), "{}", run.stderr);
+}
+
+/// A network namespace joined to this one by a veth pair, for a link to
+/// cut: `outside` is this side's address, `inside` the namespace's.
+struct Netns {
+    name: String,
+    link: String,
+    outside: String,
+    inside: String,
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("cannot run `ip` (iproute2)");
+    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl Netns {
+    fn new() -> Netns {
+        let n = std::process::id() % 200 + 20;
+        let (name, link, peer) = (format!("prism-cut-{n}"), format!("pcut{n}h"), format!("pcut{n}n"));
+        let (outside, inside) = (format!("10.250.{n}.1"), format!("10.250.{n}.2"));
+        let _ = Command::new("ip").args(["netns", "del", &name]).output();
+        ip(&["netns", "add", &name]);
+        let netns = Netns { name, link, outside, inside };
+        ip(&["link", "add", &netns.link, "type", "veth", "peer", "name", &peer]);
+        ip(&["link", "set", &peer, "netns", &netns.name]);
+        ip(&["addr", "add", &format!("{}/30", netns.outside), "dev", &netns.link]);
+        ip(&["link", "set", &netns.link, "up"]);
+        let inside = ["netns", "exec", &netns.name, "ip"];
+        ip(&[&inside[..], &["addr", "add", &format!("{}/30", netns.inside), "dev", &peer]].concat());
+        ip(&[&inside[..], &["link", "set", &peer, "up"]].concat());
+        ip(&[&inside[..], &["link", "set", "lo", "up"]].concat());
+        netns
+    }
+
+    fn set_link(&self, up: bool) {
+        ip(&["link", "set", &self.link, if up { "up" } else { "down" }]);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes the veth pair too.
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+#[test]
+fn a_node_cut_off_is_declared_dead_its_work_moves_and_it_rejoins_under_a_new_id() {
+    let netns = Netns::new();
+    let nats = Nats::start_at(&netns.outside);
+    let here = nats.node(1);
+    let mut there = nats.node_in(Some(&netns), 1);
+    let driver = {
+        let (url, transfer) = (nats.url.clone(), format!("{}:0", netns.outside));
+        std::thread::spawn(move || {
+            let dir = tempfile::tempdir().unwrap();
+            let args =
+                ["run", "--cluster", &url, "--transfer-listen", &transfer, guest!(CLUSTER), "--", "slow", "20", "300"];
+            prism(dir.path(), &args)
+        })
+    };
+    nats.wait_until(|status| field(status, &there.id, "running") > 0, "the job to reach the node");
+    netns.set_link(false);
+    let run = driver.join().unwrap();
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.ends_with("all 20 done\n"), "{}", run.stdout);
+    assert!(run.stderr.contains(&format!("node {} died while running it", there.id)), "{}", run.stderr);
+    assert!(alive(&nats.status(), &here.id));
+    assert!(!alive(&nats.status(), &there.id), "the cut-off node is still listed alive");
+    netns.set_link(true);
+    // It takes a new id for every stretch of DEAD_AFTER it stays cut off;
+    // the one it is alive under once back is the last of them.
+    let first = there.joined.recv_timeout(Duration::from_secs(60)).expect("the node did not rejoin");
+    assert_ne!(first, there.id);
+    let inside = format!("{}:", netns.inside);
+    let back = |status: &[Value]| {
+        let new = |n: &&Value| n["id"] != there.id.as_str() && n["alive"] == true;
+        status.iter().filter(new).find(|n| n["transfer"].as_str().unwrap().starts_with(&inside)).cloned()
+    };
+    nats.wait_until(|status| back(status).is_some(), "the node to be alive under a new id");
+    let rejoined = back(&nats.status()).unwrap()["id"].as_str().unwrap().to_string();
+    // A heartbeat of the old id stuck in the cut link may land once it is
+    // back; the purge queued behind it takes the old id out.
+    nats.wait_until(|status| !alive(status, &there.id), "the old id to be gone");
+    assert!(std::iter::once(first).chain(there.joined.try_iter()).any(|id| id == rejoined));
+    there.id = rejoined;
+    // It serves again: a job with more tasks than one node's cpu reaches it.
+    let run = nats.run(guest!(CLUSTER), &["--transfer-listen", &format!("{}:0", netns.outside)], &["squares", "200"]);
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(run.stdout, "sum 2646700\n");
+    nats.wait_until(|status| field(status, &there.id, "tasks") > 0, "the rejoined node to run tasks");
 }

@@ -239,6 +239,10 @@ impl Heartbeat {
                         return;
                     }
                     last = Instant::now();
+                    // A heartbeat stuck in the cut link may still land; the
+                    // purge, queued behind it, takes the old id out after it.
+                    let (cluster, old) = (cluster.clone(), now.id);
+                    tokio::spawn(async move { cluster.leave(&old).await });
                 }
             }
         });

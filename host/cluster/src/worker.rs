@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -51,6 +51,8 @@ struct Served {
     job: Arc<Job>,
     /// Its tasks' output, on its way to the caller.
     output: mpsc::UnboundedSender<Forward>,
+    /// Whether output was written since the last flush.
+    written: Arc<AtomicBool>,
     /// What its tasks pulled and made: held while the job is.
     holdings: Mutex<Holdings>,
     used: Mutex<Instant>,
@@ -66,6 +68,9 @@ enum Forward {
 impl Served {
     /// Resolves once the output its tasks wrote so far is on its way.
     async fn flush(&self) {
+        if !self.written.swap(false, Ordering::AcqRel) {
+            return;
+        }
         let (done, sent) = oneshot::channel();
         if self.output.send(Forward::Flush(done)).is_ok() {
             let _ = sent.await;
@@ -139,14 +144,17 @@ impl Worker {
             .entry(key)
             .or_insert_with(|| {
                 let (job, output) = (request.job, self.forward_output(request.output.clone(), request.job));
-                let sink = output.clone();
+                let (sink, written) = (output.clone(), Arc::new(AtomicBool::new(false)));
+                let wrote = written.clone();
                 let sink = Output::new(move |stream, bytes| {
+                    wrote.store(true, Ordering::Release);
                     let stderr = stream == Stream::Stderr;
                     let _ = sink.send(Forward::Chunk(OutputChunk { job, stderr, bytes: bytes.to_vec() }));
                 });
                 Arc::new(Served {
                     job: self.node.job(program, sink),
                     output,
+                    written,
                     holdings: Mutex::new(Holdings::new(&self.node.store)),
                     used: Mutex::new(Instant::now()),
                 })
