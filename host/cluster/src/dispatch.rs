@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use futures::StreamExt as _;
 use parking_lot::Mutex;
+use tokio::time::Instant;
 
 use prism_exec::{
     ActorInstance, Calls, DriverExit, Executor, Input, InstanceLimits, LoadError, Outcome, Output, ProgramInfo, Run,
@@ -16,7 +17,7 @@ use prism_exec::{
 };
 use prism_store::{Holdings, IdMap, ObjectId, ObjectStore, nested_refs};
 
-use crate::membership::{Cluster, Members};
+use crate::membership::{Cluster, DEAD_AFTER, Members};
 use crate::protocol::{Arg, Held, NodeInfo, OutputChunk, TaskReply, TaskRequest, Value, output_subject, task_subject};
 use crate::transfer::{self, Components};
 
@@ -37,6 +38,9 @@ pub struct Dispatcher {
     in_flight: Mutex<HashMap<String, u32>>,
     /// The nodes known to hold a copy of a large object, by its hash.
     copies: Mutex<IdMap<Vec<String>>>,
+    /// Nodes found not serving (no one took a request sent to them), and
+    /// when: left out of placement until the failure detector decides.
+    absent: Mutex<HashMap<String, Instant>>,
     /// Where its tasks' output goes: the subject, and each job's output.
     output: String,
     outputs: Arc<Mutex<HashMap<u64, Output>>>,
@@ -75,6 +79,7 @@ impl Dispatcher {
             names: Mutex::default(),
             in_flight: Mutex::default(),
             copies: Mutex::default(),
+            absent: Mutex::default(),
             output,
             outputs,
         })
@@ -82,7 +87,11 @@ impl Dispatcher {
 
     /// The node to run a task needing `num_cpus` with `args` on.
     fn place(&self, num_cpus: u32, args: &[Arg]) -> Result<NodeInfo, Trapped> {
-        let nodes: Vec<NodeInfo> = self.members.alive();
+        let nodes: Vec<NodeInfo> = {
+            let mut absent = self.absent.lock();
+            absent.retain(|_, since| since.elapsed() < DEAD_AFTER);
+            self.members.alive().into_iter().filter(|n| !absent.contains_key(&n.id)).collect()
+        };
         let mut fit: Vec<&NodeInfo> = nodes.iter().filter(|n| n.cpus >= num_cpus).collect();
         if fit.is_empty() {
             // Trapped messages follow "task `function`".
@@ -148,10 +157,28 @@ impl Dispatcher {
             .collect()
     }
 
+    /// Sends the task to a node chosen for it and waits for the answer, or
+    /// for that node to die; returns the node and its answer. A node that
+    /// no longer takes requests (it just died) never started the task: the
+    /// task goes to another at once, which costs it no retry.
+    async fn place_and_send(&self, request: &TaskRequest) -> Result<(NodeInfo, TaskReply), Trapped> {
+        loop {
+            let node = self.place(request.num_cpus, &request.args)?;
+            match self.send(&node, request).await {
+                Err(Sent::NotServing) => {
+                    tracing::debug!(node = %node.id, "no one takes requests for the node: placing elsewhere");
+                    self.absent.lock().insert(node.id.clone(), Instant::now());
+                }
+                Err(Sent::Failed(trapped)) => return Err(trapped),
+                Ok(reply) => return Ok((node, reply)),
+            }
+        }
+    }
+
     /// Sends the task to `node` and waits for its answer, or for `node` to
     /// die.
-    async fn send(&self, node: &NodeInfo, request: &TaskRequest) -> Result<TaskReply, Trapped> {
-        let lost = |why: String| Trapped { message: format!("node {} {why}", node.id), limit: false };
+    async fn send(&self, node: &NodeInfo, request: &TaskRequest) -> Result<TaskReply, Sent> {
+        let lost = |why: String| Sent::Failed(Trapped { message: format!("node {} {why}", node.id), limit: false });
         let payload = rmp_serde::to_vec(request).expect("requests encode");
         let ask = async_nats::Request::new().payload(payload.into()).timeout(None);
         *self.in_flight.lock().entry(node.id.clone()).or_default() += 1;
@@ -164,6 +191,7 @@ impl Dispatcher {
         }
         let message = answer.map_err(|e| match e.kind() {
             async_nats::RequestErrorKind::TimedOut => lost("died while running it".into()),
+            async_nats::RequestErrorKind::NoResponders => Sent::NotServing,
             _ => lost(format!("cannot be asked: {e}")),
         })?;
         rmp_serde::from_slice(&message.payload).map_err(|e| lost(format!("sent a malformed answer: {e}")))
@@ -199,7 +227,6 @@ impl Executor for Dispatcher {
         let store = calls.store();
         let args = self.args(store, args)?;
         let globals = globals(calls.as_ref())?;
-        let node = self.place(num_cpus, &args)?;
         let name = self.names.lock().get(&program).cloned().unwrap_or_default();
         let request = TaskRequest {
             origin: self.origin.clone(),
@@ -212,7 +239,7 @@ impl Executor for Dispatcher {
             globals,
             output: self.output.clone(),
         };
-        let reply = self.send(&node, &request).await?;
+        let (node, reply) = self.place_and_send(&request).await?;
         let failed = |message: String| Trapped { message, limit: false };
         let (value, nested) = match reply {
             TaskReply::Returned(value, nested) => (value, nested),
@@ -270,6 +297,14 @@ async fn pull(node: &NodeInfo, store: &Arc<ObjectStore>, object: Held) -> Result
     transfer::pull(&node.transfer, store, object)
         .await
         .map_err(|e| format!("cannot pull its value from node {}: {e}", node.id))
+}
+
+/// Why a task sent to a node has no answer.
+enum Sent {
+    /// No one takes requests for the node: it did not start the task.
+    NotServing,
+    /// It may have started it: a crashed attempt.
+    Failed(Trapped),
 }
 
 /// How another node pulls object `id` of `store`.
