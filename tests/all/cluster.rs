@@ -199,7 +199,8 @@ fn ocr_pages_spread_over_three_nodes_and_come_back_in_order() {
 fn the_seeds_programs_print_on_a_cluster_what_they_print_on_one_node() {
     let nats = Nats::start();
     let _nodes = [nats.node(1), nats.node(2)];
-    // Values and refs nested in them, driver globals, output, generators.
+    // Values and refs nested in them, driver globals, output, generators,
+    // an actor.
     for (guest, args) in [
         (guest!(PUT_GET), &[][..]),
         (guest!(ECHO), &[]),
@@ -207,6 +208,7 @@ fn the_seeds_programs_print_on_a_cluster_what_they_print_on_one_node() {
         (guest!(NESTED_TASKS), &[]),
         (guest!(PRINT_VIA_CAPTURE), &[]),
         (guest!(GENERATOR), &["1"]),
+        (guest!(COUNTER), &[]),
     ] {
         let run = nats.run(guest, &[], args);
         assert!(run.success, "{guest}: {}\n{}", run.stdout, run.stderr);
@@ -380,4 +382,35 @@ fn a_node_cut_off_is_declared_dead_its_work_moves_and_it_rejoins_under_a_new_id(
     assert!(run.success, "{}", run.stderr);
     assert_eq!(run.stdout, "sum 2646700\n");
     nats.wait_until(|status| field(status, &there.id, "tasks") > 0, "the rejoined node to run tasks");
+}
+
+#[test]
+fn actors_live_on_nodes_keep_their_order_and_restart_elsewhere_when_their_node_dies() {
+    let nats = Nats::start();
+    let mut nodes = [nats.node(1), nats.node(1), nats.node(1)];
+    let driver = {
+        let url = nats.url.clone();
+        std::thread::spawn(move || {
+            let dir = tempfile::tempdir().unwrap();
+            prism(dir.path(), &["run", "--cluster", &url, guest!(CLUSTER), "--", "tally", "20", "200"])
+        })
+    };
+    let hosting = |status: &[Value]| nodes.iter().position(|n| field(status, &n.id, "actors") > 0);
+    nats.wait_until(|status| hosting(status).is_some(), "a node to hold the actor");
+    let victim = hosting(&nats.status()).unwrap();
+    // Wait for a call or two before the kill.
+    std::thread::sleep(Duration::from_millis(500));
+    nodes[victim].kill();
+    let run = driver.join().unwrap();
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    let totals: Vec<u64> = run.stdout.lines().filter_map(|l| l.strip_prefix("total ")?.parse().ok()).collect();
+    assert_eq!(totals.len(), 20, "{}", run.stdout);
+    // In order on each instance: each total is one more than the last,
+    // except once, where the restarted instance starts again from 1.
+    let restarts = totals.windows(2).filter(|w| w[1] != w[0] + 1).count();
+    assert_eq!(restarts, 1, "{totals:?}");
+    assert!(totals.windows(2).all(|w| w[1] == w[0] + 1 || w[1] == 1), "{totals:?}");
+    assert!(run.stderr.contains("restarting actor"), "{}", run.stderr);
+    // Named actors on nodes are found, called and killed.
+    assert!(run.stdout.contains("named 7\nafter kill: Err(\"actor died\")\n"), "{}", run.stdout);
 }

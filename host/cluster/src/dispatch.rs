@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use futures::StreamExt as _;
 use parking_lot::Mutex;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use prism_exec::{
@@ -18,15 +20,25 @@ use prism_exec::{
 use prism_store::{Holdings, IdMap, ObjectId, ObjectStore, nested_refs};
 
 use crate::membership::{Cluster, DEAD_AFTER, Members};
-use crate::protocol::{Arg, Held, NodeInfo, OutputChunk, TaskReply, TaskRequest, Value, output_subject, task_subject};
+use crate::protocol::{
+    ActorRequest, ActorStarted, Arg, Held, NodeInfo, OutputChunk, TaskReply, TaskRequest, Value, actor_subject,
+    output_subject, task_subject,
+};
 use crate::transfer::{self, Components};
 
 /// Arguments at least this large pull a task to the node holding them.
 const LOCALITY_MIN: u64 = 1 << 20;
 
-/// Runs tasks on the cluster's nodes; everything else on `local`.
+/// Runs tasks, and actors' instances, on the cluster's nodes; drivers on
+/// `local`.
 pub struct Dispatcher {
     local: Arc<dyn Executor>,
+    link: Arc<Link>,
+}
+
+/// What the dispatcher and the actor instances it placed share: the
+/// connection, what is known of the nodes, and where results come back.
+struct Link {
     cluster: Cluster,
     members: Members,
     /// Where the nodes running its tasks pull from: this node's transfer
@@ -34,7 +46,7 @@ pub struct Dispatcher {
     origin: String,
     components: Arc<Components>,
     names: Mutex<HashMap<[u8; 32], String>>,
-    /// Tasks sent to each node and not yet answered.
+    /// Requests sent to each node and not yet answered.
     in_flight: Mutex<HashMap<String, u32>>,
     /// The nodes known to hold a copy of a large object, by its hash.
     copies: Mutex<IdMap<Vec<String>>>,
@@ -70,8 +82,7 @@ impl Dispatcher {
                 }
             }
         });
-        Ok(Dispatcher {
-            local,
+        let link = Link {
             cluster,
             members,
             origin,
@@ -82,9 +93,12 @@ impl Dispatcher {
             absent: Mutex::default(),
             output,
             outputs,
-        })
+        };
+        Ok(Dispatcher { local, link: Arc::new(link) })
     }
+}
 
+impl Link {
     /// The node to run a task needing `num_cpus` with `args` on.
     fn place(&self, num_cpus: u32, args: &[Arg]) -> Result<NodeInfo, Trapped> {
         let nodes: Vec<NodeInfo> = {
@@ -157,14 +171,42 @@ impl Dispatcher {
             .collect()
     }
 
-    /// Sends the task to a node chosen for it and waits for the answer, or
-    /// for that node to die; returns the node and its answer. A node that
-    /// no longer takes requests (it just died) never started the task: the
-    /// task goes to another at once, which costs it no retry.
-    async fn place_and_send(&self, request: &TaskRequest) -> Result<(NodeInfo, TaskReply), Trapped> {
+    /// The request for `function` of `run`'s component with `args`: what
+    /// the node needs to run it (the run's slot is given back: the cpus
+    /// that count are the node's).
+    fn request(&self, run: Run, function: &str, args: &[Input]) -> Result<(TaskRequest, Arc<dyn Calls>), Trapped> {
+        let Run { calls, slot, job, program, num_cpus, output, .. } = run;
+        drop(slot);
+        self.outputs.lock().entry(job).or_insert(output);
+        let request = TaskRequest {
+            origin: self.origin.clone(),
+            job,
+            component: program,
+            name: self.names.lock().get(&program).cloned().unwrap_or_default(),
+            function: function.to_string(),
+            args: self.args(calls.store(), args)?,
+            num_cpus,
+            globals: globals(calls.as_ref())?,
+            output: self.output.clone(),
+        };
+        Ok((request, calls))
+    }
+
+    /// Sends `message` to a node chosen for `request` (on the subject
+    /// `subject` names) and waits for the answer, or for that node to die;
+    /// returns the node and its answer. A node that no longer takes
+    /// requests (it just died) never saw it: it goes to another at once,
+    /// which costs the call no retry.
+    async fn place_and_ask<R: DeserializeOwned>(
+        &self,
+        request: &TaskRequest,
+        subject: fn(&str) -> String,
+        message: &impl Serialize,
+    ) -> Result<(NodeInfo, R), Trapped> {
+        let payload = rmp_serde::to_vec(message).expect("requests encode");
         loop {
             let node = self.place(request.num_cpus, &request.args)?;
-            match self.send(&node, request).await {
+            match self.ask(&node, subject(&node.id), payload.clone()).await {
                 Err(Sent::NotServing) => {
                     tracing::debug!(node = %node.id, "no one takes requests for the node: placing elsewhere");
                     self.absent.lock().insert(node.id.clone(), Instant::now());
@@ -175,15 +217,14 @@ impl Dispatcher {
         }
     }
 
-    /// Sends the task to `node` and waits for its answer, or for `node` to
-    /// die.
-    async fn send(&self, node: &NodeInfo, request: &TaskRequest) -> Result<TaskReply, Sent> {
+    /// Sends `payload` to `node` on `subject` and waits for its answer, or
+    /// for `node` to die.
+    async fn ask<R: DeserializeOwned>(&self, node: &NodeInfo, subject: String, payload: Vec<u8>) -> Result<R, Sent> {
         let lost = |why: String| Sent::Failed(Trapped { message: format!("node {} {why}", node.id), limit: false });
-        let payload = rmp_serde::to_vec(request).expect("requests encode");
         let ask = async_nats::Request::new().payload(payload.into()).timeout(None);
         *self.in_flight.lock().entry(node.id.clone()).or_default() += 1;
         let answer = tokio::select! {
-            answer = self.cluster.client.send_request(task_subject(&node.id), ask) => answer,
+            answer = self.cluster.client.send_request(subject, ask) => answer,
             () = self.members.lost(&node.id) => Err(async_nats::RequestErrorKind::TimedOut.into()),
         };
         if let Some(n) = self.in_flight.lock().get_mut(&node.id) {
@@ -195,6 +236,42 @@ impl Dispatcher {
             _ => lost(format!("cannot be asked: {e}")),
         })?;
         rmp_serde::from_slice(&message.payload).map_err(|e| lost(format!("sent a malformed answer: {e}")))
+    }
+
+    /// The outcome `reply` from `node` says, for `request`: the value's
+    /// nested objects and the value itself pulled into `store` (the nested
+    /// ones held by `keep`).
+    async fn receive(
+        &self,
+        node: &NodeInfo,
+        store: &Arc<ObjectStore>,
+        request: &TaskRequest,
+        reply: TaskReply,
+        keep: &mut Holdings,
+    ) -> Outcome {
+        let failed = |message: String| Trapped { message, limit: false };
+        let (value, nested) = match reply {
+            TaskReply::Returned(value, nested) => (value, nested),
+            TaskReply::Ended(Ok(refused)) => return Ok(Err(refused)),
+            TaskReply::Ended(Err(trapped)) => return Err(trapped),
+            TaskReply::Refused(why) => return Err(failed(format!("node {} could not run it: {why}", node.id))),
+        };
+        self.record_copies(&node.id, &request.args, &value);
+        for object in nested {
+            pull(node, store, object).await.map_err(failed)?;
+            keep.adopt(object.id);
+        }
+        Ok(Ok(match value {
+            Value::Inline(bytes) => bytes,
+            Value::Stored(held) => {
+                pull(node, store, held).await.map_err(failed)?;
+                let bytes = store.try_get(&held.id).and_then(Result::ok).map(|o| o.to_vec());
+                store.release(&held.id);
+                bytes
+                    .ok_or_else(|| failed(format!("its value `{}` vanished", held.id)))?
+                    .map_err(|f| failed(f.to_string()))?
+            }
+        }))
     }
 }
 
@@ -210,8 +287,8 @@ impl Executor for Dispatcher {
         wasm: &[u8],
     ) -> Result<ProgramInfo, LoadError> {
         let program = self.local.load(cache_dir, namespace, limits, name, hash, wasm).await?;
-        self.components.offer(hash, Arc::new(wasm.to_vec()));
-        self.names.lock().insert(hash, name.to_string());
+        self.link.components.offer(hash, Arc::new(wasm.to_vec()));
+        self.link.names.lock().insert(hash, name.to_string());
         Ok(program)
     }
 
@@ -220,55 +297,30 @@ impl Executor for Dispatcher {
         if run.calls.generates() {
             return self.local.run_task(run, function, args, keep).await;
         }
-        // The cpus are the remote node's: this node's go back at once.
-        let Run { calls, slot, job, program, num_cpus, output, .. } = run;
-        drop(slot);
-        self.outputs.lock().entry(job).or_insert(output);
-        let store = calls.store();
-        let args = self.args(store, args)?;
-        let globals = globals(calls.as_ref())?;
-        let name = self.names.lock().get(&program).cloned().unwrap_or_default();
-        let request = TaskRequest {
-            origin: self.origin.clone(),
-            job,
-            component: program,
-            name,
-            function: function.to_string(),
-            args,
-            num_cpus,
-            globals,
-            output: self.output.clone(),
-        };
-        let (node, reply) = self.place_and_send(&request).await?;
-        let failed = |message: String| Trapped { message, limit: false };
-        let (value, nested) = match reply {
-            TaskReply::Returned(value, nested) => (value, nested),
-            TaskReply::Ended(Ok(refused)) => return Ok(Err(refused)),
-            TaskReply::Ended(Err(trapped)) => return Err(trapped),
-            TaskReply::Refused(why) => return Err(failed(format!("node {} could not run it: {why}", node.id))),
-        };
-        self.record_copies(&node.id, &request.args, &value);
-        // What the value nests is pulled here, held until the caller has
-        // stored the value.
-        for object in nested {
-            pull(&node, store, object).await.map_err(failed)?;
-            keep.adopt(object.id);
-        }
-        Ok(Ok(match value {
-            Value::Inline(bytes) => bytes,
-            Value::Stored(held) => {
-                pull(&node, store, held).await.map_err(failed)?;
-                let bytes = store.try_get(&held.id).and_then(Result::ok).map(|o| o.to_vec());
-                store.release(&held.id);
-                bytes
-                    .ok_or_else(|| failed(format!("its value `{}` vanished", held.id)))?
-                    .map_err(|f| failed(f.to_string()))?
-            }
-        }))
+        let (request, calls) = self.link.request(run, function, args)?;
+        let (node, reply) = self.link.place_and_ask(&request, task_subject, &request).await?;
+        // What the value nests is held until the caller has stored it.
+        self.link.receive(&node, calls.store(), &request, reply, keep).await
     }
 
     async fn start_actor(&self, run: Run, class: &str, args: &[Input]) -> Result<Box<dyn ActorInstance>, String> {
-        self.local.start_actor(run, class, args).await
+        let (mut request, calls) = self.link.request(run, class, args).map_err(|t| t.message)?;
+        // An instance holds a cpu only while a call runs, as Ray's actors
+        // (num_cpus=0 once created) do; any node with one will do.
+        request.num_cpus = 1;
+        let message = ActorRequest::Start(request.clone());
+        let (node, started) =
+            self.link.place_and_ask(&request, actor_subject, &message).await.map_err(|t| t.message)?;
+        match started {
+            ActorStarted::Started(instance) => Ok(Box::new(RemoteActor {
+                link: self.link.clone(),
+                node,
+                instance,
+                store: calls.store().clone(),
+                keep: Holdings::new(calls.store()),
+            })),
+            ActorStarted::Failed(message) => Err(message),
+        }
     }
 
     async fn run_driver(&self, run: Run, args: &[String]) -> Result<DriverExit, LoadError> {
@@ -276,7 +328,7 @@ impl Executor for Dispatcher {
     }
 
     fn end_job(&self, job: u64) {
-        self.outputs.lock().remove(&job);
+        self.link.outputs.lock().remove(&job);
         self.local.end_job(job);
     }
 
@@ -293,10 +345,48 @@ impl Executor for Dispatcher {
     }
 }
 
-async fn pull(node: &NodeInfo, store: &Arc<ObjectStore>, object: Held) -> Result<u64, String> {
-    transfer::pull(&node.transfer, store, object)
-        .await
-        .map_err(|e| format!("cannot pull its value from node {}: {e}", node.id))
+/// An actor's instance on another node. The actor itself (its queue,
+/// per-caller order, restarts, name) stays with the caller's node, which
+/// calls this instance one call at a time; if its node dies, a call ends
+/// as a trap and the actor restarts, on a node placed afresh.
+struct RemoteActor {
+    link: Arc<Link>,
+    node: NodeInfo,
+    instance: u64,
+    store: Arc<ObjectStore>,
+    /// The objects its calls' values nested, pulled here: held as long as
+    /// the instance is.
+    keep: Holdings,
+}
+
+#[async_trait::async_trait]
+impl ActorInstance for RemoteActor {
+    async fn call(&mut self, run: Run, label: &str, method: &str, args: &[Input]) -> Outcome {
+        if run.calls.generates() {
+            let message = "generator methods of an actor on another node are not supported yet".to_string();
+            return Err(Trapped { message, limit: true });
+        }
+        let (request, _) = self.link.request(run, method, args)?;
+        let message = ActorRequest::Call(self.instance, label.to_string(), request.clone());
+        let payload = rmp_serde::to_vec(&message).expect("requests encode");
+        let reply = match self.link.ask(&self.node, actor_subject(&self.node.id), payload).await {
+            Ok(reply) => reply,
+            Err(Sent::Failed(trapped)) => return Err(trapped),
+            Err(Sent::NotServing) => {
+                let message = format!("node {} no longer takes requests", self.node.id);
+                return Err(Trapped { message, limit: false });
+            }
+        };
+        self.link.receive(&self.node, &self.store, &request, reply, &mut self.keep).await
+    }
+}
+
+impl Drop for RemoteActor {
+    fn drop(&mut self) {
+        let payload = rmp_serde::to_vec(&ActorRequest::Drop(self.instance)).expect("requests encode");
+        let (client, subject) = (self.link.cluster.client.clone(), actor_subject(&self.node.id));
+        tokio::spawn(async move { client.publish(subject, payload.into()).await });
+    }
 }
 
 /// Why a task sent to a node has no answer.
@@ -318,4 +408,10 @@ fn describe(store: &ObjectStore, id: ObjectId) -> Result<Held, Trapped> {
 /// The job globals a call sees, as another node pulls them.
 fn globals(calls: &dyn Calls) -> Result<Vec<(String, Held)>, Trapped> {
     calls.globals().into_iter().map(|(name, id)| Ok((name, describe(calls.store(), id)?))).collect()
+}
+
+async fn pull(node: &NodeInfo, store: &Arc<ObjectStore>, object: Held) -> Result<u64, String> {
+    transfer::pull(&node.transfer, store, object)
+        .await
+        .map_err(|e| format!("cannot pull its value from node {}: {e}", node.id))
 }

@@ -15,6 +15,11 @@ pub fn task_subject(node: &str) -> String {
     format!("prism.node.{node}.task")
 }
 
+/// The subject a node takes actor requests on.
+pub fn actor_subject(node: &str) -> String {
+    format!("prism.node.{node}.actor")
+}
+
 /// The subject a caller's node takes its tasks' output on; `caller` is
 /// random, new at every start.
 pub fn output_subject(caller: &str) -> String {
@@ -42,6 +47,8 @@ pub struct NodeInfo {
     pub bytes: u64,
     /// Bytes it pulled from other nodes so far.
     pub pulled: u64,
+    /// Actors' instances it keeps for callers elsewhere.
+    pub actors: u32,
 }
 
 /// An object a node holds and another may pull: its id, and the blake3 of
@@ -88,6 +95,31 @@ pub struct TaskRequest {
     /// Where the task's stdout and stderr go: a subject the caller takes
     /// [`OutputChunk`]s on.
     pub output: String,
+}
+
+/// What a caller asks of an actor instance it keeps on another node. The
+/// caller's node keeps the actor itself (its queue, per-caller order,
+/// restarts, name); the node it is on keeps only the instance.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ActorRequest {
+    /// Make an instance of `class` (the `function` of the request), its
+    /// constructor run with the request's arguments. Answered with
+    /// [`ActorStarted`].
+    Start(TaskRequest),
+    /// Run method `function` of instance `.0` (`label` is
+    /// `Class.method`). Answered with a [`TaskReply`].
+    Call(u64, String, TaskRequest),
+    /// The instance is no longer wanted. Not answered.
+    Drop(u64),
+}
+
+/// How starting an actor's instance on another node ended.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ActorStarted {
+    /// Its number there.
+    Started(u64),
+    /// The constructor failed, or the node could not run it: why.
+    Failed(String),
 }
 
 /// Output of a task that ran on another node, for its caller's job.

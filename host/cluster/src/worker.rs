@@ -13,11 +13,14 @@ use parking_lot::Mutex;
 use tokio::sync::{OnceCell, mpsc, oneshot};
 use tokio::time::Instant;
 
-use prism_exec::{Input, Output, ProgramInfo, Stream};
+use prism_exec::{ActorInstance, Input, Outcome, Output, ProgramInfo, Stream};
 use prism_node::{Job, Node};
 use prism_store::{GetError, Holdings, ObjectId, nested_refs};
 
-use crate::protocol::{Arg, Held, INLINE_REPLY_MAX, OutputChunk, TaskReply, TaskRequest, Value, task_subject};
+use crate::protocol::{
+    ActorRequest, ActorStarted, Arg, Held, INLINE_REPLY_MAX, OutputChunk, TaskReply, TaskRequest, Value, actor_subject,
+    task_subject,
+};
 use crate::transfer::{self, Components};
 
 /// How long a caller's job is kept (its instances warm, its pulled and
@@ -37,6 +40,15 @@ pub struct Worker {
     pub running: AtomicU32,
     /// Bytes pulled from other nodes so far.
     pub pulled: AtomicU64,
+    /// Actors' instances kept for callers elsewhere, by number.
+    instances: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<Hosted>>>>,
+    next_instance: AtomicU64,
+}
+
+/// An actor's instance kept here, and the job it belongs to.
+struct Hosted {
+    instance: Box<dyn ActorInstance>,
+    served: Arc<Served>,
 }
 
 /// A component, once pulled and compiled.
@@ -90,6 +102,8 @@ impl Worker {
             jobs: Mutex::default(),
             running: AtomicU32::new(0),
             pulled: AtomicU64::new(0),
+            instances: Mutex::default(),
+            next_instance: AtomicU64::new(0),
         });
         let sweeper = Arc::downgrade(&worker);
         tokio::spawn(async move {
@@ -106,22 +120,82 @@ impl Worker {
     /// Takes task requests for node `id` until the subscription ends (the
     /// caller drops this future when `id` changes, and serves the new one).
     pub async fn serve(self: &Arc<Self>, id: &str) -> Result<(), async_nats::SubscribeError> {
-        let mut requests = self.client.subscribe(task_subject(id)).await?;
-        while let Some(message) = requests.next().await {
+        let tasks = self.client.subscribe(task_subject(id)).await?;
+        let actors = self.client.subscribe(actor_subject(id)).await?;
+        let mut requests = futures::stream::select(tasks.map(|m| (false, m)), actors.map(|m| (true, m)));
+        while let Some((actor, message)) = requests.next().await {
             let (worker, client) = (self.clone(), self.client.clone());
             tokio::spawn(async move {
-                let Some(reply) = message.reply else { return };
-                let answer = match rmp_serde::from_slice::<TaskRequest>(&message.payload) {
-                    Ok(request) => worker.run(request).await,
-                    Err(e) => TaskReply::Refused(format!("a malformed task request: {e}")),
+                let bytes = if actor {
+                    match rmp_serde::from_slice::<ActorRequest>(&message.payload) {
+                        Ok(request) => worker.actor(request).await,
+                        Err(e) => Some(encode(&TaskReply::Refused(format!("a malformed actor request: {e}")))),
+                    }
+                } else {
+                    Some(encode(&match rmp_serde::from_slice::<TaskRequest>(&message.payload) {
+                        Ok(request) => worker.run(request).await,
+                        Err(e) => TaskReply::Refused(format!("a malformed task request: {e}")),
+                    }))
                 };
-                let bytes = rmp_serde::to_vec(&answer).expect("replies encode");
-                if let Err(e) = client.publish(reply, bytes.into()).await {
-                    tracing::warn!(error = %e, "cannot answer a task request");
+                if let (Some(reply), Some(bytes)) = (message.reply, bytes)
+                    && let Err(e) = client.publish(reply, bytes.into()).await
+                {
+                    tracing::warn!(error = %e, "cannot answer a request");
                 }
             });
         }
         Ok(())
+    }
+
+    /// Actors' instances kept here.
+    pub fn actors(&self) -> u32 {
+        self.instances.lock().len() as u32
+    }
+
+    /// Answers an actor request (a drop gets no answer).
+    async fn actor(&self, request: ActorRequest) -> Option<Vec<u8>> {
+        match request {
+            ActorRequest::Start(request) => Some(encode(&match self.prepare(&request).await {
+                Err(message) => ActorStarted::Failed(message),
+                Ok((served, inputs)) => {
+                    match self.node.start_actor_here(&served.job, &request.function, &inputs).await {
+                        Err(message) => ActorStarted::Failed(message),
+                        Ok(instance) => {
+                            let n = self.next_instance.fetch_add(1, Ordering::Relaxed);
+                            let hosted = Hosted { instance, served };
+                            self.instances.lock().insert(n, Arc::new(tokio::sync::Mutex::new(hosted)));
+                            ActorStarted::Started(n)
+                        }
+                    }
+                }
+            })),
+            ActorRequest::Call(n, label, request) => {
+                let Some(hosted) = self.instances.lock().get(&n).cloned() else {
+                    return Some(encode(&TaskReply::Refused(format!("no actor instance {n} here"))));
+                };
+                self.running.fetch_add(1, Ordering::Relaxed);
+                let reply = match self.prepare(&request).await {
+                    Err(message) => TaskReply::Refused(message),
+                    Ok((_, inputs)) => {
+                        let mut hosted = hosted.lock().await;
+                        let Hosted { instance, served } = &mut *hosted;
+                        *served.used.lock() = Instant::now();
+                        let outcome = self
+                            .node
+                            .call_actor_here(&served.job, instance.as_mut(), &label, &request.function, &inputs)
+                            .await;
+                        let made = Holdings::new(&self.node.store);
+                        self.reply(served, outcome, made).await
+                    }
+                };
+                self.running.fetch_sub(1, Ordering::Relaxed);
+                Some(encode(&reply))
+            }
+            ActorRequest::Drop(n) => {
+                self.instances.lock().remove(&n);
+                None
+            }
+        }
     }
 
     async fn run(&self, request: TaskRequest) -> TaskReply {
@@ -244,10 +318,16 @@ impl Worker {
     }
 
     async fn execute(&self, served: &Served, request: &TaskRequest, inputs: &[Input]) -> TaskReply {
-        let store = &self.node.store;
-        let mut made = Holdings::new(store);
+        let mut made = Holdings::new(&self.node.store);
         let outcome =
             self.node.run_task_here(&served.job, &request.function, inputs, request.num_cpus, &mut made).await;
+        self.reply(served, outcome, made).await
+    }
+
+    /// The answer to a call that ended with `outcome`, holding `made` (the
+    /// refs it still held) as long as the job is.
+    async fn reply(&self, served: &Served, outcome: Outcome, mut made: Holdings) -> TaskReply {
+        let store = &self.node.store;
         // What it printed reaches its caller before its answer does.
         served.flush().await;
         let bytes = match outcome {
@@ -290,4 +370,8 @@ impl Worker {
         };
         Ok(crate::held(id, &object))
     }
+}
+
+fn encode(message: &impl serde::Serialize) -> Vec<u8> {
+    rmp_serde::to_vec(message).expect("replies encode")
 }

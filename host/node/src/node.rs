@@ -17,8 +17,8 @@ use crate::scope::Scope;
 use crate::threads::Threads;
 use prism_exec::config::Config;
 use prism_exec::{
-    ActorId, ActorOptions, Class, DriverExit, Executor, Input, InstanceLimits, LoadError, Outcome, Output, ProgramInfo,
-    Run, Slot, Stream, TaskArg, TaskOptions,
+    ActorId, ActorInstance, ActorOptions, Class, DriverExit, Executor, Input, InstanceLimits, LoadError, Outcome,
+    Output, ProgramInfo, Run, Slot, Stream, TaskArg, TaskOptions,
 };
 use prism_store::error::{Failure, listing};
 use prism_store::{Capacity, Holdings, ObjectId, ObjectStore, Unread, nested_refs};
@@ -459,6 +459,36 @@ impl Node {
         let counter = if matches!(outcome, Ok(Ok(_))) { &self.tasks.finished } else { &self.tasks.failed };
         counter.fetch_add(1, Ordering::Relaxed);
         outcome
+    }
+
+    /// Makes an actor's instance of `class` of the job's program here,
+    /// its constructor run with `args`: the instance of an actor whose
+    /// caller, on another node, keeps its queue, order and restarts.
+    pub async fn start_actor_here(
+        self: &Arc<Self>,
+        job: &Arc<Job>,
+        class: &str,
+        args: &[Input],
+    ) -> Result<Box<dyn ActorInstance>, String> {
+        let scope = Scope::new(self, job, None, self.next_caller(), None, None);
+        let run = self.run(job, scope, job.program.hash, self.limits(), None, 0);
+        self.executor.start_actor(run, class, args).await
+    }
+
+    /// Runs `method` (`label` is `Class.method`) on `instance`, made by
+    /// [`Node::start_actor_here`], on one of this node's cpus.
+    pub async fn call_actor_here(
+        self: &Arc<Self>,
+        job: &Arc<Job>,
+        instance: &mut dyn ActorInstance,
+        label: &str,
+        method: &str,
+        args: &[Input],
+    ) -> Outcome {
+        let slot = self.scheduler.acquire(self, 1).await;
+        let scope = Scope::new(self, job, None, self.next_caller(), None, None);
+        let run = self.run(job, scope, job.program.hash, self.limits(), Some(Slot::new(slot)), 1);
+        instance.call(run, label, method, args).await
     }
 
     /// A ref that is failed from the start; `unread` is told if it is

@@ -7,7 +7,7 @@ use prism_cluster::membership::DEAD_AFTER;
 /// Look at a cluster of nodes
 #[derive(Subcommand)]
 pub enum Cluster {
-    /// List the cluster's nodes: alive or dead, their cpus, load and objects
+    /// List the cluster's nodes: alive or dead, their cpus, load, actors and objects
     Status(Status),
 }
 
@@ -37,7 +37,7 @@ impl Cluster {
                 .map(|(n, alive)| {
                     serde_json::json!({
                         "id": n.id, "alive": alive, "transfer": n.transfer, "cpus": n.cpus, "running": n.running,
-                        "tasks": n.tasks, "failed": n.failed, "objects": n.objects, "bytes": n.bytes, "pulled": n.pulled,
+                        "tasks": n.tasks, "failed": n.failed, "objects": n.objects, "bytes": n.bytes, "pulled": n.pulled, "actors": n.actors,
                     })
                 })
                 .collect();
@@ -45,14 +45,14 @@ impl Cluster {
             return Ok(ExitCode::SUCCESS);
         }
         println!(
-            "{:<16}  {:<5}  {:>4}  {:>7}  {:>8}  {:>6}  {:>7}  {:>12}  {:>12}  TRANSFER",
-            "NODE", "STATE", "CPUS", "RUNNING", "TASKS", "FAILED", "OBJECTS", "BYTES", "PULLED"
+            "{:<16}  {:<5}  {:>4}  {:>7}  {:>8}  {:>6}  {:>6}  {:>7}  {:>12}  {:>12}  TRANSFER",
+            "NODE", "STATE", "CPUS", "RUNNING", "TASKS", "FAILED", "ACTORS", "OBJECTS", "BYTES", "PULLED"
         );
         for (n, alive) in &nodes {
             let state = if *alive { "alive" } else { "dead" };
             println!(
-                "{:<16}  {:<5}  {:>4}  {:>7}  {:>8}  {:>6}  {:>7}  {:>12}  {:>12}  {}",
-                n.id, state, n.cpus, n.running, n.tasks, n.failed, n.objects, n.bytes, n.pulled, n.transfer
+                "{:<16}  {:<5}  {:>4}  {:>7}  {:>8}  {:>6}  {:>6}  {:>7}  {:>12}  {:>12}  {}",
+                n.id, state, n.cpus, n.running, n.tasks, n.failed, n.actors, n.objects, n.bytes, n.pulled, n.transfer
             );
         }
         if nodes.is_empty() {

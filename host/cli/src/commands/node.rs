@@ -55,6 +55,7 @@ impl Node {
                     objects: node.store.len() as u64,
                     bytes: node.store.usage().1,
                     pulled: worker.pulled.load(Ordering::Relaxed),
+                    actors: worker.actors(),
                 }
             };
             let mut id = Heartbeat::start(cluster.clone(), info).id;

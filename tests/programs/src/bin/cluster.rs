@@ -6,7 +6,9 @@
 //! `cluster.wasm -- big MIB`: a MIB-MiB byte string put here, read twice by
 //! tasks on other nodes (mapped);
 //! `cluster.wasm -- made MIB`: a MIB-MiB byte string made by a task, read by
-//! another; `cluster.wasm -- greedy`: a task asking for 64 cpus.
+//! another; `cluster.wasm -- tally N MS`: an actor on a node, called N
+//! times, each call MS ms of cpu, then a named one found and killed;
+//! `cluster.wasm -- greedy`: a task asking for 64 cpus.
 
 use std::time::{Duration, Instant};
 
@@ -38,6 +40,26 @@ fn checksum(data: View) -> (u64, u64, bool) {
 #[prism::remote]
 fn make(mib: u64) -> Bytes {
     Bytes::from(pattern(mib))
+}
+
+/// A counter whose instance lives on a node.
+#[prism::actor]
+struct Tally {
+    total: u64,
+}
+
+#[prism::actor]
+impl Tally {
+    fn new() -> Self {
+        Tally { total: 0 }
+    }
+
+    /// Adds `n` after `ms` ms of cpu; the new total.
+    fn add(&mut self, n: u64, ms: u64) -> u64 {
+        slow(0, ms);
+        self.total += n;
+        self.total
+    }
 }
 
 #[prism::remote]
@@ -80,6 +102,21 @@ fn main() {
             let made = make::remote(number(1));
             let (len, sum, mapped) = prism::get(&checksum::remote(&made)).unwrap();
             println!("read {len} bytes, sum ok: {}, mapped: {mapped}", sum == expected);
+        }
+        Some("tally") => {
+            // Calls in order; after its node dies the actor restarts
+            // elsewhere, from a fresh total.
+            let options = prism::ActorOptions::new().max_restarts(3).max_task_retries(3);
+            let tally = Tally::remote_with(&options).unwrap();
+            for _ in 0..number(1) {
+                println!("total {}", prism::get(&tally.add(1, number(2)).remote()).unwrap());
+            }
+            let named = prism::ActorOptions::new().name("tally");
+            let _kept = Tally::remote_with(&named).unwrap();
+            let found: prism::Actor<Tally> = prism::get_actor("tally").unwrap();
+            println!("named {}", prism::get(&found.add(7, 0).remote()).unwrap());
+            found.kill().unwrap();
+            println!("after kill: {:?}", prism::get(&found.add(1, 0).remote()).map_err(|_| "actor died"));
         }
         Some("greedy") => {
             println!("{:?}", prism::get(&greedy::remote_with(&prism::Options::new().num_cpus(64))));
