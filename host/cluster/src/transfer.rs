@@ -210,10 +210,8 @@ async fn pull_on(
     if header.raw {
         // A byte string nests nothing; a large one streams to its file.
         let store = store.clone();
-        let reader = io::Read::take(tokio_util::io::SyncIoBridge::new(&mut *stream), header.len);
-        // Large reads: each one blocks on the socket once.
-        let reader = io::BufReader::with_capacity(1 << 20, ReadExact { inner: reader, left: header.len });
-        return tokio::task::block_in_place(|| store.adopt_bin_streamed(id, hash, reader))
+        let reader = tokio_util::io::SyncIoBridge::new(&mut *stream);
+        return tokio::task::block_in_place(|| store.adopt_bin_streamed(id, hash, header.len, reader))
             .map(|()| header.len)
             .map_err(PullError::Store);
     }
@@ -233,21 +231,4 @@ async fn pull_on(
         store.release(child);
     }
     stored.map(|()| pulled)
-}
-
-/// A reader that fails, rather than ends, if fewer than `left` bytes come.
-struct ReadExact<R> {
-    inner: R,
-    left: u64,
-}
-
-impl<R: io::Read> io::Read for ReadExact<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n == 0 && self.left > 0 && !buf.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the sender hung up midway"));
-        }
-        self.left -= n as u64;
-        Ok(n)
-    }
 }

@@ -217,18 +217,53 @@ impl ObjectStore {
         self.insert(id, hash, Source::Encoded(bytes)).map(drop)
     }
 
-    /// Stores a copy of object `id`, a byte string whose contents `reader`
-    /// yields: a large one streams into its blob file. It must hash to
-    /// `hash`, or nothing is kept.
-    pub fn adopt_bin_streamed(&self, id: ObjectId, hash: ObjectId, reader: impl io::Read) -> Result<(), Failure> {
-        let (temp, len) = match self.stream_bin(reader)? {
-            Streamed::Small(data) => return self.adopt(id, hash, [object::bin_header(data.len()), data].concat()),
-            Streamed::File(temp, len, streamed) if streamed == hash => (temp, len),
-            Streamed::File(temp, ..) => {
-                let _ = std::fs::remove_file(temp);
-                return Err(mismatch(&id));
+    /// Stores a copy of object `id`, a byte string of `len` bytes that
+    /// `reader` yields: a large one streams into its blob file, hashed as it
+    /// arrives (one pass over the bytes). It must hash to `hash`, or nothing
+    /// is kept.
+    pub fn adopt_bin_streamed(
+        &self,
+        id: ObjectId,
+        hash: ObjectId,
+        len: u64,
+        mut reader: impl io::Read,
+    ) -> Result<(), Failure> {
+        let cut_off = |e: io::Error| Failure::InvalidArgument(format!("the copy of `{id}` was cut off: {e}"));
+        if !object::is_large(len as usize) {
+            let mut data = object::bin_header(len as usize);
+            io::Read::read_to_end(&mut reader.take(len), &mut data).map_err(cut_off)?;
+            return self.adopt(id, hash, data);
+        }
+        if len > MAX_OBJECT_SIZE as u64 {
+            return Err(Failure::LimitExceeded(format!(
+                "an object of {len} bytes is larger than the largest object, {MAX_OBJECT_SIZE} bytes"
+            )));
+        }
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&object::bin_header(len as usize));
+        let written = object::write_temp(&self.blobs, |file| {
+            let mut buffer = vec![0; 1 << 20];
+            let mut left = len;
+            while left > 0 {
+                let want = buffer.len().min(left as usize);
+                let n = reader.read(&mut buffer[..want])?;
+                if n == 0 {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the sender stopped midway"));
+                }
+                hasher.update(&buffer[..n]);
+                io::Write::write_all(file, &buffer[..n])?;
+                left -= n as u64;
             }
-        };
+            Ok(())
+        });
+        let (temp, ()) = written.map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => cut_off(e),
+            _ => self.cannot_write(e),
+        })?;
+        if ObjectId::from(*hasher.finalize().as_bytes()) != hash {
+            let _ = std::fs::remove_file(temp);
+            return Err(mismatch(&id));
+        }
         self.insert(id, hash, Source::File(temp, len)).map(drop)
     }
 
