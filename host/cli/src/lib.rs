@@ -44,8 +44,9 @@ pub async fn cluster_node(config: Config, url: &str, transfer_listen: SocketAddr
     let origin = listener.local_addr()?.to_string();
     let components = Arc::new(Components::default());
     let local = Arc::new(Runtime::new(&config)?);
-    let dispatcher = Dispatcher::new(local, cluster, members, origin, components.clone()).await?;
-    let node = Host::with(Arc::new(dispatcher), &config, Threads::default()).open(config)?;
+    let dispatcher = Arc::new(Dispatcher::new(local, cluster, members, origin, components.clone()).await?);
+    let node = Host::with(dispatcher.clone(), &config, Threads::default()).open(config)?;
     tokio::spawn(transfer::serve(listener, node.store.clone(), components));
+    tokio::spawn(dispatcher.answer_callers(node.clone()));
     Ok(node)
 }

@@ -7,8 +7,10 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use async_nats::SubscribeError;
 use futures::StreamExt as _;
 use parking_lot::Mutex;
+use prism_node::Node;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
@@ -22,7 +24,7 @@ use prism_store::{Holdings, IdMap, ObjectId, ObjectStore, nested_refs};
 use crate::membership::{Cluster, DEAD_AFTER, Members};
 use crate::protocol::{
     ActorRequest, ActorStarted, Arg, Held, NodeInfo, OutputChunk, TaskReply, TaskRequest, Value, actor_subject,
-    output_subject, task_subject,
+    caller_subject, output_subject, task_subject,
 };
 use crate::transfer::{self, Components};
 
@@ -56,6 +58,8 @@ struct Link {
     /// Where its tasks' output goes: the subject, and each job's output.
     output: String,
     outputs: Arc<Mutex<HashMap<u64, Output>>>,
+    /// Where its tasks' calls of its actors come.
+    callers: String,
 }
 
 impl Dispatcher {
@@ -67,8 +71,9 @@ impl Dispatcher {
         members: Members,
         origin: String,
         components: Arc<Components>,
-    ) -> Result<Self, async_nats::SubscribeError> {
-        let output = output_subject(&format!("{:016x}", rand::random::<u64>()));
+    ) -> Result<Self, SubscribeError> {
+        let me = format!("{:016x}", rand::random::<u64>());
+        let output = output_subject(&me);
         let mut chunks = cluster.client.subscribe(output.clone()).await?;
         let outputs: Arc<Mutex<HashMap<u64, Output>>> = Arc::default();
         let routes = Arc::downgrade(&outputs);
@@ -93,8 +98,15 @@ impl Dispatcher {
             absent: Mutex::default(),
             output,
             outputs,
+            callers: caller_subject(&me),
         };
         Ok(Dispatcher { local, link: Arc::new(link) })
+    }
+
+    /// Answers the nodes running `node`'s tasks when those call `node`'s
+    /// actors; `node` is the one this dispatcher is the executor of.
+    pub fn answer_callers(&self, node: Arc<Node>) -> impl Future<Output = Result<(), SubscribeError>> + use<> {
+        crate::callers::answer_callers(self.link.cluster.client.clone(), self.link.callers.clone(), node)
     }
 }
 
@@ -188,6 +200,7 @@ impl Link {
             num_cpus,
             globals: globals(calls.as_ref())?,
             output: self.output.clone(),
+            caller: self.callers.clone(),
         };
         Ok((request, calls))
     }

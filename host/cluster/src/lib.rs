@@ -9,8 +9,10 @@
 //!   against their blake3;
 //! - [`Dispatcher`] (`dispatch.rs`): the caller's executor, placing each
 //!   task on a node and waiting for its answer, or for that node to die;
-//! - [`Worker`] (`worker.rs`): a node running the tasks callers send it.
+//! - [`Worker`] (`worker.rs`): a node running the tasks callers send it;
+//! - `callers.rs`: calls of a driver's actors by its tasks on other nodes.
 
+mod callers;
 mod dispatch;
 pub mod membership;
 pub mod protocol;

@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use prism_exec::Trapped;
-use prism_store::ObjectId;
 use prism_store::error::Refused;
+use prism_store::{Failure, ObjectId};
 
 /// The KV bucket each node's [`NodeInfo`] is kept in, under its id.
 pub const NODES_BUCKET: &str = "prism-nodes";
@@ -18,6 +18,12 @@ pub fn task_subject(node: &str) -> String {
 /// The subject a node takes actor requests on.
 pub fn actor_subject(node: &str) -> String {
     format!("prism.node.{node}.actor")
+}
+
+/// The subject a caller's node takes requests from the nodes running its
+/// jobs on: calls of its actors by tasks there, kills, names.
+pub fn caller_subject(caller: &str) -> String {
+    format!("prism.caller.{caller}")
 }
 
 /// The subject a caller's node takes its tasks' output on; `caller` is
@@ -95,6 +101,58 @@ pub struct TaskRequest {
     /// Where the task's stdout and stderr go: a subject the caller takes
     /// [`OutputChunk`]s on.
     pub output: String,
+    /// Where the task's calls of the caller's actors go: a subject the
+    /// caller takes [`CallerRequest`]s on.
+    pub caller: String,
+}
+
+/// What a task running on a node asks of its caller's node, where the job's
+/// actors are.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum CallerRequest {
+    /// Queue a method call; answered, once it ends, with a [`CallAnswer`]
+    /// on the message's reply subject.
+    Call(ActorCall),
+    /// Kill an actor (`no_restart`); answered with `Result<(), Failure>`.
+    Kill(ObjectId, bool),
+    /// Find a live actor by name; answered with `Result<ObjectId, Failure>`.
+    ByName(String),
+}
+
+/// A call of one of the caller's actors by a task running on a node.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ActorCall {
+    /// Numbers the calls of one node's job, to match answers to them.
+    pub call: u64,
+    /// Who calls, on that node: calls of one caller keep their order.
+    pub caller: String,
+    /// The actor.
+    pub actor: ObjectId,
+    /// The method.
+    pub method: String,
+    /// Its arguments.
+    pub args: Vec<CallArg>,
+    /// Where the arguments are pulled from: that node's transfer server.
+    pub origin: String,
+}
+
+/// An argument of an [`ActorCall`].
+#[derive(Debug, Serialize, Deserialize)]
+pub enum CallArg {
+    /// An encoded value, with the objects it nests.
+    Value(#[serde(with = "serde_bytes")] Vec<u8>, Vec<Held>),
+    /// A top-level ref: the method receives its value.
+    Ref(Held),
+}
+
+/// How an [`ActorCall`] ended: its value (and what it nests, to pull from
+/// the caller's node), or why it failed.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CallAnswer {
+    /// The call's number.
+    pub call: u64,
+    /// Its value and the objects it nests, or its failure.
+    pub result: Result<(Value, Vec<Held>), Failure>,
 }
 
 /// What a caller asks of an actor instance it keeps on another node. The

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -17,6 +17,7 @@ use prism_exec::{ActorInstance, Input, Outcome, Output, ProgramInfo, Stream};
 use prism_node::{Job, Node};
 use prism_store::{GetError, Holdings, ObjectId, nested_refs};
 
+use crate::callers::Forwarder;
 use crate::protocol::{
     ActorRequest, ActorStarted, Arg, Held, INLINE_REPLY_MAX, OutputChunk, TaskReply, TaskRequest, Value, actor_subject,
     task_subject,
@@ -31,6 +32,8 @@ const JOB_IDLE: Duration = Duration::from_secs(60);
 pub struct Worker {
     node: Arc<Node>,
     client: async_nats::Client,
+    /// Where others pull this node's objects (`host:port`).
+    transfer: String,
     components: Arc<Components>,
     /// Compiled components by hash, each pulled and loaded once.
     programs: Mutex<HashMap<[u8; 32], Arc<Loaded>>>,
@@ -63,8 +66,10 @@ struct Served {
     job: Arc<Job>,
     /// Its tasks' output, on its way to the caller.
     output: mpsc::UnboundedSender<Forward>,
-    /// Whether output was written since the last flush.
-    written: Arc<AtomicBool>,
+    /// Chunks of output written, and how many of them are sent: a task's
+    /// answer waits until what it wrote is sent.
+    written: Arc<AtomicU64>,
+    sent: Arc<AtomicU64>,
     /// What its tasks pulled and made: held while the job is.
     holdings: Mutex<Holdings>,
     used: Mutex<Instant>,
@@ -80,7 +85,7 @@ enum Forward {
 impl Served {
     /// Resolves once the output its tasks wrote so far is on its way.
     async fn flush(&self) {
-        if !self.written.swap(false, Ordering::AcqRel) {
+        if self.sent.load(Ordering::Acquire) >= self.written.load(Ordering::Acquire) {
             return;
         }
         let (done, sent) = oneshot::channel();
@@ -92,11 +97,17 @@ impl Served {
 
 impl Worker {
     /// Serves `node`'s cpus to the cluster on `client`, offering
-    /// `components`.
-    pub fn new(node: Arc<Node>, components: Arc<Components>, client: async_nats::Client) -> Arc<Worker> {
+    /// `components`; its transfer server is at `transfer`.
+    pub fn new(
+        node: Arc<Node>,
+        components: Arc<Components>,
+        client: async_nats::Client,
+        transfer: String,
+    ) -> Arc<Worker> {
         let worker = Arc::new(Worker {
             node,
             client,
+            transfer,
             components,
             programs: Mutex::default(),
             jobs: Mutex::default(),
@@ -212,28 +223,14 @@ impl Worker {
     async fn prepare(&self, request: &TaskRequest) -> Result<(Arc<Served>, Vec<Input>), String> {
         let program = self.program(request).await?;
         let key = (request.origin.clone(), request.job, request.component);
-        let served = self
-            .jobs
-            .lock()
-            .entry(key)
-            .or_insert_with(|| {
-                let (job, output) = (request.job, self.forward_output(request.output.clone(), request.job));
-                let (sink, written) = (output.clone(), Arc::new(AtomicBool::new(false)));
-                let wrote = written.clone();
-                let sink = Output::new(move |stream, bytes| {
-                    wrote.store(true, Ordering::Release);
-                    let stderr = stream == Stream::Stderr;
-                    let _ = sink.send(Forward::Chunk(OutputChunk { job, stderr, bytes: bytes.to_vec() }));
-                });
-                Arc::new(Served {
-                    job: self.node.job(program, sink),
-                    output,
-                    written,
-                    holdings: Mutex::new(Holdings::new(&self.node.store)),
-                    used: Mutex::new(Instant::now()),
-                })
-            })
-            .clone();
+        let found = self.jobs.lock().get(&key).cloned();
+        let served = match found {
+            Some(served) => served,
+            None => {
+                let served = self.serve_job(program, request).await.map_err(|e| e.to_string())?;
+                self.jobs.lock().entry(key).or_insert(served).clone()
+            }
+        };
         *served.used.lock() = Instant::now();
         let store = &self.node.store;
         for (name, global) in &request.globals {
@@ -264,6 +261,37 @@ impl Worker {
         Ok((served, inputs))
     }
 
+    /// A caller's job here: its output goes to the caller, and its calls of
+    /// actors this node lacks to the caller's node.
+    async fn serve_job(
+        &self,
+        program: Arc<ProgramInfo>,
+        request: &TaskRequest,
+    ) -> Result<Arc<Served>, async_nats::SubscribeError> {
+        let sent = Arc::new(AtomicU64::new(0));
+        let (job, output) = (request.job, self.forward_output(request.output.clone(), request.job, sent.clone()));
+        let (sink, written) = (output.clone(), Arc::new(AtomicU64::new(0)));
+        let wrote = written.clone();
+        let sink = Output::new(move |stream, bytes| {
+            wrote.fetch_add(1, Ordering::AcqRel);
+            let stderr = stream == Stream::Stderr;
+            let _ = sink.send(Forward::Chunk(OutputChunk { job, stderr, bytes: bytes.to_vec() }));
+        });
+        let job = self.node.job(program, sink);
+        let (store, here) = (self.node.store.clone(), self.transfer.clone());
+        let forwarder =
+            Forwarder::start(self.client.clone(), request.caller.clone(), store, here, request.origin.clone()).await?;
+        job.set_actors_elsewhere(forwarder);
+        Ok(Arc::new(Served {
+            job,
+            output,
+            written,
+            sent,
+            holdings: Mutex::new(Holdings::new(&self.node.store)),
+            used: Mutex::new(Instant::now()),
+        }))
+    }
+
     /// Pulls `object` from `origin` into the node's store (see
     /// [`transfer::pull`]), counting the bytes.
     async fn pull(&self, origin: &str, object: Held) -> Result<(), String> {
@@ -273,7 +301,8 @@ impl Worker {
     }
 
     /// Sends what is written to the returned channel to `subject`, in order.
-    fn forward_output(&self, subject: String, job: u64) -> mpsc::UnboundedSender<Forward> {
+    /// `sent` counts the chunks sent.
+    fn forward_output(&self, subject: String, job: u64, sent: Arc<AtomicU64>) -> mpsc::UnboundedSender<Forward> {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let client = self.client.clone();
         tokio::spawn(async move {
@@ -284,6 +313,7 @@ impl Worker {
                         if let Err(e) = client.publish(subject.clone(), bytes.into()).await {
                             tracing::debug!(error = %e, job, "cannot forward a task's output");
                         }
+                        sent.fetch_add(1, Ordering::AcqRel);
                     }
                     Forward::Flush(done) => {
                         let _ = client.flush().await;

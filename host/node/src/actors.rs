@@ -314,6 +314,11 @@ impl Actors {
         Ok(id)
     }
 
+    /// Whether `actor` is (or was) on this node.
+    pub(crate) fn knows(&self, actor: &ActorId) -> bool {
+        self.by_id.lock().contains_key(actor)
+    }
+
     /// Queues `method` on `actor` for `caller`; returns the result's ref
     /// (or, for a generator method, its stream's id).
     pub(crate) fn call(

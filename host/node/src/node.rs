@@ -67,6 +67,21 @@ pub trait Library: Send + Sync {
     fn wasm(&self, id: &[u8; 32]) -> Option<(String, Vec<u8>)>;
 }
 
+/// The actors of a job's driver when the driver is on another node: a job
+/// run here for a caller elsewhere names that caller's actors, which this
+/// asks it to call, kill or find.
+pub trait ActorsElsewhere: Send + Sync {
+    /// Queues `method` on `actor` for `caller` (calls of one caller keep
+    /// their order); the ref of its result, pending here until it comes.
+    fn call(&self, node: &Arc<Node>, caller: u64, actor: ActorId, method: String, args: Vec<TaskArg>) -> ObjectId;
+
+    /// Kills `actor`, as [`Node::kill_actor`] does.
+    fn kill(&self, actor: ActorId, no_restart: bool) -> Result<(), Failure>;
+
+    /// The live actor named `name`.
+    fn by_name(&self, name: &str) -> Result<ActorId, Failure>;
+}
+
 /// Tasks of a namespace, counted for metrics.
 #[derive(Default)]
 pub struct TaskCounts {
@@ -104,6 +119,8 @@ pub struct Job {
     pub(crate) globals: Mutex<HashMap<String, ObjectId>>,
     /// Actors killed when the job ends (all but the detached ones).
     pub(crate) owned_actors: Mutex<Vec<ActorId>>,
+    /// Where the actors it names but this node lacks are.
+    pub(crate) elsewhere: Mutex<Option<Arc<dyn ActorsElsewhere>>>,
     /// Told when the job is gone, to drop what it kept for it.
     executor: Arc<dyn Executor>,
 }
@@ -115,6 +132,17 @@ impl Drop for Job {
 }
 
 impl Job {
+    /// Sends what the job's calls ask of actors this node lacks to
+    /// `elsewhere`.
+    pub fn set_actors_elsewhere(&self, elsewhere: Arc<dyn ActorsElsewhere>) {
+        *self.elsewhere.lock() = Some(elsewhere);
+    }
+
+    /// Where the job's actors are, if not here.
+    pub(crate) fn elsewhere(&self) -> Option<Arc<dyn ActorsElsewhere>> {
+        self.elsewhere.lock().clone()
+    }
+
     /// Sets the job global `name` to `id` in `store` (the job's node's),
     /// taking a reference to it and giving back the one it replaces.
     pub fn set_global(&self, store: &ObjectStore, name: String, id: ObjectId) -> Result<(), Failure> {
@@ -289,6 +317,7 @@ impl Node {
             output,
             globals: Mutex::new(HashMap::new()),
             owned_actors: Mutex::new(Vec::new()),
+            elsewhere: Mutex::new(None),
             executor: self.executor.clone(),
         })
     }

@@ -84,15 +84,27 @@ impl Calls for Scope {
     }
 
     fn call_actor(&self, actor: ActorId, method: String, args: Vec<TaskArg>, generator: bool) -> ObjectId {
+        if !generator
+            && !self.node.actors.knows(&actor)
+            && let Some(elsewhere) = self.job.elsewhere()
+        {
+            return elsewhere.call(&self.node, self.caller, actor, method, args);
+        }
         self.started(Actors::call(&self.node, self.caller, actor, method, args, generator))
     }
 
     fn kill_actor(&self, actor: ActorId, no_restart: bool) -> Result<(), Failure> {
-        self.node.kill_actor(actor, no_restart)
+        match self.job.elsewhere() {
+            Some(elsewhere) if !self.node.actors.knows(&actor) => elsewhere.kill(actor, no_restart),
+            _ => self.node.kill_actor(actor, no_restart),
+        }
     }
 
     fn actor_by_name(&self, name: &str) -> Result<ActorId, Failure> {
-        self.node.actor_by_name(name)
+        self.node.actor_by_name(name).or_else(|failure| match self.job.elsewhere() {
+            Some(elsewhere) => elsewhere.by_name(name),
+            None => Err(failure),
+        })
     }
 
     fn cancel(&self, id: ObjectId, recursive: bool) -> Result<(), Failure> {

@@ -42,7 +42,7 @@ impl Node {
             let components = Arc::new(Components::default());
             tokio::spawn(transfer::serve(listener, node.store.clone(), components.clone()));
             let cluster = Cluster::connect(&self.cluster).await?;
-            let worker = Worker::new(node.clone(), components, cluster.client.clone());
+            let worker = Worker::new(node.clone(), components, cluster.client.clone(), transfer.clone());
             let info = {
                 let (worker, transfer) = (worker.clone(), transfer.clone());
                 move || NodeInfo {

@@ -1,0 +1,302 @@
+//! Calls of a driver's actors by its tasks running on other nodes.
+//!
+//! The actors stay with the driver's node, which keeps their queues
+//! (`prism_node::actors`). A task on a node that calls one of them, kills
+//! one or looks one up by name goes through [`Forwarder`], that job's
+//! [`ActorsElsewhere`] there: it sends the request to the driver's node,
+//! where [`answer_callers`] queues it as a local call would be queued, and
+//! completes the call's result on the node once the answer comes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+
+use prism_exec::TaskArg;
+use prism_node::{ActorsElsewhere, Node};
+use prism_store::{Failure, GetError, Holdings, ObjectId, ObjectStore, nested_refs};
+
+use crate::protocol::{ActorCall, CallAnswer, CallArg, CallerRequest, Held, INLINE_REPLY_MAX, Value};
+use crate::transfer;
+
+/// How long a call's value is kept on the driver's node for the node that
+/// asked to pull it.
+const ANSWER_KEPT: Duration = Duration::from_secs(60);
+
+/// How long a kill or a lookup by name waits for the driver's node.
+const ASK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Answers the requests of the nodes running `node`'s jobs, arriving on
+/// `subject`, until the subscription ends. Calls are queued in the order
+/// they arrive, which is each caller's order.
+pub async fn answer_callers(
+    client: async_nats::Client,
+    subject: String,
+    node: Arc<Node>,
+) -> Result<(), async_nats::SubscribeError> {
+    let mut requests = client.subscribe(subject).await?;
+    let mut callers: HashMap<String, u64> = HashMap::new();
+    while let Some(message) = requests.next().await {
+        let Some(reply) = message.reply else { continue };
+        let answer = match rmp_serde::from_slice::<CallerRequest>(&message.payload) {
+            Ok(CallerRequest::Kill(actor, no_restart)) => encode(&node.kill_actor(actor, no_restart)),
+            Ok(CallerRequest::ByName(name)) => encode(&node.actor_by_name(&name)),
+            Ok(CallerRequest::Call(call)) => {
+                let caller =
+                    *callers.entry(format!("{}/{}", call.origin, call.caller)).or_insert_with(|| node.next_caller());
+                let (number, result) = (call.call, queue(&node, caller, call).await);
+                let (client, node) = (client.clone(), node.clone());
+                tokio::spawn(async move {
+                    let result = match result {
+                        Ok(id) => value_of(&node, id).await,
+                        Err(failure) => Err(failure),
+                    };
+                    let answer = encode(&CallAnswer { call: number, result });
+                    let _ = client.publish(reply, answer.into()).await;
+                });
+                continue;
+            }
+            Err(e) => encode(&Err::<(), _>(Failure::InvalidArgument(format!("a malformed request: {e}")))),
+        };
+        let _ = client.publish(reply, answer.into()).await;
+    }
+    Ok(())
+}
+
+/// Pulls `call`'s arguments from the node that sent it, then queues it on
+/// the actor for `caller`; its result's ref.
+async fn queue(node: &Arc<Node>, caller: u64, call: ActorCall) -> Result<ObjectId, Failure> {
+    let store = &node.store;
+    // Held until the call is queued, which takes references of its own.
+    let mut pulled = Holdings::new(store);
+    let mut args = Vec::with_capacity(call.args.len());
+    for arg in call.args {
+        let (objects, arg) = match arg {
+            CallArg::Value(bytes, nested) => (nested, TaskArg::Value(bytes)),
+            CallArg::Ref(held) => (vec![held], TaskArg::Object(held.id)),
+        };
+        for object in objects {
+            transfer::pull(&call.origin, store, object).await.map_err(|e| Failure::HostFailed(e.to_string()))?;
+            pulled.adopt(object.id);
+        }
+        args.push(arg);
+    }
+    Ok(node.call_actor(caller, call.actor, call.method, args))
+}
+
+/// The value of the call whose result is `id` (which this takes), once it
+/// is done, as the node that asked pulls it: kept here a while for that.
+async fn value_of(node: &Arc<Node>, id: ObjectId) -> Result<(Value, Vec<Held>), Failure> {
+    let store = node.store.clone();
+    let result = match store.get(&id, None).await {
+        Ok(object) => object.to_vec().and_then(|bytes| {
+            let nested = nested_refs(&bytes).into_iter().map(|n| describe(&store, n)).collect::<Result<_, _>>()?;
+            let value = if bytes.len() <= INLINE_REPLY_MAX {
+                Value::Inline(bytes)
+            } else {
+                Value::Stored(describe(&store, id)?)
+            };
+            Ok((value, nested))
+        }),
+        Err(GetError::Failed(failure)) => Err((*failure).clone()),
+        Err(GetError::Timeout) => unreachable!("no deadline was given"),
+    };
+    // The value holds what it nests; it stays for the puller.
+    tokio::spawn(async move {
+        tokio::time::sleep(ANSWER_KEPT).await;
+        store.release(&id);
+    });
+    result
+}
+
+fn describe(store: &ObjectStore, id: ObjectId) -> Result<Held, Failure> {
+    match store.try_get(&id) {
+        Some(Ok(object)) => Ok(crate::held(id, &object)),
+        _ => Err(Failure::NotFound(format!("object `{id}` is not ready to send"))),
+    }
+}
+
+fn encode(message: &impl serde::Serialize) -> Vec<u8> {
+    rmp_serde::to_vec(message).expect("messages encode")
+}
+
+/// A job's [`ActorsElsewhere`] on a node running it for a driver on
+/// another node.
+pub struct Forwarder {
+    client: async_nats::Client,
+    /// The driver's node's [`crate::protocol::caller_subject`].
+    subject: String,
+    /// Calls in the order they were made, to send in that order.
+    queue: mpsc::UnboundedSender<Queued>,
+    next: AtomicU64,
+}
+
+/// A call made here, not yet sent.
+struct Queued {
+    call: u64,
+    caller: u64,
+    actor: ObjectId,
+    method: String,
+    args: Vec<TaskArg>,
+    /// Its arguments, held until it is answered.
+    holds: Holdings,
+    /// Its result here, pending until the answer.
+    result: ObjectId,
+}
+
+impl Forwarder {
+    /// Forwards to the driver's node at `subject` (whose transfer server is
+    /// at `driver`) the calls of a job on `store`, whose node serves
+    /// transfers at `here`.
+    pub async fn start(
+        client: async_nats::Client,
+        subject: String,
+        store: Arc<ObjectStore>,
+        here: String,
+        driver: String,
+    ) -> Result<Arc<Forwarder>, async_nats::SubscribeError> {
+        let inbox = client.new_inbox();
+        let mut answers = client.subscribe(inbox.clone()).await?;
+        let (queue, mut queued) = mpsc::unbounded_channel::<Queued>();
+        let waiting: Arc<Mutex<HashMap<u64, Queued>>> = Arc::default();
+        // Sends the calls in order, each once its arguments are ready.
+        let sender = {
+            let (client, subject, store, waiting) = (client.clone(), subject.clone(), store.clone(), waiting.clone());
+            async move {
+                while let Some(call) = queued.recv().await {
+                    let request = match describe_args(&store, &call.args).await {
+                        Ok(args) => CallerRequest::Call(ActorCall {
+                            call: call.call,
+                            caller: call.caller.to_string(),
+                            actor: call.actor,
+                            method: call.method.clone(),
+                            args,
+                            origin: here.clone(),
+                        }),
+                        Err(failure) => {
+                            store.complete(call.result, Err(failure), None);
+                            continue;
+                        }
+                    };
+                    waiting.lock().insert(call.call, call);
+                    let _ = client.publish_with_reply(subject.clone(), inbox.clone(), encode(&request).into()).await;
+                }
+            }
+        };
+        // Completes each call's result as its answer comes.
+        let receiver = async move {
+            while let Some(message) = answers.next().await {
+                let Ok(answer) = rmp_serde::from_slice::<CallAnswer>(&message.payload) else { continue };
+                let Some(call) = waiting.lock().remove(&answer.call) else { continue };
+                let result = match answer.result {
+                    Ok((value, nested)) => receive(&driver, &store, value, nested).await,
+                    Err(failure) => Err(failure),
+                };
+                match result {
+                    // What the value nests is held until it is stored.
+                    Ok((bytes, _nested)) => store.complete(call.result, Ok(bytes), None),
+                    Err(failure) => store.complete(call.result, Err(failure), None),
+                }
+                drop(call.holds);
+            }
+        };
+        tokio::spawn(sender);
+        tokio::spawn(receiver);
+        Ok(Arc::new(Forwarder { client, subject, queue, next: AtomicU64::new(0) }))
+    }
+
+    /// Asks the driver's node, and waits for its answer.
+    fn ask<T: serde::de::DeserializeOwned>(&self, request: CallerRequest) -> Result<T, Failure> {
+        let (client, subject) = (self.client.clone(), self.subject.clone());
+        let unreachable = |e: String| Failure::HostFailed(format!("the driver's node cannot be asked: {e}"));
+        // The imports that ask are not async; the runtime has other threads.
+        let answer = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async {
+                tokio::time::timeout(ASK_TIMEOUT, client.request(subject, encode(&request).into())).await
+            })
+        });
+        let message = answer.map_err(|e| unreachable(e.to_string()))?.map_err(|e| unreachable(e.to_string()))?;
+        rmp_serde::from_slice::<Result<T, Failure>>(&message.payload).map_err(|e| unreachable(e.to_string()))?
+    }
+}
+
+/// The objects `args` name, as the driver's node pulls them, once ready.
+async fn describe_args(store: &ObjectStore, args: &[TaskArg]) -> Result<Vec<CallArg>, Failure> {
+    let mut described = Vec::with_capacity(args.len());
+    for arg in args {
+        let ready = async |id: ObjectId| match store.get(&id, None).await {
+            Ok(object) => Ok(crate::held(id, &object)),
+            Err(GetError::Failed(failure)) => Err((*failure).clone()),
+            Err(GetError::Timeout) => unreachable!("no deadline was given"),
+        };
+        described.push(match arg {
+            TaskArg::Object(id) => CallArg::Ref(ready(*id).await?),
+            TaskArg::Value(bytes) => {
+                let mut nested = Vec::new();
+                for id in nested_refs(bytes) {
+                    nested.push(ready(id).await?);
+                }
+                CallArg::Value(bytes.clone(), nested)
+            }
+        });
+    }
+    Ok(described)
+}
+
+/// A call's value from the driver's node at `driver`, with what it nests
+/// pulled here (held until the caller stores the value, then given back).
+async fn receive(
+    driver: &str,
+    store: &Arc<ObjectStore>,
+    value: Value,
+    nested: Vec<Held>,
+) -> Result<(Vec<u8>, Holdings), Failure> {
+    let failed = |e: transfer::PullError| Failure::HostFailed(e.to_string());
+    let mut held = Holdings::new(store);
+    for object in nested {
+        transfer::pull(driver, store, object).await.map_err(failed)?;
+        held.adopt(object.id);
+    }
+    let bytes = match value {
+        Value::Inline(bytes) => bytes,
+        Value::Stored(object) => {
+            transfer::pull(driver, store, object).await.map_err(failed)?;
+            let bytes = store.try_get(&object.id).and_then(Result::ok).map(|o| o.to_vec());
+            store.release(&object.id);
+            bytes.ok_or_else(|| Failure::NotFound(format!("the value `{}` vanished", object.id)))??
+        }
+    };
+    Ok((bytes, held))
+}
+
+impl ActorsElsewhere for Forwarder {
+    fn call(&self, node: &Arc<Node>, caller: u64, actor: ObjectId, method: String, args: Vec<TaskArg>) -> ObjectId {
+        let result = node.store.pending();
+        let mut holds = Holdings::new(&node.store);
+        for arg in &args {
+            match arg {
+                TaskArg::Object(id) => holds.hold(*id),
+                TaskArg::Value(bytes) => nested_refs(bytes).into_iter().for_each(|id| holds.hold(id)),
+            }
+        }
+        let call = self.next.fetch_add(1, Ordering::Relaxed);
+        let queued = Queued { call, caller, actor, method, args, holds, result };
+        if let Err(mpsc::error::SendError(queued)) = self.queue.send(queued) {
+            let failure = Failure::HostFailed("the calls to the driver's node have stopped".into());
+            node.store.complete(queued.result, Err(failure), None);
+        }
+        result
+    }
+
+    fn kill(&self, actor: ObjectId, no_restart: bool) -> Result<(), Failure> {
+        self.ask(CallerRequest::Kill(actor, no_restart))
+    }
+
+    fn by_name(&self, name: &str) -> Result<ObjectId, Failure> {
+        self.ask(CallerRequest::ByName(name.to_string()))
+    }
+}
