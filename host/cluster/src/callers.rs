@@ -163,6 +163,8 @@ impl Forwarder {
         let mut answers = client.subscribe(inbox.clone()).await?;
         let (queue, mut queued) = mpsc::unbounded_channel::<Queued>();
         let waiting: Arc<Mutex<HashMap<u64, Queued>>> = Arc::default();
+        // Dropped when the sender ends (the job is gone here).
+        let (ended, mut ending) = tokio::sync::oneshot::channel::<()>();
         // Sends the calls in order, each once its arguments are ready.
         let sender = {
             let (client, subject, store, waiting) = (client.clone(), subject.clone(), store.clone(), waiting.clone());
@@ -185,11 +187,25 @@ impl Forwarder {
                     waiting.lock().insert(call.call, call);
                     let _ = client.publish_with_reply(subject.clone(), inbox.clone(), encode(&request).into()).await;
                 }
+                drop(ended);
             }
         };
-        // Completes each call's result as its answer comes.
+        // Completes each call's result as its answer comes; once the job is
+        // gone here and no call waits, it unsubscribes.
         let receiver = async move {
-            while let Some(message) = answers.next().await {
+            let mut gone = false;
+            loop {
+                if gone && waiting.lock().is_empty() {
+                    break;
+                }
+                let message = tokio::select! {
+                    message = answers.next() => message,
+                    _ = &mut ending, if !gone => {
+                        gone = true;
+                        continue;
+                    }
+                };
+                let Some(message) = message else { break };
                 let Ok(answer) = rmp_serde::from_slice::<CallAnswer>(&message.payload) else { continue };
                 let Some(call) = waiting.lock().remove(&answer.call) else { continue };
                 let result = match answer.result {
