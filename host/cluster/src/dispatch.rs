@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_nats::SubscribeError;
 use futures::StreamExt as _;
@@ -23,8 +24,8 @@ use prism_store::{Holdings, IdMap, ObjectId, ObjectStore, nested_refs};
 
 use crate::membership::{Cluster, DEAD_AFTER, Members};
 use crate::protocol::{
-    ActorRequest, ActorStarted, Arg, Held, NodeInfo, OutputChunk, TaskReply, TaskRequest, Value, actor_subject,
-    caller_subject, output_subject, task_subject,
+    ActorRequest, ActorStarted, Answer, Arg, Held, NodeInfo, OutputChunk, Printed, TaskReply, TaskRequest, Value,
+    actor_subject, caller_subject, output_subject, task_subject,
 };
 use crate::transfer::{self, Components};
 
@@ -58,6 +59,8 @@ struct Link {
     /// Where its tasks' output goes: the subject, and each job's output.
     output: String,
     outputs: Arc<Mutex<HashMap<u64, Output>>>,
+    /// How far each output stream has been printed ([`Printed`]).
+    printed: Arc<Printing>,
     /// Where its tasks' calls of its actors come.
     callers: String,
 }
@@ -76,7 +79,8 @@ impl Dispatcher {
         let output = output_subject(&me);
         let mut chunks = cluster.client.subscribe(output.clone()).await?;
         let outputs: Arc<Mutex<HashMap<u64, Output>>> = Arc::default();
-        let routes = Arc::downgrade(&outputs);
+        let printed: Arc<Printing> = Arc::default();
+        let (routes, marks) = (Arc::downgrade(&outputs), printed.clone());
         tokio::spawn(async move {
             while let Some(message) = chunks.next().await {
                 let Some(routes) = routes.upgrade() else { return };
@@ -85,6 +89,7 @@ impl Dispatcher {
                 if let Some(output) = routes.lock().get(&chunk.job) {
                     output.emit(stream, &chunk.bytes);
                 }
+                marks.printed(chunk.stream, chunk.seq);
             }
         });
         let link = Link {
@@ -98,6 +103,7 @@ impl Dispatcher {
             absent: Mutex::default(),
             output,
             outputs,
+            printed,
             callers: caller_subject(&me),
         };
         Ok(Dispatcher { local, link: Arc::new(link) })
@@ -311,7 +317,8 @@ impl Executor for Dispatcher {
             return self.local.run_task(run, function, args, keep).await;
         }
         let (request, calls) = self.link.request(run, function, args)?;
-        let (node, reply) = self.link.place_and_ask(&request, task_subject, &request).await?;
+        let (node, (printed, reply)) = self.link.place_and_ask::<Answer>(&request, task_subject, &request).await?;
+        self.link.printed.wait(printed).await;
         // What the value nests is held until the caller has stored it.
         self.link.receive(&node, calls.store(), &request, reply, keep).await
     }
@@ -382,8 +389,11 @@ impl ActorInstance for RemoteActor {
         let (request, _) = self.link.request(run, method, args)?;
         let message = ActorRequest::Call(self.instance, label.to_string(), request.clone());
         let payload = rmp_serde::to_vec(&message).expect("requests encode");
-        let reply = match self.link.ask(&self.node, actor_subject(&self.node.id), payload).await {
-            Ok(reply) => reply,
+        let reply = match self.link.ask::<Answer>(&self.node, actor_subject(&self.node.id), payload).await {
+            Ok((printed, reply)) => {
+                self.link.printed.wait(printed).await;
+                reply
+            }
             Err(Sent::Failed(trapped)) => return Err(trapped),
             Err(Sent::NotServing) => {
                 let message = format!("node {} no longer takes requests", self.node.id);
@@ -399,6 +409,43 @@ impl Drop for RemoteActor {
         let payload = rmp_serde::to_vec(&ActorRequest::Drop(self.instance)).expect("requests encode");
         let (client, subject) = (self.link.cluster.client.clone(), actor_subject(&self.node.id));
         tokio::spawn(async move { client.publish(subject, payload.into()).await });
+    }
+}
+
+/// How far each output stream of tasks on nodes has been printed here.
+#[derive(Default)]
+struct Printing {
+    upto: Mutex<HashMap<u64, u64>>,
+    more: tokio::sync::Notify,
+}
+
+impl Printing {
+    /// Chunk `seq` of `stream` was printed.
+    fn printed(&self, stream: u64, seq: u64) {
+        let mut upto = self.upto.lock();
+        let at = upto.entry(stream).or_default();
+        *at = (*at).max(seq);
+        self.more.notify_waiters();
+    }
+
+    /// Waits until what a task printed is printed here: its output comes
+    /// on another subject than its answer, and may come a moment later. A
+    /// chunk lost on the way is waited for a second at most.
+    async fn wait(&self, printed: Option<Printed>) {
+        let Some(Printed { stream, upto }) = printed else { return };
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            loop {
+                let more = self.more.notified();
+                tokio::pin!(more);
+                // Registered before the check, so no chunk slips between.
+                more.as_mut().enable();
+                if self.upto.lock().get(&stream).copied().unwrap_or(0) >= upto {
+                    return;
+                }
+                more.await;
+            }
+        })
+        .await;
     }
 }
 

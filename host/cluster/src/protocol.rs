@@ -185,12 +185,32 @@ pub enum ActorStarted {
 pub struct OutputChunk {
     /// The caller's job.
     pub job: u64,
+    /// Which node's output of the job this is (random), and the chunk's
+    /// number in it, from 1.
+    pub stream: u64,
+    /// The chunk's number in its stream, from 1.
+    pub seq: u64,
     /// Whether it was written to stderr (else stdout).
     pub stderr: bool,
     /// What was written.
     #[serde(with = "serde_bytes")]
     pub bytes: Vec<u8>,
 }
+
+/// How far a job's output stream on a node had got when a task there
+/// ended: its caller prints that much before it takes the task's result,
+/// as if the task had run where the caller is.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Printed {
+    /// The stream ([`OutputChunk::stream`]).
+    pub stream: u64,
+    /// Chunks of it written so far.
+    pub upto: u64,
+}
+
+/// A task's answer: how far its output had got, if it ran, and how it
+/// ended.
+pub type Answer = (Option<Printed>, TaskReply);
 
 /// How a task sent to another node ended.
 #[derive(Debug, Serialize, Deserialize)]

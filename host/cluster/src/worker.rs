@@ -19,8 +19,8 @@ use prism_store::{GetError, Holdings, ObjectId, nested_refs};
 
 use crate::callers::Forwarder;
 use crate::protocol::{
-    ActorRequest, ActorStarted, Arg, Held, INLINE_REPLY_MAX, OutputChunk, TaskReply, TaskRequest, Value, actor_subject,
-    task_subject,
+    ActorRequest, ActorStarted, Answer, Arg, Held, INLINE_REPLY_MAX, OutputChunk, Printed, TaskReply, TaskRequest,
+    Value, actor_subject, task_subject,
 };
 use crate::transfer::{self, Components};
 
@@ -70,6 +70,8 @@ struct Served {
     /// answer waits until what it wrote is sent.
     written: Arc<AtomicU64>,
     sent: Arc<AtomicU64>,
+    /// Names its output stream, for [`Printed`].
+    stream: u64,
     /// What its tasks pulled and made: held while the job is.
     holdings: Mutex<Holdings>,
     used: Mutex<Instant>,
@@ -83,6 +85,11 @@ enum Forward {
 }
 
 impl Served {
+    /// How far its output has got.
+    fn printed(&self) -> Printed {
+        Printed { stream: self.stream, upto: self.written.load(Ordering::Acquire) }
+    }
+
     /// Resolves once the output its tasks wrote so far is on its way.
     async fn flush(&self) {
         if self.sent.load(Ordering::Acquire) >= self.written.load(Ordering::Acquire) {
@@ -140,12 +147,12 @@ impl Worker {
                 let bytes = if actor {
                     match rmp_serde::from_slice::<ActorRequest>(&message.payload) {
                         Ok(request) => worker.actor(request).await,
-                        Err(e) => Some(encode(&TaskReply::Refused(format!("a malformed actor request: {e}")))),
+                        Err(e) => Some(encode(&refused(format!("a malformed actor request: {e}")))),
                     }
                 } else {
                     Some(encode(&match rmp_serde::from_slice::<TaskRequest>(&message.payload) {
                         Ok(request) => worker.run(request).await,
-                        Err(e) => TaskReply::Refused(format!("a malformed task request: {e}")),
+                        Err(e) => refused(format!("a malformed task request: {e}")),
                     }))
                 };
                 if let (Some(reply), Some(bytes)) = (message.reply, bytes)
@@ -182,11 +189,11 @@ impl Worker {
             })),
             ActorRequest::Call(n, label, request) => {
                 let Some(hosted) = self.instances.lock().get(&n).cloned() else {
-                    return Some(encode(&TaskReply::Refused(format!("no actor instance {n} here"))));
+                    return Some(encode(&refused(format!("no actor instance {n} here"))));
                 };
                 self.running.fetch_add(1, Ordering::Relaxed);
-                let reply = match self.prepare(&request).await {
-                    Err(message) => TaskReply::Refused(message),
+                let answer = match self.prepare(&request).await {
+                    Err(message) => refused(message),
                     Ok((_, inputs)) => {
                         let mut hosted = hosted.lock().await;
                         let Hosted { instance, served } = &mut *hosted;
@@ -196,11 +203,12 @@ impl Worker {
                             .call_actor_here(&served.job, instance.as_mut(), &label, &request.function, &inputs)
                             .await;
                         let made = Holdings::new(&self.node.store);
-                        self.reply(served, outcome, made).await
+                        let reply = self.reply(served, outcome, made).await;
+                        (Some(served.printed()), reply)
                     }
                 };
                 self.running.fetch_sub(1, Ordering::Relaxed);
-                Some(encode(&reply))
+                Some(encode(&answer))
             }
             ActorRequest::Drop(n) => {
                 self.instances.lock().remove(&n);
@@ -209,14 +217,17 @@ impl Worker {
         }
     }
 
-    async fn run(&self, request: TaskRequest) -> TaskReply {
+    async fn run(&self, request: TaskRequest) -> Answer {
         self.running.fetch_add(1, Ordering::Relaxed);
-        let reply = match self.prepare(&request).await {
-            Ok((served, inputs)) => self.execute(&served, &request, &inputs).await,
-            Err(message) => TaskReply::Refused(message),
+        let answer = match self.prepare(&request).await {
+            Ok((served, inputs)) => {
+                let reply = self.execute(&served, &request, &inputs).await;
+                (Some(served.printed()), reply)
+            }
+            Err(message) => refused(message),
         };
         self.running.fetch_sub(1, Ordering::Relaxed);
-        reply
+        answer
     }
 
     /// The caller's job here, and the task's arguments, pulled.
@@ -271,11 +282,12 @@ impl Worker {
         let sent = Arc::new(AtomicU64::new(0));
         let (job, output) = (request.job, self.forward_output(request.output.clone(), request.job, sent.clone()));
         let (sink, written) = (output.clone(), Arc::new(AtomicU64::new(0)));
-        let wrote = written.clone();
+        let (wrote, named) = (written.clone(), rand::random::<u64>());
         let sink = Output::new(move |stream, bytes| {
-            wrote.fetch_add(1, Ordering::AcqRel);
+            let seq = wrote.fetch_add(1, Ordering::AcqRel) + 1;
             let stderr = stream == Stream::Stderr;
-            let _ = sink.send(Forward::Chunk(OutputChunk { job, stderr, bytes: bytes.to_vec() }));
+            let chunk = OutputChunk { job, stream: named, seq, stderr, bytes: bytes.to_vec() };
+            let _ = sink.send(Forward::Chunk(chunk));
         });
         let job = self.node.job(program, sink);
         let (store, here) = (self.node.store.clone(), self.transfer.clone());
@@ -287,6 +299,7 @@ impl Worker {
             output,
             written,
             sent,
+            stream: named,
             holdings: Mutex::new(Holdings::new(&self.node.store)),
             used: Mutex::new(Instant::now()),
         }))
@@ -400,6 +413,11 @@ impl Worker {
         };
         Ok(crate::held(id, &object))
     }
+}
+
+/// The answer to a request that could not start: why.
+fn refused(message: String) -> Answer {
+    (None, TaskReply::Refused(message))
 }
 
 fn encode(message: &impl serde::Serialize) -> Vec<u8> {
