@@ -219,6 +219,23 @@ fn the_seeds_programs_print_on_a_cluster_what_they_print_on_one_node() {
 }
 
 #[test]
+fn python_programs_print_on_a_cluster_what_they_print_on_one_node() {
+    use crate::python::{SDK, example, run_py};
+    let nats = Nats::start();
+    let _nodes = [nats.node(1), nats.node(1)];
+    // An actor; tasks reading driver globals they captured (each node
+    // compiles the 18 MB component once: two programs keep this short).
+    for name in ["counter", "print_via_capture"] {
+        let dir = tempfile::tempdir().unwrap();
+        let script = example(name);
+        let args = ["run", "--cluster", &nats.url, &script];
+        let run = crate::prism_with_env(dir.path(), &args, &[("PRISM_PYTHON_SDK", SDK)]);
+        assert!(run.success, "{name}: {}\n{}", run.stdout, run.stderr);
+        assert_eq!(run.stdout, run_py(&script, &[]), "{name}");
+    }
+}
+
+#[test]
 fn a_large_object_is_pulled_once_checked_and_mapped() {
     let nats = Nats::start();
     let nodes = [nats.node(1), nats.node(1)];

@@ -6,10 +6,10 @@ use crate::service::Server;
 use crate::{Run, guest, prism_with_env};
 use serde_json::json;
 
-const SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../guest-sdk/python");
+pub(crate) const SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../guest-sdk/python");
 
 /// The path of examples/python/NAME.py.
-fn example(name: &str) -> String {
+pub(crate) fn example(name: &str) -> String {
     format!("{}/../../examples/python/{name}.py", env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -22,7 +22,7 @@ fn prism_py(args: &[&str]) -> Run {
 }
 
 /// `prism run SCRIPT -- ARGS…`'s stdout; panics with the output if it fails.
-fn run_py(script: &str, args: &[&str]) -> String {
+pub(crate) fn run_py(script: &str, args: &[&str]) -> String {
     let mut argv = vec!["run", script, "--"];
     argv.extend_from_slice(args);
     let run = prism_py(&argv);
