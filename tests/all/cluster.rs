@@ -118,14 +118,21 @@ impl Nats {
         }
     }
 
-    /// `prism run --cluster URL cluster.wasm -- ARGS…`, with `extra` options.
+    /// `prism run --cluster URL COMPONENT -- ARGS…`, with `extra` options.
     pub fn run(&self, component: &str, extra: &[&str], args: &[&str]) -> Run {
-        let dir = tempfile::tempdir().unwrap();
-        let mut argv = vec!["run", "--cluster", &self.url];
-        argv.extend_from_slice(extra);
-        argv.extend([component, "--"]);
-        argv.extend_from_slice(args);
-        prism(dir.path(), &argv)
+        self.spawn_run(component, extra, args).join().unwrap()
+    }
+
+    /// [`Nats::run`] on a thread of its own, to act on the cluster meanwhile.
+    pub fn spawn_run(&self, component: &str, extra: &[&str], args: &[&str]) -> std::thread::JoinHandle<Run> {
+        let mut argv: Vec<String> = vec!["run".into(), "--cluster".into(), self.url.clone()];
+        argv.extend(extra.iter().map(|a| a.to_string()));
+        argv.extend([component.to_string(), "--".into()]);
+        argv.extend(args.iter().map(|a| a.to_string()));
+        std::thread::spawn(move || {
+            let dir = tempfile::tempdir().unwrap();
+            prism(dir.path(), &argv.iter().map(String::as_str).collect::<Vec<_>>())
+        })
     }
 }
 
@@ -273,13 +280,7 @@ fn a_task_runs_where_its_large_argument_was_made() {
 fn a_node_killed_mid_job_is_declared_dead_and_its_tasks_run_elsewhere() {
     let nats = Nats::start();
     let mut nodes = [nats.node(1), nats.node(1), nats.node(1)];
-    let driver = {
-        let url = nats.url.clone();
-        std::thread::spawn(move || {
-            let dir = tempfile::tempdir().unwrap();
-            prism(dir.path(), &["run", "--cluster", &url, guest!(CLUSTER), "--", "slow", "30", "300"])
-        })
-    };
+    let driver = nats.spawn_run(guest!(CLUSTER), &[], &["slow", "30", "300"]);
     let victim = nodes[0].id.clone();
     nats.wait_until(|status| field(status, &victim, "running") > 0, "the job to reach the victim");
     nodes[0].kill();
@@ -362,15 +363,8 @@ fn a_node_cut_off_is_declared_dead_its_work_moves_and_it_rejoins_under_a_new_id(
     let nats = Nats::start_at(&netns.outside);
     let here = nats.node(1);
     let there = nats.node_in(Some(&netns), 1);
-    let driver = {
-        let (url, transfer) = (nats.url.clone(), format!("{}:0", netns.outside));
-        std::thread::spawn(move || {
-            let dir = tempfile::tempdir().unwrap();
-            let args =
-                ["run", "--cluster", &url, "--transfer-listen", &transfer, guest!(CLUSTER), "--", "slow", "20", "300"];
-            prism(dir.path(), &args)
-        })
-    };
+    let transfer = format!("{}:0", netns.outside);
+    let driver = nats.spawn_run(guest!(CLUSTER), &["--transfer-listen", &transfer], &["slow", "20", "300"]);
     nats.wait_until(|status| field(status, &there.id, "running") > 0, "the job to reach the node");
     netns.set_link(false);
     let run = driver.join().unwrap();
@@ -400,7 +394,7 @@ fn a_node_cut_off_is_declared_dead_its_work_moves_and_it_rejoins_under_a_new_id(
     // It serves again: a job with more tasks than one node's cpu reaches it
     // (under whichever id it has by then: a loaded machine can make it miss
     // heartbeats for long enough to rejoin again).
-    let run = nats.run(guest!(CLUSTER), &["--transfer-listen", &format!("{}:0", netns.outside)], &["squares", "200"]);
+    let run = nats.run(guest!(CLUSTER), &["--transfer-listen", &transfer], &["squares", "200"]);
     assert!(run.success, "{}", run.stderr);
     assert_eq!(run.stdout, "sum 2646700\n");
     let served = |status: &[Value]| {
@@ -415,13 +409,7 @@ fn a_node_cut_off_is_declared_dead_its_work_moves_and_it_rejoins_under_a_new_id(
 fn actors_live_on_nodes_keep_their_order_and_restart_elsewhere_when_their_node_dies() {
     let nats = Nats::start();
     let mut nodes = [nats.node(1), nats.node(1), nats.node(1)];
-    let driver = {
-        let url = nats.url.clone();
-        std::thread::spawn(move || {
-            let dir = tempfile::tempdir().unwrap();
-            prism(dir.path(), &["run", "--cluster", &url, guest!(CLUSTER), "--", "tally", "20", "200"])
-        })
-    };
+    let driver = nats.spawn_run(guest!(CLUSTER), &[], &["tally", "20", "200"]);
     let hosting = |status: &[Value]| nodes.iter().position(|n| field(status, &n.id, "actors") > 0);
     nats.wait_until(|status| hosting(status).is_some(), "a node to hold the actor");
     let victim = hosting(&nats.status()).unwrap();
