@@ -114,10 +114,7 @@ async fn value_of(node: &Arc<Node>, id: ObjectId) -> Result<(Value, Vec<Held>), 
 }
 
 fn describe(store: &ObjectStore, id: ObjectId) -> Result<Held, Failure> {
-    match store.try_get(&id) {
-        Some(Ok(object)) => Ok(crate::held(id, &object)),
-        _ => Err(Failure::NotFound(format!("object `{id}` is not ready to send"))),
-    }
+    crate::held_now(store, id).ok_or_else(|| Failure::NotFound(format!("object `{id}` is not ready to send")))
 }
 
 fn encode(message: &impl serde::Serialize) -> Vec<u8> {
@@ -277,15 +274,7 @@ async fn receive(
         transfer::pull(driver, store, object).await.map_err(failed)?;
         held.adopt(object.id);
     }
-    let bytes = match value {
-        Value::Inline(bytes) => bytes,
-        Value::Stored(object) => {
-            transfer::pull(driver, store, object).await.map_err(failed)?;
-            let bytes = store.try_get(&object.id).and_then(Result::ok).map(|o| o.to_vec());
-            store.release(&object.id);
-            bytes.ok_or_else(|| Failure::NotFound(format!("the value `{}` vanished", object.id)))??
-        }
-    };
+    let bytes = transfer::value_bytes(driver, store, value).await.map_err(failed)?;
     Ok((bytes, held))
 }
 

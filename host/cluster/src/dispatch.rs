@@ -280,17 +280,8 @@ impl Link {
             pull(node, store, object).await.map_err(failed)?;
             keep.adopt(object.id);
         }
-        Ok(Ok(match value {
-            Value::Inline(bytes) => bytes,
-            Value::Stored(held) => {
-                pull(node, store, held).await.map_err(failed)?;
-                let bytes = store.try_get(&held.id).and_then(Result::ok).map(|o| o.to_vec());
-                store.release(&held.id);
-                bytes
-                    .ok_or_else(|| failed(format!("its value `{}` vanished", held.id)))?
-                    .map_err(|f| failed(f.to_string()))?
-            }
-        }))
+        let bytes = transfer::value_bytes(&node.transfer, store, value).await;
+        Ok(Ok(bytes.map_err(|e| failed(format!("cannot pull its value from node {}: {e}", node.id)))?))
     }
 }
 
@@ -459,10 +450,8 @@ enum Sent {
 
 /// How another node pulls object `id` of `store`.
 fn describe(store: &ObjectStore, id: ObjectId) -> Result<Held, Trapped> {
-    match store.try_get(&id) {
-        Some(Ok(object)) => Ok(crate::held(id, &object)),
-        _ => Err(Trapped { message: format!("its argument `{id}` is not ready to send"), limit: false }),
-    }
+    crate::held_now(store, id)
+        .ok_or_else(|| Trapped { message: format!("its argument `{id}` is not ready to send"), limit: false })
 }
 
 /// The job globals a call sees, as another node pulls them.

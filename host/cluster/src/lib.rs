@@ -25,6 +25,11 @@ pub use self::worker::Worker;
 
 use prism_store::{Object, ObjectId, content_hash};
 
+/// How another node pulls object `id` of `store`, if it is ready now.
+fn held_now(store: &prism_store::ObjectStore, id: ObjectId) -> Option<protocol::Held> {
+    store.try_get(&id).and_then(Result::ok).map(|object| held(id, &object))
+}
+
 /// How another node pulls `object`, named `id`.
 fn held(id: ObjectId, object: &Object) -> protocol::Held {
     let hash = match object {

@@ -21,7 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use prism_store::error::Failure;
 use prism_store::{Object, ObjectId, ObjectStore, content_hash, nested_refs};
 
-use crate::protocol::Held;
+use crate::protocol::{Held, Value};
 
 /// The components a node can hand to others: those it loaded or pulled.
 #[derive(Default)]
@@ -178,6 +178,21 @@ pub async fn pull_component(addr: &str, hash: &[u8; 32]) -> Result<Vec<u8>, Pull
         ))));
     }
     Ok(wasm)
+}
+
+/// The bytes of a call's value as an answer carries it: in the answer, or
+/// left on the node at `addr`, pulled from there and read (the caller
+/// stores the value anew, so this copy is let go at once).
+pub async fn value_bytes(addr: &str, store: &Arc<ObjectStore>, value: Value) -> Result<Vec<u8>, PullError> {
+    let object = match value {
+        Value::Inline(bytes) => return Ok(bytes),
+        Value::Stored(object) => object,
+    };
+    pull(addr, store, object).await?;
+    let bytes = store.try_get(&object.id).and_then(Result::ok).map(|o| o.to_vec());
+    store.release(&object.id);
+    let vanished = || Failure::NotFound(format!("the value `{}` vanished as it was read", object.id));
+    bytes.ok_or_else(vanished).and_then(|b| b).map_err(PullError::Store)
 }
 
 /// Makes sure `store` holds `object` (pulling it from `addr` if it lacks
