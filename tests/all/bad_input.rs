@@ -52,7 +52,7 @@ fn truncated_component() {
 #[test]
 fn component_of_another_world() {
     let err = run_fails(guest!(PLAIN_COMMAND), &[]);
-    assert!(err.contains("does not export `prism:core/worker@0.2.0`: build it with a prism SDK"), "{err}");
+    assert!(err.contains("does not export `prism:core/worker@0.3.0`: build it with a prism SDK"), "{err}");
 }
 
 #[test]

@@ -64,18 +64,19 @@ impl Nats {
 
     /// Starts a node with `workers` cpus and waits until it is listed alive.
     pub fn node(&self, workers: u32) -> Node {
-        self.node_in(None, workers)
+        self.node_in(None, workers, &[])
     }
 
-    /// [`Nats::node`], in network namespace `netns` if given.
-    fn node_in(&self, netns: Option<&Netns>, workers: u32) -> Node {
+    /// [`Nats::node`], in network namespace `netns` if given, with `extra`
+    /// options.
+    fn node_in(&self, netns: Option<&Netns>, workers: u32, extra: &[&str]) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_prism"));
         if let Some(netns) = netns {
             command = Command::new("ip");
             command.args(["netns", "exec", &netns.name, env!("CARGO_BIN_EXE_prism")]);
         }
-        command.args(["node", "--cluster", &self.url, "--workers", &workers.to_string()]);
+        command.args(["node", "--cluster", &self.url, "--workers", &workers.to_string()]).args(extra);
         if let Some(netns) = netns {
             command.args(["--transfer-listen", &format!("{}:0", netns.inside)]);
         }
@@ -298,18 +299,47 @@ fn no_live_node_or_no_node_big_enough_is_a_clear_error() {
     let run = nats.run(guest!(SQUARE), &[], &[]);
     assert!(!run.success);
     assert!(run.stderr.contains("no node of the cluster at nats://"), "{}", run.stderr);
-    let _node = nats.node(1);
+    let node = nats.node(1);
     // The driver's machine has the cpus; no node does.
     let run = nats.run(guest!(CLUSTER), &["--workers", "64"], &["greedy"]);
     assert!(run.success, "{}", run.stderr);
-    assert!(
-        run.stdout.contains("task `greedy` asks for 64 cpus but the largest node of the cluster has 1"),
-        "{}",
-        run.stdout
-    );
+    let expected = format!("task `greedy` asks for cpus=64 but no live node has that much (node {}: cpus=1)", node.id);
+    assert!(run.stdout.contains(&expected), "{}", run.stdout);
     let dir = tempfile::tempdir().unwrap();
     let run = prism(dir.path(), &["run", "--cluster", "nats://127.0.0.1:1", guest!(SQUARE)]);
     assert!(run.stderr.contains("cannot reach the cluster's NATS server at `nats://127.0.0.1:1`"), "{}", run.stderr);
+}
+
+/// Ray's custom resources and node affinity across nodes: tasks and an
+/// actor asking for `gpu` go to the one node that has it, the actor holds
+/// it while it lives, hard affinity pins, soft affinity gives way, and what
+/// no node can give is a clear error.
+#[test]
+fn resources_and_node_affinity_choose_the_node() {
+    let nats = Nats::start();
+    let gpu = nats.node_in(None, 1, &["--resources", "gpu=1"]);
+    let _others = [nats.node(1), nats.node(1)];
+    let status = nats.status();
+    assert_eq!(entry(&status, &gpu.id)["resources"], serde_json::json!({"gpu": 1.0}));
+    let run = nats.run(guest!(CLUSTER), &[], &["resources"]);
+    assert!(run.success, "{}", run.stderr);
+    let id = &gpu.id;
+    let expected = format!(
+        "gpu tasks ran on: {id}\ngpu actor lives on: {id}\n\
+         a gpu task while the actor lives: timed out before the objects were ready\n\
+         once the actor is killed, it ran on: {id}\nhalf-gpu tasks ran on: {id}\n\
+         a tpu task: limit exceeded: task `where_am_i` asks for cpus=1, tpu=1 but no live node has that much ("
+    );
+    assert!(run.stdout.starts_with(&expected), "{}", run.stdout);
+    assert!(run.stdout.contains(&format!("node {id}: cpus=1, gpu=1")), "{}", run.stdout);
+    let run = nats.run(guest!(CLUSTER), &[], &["pin"]);
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "nodes seen: 3\npinned tasks ran on the node they name: true\n\
+         soft affinity to a node that is not there: ran on 1 nodes\n\
+         hard affinity to a node that is not there: limit exceeded: task `where_am_i` must run on node gone (node affinity), which is not alive\n"
+    );
 }
 
 /// A network namespace joined to this one by a veth pair, for a link to
@@ -362,7 +392,7 @@ fn a_node_cut_off_is_declared_dead_its_work_moves_and_it_rejoins_under_a_new_id(
     let netns = Netns::new();
     let nats = Nats::start_at(&netns.outside);
     let here = nats.node(1);
-    let there = nats.node_in(Some(&netns), 1);
+    let there = nats.node_in(Some(&netns), 1, &[]);
     let transfer = format!("{}:0", netns.outside);
     let driver = nats.spawn_run(guest!(CLUSTER), &["--transfer-listen", &transfer], &["slow", "20", "300"]);
     nats.wait_until(|status| field(status, &there.id, "running") > 0, "the job to reach the node");

@@ -133,6 +133,20 @@ const SEMANTICS_SEEN: &[&str] = &[
     "cancelled: forever\n",
 ];
 
+/// Ray's `resources=`, `num_gpus=` and `NodeAffinitySchedulingStrategy`,
+/// on one node that offers `gpu` and `GPU`.
+#[test]
+fn python_tasks_and_actors_ask_for_resources_and_nodes() {
+    let run = prism_py(&["run", "--workers", "2", "--resources", "gpu=1,GPU=1", SEMANTICS, "--", "placement"]);
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.stdout,
+        "== placement\nresources: ok True\nnum_gpus: ok True\npinned here: ok True\n\
+         missing: LimitExceededError limit exceeded: task `node_id` asks for resource `tpu`, which this node does not have (see --resources)\n\
+         soft elsewhere: ok True\nwhile an actor holds the gpu: waits\nthen: ok True\n"
+    );
+}
+
 /// An endless `while True`, a memory bomb and deep recursion each end as
 /// the task's error at its limit, and the next tasks run.
 #[test]

@@ -196,3 +196,45 @@ fn under_a_small_address_space_limit_the_pool_shrinks_and_says_so() {
     assert_eq!(said.len(), 1, "{stderr}");
     assert!(said[0].contains("may not reserve address space for 1000 instances at once"), "{stderr}");
 }
+
+/// Ray's custom resources and node affinity on one node (across nodes:
+/// tests/all/cluster.rs): a task asking for `gpu` runs, an actor holding it
+/// keeps the next one waiting until it is killed, and what the node cannot
+/// give is a clear error, as is a bad `--resources`.
+#[test]
+fn resources_and_node_affinity_on_one_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["run", "--workers", "2", "--resources", "gpu=1", guest!(CLUSTER), "--"];
+    let run = prism(dir.path(), &[&args[..], &["resources"]].concat());
+    assert!(run.success, "{}", run.stderr);
+    let id = run.stdout.lines().next().and_then(|l| l.strip_prefix("gpu tasks ran on: ")).unwrap().to_string();
+    assert_eq!(id.len(), 16, "{}", run.stdout);
+    assert_eq!(
+        run.stdout,
+        format!(
+            "gpu tasks ran on: {id}\ngpu actor lives on: {id}\n\
+             a gpu task while the actor lives: timed out before the objects were ready\n\
+             once the actor is killed, it ran on: {id}\nhalf-gpu tasks ran on: {id}\n\
+             a tpu task: limit exceeded: task `where_am_i` asks for resource `tpu`, which this node does not have (see --resources)\n"
+        )
+    );
+    let run = prism(dir.path(), &[&args[..], &["pin"]].concat());
+    assert!(run.success, "{}", run.stderr);
+    assert!(
+        run.stdout.starts_with(
+            "nodes seen: 1\npinned tasks ran on the node they name: true\n\
+             soft affinity to a node that is not there: ran on 1 nodes\n\
+             hard affinity to a node that is not there: limit exceeded: task `where_am_i` must run on node gone (node affinity), but this is node "
+        ),
+        "{}",
+        run.stdout
+    );
+    for (bad, says) in [
+        ("gpu", "`gpu` is not NAME=AMOUNT"),
+        ("gpu=many", "the amount of `gpu` is not a number: `many`"),
+        ("gpu=-1", "`gpu=-1` asks for gpu=-1: a resource needs a name and a positive amount"),
+    ] {
+        let run = prism(dir.path(), &["run", "--resources", bad, guest!(CLUSTER), "--", "pin"]);
+        assert!(!run.success && run.stderr.contains(says), "{bad}: {}", run.stderr);
+    }
+}

@@ -16,8 +16,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export PRISM_DATA_DIR=$work/data PRISM_PYTHON_SDK=$PWD/guest-sdk/python
 cp tests/bench/python_raw.py "$work/"
-"$venv/bin/componentize-py" -d guest-sdk/python/prism/wit -w prism:python/guest@0.2.0 \
-    --import-interface-name prism:core/bytes@0.2.0=prism_bytes \
+"$venv/bin/componentize-py" -d guest-sdk/python/prism/wit -w prism:python/guest@0.3.0 \
+    --import-interface-name prism:core/bytes@0.3.0=prism_bytes \
     componentize python_raw -p "$work" -o "$work/raw.wasm" >/dev/null
 cases=(single_client_get_calls single_client_put_calls single_client_tasks_sync single_client_tasks_async 1_1_actor_calls_async)
 for run in $(seq "$runs"); do

@@ -14,11 +14,13 @@ Build and run with `prism run app.py` (docs/python.md).
 
 from . import exceptions
 from ._api import (
+    NodeAffinitySchedulingStrategy,
     ObjectRefGenerator,
     cancel,
     component,
     get,
     get_actor,
+    get_runtime_context,
     kill,
     put,
     remote,
@@ -28,6 +30,7 @@ from ._values import ActorHandle, ObjectRef
 
 __all__ = [
     "ActorHandle",
+    "NodeAffinitySchedulingStrategy",
     "ObjectRef",
     "ObjectRefGenerator",
     "cancel",
@@ -35,6 +38,7 @@ __all__ = [
     "exceptions",
     "get",
     "get_actor",
+    "get_runtime_context",
     "kill",
     "put",
     "remote",

@@ -16,8 +16,53 @@ def _only_refs(values):
     return set(map(type, values)) <= _REF_TYPE
 
 # What `.options()` takes, with the defaults Ray has.
-TASK_OPTIONS = {"num_cpus": 1, "max_retries": 3, "retry_exceptions": False, "name": None}
-ACTOR_OPTIONS = {"name": None, "lifetime": None, "max_restarts": 0, "max_task_retries": 0, "num_cpus": 0}
+PLACEMENT_OPTIONS = {"resources": None, "num_gpus": 0, "scheduling_strategy": None}
+TASK_OPTIONS = {"num_cpus": 1, "max_retries": 3, "retry_exceptions": False, "name": None, **PLACEMENT_OPTIONS}
+ACTOR_OPTIONS = {
+    "name": None,
+    "lifetime": None,
+    "max_restarts": 0,
+    "max_task_retries": 0,
+    "num_cpus": 0,
+    **PLACEMENT_OPTIONS,
+}
+
+
+class NodeAffinitySchedulingStrategy:
+    """Run on the node `node_id` (from `get_runtime_context().get_node_id()`);
+    with `soft=True`, elsewhere if that node is gone or cannot run it."""
+
+    def __init__(self, node_id, soft):
+        self.node_id = node_id
+        self.soft = soft
+
+
+class RuntimeContext:
+    """What `get_runtime_context()` tells about where the code runs."""
+
+    def get_node_id(self):
+        return tasks.node_id()
+
+
+def get_runtime_context():
+    return RuntimeContext()
+
+
+def _placement(opts):
+    """`resources=`, `num_gpus=` (Ray's resource "GPU") and
+    `scheduling_strategy=` as the WIT takes them."""
+    resources = dict(opts["resources"] or {})
+    if opts["num_gpus"]:
+        resources["GPU"] = opts["num_gpus"]
+    amounts = [types.ResourceAmount(name=name, amount=float(amount)) for name, amount in resources.items()]
+    strategy = opts["scheduling_strategy"]
+    if strategy in (None, "DEFAULT"):
+        node = None
+    elif isinstance(strategy, NodeAffinitySchedulingStrategy):
+        node = types.NodeAffinity(node=strategy.node_id, soft=bool(strategy.soft))
+    else:
+        raise ValueError(f"scheduling_strategy must be None, 'DEFAULT' or a NodeAffinitySchedulingStrategy, not {strategy!r}")
+    return amounts, node
 
 
 def _checked(options, allowed, what):
@@ -56,11 +101,14 @@ def _timeout_ms(timeout):
 
 
 def _task_options(opts, component):
+    resources, node = _placement(opts)
     return types.TaskOptions(
         max_retries=opts["max_retries"],
         retry_exceptions=opts["retry_exceptions"],
         num_cpus=opts["num_cpus"],
         component=component,
+        resources=resources,
+        node=node,
     )
 
 
@@ -84,7 +132,8 @@ class RemoteFunction:
 
     def options(self, **options):
         """This function with other options (`num_cpus`, `max_retries`,
-        `retry_exceptions`, `name`)."""
+        `retry_exceptions`, `name`, `resources`, `num_gpus`,
+        `scheduling_strategy`)."""
         return RemoteFunction(self._function, {**self._options, **options})
 
     def remote(self, *args, **kwargs):
@@ -107,12 +156,15 @@ def _count(n):
 def _actor_options(opts, component):
     if opts["lifetime"] not in (None, "detached", "non_detached"):
         raise ValueError(f"lifetime must be None, 'detached' or 'non_detached', not {opts['lifetime']!r}")
+    resources, node = _placement(opts)
     return types.ActorOptions(
         component=component,
         name=opts["name"],
         detached=opts["lifetime"] == "detached",
         max_restarts=_count(opts["max_restarts"]),
         max_task_retries=_count(opts["max_task_retries"]),
+        resources=resources,
+        node=node,
     )
 
 
@@ -131,7 +183,8 @@ class ActorClass:
 
     def options(self, **options):
         """This class with other options (`name`, `lifetime="detached"`,
-        `max_restarts`, `max_task_retries`)."""
+        `max_restarts`, `max_task_retries`, `resources`, `num_gpus`,
+        `scheduling_strategy`)."""
         return ActorClass(self._class, {**self._options, **options})
 
     def remote(self, *args, **kwargs):

@@ -9,7 +9,7 @@ use std::marker::PhantomData;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::object_ref::{deserialize_id, from_words, serialize_id, to_words};
-use crate::task::{Arg, CallError, Component};
+use crate::task::{Arg, CallError, Component, Placement};
 use crate::wit::prism::core::{actors, types};
 use crate::{Error, Generator, ObjectRef, Result};
 
@@ -115,12 +115,13 @@ impl<R> ActorGeneratorCall<R> {
 }
 
 /// Options of an actor, as Ray's `Class.options(...)`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ActorOptions {
     name: Option<String>,
     detached: bool,
     max_restarts: u32,
     max_task_retries: u32,
+    placement: Placement,
 }
 
 impl ActorOptions {
@@ -152,6 +153,19 @@ impl ActorOptions {
         self.max_task_retries = n;
         self
     }
+
+    /// Hold `amount` of the named resource for as long as the actor lives,
+    /// as [`Options::resource`](crate::Options::resource) does for a task.
+    pub fn resource(mut self, name: &str, amount: f64) -> Self {
+        self.placement.resource(name, amount);
+        self
+    }
+
+    /// Live on node `node`, as [`Options::node_affinity`](crate::Options::node_affinity) says.
+    pub fn node_affinity(mut self, node: &str, soft: bool) -> Self {
+        self.placement.node(node, soft);
+        self
+    }
 }
 
 /// The live actor named `name`.
@@ -172,12 +186,15 @@ pub(crate) fn create_in<T>(
     options: &ActorOptions,
 ) -> Result<Actor<T>> {
     let args: Vec<types::Arg> = args.into_iter().map(Arg::into_wit).collect();
+    let (resources, node) = options.placement.to_wit();
     let options = types::ActorOptions {
         component: component.map(|c| to_words(c.id())),
         name: options.name.clone(),
         detached: options.detached,
         max_restarts: options.max_restarts,
         max_task_retries: options.max_task_retries,
+        resources,
+        node,
     };
     Ok(Actor::from_wit(actors::create(class, &args, &options)?))
 }

@@ -71,7 +71,7 @@ impl<T> Drop for Generator<T> {
 /// Starts the generator `function` with `args`.
 pub fn remote_generator<T>(function: &str, args: Vec<Arg>, options: &Options) -> Generator<T> {
     let args: Vec<_> = args.into_iter().map(Arg::into_wit).collect();
-    Generator::from_wit(tasks::remote_generator(function, &args, options.to_wit(None)))
+    Generator::from_wit(tasks::remote_generator(function, &args, &options.to_wit(None)))
 }
 
 /// Stores `value` and appends it to the running generator's stream. Byte

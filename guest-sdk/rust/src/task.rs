@@ -16,17 +16,49 @@ use crate::{Bytes, ObjectRef, Result, View};
 /// let r = flaky::remote_with(&prism::Options::new().max_retries(3), 7);
 /// # }
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     max_retries: u32,
     retry_exceptions: bool,
     num_cpus: u32,
+    placement: Placement,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { max_retries: 3, retry_exceptions: false, num_cpus: 1 }
+        Options { max_retries: 3, retry_exceptions: false, num_cpus: 1, placement: Placement::default() }
     }
+}
+
+/// The resources and node a task or actor asks for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Placement {
+    resources: Vec<(String, f64)>,
+    node: Option<(String, bool)>,
+}
+
+impl Placement {
+    pub(crate) fn resource(&mut self, name: &str, amount: f64) {
+        self.resources.retain(|(n, _)| n != name);
+        self.resources.push((name.to_string(), amount));
+    }
+
+    pub(crate) fn node(&mut self, node: &str, soft: bool) {
+        self.node = Some((node.to_string(), soft));
+    }
+
+    pub(crate) fn to_wit(&self) -> (Vec<types::ResourceAmount>, Option<types::NodeAffinity>) {
+        let resources =
+            self.resources.iter().map(|(name, amount)| types::ResourceAmount { name: name.clone(), amount: *amount });
+        let node = self.node.as_ref().map(|(node, soft)| types::NodeAffinity { node: node.clone(), soft: *soft });
+        (resources.collect(), node)
+    }
+}
+
+/// The id of the node this code runs on, for [`Options::node_affinity`]
+/// (Ray's `get_runtime_context().get_node_id()`).
+pub fn node_id() -> String {
+    tasks::node_id()
 }
 
 impl Options {
@@ -54,12 +86,30 @@ impl Options {
         self
     }
 
-    pub(crate) fn to_wit(self, component: Option<&Component>) -> types::TaskOptions {
+    /// Hold `amount` of the named resource while it runs (Ray's
+    /// `resources={"gpu": 1}`): only a node started with `--resources
+    /// gpu=N` runs it, one that has the amount free.
+    pub fn resource(mut self, name: &str, amount: f64) -> Self {
+        self.placement.resource(name, amount);
+        self
+    }
+
+    /// Run on node `node` (a [`node_id`]); with `soft`, elsewhere if that
+    /// node is gone or cannot run it (Ray's `NodeAffinitySchedulingStrategy`).
+    pub fn node_affinity(mut self, node: &str, soft: bool) -> Self {
+        self.placement.node(node, soft);
+        self
+    }
+
+    pub(crate) fn to_wit(&self, component: Option<&Component>) -> types::TaskOptions {
+        let (resources, node) = self.placement.to_wit();
         types::TaskOptions {
             max_retries: self.max_retries,
             retry_exceptions: self.retry_exceptions,
             num_cpus: self.num_cpus,
             component: component.map(|c| to_words(&c.id)),
+            resources,
+            node,
         }
     }
 }
@@ -99,7 +149,7 @@ impl Component {
     /// it runs. A missing function fails the task, naming it.
     pub fn remote<T>(&self, function: &str, args: Vec<Arg>, options: &Options) -> ObjectRef<T> {
         let args: Vec<types::Arg> = args.into_iter().map(Arg::into_wit).collect();
-        ObjectRef::from_wit(tasks::remote(function, &args, options.to_wit(Some(self))))
+        ObjectRef::from_wit(tasks::remote(function, &args, &options.to_wit(Some(self))))
     }
 
     /// Creates an actor of its class `class`; `T` names the class for this
@@ -207,7 +257,7 @@ pub(crate) fn registered() -> impl Iterator<Item = &'static TaskFn> {
 /// Schedules `function` with `args`; the ref is returned before it runs.
 pub fn remote<T>(function: &str, args: Vec<Arg>, options: &Options) -> ObjectRef<T> {
     let args: Vec<types::Arg> = args.into_iter().map(Arg::into_wit).collect();
-    ObjectRef::from_wit(tasks::remote(function, &args, options.to_wit(None)))
+    ObjectRef::from_wit(tasks::remote(function, &args, &options.to_wit(None)))
 }
 
 /// Cancels the task whose result `r` is (Ray's `ray.cancel`): a pending

@@ -17,8 +17,8 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use prism_exec::{
-    ActorInstance, Calls, DriverExit, Executor, Input, InstanceLimits, LoadError, Outcome, Output, ProgramInfo, Run,
-    Stream, Trapped,
+    ActorInstance, Calls, DriverExit, Executor, Input, InstanceLimits, LoadError, Outcome, Output, Placement,
+    ProgramInfo, Run, Stream, Trapped,
 };
 use prism_store::{Holdings, IdMap, ObjectId, ObjectStore, nested_refs};
 
@@ -117,27 +117,48 @@ impl Dispatcher {
 }
 
 impl Link {
-    /// The node to run a task needing `num_cpus` with `args` on.
-    fn place(&self, num_cpus: u32, args: &[Arg]) -> Result<NodeInfo, Trapped> {
+    /// The node to run `request` on: one alive with the cpus and resources
+    /// it asks for, the one it names if any, else the one holding most of
+    /// its large arguments, else the least loaded.
+    fn place(&self, request: &TaskRequest) -> Result<NodeInfo, Trapped> {
         let nodes: Vec<NodeInfo> = {
             let mut absent = self.absent.lock();
             absent.retain(|_, since| since.elapsed() < DEAD_AFTER);
             self.members.alive().into_iter().filter(|n| !absent.contains_key(&n.id)).collect()
         };
-        let mut fit: Vec<&NodeInfo> = nodes.iter().filter(|n| n.cpus >= num_cpus).collect();
+        let (num_cpus, placement) = (request.num_cpus, &request.placement);
+        // Trapped messages follow "task `function`".
+        let refuse = |message: String| Err(Trapped { message, limit: true });
+        if nodes.is_empty() {
+            return refuse(
+                "cannot run: no node of the cluster is alive (start one with `prism node --cluster URL`)".into(),
+            );
+        }
+        for (name, amount) in &placement.resources {
+            if let Err(unmet) = prism_node::resources::valid(name, *amount) {
+                return refuse(unmet.to_string());
+            }
+        }
+        let mut fit: Vec<&NodeInfo> = nodes.iter().filter(|n| can_run(n, num_cpus, placement)).collect();
+        if let Some(affinity) = &placement.node {
+            let pinned: Vec<&NodeInfo> = fit.iter().copied().filter(|n| n.id == affinity.node).collect();
+            if !pinned.is_empty() {
+                fit = pinned;
+            } else if !affinity.soft {
+                let why = match nodes.iter().any(|n| n.id == affinity.node) {
+                    true => "which has too few cpus or resources for it",
+                    false => "which is not alive",
+                };
+                return refuse(format!("must run on node {} (node affinity), {why}", affinity.node));
+            }
+        }
         if fit.is_empty() {
-            // Trapped messages follow "task `function`".
-            let message = match nodes.iter().map(|n| n.cpus).max() {
-                None => {
-                    "cannot run: no node of the cluster is alive (start one with `prism node --cluster URL`)".into()
-                }
-                Some(most) => format!("asks for {num_cpus} cpus but the largest node of the cluster has {most}"),
-            };
-            return Err(Trapped { message, limit: true });
+            let has = nodes.iter().map(describe_node).collect::<Vec<_>>().join("; ");
+            return refuse(format!("asks for {} but no live node has that much ({has})", asks(num_cpus, placement)));
         }
         let copies = self.copies.lock();
         let mut local_bytes: HashMap<&str, u64> = HashMap::new();
-        for arg in args {
+        for arg in &request.args {
             if let Arg::Large(held) = arg {
                 for node in copies.get(&held.hash).into_iter().flatten() {
                     *local_bytes.entry(node).or_default() += held.len;
@@ -193,7 +214,7 @@ impl Link {
     /// the node needs to run it (the run's slot is given back: the cpus
     /// that count are the node's).
     fn request(&self, run: Run, function: &str, args: &[Input]) -> Result<(TaskRequest, Arc<dyn Calls>), Trapped> {
-        let Run { calls, slot, job, program, num_cpus, output, .. } = run;
+        let Run { calls, slot, job, program, num_cpus, output, placement, .. } = run;
         drop(slot);
         self.outputs.lock().entry(job).or_insert(output);
         let request = TaskRequest {
@@ -204,6 +225,7 @@ impl Link {
             function: function.to_string(),
             args: self.args(calls.store(), args)?,
             num_cpus,
+            placement,
             globals: globals(calls.as_ref())?,
             output: self.output.clone(),
             caller: self.callers.clone(),
@@ -224,7 +246,7 @@ impl Link {
     ) -> Result<(NodeInfo, R), Trapped> {
         let payload = rmp_serde::to_vec(message).expect("requests encode");
         loop {
-            let node = self.place(request.num_cpus, &request.args)?;
+            let node = self.place(request)?;
             match self.ask(&node, subject(&node.id), payload.clone()).await {
                 Err(Sent::NotServing) => {
                     tracing::debug!(node = %node.id, "no one takes requests for the node: placing elsewhere");
@@ -305,6 +327,11 @@ impl Executor for Dispatcher {
     async fn run_task(&self, run: Run, function: &str, args: &[Input], keep: &mut Holdings) -> Outcome {
         // A generator's items go to a stream on this node: it runs here.
         if run.calls.generates() {
+            if !run.placement.is_any() {
+                let message = "is a generator, which runs on the driver's node: it cannot ask for resources or a node"
+                    .to_string();
+                return Err(Trapped { message, limit: true });
+            }
             return self.local.run_task(run, function, args, keep).await;
         }
         let (request, calls) = self.link.request(run, function, args)?;
@@ -353,6 +380,10 @@ impl Executor for Dispatcher {
 
     fn interrupt(&self) {
         self.local.interrupt();
+    }
+
+    fn places_elsewhere(&self) -> bool {
+        true
     }
 }
 
@@ -446,6 +477,27 @@ enum Sent {
     NotServing,
     /// It may have started it: a crashed attempt.
     Failed(Trapped),
+}
+
+/// Whether `node` has the cpus and resources a task asks for.
+fn can_run(node: &NodeInfo, num_cpus: u32, placement: &Placement) -> bool {
+    node.cpus >= num_cpus
+        && placement
+            .resources
+            .iter()
+            .all(|(name, amount)| node.resources.iter().any(|(n, has)| n == name && has >= amount))
+}
+
+/// What a task asks for, as `cpus=2, gpu=1`.
+fn asks(num_cpus: u32, placement: &Placement) -> String {
+    let resources = placement.resources.iter().map(|(name, amount)| format!(", {name}={amount}"));
+    format!("cpus={num_cpus}{}", resources.collect::<String>())
+}
+
+/// What a node has, as `node 1a2b…: cpus=2, gpu=1`.
+fn describe_node(node: &NodeInfo) -> String {
+    let resources = node.resources.iter().map(|(name, amount)| format!(", {name}={amount}"));
+    format!("node {}: cpus={}{}", node.id, node.cpus, resources.collect::<String>())
 }
 
 /// How another node pulls object `id` of `store`.

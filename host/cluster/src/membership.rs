@@ -89,9 +89,10 @@ impl Cluster {
         Ok(nodes)
     }
 
-    /// Watches the bucket: the live nodes, kept up to date until dropped.
+    /// Watches the bucket, from each node's last entry on: the live nodes,
+    /// kept up to date until dropped.
     pub async fn watch(&self) -> Result<Members, JoinError> {
-        let mut updates = self.nodes.watch_all().await.map_err(|e| JoinError::Bucket(e.to_string()))?;
+        let mut updates = self.nodes.watch_with_history(">").await.map_err(|e| JoinError::Bucket(e.to_string()))?;
         let (changed, _) = watch::channel(0u64);
         let members = Members { state: Arc::new(State { nodes: Mutex::default(), changed }) };
         let state = Arc::downgrade(&members.state);
@@ -100,8 +101,11 @@ impl Cluster {
             loop {
                 tokio::select! {
                     update = updates.next() => {
-                        let (Some(Ok(entry)), Some(state)) = (update, state.upgrade()) else { return };
-                        state.record(entry);
+                        let (Some(update), Some(state)) = (update, state.upgrade()) else { return };
+                        match update {
+                            Ok(entry) => state.record(entry),
+                            Err(e) => tracing::warn!("watching the cluster's nodes: {e}"),
+                        }
                     }
                     _ = sweep.tick() => {
                         let Some(state) = state.upgrade() else { return };

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use prism_exec::Trapped;
+use prism_exec::{Placement, Trapped};
 use prism_store::error::Refused;
 use prism_store::{Failure, ObjectId};
 
@@ -33,7 +33,7 @@ pub fn output_subject(caller: &str) -> String {
 }
 
 /// What a node tells the cluster about itself, at every heartbeat.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct NodeInfo {
     /// Its id: random, new at every start (and after it was declared dead).
     pub id: String,
@@ -41,6 +41,8 @@ pub struct NodeInfo {
     pub transfer: String,
     /// Its logical cpus.
     pub cpus: u32,
+    /// The named resources it offers (`--resources`).
+    pub resources: Vec<(String, f64)>,
     /// Tasks it runs or queues now, for callers elsewhere.
     pub running: u32,
     /// Tasks it ran for callers elsewhere, and how many of them failed.
@@ -96,6 +98,8 @@ pub struct TaskRequest {
     pub args: Vec<Arg>,
     /// Logical cpus it holds.
     pub num_cpus: u32,
+    /// The resources it holds, and the node it asks for.
+    pub placement: Placement,
     /// The job's globals (set by its driver), for the task to read.
     pub globals: Vec<(String, Held)>,
     /// Where the task's stdout and stderr go: a subject the caller takes

@@ -176,7 +176,11 @@ impl Worker {
             ActorRequest::Start(request) => Some(encode(&match self.prepare(&request).await {
                 Err(message) => ActorStarted::Failed(message),
                 Ok((served, inputs)) => {
-                    match self.node.start_actor_here(&served.job, &request.function, &inputs).await {
+                    match self
+                        .node
+                        .start_actor_here(&served.job, &request.function, &inputs, request.placement.clone())
+                        .await
+                    {
                         Err(message) => ActorStarted::Failed(message),
                         Ok(instance) => {
                             let n = self.next_instance.fetch_add(1, Ordering::Relaxed);
@@ -362,8 +366,10 @@ impl Worker {
 
     async fn execute(&self, served: &Served, request: &TaskRequest, inputs: &[Input]) -> TaskReply {
         let mut made = Holdings::new(&self.node.store);
-        let outcome =
-            self.node.run_task_here(&served.job, &request.function, inputs, request.num_cpus, &mut made).await;
+        let outcome = self
+            .node
+            .run_task_here(&served.job, &request.function, inputs, request.num_cpus, &request.placement, &mut made)
+            .await;
         self.reply(served, outcome, made).await
     }
 

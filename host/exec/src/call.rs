@@ -43,8 +43,34 @@ impl Input {
     }
 }
 
+/// Where a task or an actor's instance may run: Ray's custom resources
+/// and node affinity.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Placement {
+    /// Named resources held while it runs, and how much of each.
+    pub resources: Vec<(String, f64)>,
+    /// The node it must, or would rather, run on.
+    pub node: Option<Affinity>,
+}
+
+/// A node a task or actor is pinned to (Ray's `NodeAffinitySchedulingStrategy`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Affinity {
+    /// The node's id.
+    pub node: String,
+    /// Elsewhere, if that node is gone or cannot run it.
+    pub soft: bool,
+}
+
+impl Placement {
+    /// Whether it asks for nothing beyond cpus, anywhere.
+    pub fn is_any(&self) -> bool {
+        self.resources.is_empty() && self.node.is_none()
+    }
+}
+
 /// Ray's `@ray.remote(...)` options.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TaskOptions {
     /// Re-runs after a crash (Ray's default: 3).
     pub max_retries: u32,
@@ -55,6 +81,8 @@ pub struct TaskOptions {
     /// The component whose function runs (the blake3 of its bytes): `None`
     /// for the job's own.
     pub component: Option<[u8; 32]>,
+    /// Resources and node it asks for.
+    pub placement: Placement,
 }
 
 /// Ray re-runs a task that crashed up to 3 times unless told otherwise.
@@ -62,12 +90,18 @@ pub const DEFAULT_MAX_RETRIES: u32 = 3;
 
 impl Default for TaskOptions {
     fn default() -> Self {
-        TaskOptions { max_retries: DEFAULT_MAX_RETRIES, retry_exceptions: false, num_cpus: 1, component: None }
+        TaskOptions {
+            max_retries: DEFAULT_MAX_RETRIES,
+            retry_exceptions: false,
+            num_cpus: 1,
+            component: None,
+            placement: Placement::default(),
+        }
     }
 }
 
 /// Ray's actor options.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ActorOptions {
     /// Unique name for `get_actor`.
     pub name: Option<String>,
@@ -80,4 +114,6 @@ pub struct ActorOptions {
     /// The id to give it (an actor restored after a restart keeps its id);
     /// `None` for a fresh one.
     pub id: Option<ActorId>,
+    /// Resources its instance holds, and the node it runs on.
+    pub placement: Placement,
 }

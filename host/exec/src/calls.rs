@@ -114,6 +114,9 @@ pub trait Calls: Send + Sync {
     /// Whether the call is a generator's, whose items go to its stream.
     fn generates(&self) -> bool;
 
+    /// The id of the node running the call.
+    fn node_id(&self) -> String;
+
     /// Appends `item` to the stream the call generates, which takes its own
     /// reference from the call's (`held`: whether the call holds `item`);
     /// `invalid-argument` if it is not a generator or does not hold it.

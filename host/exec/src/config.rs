@@ -95,6 +95,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Logical cpus for tasks, and the runtime's worker threads.
     pub workers: u32,
+    /// Named resources it offers tasks and actors (`--resources gpu=2`).
+    pub resources: Vec<(String, f64)>,
     /// Memory limit of each instance, in bytes.
     pub memory_limit: u64,
     /// CPU deadline of each task call.
@@ -122,6 +124,7 @@ impl Config {
         Config {
             data_dir: data_dir.into(),
             workers: default_workers(),
+            resources: Vec::new(),
             memory_limit: DEFAULT_MEMORY_LIMIT,
             cpu_deadline: DEFAULT_CPU_DEADLINE,
             driver_cpu_deadline: None,

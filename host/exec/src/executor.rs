@@ -9,10 +9,10 @@ use prism_store::error::{Failure, Refused};
 
 use crate::config::{Config, EPOCH_TICK, LimitNames};
 use crate::output::Output;
-use crate::{Calls, Input, ProgramInfo, Slot};
+use crate::{Calls, Input, Placement, ProgramInfo, Slot};
 
 /// The interface every prism component exports, as the error messages name it.
-pub const WORKER_EXPORT: &str = "prism:core/worker@0.2.0";
+pub const WORKER_EXPORT: &str = "prism:core/worker@0.3.0";
 
 /// Why a component could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +141,8 @@ pub struct Run {
     pub slot: Option<Slot>,
     /// How many cpus to take back after blocking.
     pub num_cpus: u32,
+    /// The resources and node it asks for.
+    pub placement: Placement,
 }
 
 /// Runs components: compiles them once, then runs their task calls, actor
@@ -184,6 +186,13 @@ pub trait Executor: Send + Sync {
     /// Has every running call check its slot now rather than at its next
     /// tick: a namespace owed a turn waits.
     fn interrupt(&self);
+
+    /// Whether it places each task and actor instance on another node (the
+    /// cluster's dispatcher), checking there the cpus, resources and node
+    /// it asks for: then this node neither checks nor holds them.
+    fn places_elsewhere(&self) -> bool {
+        false
+    }
 }
 
 /// The instance an actor lives in.

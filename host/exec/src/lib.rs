@@ -19,7 +19,7 @@ mod executor;
 pub mod output;
 pub mod program;
 
-pub use self::call::{ActorId, ActorOptions, DEFAULT_MAX_RETRIES, Input, TaskArg, TaskOptions};
+pub use self::call::{ActorId, ActorOptions, Affinity, DEFAULT_MAX_RETRIES, Input, Placement, TaskArg, TaskOptions};
 pub use self::calls::{Calls, Lease, NextItem, Slot};
 pub use self::config::{Config, LimitNames};
 pub use self::executor::{

@@ -20,9 +20,10 @@ use tracing::Instrument;
 use crate::cancel::{Kind, Token};
 use crate::generators::{Generating, Stream};
 use crate::node::{Job, Node, hold_args};
+use crate::resources::Held;
 use crate::scheduler::{end_stream, resolve};
 use crate::scope::Scope;
-use prism_exec::{ActorId, ActorInstance, ActorOptions, Class, Input, ProgramInfo, Run, Slot, TaskArg};
+use prism_exec::{ActorId, ActorInstance, ActorOptions, Class, Input, Outcome, ProgramInfo, Run, Slot, TaskArg};
 use prism_store::error::Failure;
 use prism_store::{Holdings, ObjectId, Unread};
 
@@ -512,7 +513,7 @@ async fn run(
     // What each constructor run and method call runs as.
     let context = |slot: Option<Slot>, num_cpus: u32, generating: Option<Generating>| {
         let scope = Scope::new(&node, &actor.job, None, caller, Some(actor.id), generating);
-        node.run(&actor.job, scope, actor.program.hash, node.limits(), slot, num_cpus)
+        node.run(&actor.job, scope, actor.program.hash, slot, num_cpus, actor.options.placement.clone())
     };
     let constructed = match resolve(&node, &actor.label("new"), args).await {
         Ok(args) => start(&node, &actor, context(None, 0, None), &args).await.map(|i| (i, args)),
@@ -526,8 +527,10 @@ async fn run(
         }
     };
     // Runs the constructor again on a new instance, within budget; else the
-    // actor dies with `why`.
-    let restart = async |why: String| -> Option<Box<dyn ActorInstance>> {
+    // actor dies with `why`. The old one goes first: it may hold resources
+    // the new one needs.
+    let restart = async |old: Box<dyn ActorInstance>, why: String| -> Option<Box<dyn ActorInstance>> {
+        drop(old);
         let restarts = actor.restarts.fetch_add(1, Ordering::AcqRel);
         if restarts >= actor.options.max_restarts {
             actor.die(format!("{why} and was restarted {restarts} times (max_restarts)"));
@@ -548,7 +551,7 @@ async fn run(
             () = actor.kill.notified() => None,
         };
         if actor.restart.swap(false, Ordering::AcqRel) && actor.dead().is_none() {
-            match restart(format!("`{}` was killed", actor.class)).await {
+            match restart(instance, format!("`{}` was killed", actor.class)).await {
                 Some(new) => instance = new,
                 None => break,
             }
@@ -576,7 +579,7 @@ async fn run(
                     let restarting = actor.restart.swap(false, Ordering::AcqRel) && actor.dead().is_none();
                     let reason = if restarting { format!("`{label}` was interrupted: the actor was killed to restart") } else { actor.dead().unwrap_or_default() };
                     actor.reply(&node, &call.reply, &call.method, Err(Failure::ActorDied(reason)));
-                    if restarting && let Some(new) = restart(format!("`{}` was killed", actor.class)).await {
+                    if restarting && let Some(new) = restart(instance, format!("`{}` was killed", actor.class)).await {
                         instance = new;
                         continue 'serve;
                     }
@@ -588,7 +591,7 @@ async fn run(
                 Ok(Err(refused)) => break actor.reply(&node, &call.reply, &call.method, Err(refused.failure(&label))),
                 Err(trap) => trap,
             };
-            match restart(format!("`{}` crashed in `{label}` ({trap})", actor.class)).await {
+            match restart(instance, format!("`{}` crashed in `{label}` ({trap})", actor.class)).await {
                 Some(new) => instance = new,
                 None => {
                     actor.reply(&node, &call.reply, &call.method, Err(trap.failure(&label)));
@@ -605,7 +608,39 @@ async fn run(
 }
 
 async fn start(node: &Node, actor: &Actor, run: Run, args: &[Input]) -> Result<Box<dyn ActorInstance>, String> {
-    node.executor.start_actor(run, &actor.class, args).await
+    start_instance(node, run, &actor.class, args).await
+}
+
+/// Makes an instance of `class`, which holds the resources `run` asks for
+/// while it lives; unless the executor places it elsewhere, which holds
+/// them there.
+pub(crate) async fn start_instance(
+    node: &Node,
+    run: Run,
+    class: &str,
+    args: &[Input],
+) -> Result<Box<dyn ActorInstance>, String> {
+    if node.executor.places_elsewhere() {
+        return node.executor.start_actor(run, class, args).await;
+    }
+    let what = format!("actor `{class}`");
+    node.admits(&what, &run.placement).map_err(|f| f.to_string())?;
+    let held = node.scheduler.resources.acquire(&run.placement.resources).await.map_err(|u| format!("{what} {u}"))?;
+    let instance = node.executor.start_actor(run, class, args).await?;
+    Ok(Box::new(Holding { instance, _held: held }))
+}
+
+/// An instance and the resources it holds.
+struct Holding {
+    instance: Box<dyn ActorInstance>,
+    _held: Held,
+}
+
+#[async_trait::async_trait]
+impl ActorInstance for Holding {
+    async fn call(&mut self, run: Run, label: &str, method: &str, args: &[Input]) -> Outcome {
+        self.instance.call(run, label, method, args).await
+    }
 }
 
 /// Marks the actor dead and fails every call still queued.

@@ -8,6 +8,8 @@
 //! - [`scheduler`]: admits tasks onto logical cpus, resolves their ref
 //!   arguments, retries them, stores their results;
 //! - [`slots`]: the logical cpus, shared fairly between namespaces;
+//! - [`resources`]: named resources (`--resources gpu=1`), held by the
+//!   tasks and actors that ask for them;
 //! - [`threads`]: which threads run a call: long ones move to background
 //!   threads of a lower OS priority;
 //! - [`actors`]: long-lived instances holding state, serving calls in order;
@@ -31,6 +33,7 @@ pub mod actors;
 pub mod cancel;
 pub mod generators;
 mod node;
+pub mod resources;
 pub mod scheduler;
 mod scope;
 pub mod slots;

@@ -18,7 +18,7 @@ use crate::threads::Threads;
 use prism_exec::config::Config;
 use prism_exec::{
     ActorId, ActorInstance, ActorOptions, Class, DriverExit, Executor, Input, InstanceLimits, LoadError, Outcome,
-    Output, ProgramInfo, Run, Slot, Stream, TaskArg, TaskOptions,
+    Output, Placement, ProgramInfo, Run, Slot, Stream, TaskArg, TaskOptions,
 };
 use prism_store::error::{Failure, listing};
 use prism_store::{Capacity, Holdings, ObjectId, ObjectStore, Unread, nested_refs};
@@ -52,6 +52,8 @@ pub struct Node {
     pub(crate) tokens: Tokens,
     /// Where components other than a job's own are found.
     library: Mutex<Option<Arc<dyn Library>>>,
+    /// The machine's id, which its namespaces share ([`Node::id`]).
+    id: Arc<Mutex<String>>,
 }
 
 /// The components a namespace's tasks may call into besides their own
@@ -180,6 +182,7 @@ pub struct Host {
     namespaces: Arc<AtomicU64>,
     jobs: Arc<AtomicU64>,
     actors: Arc<HostActors>,
+    id: Arc<Mutex<String>>,
 }
 
 impl Host {
@@ -191,8 +194,14 @@ impl Host {
         Host {
             actors,
             executor,
-            scheduler: Arc::new(Scheduler::new(config.workers, move || interrupt.interrupt(), threads)),
+            scheduler: Arc::new(Scheduler::new(
+                config.workers,
+                &config.resources,
+                move || interrupt.interrupt(),
+                threads,
+            )),
             namespaces: Arc::default(),
+            id: Arc::new(Mutex::new(format!("{:016x}", rand::random::<u64>()))),
             jobs: Arc::default(),
         }
     }
@@ -226,6 +235,7 @@ impl Host {
             closed: AtomicBool::new(false),
             tokens: Tokens::default(),
             library: Mutex::new(None),
+            id: self.id.clone(),
         }))
     }
 }
@@ -239,6 +249,32 @@ impl Host {
 }
 
 impl Node {
+    /// The id of the machine it runs on: random, until a cluster it joins
+    /// names it ([`Node::set_id`]).
+    pub fn id(&self) -> String {
+        self.id.lock().clone()
+    }
+
+    /// Names the machine, as its cluster knows it.
+    pub fn set_id(&self, id: &str) {
+        *self.id.lock() = id.to_string();
+    }
+
+    /// Whether `what` (say "task `f`") may run here, by the resources and
+    /// node it asks for; not whether they are free now.
+    pub(crate) fn admits(&self, what: &str, placement: &Placement) -> Result<(), Failure> {
+        if let Some(affinity) = placement.node.as_ref().filter(|a| !a.soft) {
+            let me = self.id();
+            if affinity.node != me {
+                return Err(Failure::LimitExceeded(format!(
+                    "{what} must run on node {} (node affinity), but this is node {me}",
+                    affinity.node
+                )));
+            }
+        }
+        self.scheduler.resources.check(&placement.resources).map_err(|unmet| unmet.failure(what))
+    }
+
     /// What its instances may use now.
     pub fn limits(&self) -> InstanceLimits {
         *self.limits.lock()
@@ -327,8 +363,8 @@ impl Node {
         // A driver holds no cpu slot (like Ray's driver, it mostly waits on
         // tasks) and has a cpu deadline of its own.
         let scope = Scope::new(self, job, None, self.next_caller(), None, None);
-        let limits = self.limits().driver();
-        let run = self.run(job, scope, job.program.hash, limits, None, 0);
+        let mut run = self.run(job, scope, job.program.hash, None, 0, Placement::default());
+        run.limits = self.limits().driver();
         let (node, job, args) = (self.clone(), job.clone(), args.to_vec());
         let driver = async move {
             // Also when the run is stopped (`prism job stop`, a tenant
@@ -339,18 +375,18 @@ impl Node {
         self.scheduler.threads.moving(driver).await
     }
 
-    /// What a call of `job` in `program` runs as.
+    /// What a call of `job` in `program` runs as, under the node's limits.
     pub(crate) fn run(
         &self,
         job: &Job,
         scope: Scope,
         program: [u8; 32],
-        limits: InstanceLimits,
         slot: Option<Slot>,
         num_cpus: u32,
+        placement: Placement,
     ) -> Run {
-        let (calls, output) = (Arc::new(scope), job.output.clone());
-        Run { calls, job: job.id, namespace: self.namespace, output, program, limits, slot, num_cpus }
+        let (calls, output, limits) = (Arc::new(scope), job.output.clone(), self.limits());
+        Run { calls, job: job.id, namespace: self.namespace, output, program, limits, slot, num_cpus, placement }
     }
 
     /// Creates an actor of `class` of `program` for `job`, owned by the
@@ -471,19 +507,21 @@ impl Node {
     }
 
     /// Runs task `function` of the job's program once, here, on `num_cpus`
-    /// of this node's cpus, with no retry: what a node does for a caller on
-    /// another node, whose scheduler retries. The refs the call still holds
-    /// move to `made`, as [`Executor::run_task`] says.
+    /// of this node's cpus and the resources `placement` asks for, with no
+    /// retry: what a node does for a caller on another node, whose
+    /// scheduler retries. The refs the call still holds move to `made`, as
+    /// [`Executor::run_task`] says.
     pub async fn run_task_here(
         self: &Arc<Self>,
         job: &Arc<Job>,
         function: &str,
         args: &[Input],
         num_cpus: u32,
+        placement: &Placement,
         made: &mut Holdings,
     ) -> Outcome {
         self.tasks.started.fetch_add(1, Ordering::Relaxed);
-        let attempt = Attempt { job, program: job.program.hash, function, num_cpus };
+        let attempt = Attempt { job, program: job.program.hash, function, num_cpus, placement };
         let outcome = attempt.run(self, args, None, None, made).await;
         let counter = if matches!(outcome, Ok(Ok(_))) { &self.tasks.finished } else { &self.tasks.failed };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -491,17 +529,19 @@ impl Node {
     }
 
     /// Makes an actor's instance of `class` of the job's program here,
-    /// its constructor run with `args`: the instance of an actor whose
-    /// caller, on another node, keeps its queue, order and restarts.
+    /// its constructor run with `args`, holding the resources `placement`
+    /// asks for: the instance of an actor whose caller, on another node,
+    /// keeps its queue, order and restarts.
     pub async fn start_actor_here(
         self: &Arc<Self>,
         job: &Arc<Job>,
         class: &str,
         args: &[Input],
+        placement: Placement,
     ) -> Result<Box<dyn ActorInstance>, String> {
         let scope = Scope::new(self, job, None, self.next_caller(), None, None);
-        let run = self.run(job, scope, job.program.hash, self.limits(), None, 0);
-        self.executor.start_actor(run, class, args).await
+        let run = self.run(job, scope, job.program.hash, None, 0, placement);
+        crate::actors::start_instance(self, run, class, args).await
     }
 
     /// Runs `method` (`label` is `Class.method`) on `instance`, made by
@@ -516,7 +556,7 @@ impl Node {
     ) -> Outcome {
         let slot = self.scheduler.acquire(self, 1).await;
         let scope = Scope::new(self, job, None, self.next_caller(), None, None);
-        let run = self.run(job, scope, job.program.hash, self.limits(), Some(Slot::new(slot)), 1);
+        let run = self.run(job, scope, job.program.hash, Some(Slot::new(slot)), 1, Placement::default());
         instance.call(run, label, method, args).await
     }
 

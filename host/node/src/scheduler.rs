@@ -10,27 +10,37 @@ use tracing::Instrument;
 use crate::cancel::{Kind, Token};
 use crate::generators::{Generating, Stream};
 use crate::node::{Job, Node, hold_args};
+use crate::resources::Resources;
 use crate::scope::Scope;
 use crate::slots::{Permit, Slots};
 use crate::threads::Threads;
-use prism_exec::{Input, Outcome, ProgramInfo, Slot, TaskArg, TaskOptions};
+use prism_exec::{Input, Outcome, Placement, ProgramInfo, Slot, TaskArg, TaskOptions, Trapped};
 use prism_store::error::{Cause, Failure, Link};
 use prism_store::{GetError, Holdings, ObjectId, Unread};
 
-/// The node's logical cpus, shared fairly by its namespaces ([`Slots`]).
+/// The node's logical cpus, shared fairly by its namespaces ([`Slots`]),
+/// and its named resources.
 pub struct Scheduler {
     slots: Arc<Slots>,
     capacity: u32,
+    /// What `--resources` offers.
+    pub resources: Resources,
     /// Where its calls run.
     pub threads: Threads,
 }
 
 impl Scheduler {
-    /// A scheduler with `workers` logical cpus, whose running calls
-    /// `interrupt` makes check whether they owe a turn, running its calls
-    /// on `threads`.
-    pub fn new(workers: u32, interrupt: impl Fn() + Send + Sync + 'static, threads: Threads) -> Self {
-        Scheduler { slots: Slots::new(workers, interrupt), capacity: workers, threads }
+    /// A scheduler with `workers` logical cpus and `resources`, whose
+    /// running calls `interrupt` makes check whether they owe a turn,
+    /// running its calls on `threads`.
+    pub fn new(
+        workers: u32,
+        resources: &[(String, f64)],
+        interrupt: impl Fn() + Send + Sync + 'static,
+        threads: Threads,
+    ) -> Self {
+        let resources = Resources::new(resources);
+        Scheduler { slots: Slots::new(workers, interrupt), capacity: workers, resources, threads }
     }
 
     /// Waits for `n` cpus for `node`'s namespace.
@@ -86,7 +96,7 @@ impl Scheduler {
         args: Vec<TaskArg>,
         options: TaskOptions,
     ) -> Result<(ObjectId, impl Future<Output = ()> + Send + 'static), ObjectId> {
-        if let Err(failure) = Self::fits(node, &function, options) {
+        if let Err(failure) = Self::fits(node, &function, &options) {
             let unread = job.unread(&function, &failure);
             return Err(node.failed(failure, unread));
         }
@@ -107,7 +117,7 @@ impl Scheduler {
     ) -> ObjectId {
         let id = node.store.fresh_id();
         let stream = node.generators.create(id);
-        match args.and_then(|args| Self::fits(node, &function, options).map(|()| args)) {
+        match args.and_then(|args| Self::fits(node, &function, &options).map(|()| args)) {
             Err(failure) => {
                 let unread = job.unread(&function, &failure);
                 end_stream(node, &stream, Err(failure), unread)
@@ -122,8 +132,13 @@ impl Scheduler {
         id
     }
 
-    /// Whether the node has the cpus the task asks for.
-    fn fits(node: &Node, function: &str, options: TaskOptions) -> Result<(), Failure> {
+    /// Whether the node has the cpus, resources and id the task asks for
+    /// (another node's, if the executor places it elsewhere).
+    fn fits(node: &Node, function: &str, options: &TaskOptions) -> Result<(), Failure> {
+        if node.executor.places_elsewhere() {
+            return Ok(());
+        }
+        node.admits(&format!("task `{function}`"), &options.placement)?;
         let capacity = node.scheduler.capacity;
         if options.num_cpus > capacity {
             return Err(Failure::LimitExceeded(format!(
@@ -292,7 +307,13 @@ impl Task<'_> {
             // Each attempt yields from the first item again; the stream
             // skips what an earlier attempt already gave.
             let generating = stream.clone().map(Generating::new);
-            let attempt = Attempt { job: self.job, program: self.program.hash, function, num_cpus: options.num_cpus };
+            let attempt = Attempt {
+                job: self.job,
+                program: self.program.hash,
+                function,
+                num_cpus: options.num_cpus,
+                placement: &options.placement,
+            };
             let (failure, retryable) = match attempt.run(node, args, Some(self.token.clone()), generating, made).await {
                 Ok(Ok(bytes)) => return Ok(bytes),
                 Ok(Err(refused)) => (refused.failure(function), options.retry_exceptions),
@@ -314,11 +335,13 @@ pub(crate) struct Attempt<'a> {
     pub program: [u8; 32],
     pub function: &'a str,
     pub num_cpus: u32,
+    pub placement: &'a Placement,
 }
 
 impl Attempt<'_> {
-    /// Waits for the cpus, then runs the task, cancelled through `token`,
-    /// filling `generating` if it is a generator.
+    /// Waits for its resources and cpus (unless the executor places it
+    /// elsewhere), then runs the task, cancelled through `token`, filling
+    /// `generating` if it is a generator.
     pub async fn run(
         self,
         node: &Arc<Node>,
@@ -327,9 +350,17 @@ impl Attempt<'_> {
         generating: Option<Generating>,
         made: &mut Holdings,
     ) -> Outcome {
+        let _held = match node.executor.places_elsewhere() {
+            true => None,
+            false => {
+                let acquired = node.scheduler.resources.acquire(&self.placement.resources).await;
+                Some(acquired.map_err(|unmet| Trapped { message: unmet.to_string(), limit: true })?)
+            }
+        };
         let slot = node.scheduler.acquire(node, self.num_cpus).await;
         let scope = Scope::new(node, self.job, token, node.next_caller(), None, generating);
-        let run = node.run(self.job, scope, self.program, node.limits(), Some(Slot::new(slot)), self.num_cpus);
+        let slot = Some(Slot::new(slot));
+        let run = node.run(self.job, scope, self.program, slot, self.num_cpus, self.placement.clone());
         node.executor.run_task(run, self.function, args, made).await
     }
 }

@@ -131,6 +131,10 @@ impl Calls for Scope {
         self.generating.is_some()
     }
 
+    fn node_id(&self) -> String {
+        self.node.id()
+    }
+
     fn yield_item(&self, item: ObjectId, held: bool) -> Result<(), Failure> {
         let Some(generating) = &self.generating else {
             return Err(Failure::InvalidArgument(

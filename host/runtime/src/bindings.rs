@@ -14,9 +14,9 @@ wasmtime::component::bindgen!({
     inline: "
         package prism:host;
         world task-host {
-            import prism:core/tasks@0.2.0;
-            import prism:core/actors@0.2.0;
-            export prism:core/worker@0.2.0;
+            import prism:core/tasks@0.3.0;
+            import prism:core/actors@0.3.0;
+            export prism:core/worker@0.3.0;
         }
     ",
     world: "prism:host/task-host",

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::bindings::{actors, tasks, types};
 use crate::state::{InstanceState, Running};
-use prism_exec::{ActorOptions, NextItem, TaskArg, TaskOptions};
+use prism_exec::{ActorOptions, Affinity, NextItem, Placement, TaskArg, TaskOptions};
 use prism_store::ObjectId;
 use prism_store::error::{Cause, Failure, Link};
 
@@ -131,6 +131,7 @@ impl actors::Host for InstanceState {
             max_restarts: options.max_restarts,
             max_task_retries: options.max_task_retries,
             id: None,
+            placement: placement(options.resources, options.node),
         };
         let calls = self.ctx()?.calls.clone();
         let created = calls.create_actor(component, class, task_args(args), options).await;
@@ -173,6 +174,14 @@ fn task_options(options: types::TaskOptions, component: [u8; 32]) -> TaskOptions
         retry_exceptions: options.retry_exceptions,
         num_cpus: options.num_cpus,
         component: Some(component),
+        placement: placement(options.resources, options.node),
+    }
+}
+
+fn placement(resources: Vec<types::ResourceAmount>, node: Option<types::NodeAffinity>) -> Placement {
+    Placement {
+        resources: resources.into_iter().map(|r| (r.name, r.amount)).collect(),
+        node: node.map(|a| Affinity { node: a.node, soft: a.soft }),
     }
 }
 
@@ -228,6 +237,10 @@ impl tasks::Host for InstanceState {
 
     async fn cancel(&mut self, task: types::ObjectRef, recursive: bool) -> Wit<()> {
         Ok(self.ctx()?.calls.cancel(object_id(task), recursive).map_err(|f| types::Error::from(&f)))
+    }
+
+    async fn node_id(&mut self) -> wasmtime::Result<String> {
+        Ok(self.ctx()?.calls.node_id())
     }
 
     async fn component(&mut self, name: String) -> Wit<types::ComponentId> {

@@ -196,7 +196,7 @@ fn invalid(message: String) -> types::Error {
 
 /// Registers `prism:core/bytes`.
 pub(super) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
-    let mut bytes = linker.instance("prism:core/bytes@0.2.0")?;
+    let mut bytes = linker.instance("prism:core/bytes@0.3.0")?;
     bytes.func_wrap("put-bytes", |mut store: StoreContextMut<'_, InstanceState>, (data,): (WasmList<u8>,)| {
         let objects = store.data().ctx()?.calls.store().clone();
         let data = data.as_le_slice(&store);

@@ -62,7 +62,7 @@ unsafe impl Lift for Refs {
 
 /// Registers `prism:core/objects`.
 pub(super) fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
-    let mut objects = linker.instance("prism:core/objects@0.2.0")?;
+    let mut objects = linker.instance("prism:core/objects@0.3.0")?;
     objects.func_wrap_async("put", |mut store: StoreContextMut<'_, InstanceState>, (value,): (Vec<u8>,)| {
         Box::new(async move { Ok((store.data_mut().put(value).await?,)) })
     })?;

@@ -352,6 +352,7 @@ impl Space {
             max_restarts: record.max_restarts,
             max_task_retries: 0,
             id,
+            placement: Default::default(),
         };
         let id = self
             .node

@@ -216,6 +216,31 @@ def cancel():
         print("cancelled:", err.function)
 
 
+@prism.remote
+def node_id():
+    return prism.get_runtime_context().get_node_id()
+
+
+def placement():
+    """Run with `--resources gpu=1,GPU=1`."""
+    here = prism.get_runtime_context().get_node_id()
+    show("resources", lambda: prism.get(node_id.options(resources={"gpu": 1}).remote()) == here)
+    show("num_gpus", lambda: prism.get(node_id.options(num_gpus=0.5).remote()) == here)
+    pinned = prism.NodeAffinitySchedulingStrategy(here, soft=False)
+    show("pinned here", lambda: prism.get(node_id.options(scheduling_strategy=pinned).remote()) == here)
+    show("missing", lambda: prism.get(node_id.options(resources={"tpu": 1}).remote()))
+    elsewhere = prism.NodeAffinitySchedulingStrategy("gone", soft=True)
+    show("soft elsewhere", lambda: prism.get(node_id.options(scheduling_strategy=elsewhere).remote()) == here)
+    holder = Counter.options(resources={"gpu": 1}).remote()
+    prism.get(holder.increment.remote())
+    try:
+        prism.get(node_id.options(resources={"gpu": 1}).remote(), timeout=0.5)
+    except GetTimeoutError:
+        print("while an actor holds the gpu: waits")
+    prism.kill(holder)
+    show("then", lambda: prism.get(node_id.options(resources={"gpu": 1}).remote()) == here)
+
+
 def limits():
     show("endless loop", lambda: prism.get(forever.remote()))
     show("memory bomb", lambda: prism.get(memory_bomb.remote()))
@@ -234,6 +259,7 @@ CASES = {
     "generators": generators,
     "cancel": cancel,
     "limits": limits,
+    "placement": placement,
 }
 
 for case in sys.argv[1:]:

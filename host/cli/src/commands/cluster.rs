@@ -38,6 +38,7 @@ impl Cluster {
                     serde_json::json!({
                         "id": n.id, "alive": alive, "transfer": n.transfer, "cpus": n.cpus, "running": n.running,
                         "tasks": n.tasks, "failed": n.failed, "objects": n.objects, "bytes": n.bytes, "pulled": n.pulled, "actors": n.actors,
+                        "resources": n.resources.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
                     })
                 })
                 .collect();
@@ -45,14 +46,26 @@ impl Cluster {
             return Ok(ExitCode::SUCCESS);
         }
         println!(
-            "{:<16}  {:<5}  {:>4}  {:>7}  {:>8}  {:>6}  {:>6}  {:>7}  {:>12}  {:>12}  TRANSFER",
-            "NODE", "STATE", "CPUS", "RUNNING", "TASKS", "FAILED", "ACTORS", "OBJECTS", "BYTES", "PULLED"
+            "{:<16}  {:<5}  {:>4}  {:>7}  {:>8}  {:>6}  {:>6}  {:>7}  {:>12}  {:>12}  {:<21}  RESOURCES",
+            "NODE", "STATE", "CPUS", "RUNNING", "TASKS", "FAILED", "ACTORS", "OBJECTS", "BYTES", "PULLED", "TRANSFER"
         );
         for (n, alive) in &nodes {
             let state = if *alive { "alive" } else { "dead" };
+            let resources: Vec<String> = n.resources.iter().map(|(name, amount)| format!("{name}={amount}")).collect();
             println!(
-                "{:<16}  {:<5}  {:>4}  {:>7}  {:>8}  {:>6}  {:>6}  {:>7}  {:>12}  {:>12}  {}",
-                n.id, state, n.cpus, n.running, n.tasks, n.failed, n.actors, n.objects, n.bytes, n.pulled, n.transfer
+                "{:<16}  {:<5}  {:>4}  {:>7}  {:>8}  {:>6}  {:>6}  {:>7}  {:>12}  {:>12}  {:<21}  {}",
+                n.id,
+                state,
+                n.cpus,
+                n.running,
+                n.tasks,
+                n.failed,
+                n.actors,
+                n.objects,
+                n.bytes,
+                n.pulled,
+                n.transfer,
+                resources.join(",")
             );
         }
         if nodes.is_empty() {

@@ -183,6 +183,19 @@ pub struct NodeOptions {
     /// MiB of all objects kept, in memory and in files
     #[arg(long, value_name = "MIB", default_value_t = config::DEFAULT_OBJECT_STORE_DISK >> 20)]
     object_store_disk: u64,
+
+    /// Named resources offered to tasks and actors that ask for them, as
+    /// Ray's custom resources (`gpu=1,licence=4`)
+    #[arg(long, value_name = "NAME=AMOUNT,...", value_delimiter = ',', value_parser = resource)]
+    resources: Vec<(String, f64)>,
+}
+
+/// `NAME=AMOUNT`, as `--resources` takes it.
+fn resource(text: &str) -> Result<(String, f64), String> {
+    let (name, amount) = text.split_once('=').ok_or_else(|| format!("`{text}` is not NAME=AMOUNT"))?;
+    let amount: f64 = amount.parse().map_err(|_| format!("the amount of `{name}` is not a number: `{amount}`"))?;
+    prism_node::resources::valid(name, amount).map_err(|e| format!("`{text}` {e}"))?;
+    Ok((name.to_string(), amount))
 }
 
 impl NodeOptions {
@@ -193,6 +206,7 @@ impl NodeOptions {
         config.driver_cpu_deadline =
             self.driver_cpu_deadline.map(|s| seconds("--driver-cpu-deadline", s)).transpose()?;
         config.object_store_disk = self.object_store_disk << 20;
+        config.resources = self.resources.clone();
         Ok(config)
     }
 }

@@ -31,7 +31,7 @@ pub struct Node {
 impl Node {
     pub fn execute(self) -> anyhow::Result<ExitCode> {
         let config = self.node.config()?;
-        let cpus = config.workers;
+        let (cpus, resources) = (config.workers, config.resources.clone());
         let tokio = super::tokio_runtime(cpus + 1, "prism-node")?;
         tokio.block_on(async {
             let node = prism_cli::open_node(config)?;
@@ -44,11 +44,12 @@ impl Node {
             let cluster = Cluster::connect(&self.cluster).await?;
             let worker = Worker::new(node.clone(), components, cluster.client.clone(), transfer.clone());
             let info = {
-                let (worker, transfer) = (worker.clone(), transfer.clone());
+                let (node, worker, transfer) = (node.clone(), worker.clone(), transfer.clone());
                 move || NodeInfo {
                     id: String::new(),
                     transfer: transfer.clone(),
                     cpus,
+                    resources: resources.clone(),
                     running: worker.running.load(Ordering::Relaxed),
                     tasks: node.tasks.started.load(Ordering::Relaxed),
                     failed: node.tasks.failed.load(Ordering::Relaxed),
@@ -62,6 +63,7 @@ impl Node {
             let serve = async {
                 loop {
                     let current = id.borrow_and_update().clone();
+                    node.set_id(&current);
                     eprintln!("node {current} joined {} ({cpus} cpus, objects served on {transfer})", self.cluster);
                     tokio::select! {
                         served = worker.serve(&current) => {

@@ -12,9 +12,9 @@ use prism_exec::config;
 /// hands it to the SDK at build time.
 const APP_MODULE: &str = "_prism_app";
 /// The world the SDK ships (`guest-sdk/python/prism/wit/world.wit`).
-const WORLD: &str = "prism:python/guest@0.2.0";
+const WORLD: &str = "prism:python/guest@0.3.0";
 /// `bytes` would shadow Python's builtin.
-const BYTES_NAME: &str = "prism:core/bytes@0.2.0=prism_bytes";
+const BYTES_NAME: &str = "prism:core/bytes@0.3.0=prism_bytes";
 
 /// The venv holding componentize-py and the SDK: `$PRISM_PYTHON`, else the
 /// one the README's set-up makes.

@@ -4,7 +4,7 @@
 //! from where they make no sense. Prints one line a case, `CASE: err KIND`
 //! or `CASE: ok ...`; tests/all/boundary.rs asserts which.
 
-use prism::wit::prism::core::types::{ActorOptions, Arg, Error, ObjectRef, TaskOptions};
+use prism::wit::prism::core::types::{ActorOptions, Arg, Error, NodeAffinity, ObjectRef, ResourceAmount, TaskOptions};
 use prism::wit::prism::core::{actors, bytes, objects, tasks};
 
 /// A ref nobody made.
@@ -16,7 +16,14 @@ fn echo(x: i64) -> i64 {
 }
 
 fn options() -> TaskOptions {
-    TaskOptions { max_retries: 0, retry_exceptions: false, num_cpus: 1, component: None }
+    TaskOptions {
+        max_retries: 0,
+        retry_exceptions: false,
+        num_cpus: 1,
+        component: None,
+        resources: Vec::new(),
+        node: None,
+    }
 }
 
 fn report<T: std::fmt::Debug>(case: &str, result: Result<T, Error>) {
@@ -59,15 +66,23 @@ fn main() {
     report("unmap-unaligned", bytes::unmap(7));
 
     // Tasks.
-    report("remote-unknown-function", outcome(tasks::remote("no_such_function", &[], options())));
-    report("remote-unknown-arg", outcome(tasks::remote("echo", &[Arg::Object(UNKNOWN)], options())));
-    report("remote-garbage-value", outcome(tasks::remote("echo", &[Arg::Value(vec![0xc1, 0xff, 0x00])], options())));
-    report("remote-too-many-args", outcome(tasks::remote("echo", &vec![Arg::Value(vec![1]); 10_000], options())));
+    report("remote-unknown-function", outcome(tasks::remote("no_such_function", &[], &options())));
+    report("remote-unknown-arg", outcome(tasks::remote("echo", &[Arg::Object(UNKNOWN)], &options())));
+    report("remote-garbage-value", outcome(tasks::remote("echo", &[Arg::Value(vec![0xc1, 0xff, 0x00])], &options())));
+    report("remote-too-many-args", outcome(tasks::remote("echo", &vec![Arg::Value(vec![1]); 10_000], &options())));
     let greedy = TaskOptions { num_cpus: u32::MAX, ..options() };
-    report("remote-every-cpu", outcome(tasks::remote("echo", &[Arg::Value(vec![1])], greedy)));
+    report("remote-every-cpu", outcome(tasks::remote("echo", &[Arg::Value(vec![1])], &greedy)));
     let elsewhere = TaskOptions { component: Some(UNKNOWN), ..options() };
-    report("remote-unknown-component", outcome(tasks::remote("echo", &[Arg::Value(vec![1])], elsewhere)));
-    report("generator-unknown-function", outcome(tasks::remote_generator("no_such_function", &[], options())));
+    report("remote-unknown-component", outcome(tasks::remote("echo", &[Arg::Value(vec![1])], &elsewhere)));
+    for (case, name, amount) in [("nan", "gpu", f64::NAN), ("negative", "gpu", -1.0), ("unnamed", "", 1.0)] {
+        let bad = TaskOptions { resources: vec![ResourceAmount { name: name.into(), amount }], ..options() };
+        report(&format!("remote-resource-{case}"), outcome(tasks::remote("echo", &[Arg::Value(vec![1])], &bad)));
+    }
+    let missing = TaskOptions { resources: vec![ResourceAmount { name: "tpu".into(), amount: 1.0 }], ..options() };
+    report("remote-resource-missing", outcome(tasks::remote("echo", &[Arg::Value(vec![1])], &missing)));
+    let pinned = TaskOptions { node: Some(NodeAffinity { node: "no such node".into(), soft: false }), ..options() };
+    report("remote-node-unknown", outcome(tasks::remote("echo", &[Arg::Value(vec![1])], &pinned)));
+    report("generator-unknown-function", outcome(tasks::remote_generator("no_such_function", &[], &options())));
     report("next-item-not-a-generator", tasks::next_item(large, Some(0)));
     report("next-item-unknown", tasks::next_item(UNKNOWN, Some(0)));
     tasks::close_generator(UNKNOWN);
@@ -77,7 +92,15 @@ fn main() {
     report("component-unknown", tasks::component("no such component"));
 
     // Actors.
-    let actor = ActorOptions { component: None, name: None, detached: false, max_restarts: 0, max_task_retries: 0 };
+    let actor = ActorOptions {
+        component: None,
+        name: None,
+        detached: false,
+        max_restarts: 0,
+        max_task_retries: 0,
+        resources: Vec::new(),
+        node: None,
+    };
     report("actor-unknown-class", actors::create("NoSuchClass", &[], &actor));
     report("actor-call-unknown", outcome(actors::call(UNKNOWN, "method", &[])));
     report("actor-generator-unknown", outcome(actors::call_generator(UNKNOWN, "method", &[])));
@@ -85,6 +108,6 @@ fn main() {
     report("get-actor-unknown", actors::get_actor("no such actor"));
 
     // And the node still runs what is right.
-    let seven = tasks::remote("echo", &[Arg::Value(vec![7])], options());
+    let seven = tasks::remote("echo", &[Arg::Value(vec![7])], &options());
     report("after", objects::get(&[seven], Some(10_000)).map(|p| format!("{p:?}")));
 }

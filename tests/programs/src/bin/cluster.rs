@@ -8,7 +8,10 @@
 //! `cluster.wasm -- made MIB`: a MIB-MiB byte string made by a task, read by
 //! another; `cluster.wasm -- tally N MS`: an actor on a node, called N
 //! times, each call MS ms of cpu, then a named one found and killed;
-//! `cluster.wasm -- greedy`: a task asking for 64 cpus.
+//! `cluster.wasm -- greedy`: a task asking for 64 cpus;
+//! `cluster.wasm -- resources`: tasks and an actor asking for `gpu=1`, which
+//! one node has; `cluster.wasm -- pin`: tasks pinned to a node (node
+//! affinity). Both run on one node too, with `--resources gpu=1`.
 
 use std::time::{Duration, Instant};
 
@@ -67,6 +70,71 @@ fn greedy() -> u64 {
     64
 }
 
+/// The node it runs on, after `ms` ms of cpu.
+#[prism::remote]
+fn where_am_i(ms: u64) -> String {
+    slow(0, ms);
+    prism::node_id()
+}
+
+/// An actor that holds what it was created with for as long as it lives.
+#[prism::actor]
+struct Holder;
+
+#[prism::actor]
+impl Holder {
+    fn new() -> Self {
+        Holder
+    }
+
+    fn node(&self) -> String {
+        prism::node_id()
+    }
+}
+
+/// The distinct nodes `refs` ran on, sorted, comma-separated.
+fn nodes(refs: &[prism::ObjectRef<String>]) -> String {
+    let mut ids = prism::get_all(refs).unwrap();
+    ids.sort();
+    ids.dedup();
+    ids.join(",")
+}
+
+/// Ray's custom resources: tasks go where `gpu` is, and an actor holding it
+/// keeps tasks that ask for it waiting until it is gone.
+fn resources() {
+    let gpu = || prism::Options::new().resource("gpu", 1.0);
+    let refs: Vec<_> = (0..6).map(|_| where_am_i::remote_with(&gpu(), 20)).collect();
+    println!("gpu tasks ran on: {}", nodes(&refs));
+    let holder = Holder::remote_with(&prism::ActorOptions::new().resource("gpu", 1.0)).unwrap();
+    println!("gpu actor lives on: {}", prism::get(&holder.node().remote()).unwrap());
+    let waiting = where_am_i::remote_with(&gpu(), 0);
+    let meanwhile = prism::get_timeout(&waiting, Duration::from_secs(1));
+    println!("a gpu task while the actor lives: {}", meanwhile.map_err(|e| e.to_string()).unwrap_err());
+    holder.kill().unwrap();
+    println!("once the actor is killed, it ran on: {}", prism::get(&waiting).unwrap());
+    let halves: Vec<_> =
+        (0..4).map(|_| where_am_i::remote_with(&prism::Options::new().resource("gpu", 0.5), 0)).collect();
+    println!("half-gpu tasks ran on: {}", nodes(&halves));
+    let tpu = where_am_i::remote_with(&prism::Options::new().resource("tpu", 1.0).max_retries(0), 0);
+    println!("a tpu task: {}", prism::get(&tpu).unwrap_err());
+}
+
+/// Node affinity: hard pins a task, soft prefers a node but goes on without it.
+fn pin() {
+    let spread: Vec<_> = (0..12).map(|_| where_am_i::remote(50)).collect();
+    let seen = nodes(&spread);
+    println!("nodes seen: {}", seen.split(',').count());
+    let target = seen.split(',').next_back().unwrap().to_string();
+    let pinned: Vec<_> =
+        (0..6).map(|_| where_am_i::remote_with(&prism::Options::new().node_affinity(&target, false), 10)).collect();
+    println!("pinned tasks ran on the node they name: {}", nodes(&pinned) == target);
+    let soft = where_am_i::remote_with(&prism::Options::new().node_affinity("gone", true), 0);
+    println!("soft affinity to a node that is not there: ran on {} nodes", nodes(&[soft]).split(',').count());
+    let hard = where_am_i::remote_with(&prism::Options::new().node_affinity("gone", false).max_retries(0), 0);
+    println!("hard affinity to a node that is not there: {}", prism::get(&hard).unwrap_err());
+}
+
 fn pattern(mib: u64) -> Vec<u8> {
     (0..mib << 20).map(|i| (i % 251) as u8).collect()
 }
@@ -121,6 +189,8 @@ fn main() {
         Some("greedy") => {
             println!("{:?}", prism::get(&greedy::remote_with(&prism::Options::new().num_cpus(64))));
         }
-        _ => panic!("usage: cluster.wasm -- squares N | slow N MS | big MIB | made MIB | greedy"),
+        Some("resources") => resources(),
+        Some("pin") => pin(),
+        _ => panic!("usage: cluster.wasm -- squares N | slow N MS | big MIB | made MIB | greedy | resources | pin"),
     }
 }
