@@ -293,6 +293,31 @@ fn a_node_killed_mid_job_is_declared_dead_and_its_tasks_run_elsewhere() {
     assert!(!alive(&nats.status(), &victim), "the killed node is still listed alive");
 }
 
+/// Large values stay on the node that made them, as in Ray. When that node
+/// is killed before they are read, each is rebuilt by running its task
+/// again elsewhere (its lineage), once; an object a task there made with
+/// `put` cannot be rebuilt, and its `get` says `object-lost`, naming it.
+#[test]
+fn values_lost_with_their_node_are_rebuilt_and_a_lost_put_is_object_lost() {
+    let nats = Nats::start();
+    let mut nodes = [nats.node(1), nats.node(1), nats.node(1)];
+    let victim = nodes[0].id.clone();
+    let driver = nats.spawn_run(guest!(CLUSTER), &[], &["lost", &victim]);
+    // Four parts and the stash ran there; then the driver's probes.
+    nats.wait_until(|status| field(status, &victim, "tasks") >= 6, "the values to be made on the victim");
+    nodes[0].kill();
+    let run = driver.join().unwrap();
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    for i in 0..4 {
+        let made = run.stdout.matches(&format!("(part) made part {i}\n")).count();
+        assert_eq!(made, 2, "part {i} was made {made} times, not once and once rebuilt:\n{}", run.stdout);
+    }
+    assert_eq!(run.stderr.matches("rebuilding a lost value").count(), 4, "{}", run.stderr);
+    assert!(run.stdout.contains("the stash: object lost: object `"), "{}", run.stdout);
+    assert!(run.stdout.contains(&format!("` was only on node {victim}, where a task made it")), "{}", run.stdout);
+    assert!(run.stdout.ends_with("the parts, rebuilt: true\n"), "{}", run.stdout);
+}
+
 #[test]
 fn no_live_node_or_no_node_big_enough_is_a_clear_error() {
     let nats = Nats::start();

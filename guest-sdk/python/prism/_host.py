@@ -23,6 +23,7 @@ _PLAIN = {
     types.Error_LimitExceeded: (ex.LimitExceededError, "limit exceeded"),
     types.Error_ActorDied: (ex.ActorDiedError, "actor died"),
     types.Error_DiskFull: (ex.DiskFullError, "disk full"),
+    types.Error_ObjectLost: (ex.ObjectLostError, "object lost"),
     types.Error_HostFailed: (ex.HostFailedError, "host failed"),
 }
 

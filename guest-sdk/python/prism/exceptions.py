@@ -59,6 +59,11 @@ class ActorDiedError(PrismError):
     more often than `max_restarts` allows (Ray's `ActorDiedError`)."""
 
 
+class ObjectLostError(PrismError):
+    """The object is gone with the node that held it and cannot be rebuilt:
+    it was made by `put` there (Ray's `ObjectLostError`)."""
+
+
 class DiskFullError(PrismError, OSError):
     """The disk holding the node's objects is full; nothing was stored."""
 

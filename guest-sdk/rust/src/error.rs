@@ -28,6 +28,8 @@ pub enum Error {
     ActorDied(String),
     /// The disk holding the node's objects is full.
     DiskFull(String),
+    /// The object is gone with the node that held it, and cannot be rebuilt.
+    ObjectLost(String),
     /// The host itself failed (a disk error); it logged the cause.
     HostFailed(String),
     /// The object is not a valid encoding of the requested type.
@@ -68,6 +70,7 @@ impl Error {
             Error::LimitExceeded(m) => types::Error::LimitExceeded(m.clone()),
             Error::ActorDied(m) => types::Error::ActorDied(m.clone()),
             Error::DiskFull(m) => types::Error::DiskFull(m.clone()),
+            Error::ObjectLost(m) => types::Error::ObjectLost(m.clone()),
             Error::HostFailed(m) => types::Error::HostFailed(m.clone()),
             Error::Decode(_) => return None,
         })
@@ -86,6 +89,7 @@ impl From<types::Error> for Error {
             types::Error::LimitExceeded(m) => Error::LimitExceeded(m),
             types::Error::ActorDied(m) => Error::ActorDied(m),
             types::Error::DiskFull(m) => Error::DiskFull(m),
+            types::Error::ObjectLost(m) => Error::ObjectLost(m),
             types::Error::HostFailed(m) => Error::HostFailed(m),
         }
     }
@@ -109,6 +113,7 @@ impl fmt::Display for Error {
             Error::LimitExceeded(m) => write!(f, "limit exceeded: {m}"),
             Error::ActorDied(m) => write!(f, "actor died: {m}"),
             Error::DiskFull(m) => write!(f, "disk full: {m}"),
+            Error::ObjectLost(m) => write!(f, "object lost: {m}"),
             Error::HostFailed(m) => write!(f, "host failed: {m}"),
             Error::Decode(m) => write!(f, "cannot decode object: {m}"),
         }

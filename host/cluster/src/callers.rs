@@ -92,29 +92,30 @@ async fn queue(node: &Arc<Node>, caller: u64, call: ActorCall) -> Result<ObjectI
 /// is done, as the node that asked pulls it: kept here a while for that.
 async fn value_of(node: &Arc<Node>, id: ObjectId) -> Result<(Value, Vec<Held>), Failure> {
     let store = node.store.clone();
-    let result = match store.get(&id, None).await {
-        Ok(object) => object.to_vec().and_then(|bytes| {
-            let nested = nested_refs(&bytes).into_iter().map(|n| describe(&store, n)).collect::<Result<_, _>>()?;
-            let value = if bytes.len() <= INLINE_REPLY_MAX {
-                Value::Inline(bytes)
-            } else {
-                Value::Stored(describe(&store, id)?)
-            };
-            Ok((value, nested))
-        }),
-        Err(GetError::Failed(failure)) => Err((*failure).clone()),
-        Err(GetError::Timeout) => unreachable!("no deadline was given"),
-    };
+    let result = async {
+        let bytes = match store.get(&id, None).await {
+            Ok(object) => object.to_vec()?,
+            Err(GetError::Failed(failure)) => return Err((*failure).clone()),
+            Err(GetError::Timeout) => unreachable!("no deadline was given"),
+        };
+        let mut nested = Vec::new();
+        for n in nested_refs(&bytes) {
+            nested.push(crate::held_here(&store, n).await?);
+        }
+        let value = if bytes.len() <= INLINE_REPLY_MAX {
+            Value::Inline(bytes)
+        } else {
+            Value::Stored(crate::held_here(&store, id).await?)
+        };
+        Ok((value, nested))
+    }
+    .await;
     // The value holds what it nests; it stays for the puller.
     tokio::spawn(async move {
         tokio::time::sleep(ANSWER_KEPT).await;
         store.release(&id);
     });
     result
-}
-
-fn describe(store: &ObjectStore, id: ObjectId) -> Result<Held, Failure> {
-    crate::held_now(store, id).ok_or_else(|| Failure::NotFound(format!("object `{id}` is not ready to send")))
 }
 
 fn encode(message: &impl serde::Serialize) -> Vec<u8> {

@@ -17,14 +17,14 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use prism_exec::{
-    ActorInstance, Calls, DriverExit, Executor, Input, InstanceLimits, LoadError, Outcome, Output, Placement,
-    ProgramInfo, Run, Stream, Trapped,
+    ActorInstance, Calls, DriverExit, Executor, Fetch, Input, InstanceLimits, LoadError, Outcome, Output, Placement,
+    ProgramInfo, Run, Stream, Trapped, Value,
 };
-use prism_store::{Holdings, IdMap, ObjectId, ObjectStore, nested_refs};
+use prism_store::{Demand, Failure, Holdings, IdMap, ObjectId, ObjectStore, nested_refs};
 
 use crate::membership::{Cluster, DEAD_AFTER, Members};
 use crate::protocol::{
-    ActorRequest, ActorStarted, Answer, Arg, Held, NodeInfo, OutputChunk, Printed, TaskReply, TaskRequest, Value,
+    self, ActorRequest, ActorStarted, Answer, Arg, Held, NodeInfo, OutputChunk, Printed, TaskReply, TaskRequest,
     actor_subject, caller_subject, output_subject, task_subject,
 };
 use crate::transfer::{self, Components};
@@ -178,10 +178,10 @@ impl Link {
 
     /// Records that `node` holds the large arguments it was sent and the
     /// large value it left there.
-    fn record_copies(&self, node: &str, args: &[Arg], value: &Value) {
+    fn record_copies(&self, node: &str, args: &[Arg], value: &protocol::Value) {
         let stored = match value {
-            Value::Stored(held) => Some(held),
-            Value::Inline(_) => None,
+            protocol::Value::Stored(held) => Some(held),
+            protocol::Value::Inline(_) => None,
         };
         let large = args.iter().filter_map(|arg| match arg {
             Arg::Large(held) => Some(held),
@@ -197,36 +197,47 @@ impl Link {
     }
 
     /// The task's arguments as another node pulls them.
-    fn args(&self, store: &ObjectStore, args: &[Input]) -> Result<Vec<Arg>, Trapped> {
-        let describe = |id| describe(store, id);
-        args.iter()
-            .map(|input| match input {
+    async fn args(&self, store: &ObjectStore, args: &[Input]) -> Result<Vec<Arg>, Trapped> {
+        let mut described = Vec::with_capacity(args.len());
+        for input in args {
+            described.push(match input {
                 Input::Bytes(bytes) => {
-                    let nested = nested_refs(bytes).into_iter().map(describe).collect::<Result<_, _>>()?;
-                    Ok(Arg::Value(bytes.clone(), nested))
+                    let mut nested = Vec::new();
+                    for id in nested_refs(bytes) {
+                        nested.push(describe(store, id).await?);
+                    }
+                    Arg::Value(bytes.clone(), nested)
                 }
-                Input::Large { id, .. } => describe(*id).map(Arg::Large),
-            })
-            .collect()
+                Input::Large { id, .. } => Arg::Large(describe(store, *id).await?),
+            });
+        }
+        Ok(described)
     }
 
     /// The request for `function` of `run`'s component with `args`: what
     /// the node needs to run it (the run's slot is given back: the cpus
     /// that count are the node's).
-    fn request(&self, run: Run, function: &str, args: &[Input]) -> Result<(TaskRequest, Arc<dyn Calls>), Trapped> {
+    async fn request(
+        &self,
+        run: Run,
+        function: &str,
+        args: &[Input],
+    ) -> Result<(TaskRequest, Arc<dyn Calls>), Trapped> {
         let Run { calls, slot, job, program, num_cpus, output, placement, .. } = run;
         drop(slot);
         self.outputs.lock().entry(job).or_insert(output);
+        let name = self.names.lock().get(&program).cloned().unwrap_or_default();
+        let (args, globals) = (self.args(calls.store(), args).await?, globals(calls.as_ref()).await?);
         let request = TaskRequest {
             origin: self.origin.clone(),
             job,
             component: program,
-            name: self.names.lock().get(&program).cloned().unwrap_or_default(),
+            name,
             function: function.to_string(),
-            args: self.args(calls.store(), args)?,
+            args,
             num_cpus,
             placement,
-            globals: globals(calls.as_ref())?,
+            globals,
             output: self.output.clone(),
             caller: self.callers.clone(),
         };
@@ -279,31 +290,68 @@ impl Link {
         rmp_serde::from_slice(&message.payload).map_err(|e| lost(format!("sent a malformed answer: {e}")))
     }
 
-    /// The outcome `reply` from `node` says, for `request`: the value's
-    /// nested objects and the value itself pulled into `store` (the nested
-    /// ones held by `keep`).
-    async fn receive(
+    /// The outcome `reply` from `node` says, for `request`. The objects its
+    /// value nests stay there, known to `store` (held by `keep`) and
+    /// fetched when first read; the value itself, if the node kept it, is
+    /// the caller's to fetch.
+    fn receive(
         &self,
         node: &NodeInfo,
         store: &Arc<ObjectStore>,
         request: &TaskRequest,
         reply: TaskReply,
         keep: &mut Holdings,
-    ) -> Outcome {
-        let failed = |message: String| Trapped { message, limit: false };
+    ) -> Outcome<protocol::Value> {
         let (value, nested) = match reply {
             TaskReply::Returned(value, nested) => (value, nested),
             TaskReply::Ended(Ok(refused)) => return Ok(Err(refused)),
             TaskReply::Ended(Err(trapped)) => return Err(trapped),
-            TaskReply::Refused(why) => return Err(failed(format!("node {} could not run it: {why}", node.id))),
+            TaskReply::Refused(why) => {
+                return Err(Trapped { message: format!("node {} could not run it: {why}", node.id), limit: false });
+            }
         };
         self.record_copies(&node.id, &request.args, &value);
         for object in nested {
-            pull(node, store, object).await.map_err(failed)?;
+            store.expect(object.id, nested_demand(store, node, object));
             keep.adopt(object.id);
         }
-        let bytes = transfer::value_bytes(&node.transfer, store, value).await;
-        Ok(Ok(bytes.map_err(|e| failed(format!("cannot pull its value from node {}: {e}", node.id)))?))
+        Ok(Ok(value))
+    }
+}
+
+/// What fetches `object`, which a task on `node` made and its value nests,
+/// when it is first read: it has no lineage here, so if `node` is gone it
+/// is lost.
+fn nested_demand(store: &Arc<ObjectStore>, node: &NodeInfo, object: Held) -> Demand {
+    let (store, node, handle) = (Arc::downgrade(store), node.clone(), tokio::runtime::Handle::current());
+    Box::new(move || {
+        drop(handle.spawn(async move {
+            let Some(store) = store.upgrade() else { return };
+            if let Err(e) = transfer::fetch(&node.transfer, &store, object.id, object).await {
+                let message = format!(
+                    "object `{}` was only on node {}, where a task made it, and cannot be fetched ({e}): \
+                     it cannot be rebuilt",
+                    object.id, node.id
+                );
+                store.complete(object.id, Err(Failure::ObjectLost(message)), None);
+            }
+        }))
+    })
+}
+
+/// A task's value left on the node that ran it.
+struct Left {
+    node: NodeInfo,
+    object: Held,
+}
+
+#[async_trait::async_trait]
+impl Fetch for Left {
+    async fn fetch(&self, store: &Arc<ObjectStore>, id: ObjectId) -> Result<(), String> {
+        transfer::fetch(&self.node.transfer, store, id, self.object)
+            .await
+            .map(drop)
+            .map_err(|e| format!("node {} kept it: {e}", self.node.id))
     }
 }
 
@@ -324,7 +372,7 @@ impl Executor for Dispatcher {
         Ok(program)
     }
 
-    async fn run_task(&self, run: Run, function: &str, args: &[Input], keep: &mut Holdings) -> Outcome {
+    async fn run_task(&self, run: Run, function: &str, args: &[Input], keep: &mut Holdings) -> Outcome<Value> {
         // A generator's items go to a stream on this node: it runs here.
         if run.calls.generates() {
             if !run.placement.is_any() {
@@ -334,15 +382,21 @@ impl Executor for Dispatcher {
             }
             return self.local.run_task(run, function, args, keep).await;
         }
-        let (request, calls) = self.link.request(run, function, args)?;
+        let (request, calls) = self.link.request(run, function, args).await?;
         let (node, (printed, reply)) = self.link.place_and_ask::<Answer>(&request, task_subject, &request).await?;
         self.link.printed.wait(printed).await;
         // What the value nests is held until the caller has stored it.
-        self.link.receive(&node, calls.store(), &request, reply, keep).await
+        Ok(match self.link.receive(&node, calls.store(), &request, reply, keep)? {
+            Ok(protocol::Value::Inline(bytes)) => Ok(Value::Here(bytes)),
+            // Left where it is, as Ray leaves large values: read there by
+            // the tasks placed with it, fetched here only if read here.
+            Ok(protocol::Value::Stored(object)) => Ok(Value::Elsewhere(Box::new(Left { node, object }))),
+            Err(refused) => Err(refused),
+        })
     }
 
     async fn start_actor(&self, run: Run, class: &str, args: &[Input]) -> Result<Box<dyn ActorInstance>, String> {
-        let (mut request, calls) = self.link.request(run, class, args).map_err(|t| t.message)?;
+        let (mut request, calls) = self.link.request(run, class, args).await.map_err(|t| t.message)?;
         // An instance holds a cpu only while a call runs, as Ray's actors
         // (num_cpus=0 once created) do; any node with one will do.
         request.num_cpus = 1;
@@ -408,7 +462,7 @@ impl ActorInstance for RemoteActor {
             let message = "generator methods of an actor on another node are not supported yet".to_string();
             return Err(Trapped { message, limit: true });
         }
-        let (request, _) = self.link.request(run, method, args)?;
+        let (request, _) = self.link.request(run, method, args).await?;
         let message = ActorRequest::Call(self.instance, label.to_string(), request.clone());
         let payload = rmp_serde::to_vec(&message).expect("requests encode");
         let reply = match self.link.ask::<Answer>(&self.node, actor_subject(&self.node.id), payload).await {
@@ -422,7 +476,14 @@ impl ActorInstance for RemoteActor {
                 return Err(Trapped { message, limit: false });
             }
         };
-        self.link.receive(&self.node, &self.store, &request, reply, &mut self.keep).await
+        let value = match self.link.receive(&self.node, &self.store, &request, reply, &mut self.keep)? {
+            Ok(value) => value,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let bytes = transfer::value_bytes(&self.node.transfer, &self.store, value).await;
+        let pulled =
+            |e| Trapped { message: format!("cannot pull its value from node {}: {e}", self.node.id), limit: false };
+        Ok(Ok(bytes.map_err(pulled)?))
     }
 }
 
@@ -500,19 +561,19 @@ fn describe_node(node: &NodeInfo) -> String {
     format!("node {}: cpus={}{}", node.id, node.cpus, resources.collect::<String>())
 }
 
-/// How another node pulls object `id` of `store`.
-fn describe(store: &ObjectStore, id: ObjectId) -> Result<Held, Trapped> {
-    crate::held_now(store, id)
-        .ok_or_else(|| Trapped { message: format!("its argument `{id}` is not ready to send"), limit: false })
+/// How another node pulls object `id` of `store`, once it is here (an
+/// object left on a node is fetched first).
+async fn describe(store: &ObjectStore, id: ObjectId) -> Result<Held, Trapped> {
+    crate::held_here(store, id)
+        .await
+        .map_err(|e| Trapped { message: format!("its argument `{id}` cannot be sent: {e}"), limit: true })
 }
 
 /// The job globals a call sees, as another node pulls them.
-fn globals(calls: &dyn Calls) -> Result<Vec<(String, Held)>, Trapped> {
-    calls.globals().into_iter().map(|(name, id)| Ok((name, describe(calls.store(), id)?))).collect()
-}
-
-async fn pull(node: &NodeInfo, store: &Arc<ObjectStore>, object: Held) -> Result<u64, String> {
-    transfer::pull(&node.transfer, store, object)
-        .await
-        .map_err(|e| format!("cannot pull its value from node {}: {e}", node.id))
+async fn globals(calls: &dyn Calls) -> Result<Vec<(String, Held)>, Trapped> {
+    let mut globals = Vec::new();
+    for (name, id) in calls.globals() {
+        globals.push((name, describe(calls.store(), id).await?));
+    }
+    Ok(globals)
 }

@@ -25,9 +25,14 @@ pub use self::worker::Worker;
 
 use prism_store::{Object, ObjectId, content_hash};
 
-/// How another node pulls object `id` of `store`, if it is ready now.
-fn held_now(store: &prism_store::ObjectStore, id: ObjectId) -> Option<protocol::Held> {
-    store.try_get(&id).and_then(Result::ok).map(|object| held(id, &object))
+/// How another node pulls object `id` of `store`, once it is ready here
+/// (an object left on another node is fetched first).
+async fn held_here(store: &prism_store::ObjectStore, id: ObjectId) -> Result<protocol::Held, prism_store::Failure> {
+    match store.get(&id, None).await {
+        Ok(object) => Ok(held(id, &object)),
+        Err(prism_store::GetError::Failed(failure)) => Err((*failure).clone()),
+        Err(prism_store::GetError::Timeout) => unreachable!("no deadline was given"),
+    }
 }
 
 /// How another node pulls `object`, named `id`.

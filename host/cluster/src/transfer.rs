@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 use prism_store::error::Failure;
-use prism_store::{Object, ObjectId, ObjectStore, content_hash, nested_refs};
+use prism_store::{Object, ObjectId, ObjectStore, bin_header, content_hash, nested_refs};
 
 use crate::protocol::{Held, Value};
 
@@ -160,7 +160,10 @@ async fn request(stream: &mut TcpStream, addr: &str, kind: u8, id: &[u8; 32]) ->
 }
 
 async fn connect(addr: &str) -> Result<TcpStream, PullError> {
-    let stream = TcpStream::connect(addr).await.map_err(|e| PullError::Io(addr.to_string(), e))?;
+    let io = |e| PullError::Io(addr.to_string(), e);
+    // A node cut off does not refuse: it never answers.
+    let connecting = tokio::time::timeout(crate::membership::DEAD_AFTER, TcpStream::connect(addr)).await;
+    let stream = connecting.map_err(|_| io(io::ErrorKind::TimedOut.into()))?.map_err(io)?;
     let _ = stream.set_nodelay(true);
     Ok(stream)
 }
@@ -193,6 +196,38 @@ pub async fn value_bytes(addr: &str, store: &Arc<ObjectStore>, value: Value) -> 
     store.release(&object.id);
     let vanished = || Failure::NotFound(format!("the value `{}` vanished as it was read", object.id));
     bytes.ok_or_else(vanished).and_then(|b| b).map_err(PullError::Store)
+}
+
+/// Fetches `object` from the node at `addr` into `store` as the pending
+/// object `id` (checked against its hash), completing it; what it nests is
+/// pulled first (see [`pull`]). Returns the bytes pulled.
+pub async fn fetch(addr: &str, store: &Arc<ObjectStore>, id: ObjectId, object: Held) -> Result<u64, PullError> {
+    let mut stream = connect(addr).await?;
+    let header = request(&mut stream, addr, b'o', object.id.as_bytes()).await?;
+    let io = |e| PullError::Io(addr.to_string(), e);
+    let mut bytes = if header.raw { bin_header(header.len as usize) } else { Vec::new() };
+    let start = bytes.len();
+    bytes.resize(start + header.len as usize, 0);
+    stream.read_exact(&mut bytes[start..]).await.map_err(io)?;
+    if content_hash(&[&bytes]) != *object.hash.as_bytes() {
+        return Err(PullError::NotThere(
+            addr.to_string(),
+            format!("its copy of `{}` does not match its hash", object.id),
+        ));
+    }
+    let mut pulled = header.len;
+    let mut children = Vec::new();
+    for child in nested_refs(&bytes) {
+        if !store.retain(&child) {
+            pulled += Box::pin(pull_on(&mut stream, addr, store, child, None)).await?;
+        }
+        children.push(child);
+    }
+    store.complete(id, Ok(bytes), None);
+    for child in &children {
+        store.release(child);
+    }
+    Ok(pulled)
 }
 
 /// Makes sure `store` holds `object` (pulling it from `addr` if it lacks

@@ -369,7 +369,13 @@ impl Worker {
         let outcome = self
             .node
             .run_task_here(&served.job, &request.function, inputs, request.num_cpus, &request.placement, &mut made)
-            .await;
+            .await
+            .map(|returned| {
+                returned.map(|value| match value {
+                    prism_exec::Value::Here(bytes) => bytes,
+                    prism_exec::Value::Elsewhere(_) => unreachable!("a node runs the tasks it is sent itself"),
+                })
+            });
         self.reply(served, outcome, made).await
     }
 

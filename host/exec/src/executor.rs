@@ -4,8 +4,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use prism_store::Holdings;
 use prism_store::error::{Failure, Refused};
+use prism_store::{Holdings, ObjectId, ObjectStore};
 
 use crate::config::{Config, EPOCH_TICK, LimitNames};
 use crate::output::Output;
@@ -82,7 +82,23 @@ impl std::fmt::Display for Trapped {
 
 /// How a call ended: the outer error is a trap, the inner one the error the
 /// guest returned.
-pub type Outcome = Result<Result<Vec<u8>, Refused>, Trapped>;
+pub type Outcome<T = Vec<u8>> = Result<Result<T, Refused>, Trapped>;
+
+/// A task's value: here, or left on the node that made it.
+pub enum Value {
+    /// Its encoding.
+    Here(Vec<u8>),
+    /// Kept where it was made, fetched when first read.
+    Elsewhere(Box<dyn Fetch>),
+}
+
+/// Fetches a value kept on another node.
+#[async_trait::async_trait]
+pub trait Fetch: Send + Sync {
+    /// Stores the value in `store` as the pending object `id`, completing
+    /// it; or why it is lost (its node died, say), leaving `id` as it was.
+    async fn fetch(&self, store: &Arc<ObjectStore>, id: ObjectId) -> Result<(), String>;
+}
 
 /// What one namespace's instances may use.
 #[derive(Debug, Clone, Copy)]
@@ -165,7 +181,7 @@ pub trait Executor: Send + Sync {
     /// Runs task `function`. The refs the call still holds when it returns
     /// move to `keep`: the caller gives them back once the result (which may
     /// nest them) is stored.
-    async fn run_task(&self, run: Run, function: &str, args: &[Input], keep: &mut Holdings) -> Outcome;
+    async fn run_task(&self, run: Run, function: &str, args: &[Input], keep: &mut Holdings) -> Outcome<Value>;
 
     /// Makes an actor's instance, its constructor of `class` run with
     /// `args`; or the constructor's error.

@@ -23,7 +23,7 @@ pub use self::call::{ActorId, ActorOptions, Affinity, DEFAULT_MAX_RETRIES, Input
 pub use self::calls::{Calls, Lease, NextItem, Slot};
 pub use self::config::{Config, LimitNames};
 pub use self::executor::{
-    ActorInstance, DriverExit, Executor, InstanceLimits, LoadError, Outcome, Run, Trapped, WORKER_EXPORT,
+    ActorInstance, DriverExit, Executor, Fetch, InstanceLimits, LoadError, Outcome, Run, Trapped, Value, WORKER_EXPORT,
 };
 pub use self::output::{Output, Stream};
 pub use self::program::{Class, Param, ProgramInfo, Signature};

@@ -18,7 +18,7 @@ use crate::threads::Threads;
 use prism_exec::config::Config;
 use prism_exec::{
     ActorId, ActorInstance, ActorOptions, Class, DriverExit, Executor, Input, InstanceLimits, LoadError, Outcome,
-    Output, Placement, ProgramInfo, Run, Slot, Stream, TaskArg, TaskOptions,
+    Output, Placement, ProgramInfo, Run, Slot, Stream, TaskArg, TaskOptions, Value,
 };
 use prism_store::error::{Failure, listing};
 use prism_store::{Capacity, Holdings, ObjectId, ObjectStore, Unread, nested_refs};
@@ -93,6 +93,8 @@ pub struct TaskCounts {
     pub finished: AtomicU64,
     /// Tasks that failed.
     pub failed: AtomicU64,
+    /// Tasks run again to rebuild a value lost with the node it was on.
+    pub rebuilt: AtomicU64,
 }
 
 /// The holdings of a call's arguments: every top-level ref and every ref
@@ -519,7 +521,7 @@ impl Node {
         num_cpus: u32,
         placement: &Placement,
         made: &mut Holdings,
-    ) -> Outcome {
+    ) -> Outcome<Value> {
         self.tasks.started.fetch_add(1, Ordering::Relaxed);
         let attempt = Attempt { job, program: job.program.hash, function, num_cpus, placement };
         let outcome = attempt.run(self, args, None, None, made).await;

@@ -14,7 +14,7 @@ use crate::resources::Resources;
 use crate::scope::Scope;
 use crate::slots::{Permit, Slots};
 use crate::threads::Threads;
-use prism_exec::{Input, Outcome, Placement, ProgramInfo, Slot, TaskArg, TaskOptions, Trapped};
+use prism_exec::{Fetch, Input, Outcome, Placement, ProgramInfo, Slot, TaskArg, TaskOptions, Trapped, Value};
 use prism_store::error::{Cause, Failure, Link};
 use prism_store::{GetError, Holdings, ObjectId, Unread};
 
@@ -209,8 +209,10 @@ enum Results {
 }
 
 async fn run(node: Arc<Node>, job: Arc<Job>, call: Call, options: TaskOptions, results: Results) {
-    let Call { function, args, holds: _args, id, token } = call;
+    let Call { function, args, holds, id, token } = call;
     let _forget = node.tokens.forget(id);
+    // What rebuilds the value if it is left on a node that dies.
+    let lineage = node.executor.places_elsewhere().then(|| args.clone());
     let stream = match &results {
         Results::Stream(stream) => Some(stream.clone()),
         Results::Object(_) => None,
@@ -224,7 +226,7 @@ async fn run(node: Arc<Node>, job: Arc<Job>, call: Call, options: TaskOptions, r
         has_function(&program, &function)?;
         let values = resolve(&node, &function, args).await?;
         let task = Task { node: &node, job: &job, program: &program, function: &function, token: &token };
-        task.attempt(&values, options, stream, &mut made).await
+        task.attempt(&values, &options, stream, &mut made).await
     };
     // Cancelling drops the work wherever it is: waiting for an argument or
     // a cpu, or running (a guest yields at every epoch tick).
@@ -241,9 +243,75 @@ async fn run(node: Arc<Node>, job: Arc<Job>, call: Call, options: TaskOptions, r
         }
     };
     let unread = result.as_ref().err().and_then(|failure| job.unread(&function, failure));
-    match results {
-        Results::Object(id) => node.store.complete(id, result, unread),
-        Results::Stream(stream) => end_stream(&node, &stream, result.map(drop), unread),
+    match (results, result) {
+        (Results::Object(id), Ok(Value::Elsewhere(fetch))) => {
+            let args = lineage.expect("only an executor that places elsewhere leaves values there");
+            let lineage = Lineage { node: node.clone(), job, function, args, _holds: holds, options, token, made };
+            node.store.complete_elsewhere(id, lineage.demand(id, fetch));
+        }
+        (Results::Object(id), Ok(Value::Here(bytes))) => node.store.complete(id, Ok(bytes), unread),
+        (Results::Object(id), Err(failure)) => node.store.complete(id, Err(failure), unread),
+        (Results::Stream(stream), result) => end_stream(&node, &stream, result.map(drop), unread),
+    }
+}
+
+/// What makes a task's value again if the node it was left on dies, as
+/// Ray's lineage reconstruction does: the task, its arguments (held, and
+/// rebuilt the same way if they are lost too), and the refs its value
+/// nests.
+struct Lineage {
+    node: Arc<Node>,
+    job: Arc<Job>,
+    function: String,
+    args: Vec<TaskArg>,
+    _holds: Holdings,
+    options: TaskOptions,
+    token: Arc<Token>,
+    made: Holdings,
+}
+
+impl Lineage {
+    /// What fetches value `id` with `fetch` when it is first read here.
+    fn demand(self, id: ObjectId, fetch: Box<dyn Fetch>) -> prism_store::Demand {
+        let handle = tokio::runtime::Handle::current();
+        Box::new(move || drop(handle.spawn(self.fetch(id, fetch))))
+    }
+
+    /// Fetches the value into `id`; if it is lost, runs the task again (up
+    /// to its `max_retries` times) and fetches what that made.
+    async fn fetch(mut self, id: ObjectId, mut fetch: Box<dyn Fetch>) {
+        let node = self.node.clone();
+        let mut rebuilt = 0;
+        loop {
+            let lost = match fetch.fetch(&node.store, id).await {
+                Ok(()) => return,
+                Err(lost) => lost,
+            };
+            if rebuilt >= self.options.max_retries {
+                let message = format!(
+                    "the value of task `{}` (`{id}`) is lost ({lost}), and was rebuilt {rebuilt} times (max_retries)",
+                    self.function
+                );
+                return node.store.complete(id, Err(Failure::ObjectLost(message)), None);
+            }
+            rebuilt += 1;
+            node.tasks.rebuilt.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(function = %self.function, %id, %lost, "rebuilding a lost value: running its task again");
+            fetch = match self.run().await {
+                Ok(Value::Elsewhere(again)) => again,
+                Ok(Value::Here(bytes)) => return node.store.complete(id, Ok(bytes), None),
+                Err(failure) => return node.store.complete(id, Err(failure), None),
+            };
+        }
+    }
+
+    /// Runs the task again, as it first ran.
+    async fn run(&mut self) -> Result<Value, Failure> {
+        let (node, function) = (&self.node, &self.function);
+        let program = node.program(&self.job, self.options.component).await?;
+        let values = resolve(node, function, self.args.clone()).await?;
+        let task = Task { node, job: &self.job, program: &program, function, token: &self.token };
+        task.attempt(&values, &self.options, None, &mut self.made).await
     }
 }
 
@@ -297,10 +365,10 @@ impl Task<'_> {
     async fn attempt(
         &self,
         args: &[Input],
-        options: TaskOptions,
+        options: &TaskOptions,
         stream: Option<Arc<Stream>>,
         made: &mut Holdings,
-    ) -> Result<Vec<u8>, Failure> {
+    ) -> Result<Value, Failure> {
         let (node, function) = (self.node, self.function);
         let mut retries = 0;
         loop {
@@ -315,7 +383,7 @@ impl Task<'_> {
                 placement: &options.placement,
             };
             let (failure, retryable) = match attempt.run(node, args, Some(self.token.clone()), generating, made).await {
-                Ok(Ok(bytes)) => return Ok(bytes),
+                Ok(Ok(value)) => return Ok(value),
                 Ok(Err(refused)) => (refused.failure(function), options.retry_exceptions),
                 Err(trap) => (trap.failure(function), !trap.limit),
             };
@@ -349,7 +417,7 @@ impl Attempt<'_> {
         token: Option<Arc<Token>>,
         generating: Option<Generating>,
         made: &mut Holdings,
-    ) -> Outcome {
+    ) -> Outcome<Value> {
         let _held = match node.executor.places_elsewhere() {
             true => None,
             false => {

@@ -43,6 +43,7 @@ impl From<&Failure> for types::Error {
             Failure::LimitExceeded(m) => types::Error::LimitExceeded(m.clone()),
             Failure::ActorDied(m) => types::Error::ActorDied(m.clone()),
             Failure::DiskFull(m) => types::Error::DiskFull(m.clone()),
+            Failure::ObjectLost(m) => types::Error::ObjectLost(m.clone()),
             Failure::HostFailed(m) => types::Error::HostFailed(m.clone()),
             Failure::TimedOut(_) => types::Error::Timeout,
         }
@@ -64,6 +65,7 @@ pub(crate) fn failure_of(error: types::Error) -> Failure {
         types::Error::LimitExceeded(m) => Failure::LimitExceeded(m),
         types::Error::ActorDied(m) => Failure::ActorDied(m),
         types::Error::DiskFull(m) => Failure::DiskFull(m),
+        types::Error::ObjectLost(m) => Failure::ObjectLost(m),
         types::Error::HostFailed(m) => Failure::HostFailed(m),
     }
 }

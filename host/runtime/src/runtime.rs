@@ -22,7 +22,7 @@ use crate::state::{InstanceState, LimitError};
 use prism_exec::config::{Config, EPOCH_TICK};
 use prism_exec::{
     ActorInstance, Class, DriverExit, Executor, Input, InstanceLimits, LoadError, Outcome, Param, ProgramInfo, Run,
-    Signature, Stream, Trapped,
+    Signature, Stream, Trapped, Value,
 };
 use prism_store::Holdings;
 use prism_store::error::Refused;
@@ -268,7 +268,7 @@ impl Executor for Runtime {
     /// Runs one task call, in a warm instance of the job if one is idle,
     /// else in a fresh one. An instance that trapped is dropped; one that
     /// returned goes back to the job's idle instances.
-    async fn run_task(&self, run: Run, function: &str, args: &[Input], keep: &mut Holdings) -> Outcome {
+    async fn run_task(&self, run: Run, function: &str, args: &[Input], keep: &mut Holdings) -> Outcome<Value> {
         let (job, program) = (run.job, self.compiled(&run));
         let limits = run.limits;
         let (warm, slot) = match self.instances.take_idle(job, &run.program) {
@@ -305,7 +305,7 @@ impl Executor for Runtime {
                 store.data_mut().finish();
                 keep.absorb(std::mem::take(&mut store.data_mut().holdings));
                 self.instances.put_idle(slot, job, hash, Warm { store, instance });
-                Ok(out.map_err(refused))
+                Ok(out.map(Value::Here).map_err(refused))
             }
             Err(e) => Err(describe(&e, &store.data().stderr)),
         }

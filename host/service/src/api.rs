@@ -356,6 +356,7 @@ pub fn failure_error(failure: &Failure) -> ApiError {
         Failure::LimitExceeded(_) => (StatusCode::PAYLOAD_TOO_LARGE, "quota_exceeded"),
         Failure::ActorDied(_) => (StatusCode::GONE, "actor_died"),
         Failure::DiskFull(_) => (StatusCode::INSUFFICIENT_STORAGE, "disk_full"),
+        Failure::ObjectLost(_) => (StatusCode::GONE, "object_lost"),
         Failure::HostFailed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "host_failed"),
         Failure::TimedOut(_) => (StatusCode::GATEWAY_TIMEOUT, "timed_out"),
     };

@@ -40,6 +40,9 @@ pub enum Failure {
     HostFailed(String),
     /// A wait with a timeout gave up first; the message says which.
     TimedOut(String),
+    /// Only a node that died held the object, and it cannot be rebuilt
+    /// (made by `put`, or its task's rebuilds ran out); the message names it.
+    ObjectLost(String),
 }
 
 /// How the first failure of a chain happened: which [`Failure`] a chain is.
@@ -155,6 +158,7 @@ impl fmt::Display for Failure {
             Failure::DiskFull(m) => write!(f, "disk full: {m}"),
             Failure::HostFailed(m) => write!(f, "host failed: {m}"),
             Failure::TimedOut(m) => write!(f, "timed out: {m}"),
+            Failure::ObjectLost(m) => write!(f, "object lost: {m}"),
         }
     }
 }

@@ -38,9 +38,9 @@ pub use self::holdings::Holdings;
 pub use self::id::{IdHasher, IdMap, IdSet, ObjectId};
 pub use self::index::{IndexBody, IndexRecord};
 pub use self::nested::{REF_EXT, checked_refs, nested_refs};
-pub use self::object::{Blob, ByteString, Object};
+pub use self::object::{Blob, ByteString, Object, bin_header};
 pub use self::redb_file::{Closed, RedbFile, redb_failure};
-pub use self::store::{Capacity, GetError, ObjectStore, Unread, content_hash};
+pub use self::store::{Capacity, Demand, GetError, ObjectStore, Unread, content_hash};
 
 /// Objects up to this size live inside redb; larger ones are files of their
 /// own, which guests map instead of copying.

@@ -24,8 +24,31 @@ const SHARDS: usize = 64;
 
 enum Slot {
     Pending(Arc<Notify>),
+    /// Ready on another node: its demand, taken by the first reader here,
+    /// fetches it (the slot is pending from then on) or fails it.
+    Elsewhere(Arc<Notify>, Demand),
     Ready(Arc<Object>),
     Failed(Arc<Failure>),
+}
+
+/// Fetches an object kept on another node, completing it here; called once,
+/// when it is first read here, outside the store's locks.
+pub type Demand = Box<dyn FnOnce() + Send>;
+
+impl Slot {
+    /// Whether something will complete it (a pending result), so that it
+    /// stays with no reference until then.
+    fn completing(&self) -> bool {
+        matches!(self, Slot::Pending(_))
+    }
+
+    /// Who waits for it, if it is not done.
+    fn waiters(self) -> Option<Arc<Notify>> {
+        match self {
+            Slot::Pending(n) | Slot::Elsewhere(n, _) => Some(n),
+            Slot::Ready(_) | Slot::Failed(_) => None,
+        }
+    }
 }
 
 /// Called once if a failed object is deleted before anyone read its failure
@@ -467,7 +490,7 @@ impl ObjectStore {
     fn evict(&self, id: ObjectId, orphan: Usage) {
         let mut shard = self.shard(&id).lock();
         match shard.get(&id) {
-            Some(entry) if entry.refs > 0 || matches!(entry.slot, Slot::Pending(_)) => {}
+            Some(entry) if entry.refs > 0 || entry.slot.completing() => {}
             Some(_) => {
                 let entry = shard.remove(&id).expect("present");
                 self.delete(id, &entry.slot);
@@ -530,7 +553,7 @@ impl ObjectStore {
             let mut shard = self.shard(&id).lock();
             let Some(entry) = shard.get_mut(&id) else { continue };
             entry.refs = entry.refs.saturating_sub(1);
-            if entry.refs > 0 || matches!(entry.slot, Slot::Pending(_)) {
+            if entry.refs > 0 || entry.slot.completing() {
                 continue;
             }
             let entry = shard.remove(&id).expect("present");
@@ -613,7 +636,7 @@ impl ObjectStore {
         let mut shard = self.shard(&id).lock();
         let Some(entry) = shard.get_mut(&id).filter(|e| e.refs > 0) else {
             if let Some(entry) = shard.remove(&id)
-                && let Slot::Pending(waiters) = entry.slot
+                && let Some(waiters) = entry.slot.waiters()
             {
                 waiters.notify_waiters();
             }
@@ -637,7 +660,7 @@ impl ObjectStore {
             }
         };
         entry.nested = nested.clone();
-        if let Slot::Pending(waiters) = std::mem::replace(&mut entry.slot, slot) {
+        if let Some(waiters) = std::mem::replace(&mut entry.slot, slot).waiters() {
             waiters.notify_waiters();
         }
         drop(shard);
@@ -702,19 +725,80 @@ impl ObjectStore {
     }
 
     /// The memory tier's view of `id`, with the shard unlocked again; a
-    /// failure seen with `read` has been read.
+    /// failure seen with `read` has been read, and an object elsewhere is
+    /// being fetched.
     fn peek(&self, id: &ObjectId, read: bool) -> Peek {
         let mut shard = self.shard(id).lock();
         let Some(entry) = shard.get_mut(id) else { return Peek::Absent };
-        match &entry.slot {
-            Slot::Ready(o) => Peek::Ready(o.clone()),
+        let (peek, demand) = match &entry.slot {
+            Slot::Ready(o) => (Peek::Ready(o.clone()), None),
             Slot::Failed(f) => {
                 if read {
                     entry.unread = None;
                 }
-                Peek::Failed(f.clone())
+                (Peek::Failed(f.clone()), None)
             }
-            Slot::Pending(n) => Peek::Pending(n.clone()),
+            Slot::Pending(n) => (Peek::Pending(n.clone()), None),
+            Slot::Elsewhere(n, _) => {
+                let waiters = n.clone();
+                match std::mem::replace(&mut entry.slot, Slot::Pending(waiters.clone())) {
+                    Slot::Elsewhere(_, demand) => (Peek::Pending(waiters), Some(demand)),
+                    _ => unreachable!("matched above"),
+                }
+            }
+        };
+        drop(shard);
+        if let Some(demand) = demand {
+            demand();
+        }
+        peek
+    }
+
+    /// Makes `id`, an object ready on another node, known here with one
+    /// reference: `demand` fetches it when it is first read (or fails it).
+    /// If the store knows `id` already, it takes a reference to that
+    /// instead, and returns false.
+    pub fn expect(&self, id: ObjectId, demand: Demand) -> bool {
+        if self.retain(&id) {
+            return false;
+        }
+        let slot = Slot::Elsewhere(Arc::new(Notify::new()), demand);
+        let entry = Entry { slot, unread: None, refs: 1, nested: Vec::new(), usage: Usage::default() };
+        let mut shard = self.shard(&id).lock();
+        if let Some(entry) = shard.get_mut(&id) {
+            // Made meanwhile by someone else.
+            entry.refs += 1;
+            return false;
+        }
+        shard.insert(id, entry);
+        true
+    }
+
+    /// The pending result `id` is ready on another node: `demand` fetches
+    /// it when it is first read. A result no one holds any more is dropped.
+    pub fn complete_elsewhere(&self, id: ObjectId, demand: Demand) {
+        let mut shard = self.shard(&id).lock();
+        match shard.get_mut(&id) {
+            Some(entry) if entry.refs > 0 && matches!(entry.slot, Slot::Pending(_)) => {
+                let Slot::Pending(waiters) = &entry.slot else { unreachable!("matched above") };
+                let waiters = waiters.clone();
+                // Readers waiting already read it: fetch it for them now.
+                let waiting = Arc::strong_count(&waiters) > 2;
+                entry.slot = Slot::Elsewhere(waiters, demand);
+                drop(shard);
+                self.completed.notify_waiters();
+                if waiting {
+                    self.peek(&id, false);
+                }
+            }
+            Some(entry) if entry.refs == 0 => {
+                let removed = shard.remove(&id).expect("present");
+                drop(shard);
+                if let Some(waiters) = removed.slot.waiters() {
+                    waiters.notify_waiters();
+                }
+            }
+            _ => {}
         }
     }
 
@@ -742,7 +826,7 @@ impl ObjectStore {
         let found = match &entry.slot {
             Slot::Ready(o) => Ok(o.clone()),
             Slot::Failed(f) => Err(f.clone()),
-            Slot::Pending(_) => unreachable!("a loaded slot is never pending"),
+            Slot::Pending(_) | Slot::Elsewhere(..) => unreachable!("a loaded slot is never pending"),
         };
         drop(shard);
         if loaded {
@@ -820,6 +904,46 @@ mod tests {
         assert!(store.is_empty());
         assert_eq!(store.usage(), (0, 0));
         assert_eq!(std::fs::read_dir(dir.path().join("blobs")).unwrap().count(), 0);
+    }
+
+    /// An object elsewhere is fetched by its first reader only, and one no
+    /// one holds any more is forgotten, its demand dropped unrun.
+    #[tokio::test]
+    async fn an_object_elsewhere_is_fetched_once_when_first_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(ObjectStore::open(dir.path()).unwrap());
+        let asked = Arc::new(AtomicU64::new(0));
+        let demand = |store: &Arc<ObjectStore>, id: ObjectId| -> Demand {
+            let (store, asked) = (store.clone(), asked.clone());
+            Box::new(move || {
+                asked.fetch_add(1, Ordering::Relaxed);
+                store.complete(id, Ok(vec![0x2a]), None);
+            })
+        };
+        let result = store.pending();
+        store.complete_elsewhere(result, demand(&store, result));
+        assert_eq!(asked.load(Ordering::Relaxed), 0, "no one read it yet");
+        assert!(store.done(&result).is_none(), "not here yet when first read");
+        assert_eq!(asked.load(Ordering::Relaxed), 1, "but fetched from then on");
+        assert_eq!(store.get(&result, None).await.unwrap().to_vec().unwrap(), [0x2a]);
+        assert_eq!(asked.load(Ordering::Relaxed), 1);
+        let nested = ObjectId::from([9; 32]);
+        assert!(store.expect(nested, demand(&store, nested)));
+        assert!(!store.expect(nested, demand(&store, nested)), "known already: held again");
+        store.release(&nested);
+        store.release(&nested);
+        assert!(!store.knows(&nested), "forgotten with its last holder");
+        assert_eq!(asked.load(Ordering::Relaxed), 1, "and never fetched");
+        // A reader that was waiting when the result was left elsewhere
+        // makes it fetched at once.
+        let waited = store.pending();
+        let reader = tokio::spawn({
+            let store = store.clone();
+            async move { store.get(&waited, None).await.map(|o| o.to_vec().unwrap()) }
+        });
+        tokio::task::yield_now().await;
+        store.complete_elsewhere(waited, demand(&store, waited));
+        assert_eq!(reader.await.unwrap().unwrap(), [0x2a]);
     }
 
     #[test]

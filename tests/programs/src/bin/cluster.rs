@@ -11,7 +11,9 @@
 //! `cluster.wasm -- greedy`: a task asking for 64 cpus;
 //! `cluster.wasm -- resources`: tasks and an actor asking for `gpu=1`, which
 //! one node has; `cluster.wasm -- pin`: tasks pinned to a node (node
-//! affinity). Both run on one node too, with `--resources gpu=1`.
+//! affinity). Both run on one node too, with `--resources gpu=1`;
+//! `cluster.wasm -- lost NODE`: values left on node NODE, read once the test
+//! has killed it: rebuilt by lineage, or lost if made by `put`.
 
 use std::time::{Duration, Instant};
 
@@ -75,6 +77,40 @@ fn greedy() -> u64 {
 fn where_am_i(ms: u64) -> String {
     slow(0, ms);
     prism::node_id()
+}
+
+/// Part `i`: `mib` MiB of its own pattern, made (a line says so) where it
+/// runs, and left there.
+#[prism::remote]
+fn part(i: u64, mib: u64) -> Bytes {
+    println!("made part {i}");
+    Bytes::from(part_pattern(i, mib))
+}
+
+fn part_pattern(i: u64, mib: u64) -> Vec<u8> {
+    (0..mib << 20).map(|j| ((j + i) % 251) as u8).collect()
+}
+
+/// A byte string `put` on the node it runs on, returned by ref.
+#[prism::remote]
+fn stash(mib: u64) -> prism::ObjectRef<Bytes> {
+    prism::put_bytes(&pattern(mib)).unwrap()
+}
+
+/// Values left on `victim`, read after it died: the parts are rebuilt by
+/// running their tasks again; the stashed `put` is lost.
+fn lost(victim: &str) {
+    let there = prism::Options::new().node_affinity(victim, true);
+    let parts: Vec<_> = (0..4).map(|i| part::remote_with(&there, i, 1)).collect();
+    let stashed = prism::get(&stash::remote_with(&there, 1)).unwrap();
+    // Until the test kills it: the parts and the stash are done by now.
+    let probe = prism::Options::new().node_affinity(victim, false).max_retries(0);
+    while prism::get(&where_am_i::remote_with(&probe, 0)).is_ok() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("the stash: {}", prism::get(&stashed).map(|b| b.len()).unwrap_err());
+    let right = parts.iter().enumerate().all(|(i, r)| prism::get(r).unwrap().as_ref() == part_pattern(i as u64, 1));
+    println!("the parts, rebuilt: {right}");
 }
 
 /// An actor that holds what it was created with for as long as it lives.
@@ -191,6 +227,9 @@ fn main() {
         }
         Some("resources") => resources(),
         Some("pin") => pin(),
-        _ => panic!("usage: cluster.wasm -- squares N | slow N MS | big MIB | made MIB | greedy | resources | pin"),
+        Some("lost") => lost(&args[1]),
+        _ => panic!(
+            "usage: cluster.wasm -- squares N | slow N MS | big MIB | made MIB | greedy | resources | pin | lost NODE"
+        ),
     }
 }
