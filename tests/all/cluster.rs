@@ -318,6 +318,25 @@ fn values_lost_with_their_node_are_rebuilt_and_a_lost_put_is_object_lost() {
     assert!(run.stdout.ends_with("the parts, rebuilt: true\n"), "{}", run.stdout);
 }
 
+/// Reference counting spans nodes: what a node keeps for a job (values
+/// its tasks left, fetched or not) is let go of there as soon as the
+/// driver lets go of it, not when the job ends.
+#[test]
+fn a_node_lets_go_of_values_once_the_driver_does() {
+    let nats = Nats::start();
+    let nodes = [nats.node(1), nats.node(1)];
+    let run = nats.run(guest!(CLUSTER), &[], &["churn", "24", "2"]);
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    let held = |status: &[Value]| nodes.iter().map(|n| field(status, &n.id, "bytes")).sum::<u64>();
+    // The nodes keep a job's state for a minute after its last task; the
+    // values go long before.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while held(&nats.status()) > 1 << 20 {
+        assert!(Instant::now() < deadline, "the nodes still keep {} bytes", held(&nats.status()));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn no_live_node_or_no_node_big_enough_is_a_clear_error() {
     let nats = Nats::start();

@@ -31,8 +31,13 @@ pub fn open_node(config: Config) -> anyhow::Result<Arc<Node>> {
 /// A node on `config.data_dir` whose tasks run on the nodes of the cluster
 /// whose NATS server is at `url` (its actors and drivers here); the nodes
 /// pull its objects and components from `transfer_listen`. Fails if no
-/// node is alive.
-pub async fn cluster_node(config: Config, url: &str, transfer_listen: SocketAddr) -> anyhow::Result<Arc<Node>> {
+/// node is alive. The dispatcher is what a driver that ends waits on
+/// ([`Dispatcher::settle`]).
+pub async fn cluster_node(
+    config: Config,
+    url: &str,
+    transfer_listen: SocketAddr,
+) -> anyhow::Result<(Arc<Node>, Arc<Dispatcher>)> {
     let cluster = Cluster::connect(url).await?;
     let members = cluster.watch().await?;
     if !members.at_least(1, Duration::from_secs(5)).await {
@@ -48,5 +53,5 @@ pub async fn cluster_node(config: Config, url: &str, transfer_listen: SocketAddr
     let node = Host::with(dispatcher.clone(), &config, Threads::default()).open(config)?;
     tokio::spawn(transfer::serve(listener, node.store.clone(), components));
     tokio::spawn(dispatcher.answer_callers(node.clone()));
-    Ok(node)
+    Ok((node, dispatcher))
 }

@@ -3,7 +3,7 @@
 //! most bytes of its large arguments, else the least loaded one that has
 //! the cpus. Actors and the driver stay on the caller's own node.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,8 +24,8 @@ use prism_store::{Demand, Failure, Holdings, IdMap, ObjectId, ObjectStore, neste
 
 use crate::membership::{Cluster, DEAD_AFTER, Members};
 use crate::protocol::{
-    self, ActorRequest, ActorStarted, Answer, Arg, Held, NodeInfo, OutputChunk, Printed, TaskReply, TaskRequest,
-    actor_subject, caller_subject, output_subject, task_subject,
+    self, ActorRequest, ActorStarted, Answer, Arg, Held, NodeInfo, OutputChunk, Printed, Release, TaskReply,
+    TaskRequest, actor_subject, caller_subject, output_subject, release_subject, task_subject,
 };
 use crate::transfer::{self, Components};
 
@@ -53,6 +53,12 @@ struct Link {
     in_flight: Mutex<HashMap<String, u32>>,
     /// The nodes known to hold a copy of a large object, by its hash.
     copies: Mutex<IdMap<Vec<String>>>,
+    /// The objects sent to a node for a job, let go of there once gone
+    /// here: by node, job and id.
+    sent: Mutex<HashSet<(String, u64, ObjectId)>>,
+    /// What lets go of them: objects to release, by node and job, sent in
+    /// order; a flush marker is answered once all before it are sent.
+    releases: tokio::sync::mpsc::UnboundedSender<Releasing>,
     /// Nodes found not serving (no one took a request sent to them), and
     /// when: left out of placement until the failure detector decides.
     absent: Mutex<HashMap<String, Instant>>,
@@ -92,6 +98,7 @@ impl Dispatcher {
                 marks.printed(chunk.stream, chunk.seq);
             }
         });
+        let releases = release_in_order(cluster.client.clone(), origin.clone());
         let link = Link {
             cluster,
             members,
@@ -100,6 +107,8 @@ impl Dispatcher {
             names: Mutex::default(),
             in_flight: Mutex::default(),
             copies: Mutex::default(),
+            sent: Mutex::default(),
+            releases,
             absent: Mutex::default(),
             output,
             outputs,
@@ -107,6 +116,15 @@ impl Dispatcher {
             callers: caller_subject(&me),
         };
         Ok(Dispatcher { local, link: Arc::new(link) })
+    }
+
+    /// Returns once the nodes have been told to let go of everything this
+    /// driver let go of so far: what a driver that ends waits for.
+    pub async fn settle(&self) {
+        let (done, sent) = tokio::sync::oneshot::channel();
+        if self.link.releases.send(Releasing::Flush(done)).is_ok() {
+            let _ = sent.await;
+        }
     }
 
     /// Answers the nodes running `node`'s tasks when those call `node`'s
@@ -290,12 +308,42 @@ impl Link {
         rmp_serde::from_slice(&message.payload).map_err(|e| lost(format!("sent a malformed answer: {e}")))
     }
 
+    /// What lets go of `object`, which `node` keeps for `job`, when dropped.
+    fn kept(self: &Arc<Self>, node: &str, job: u64, object: Held) -> Kept {
+        Kept { link: self.clone(), node: node.to_string(), job, object }
+    }
+
+    /// Tells `node` to let go of `object`, kept there for `job`.
+    fn let_go(&self, node: &str, job: u64, object: Held) {
+        if let Some(nodes) = self.copies.lock().get_mut(&object.hash) {
+            nodes.retain(|n| n != node);
+        }
+        self.sent.lock().remove(&(node.to_string(), job, object.id));
+        let _ = self.releases.send(Releasing::Object(node.to_string(), job, object.id));
+    }
+
+    /// Has `node` let go of the objects `request` sent it once they are
+    /// gone here (from `store`).
+    fn note_sent(self: &Arc<Self>, store: &ObjectStore, node: &str, request: &TaskRequest) {
+        let sent = request.args.iter().flat_map(|arg| match arg {
+            Arg::Value(_, nested) => nested.as_slice(),
+            Arg::Large(held) => std::slice::from_ref(held),
+        });
+        for object in sent {
+            if self.sent.lock().insert((node.to_string(), request.job, object.id)) {
+                let kept = self.kept(node, request.job, *object);
+                store.when_gone(object.id, Box::new(move || drop(kept)));
+            }
+        }
+    }
+
     /// The outcome `reply` from `node` says, for `request`. The objects its
     /// value nests stay there, known to `store` (held by `keep`) and
     /// fetched when first read; the value itself, if the node kept it, is
-    /// the caller's to fetch.
+    /// the caller's to fetch. What the node keeps is let go of there once
+    /// it is gone here.
     fn receive(
-        &self,
+        self: &Arc<Self>,
         node: &NodeInfo,
         store: &Arc<ObjectStore>,
         request: &TaskRequest,
@@ -311,8 +359,11 @@ impl Link {
             }
         };
         self.record_copies(&node.id, &request.args, &value);
+        self.note_sent(store, &node.id, request);
         for object in nested {
             store.expect(object.id, nested_demand(store, node, object));
+            let kept = self.kept(&node.id, request.job, object);
+            store.when_gone(object.id, Box::new(move || drop(kept)));
             keep.adopt(object.id);
         }
         Ok(Ok(value))
@@ -339,10 +390,69 @@ fn nested_demand(store: &Arc<ObjectStore>, node: &NodeInfo, object: Held) -> Dem
     })
 }
 
-/// A task's value left on the node that ran it.
+/// What the releasing task is asked.
+enum Releasing {
+    /// Tell the node to let go of the object kept there for the job.
+    Object(String, u64, ObjectId),
+    /// Answer once everything before is sent.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Starts the task that tells nodes which objects to let go of, in order,
+/// grouping those queued together by node and job.
+fn release_in_order(client: async_nats::Client, origin: String) -> tokio::sync::mpsc::UnboundedSender<Releasing> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut queued = Vec::new();
+        while rx.recv_many(&mut queued, 1024).await > 0 {
+            let mut batches: HashMap<(String, u64), Vec<ObjectId>> = HashMap::new();
+            for releasing in queued.drain(..) {
+                match releasing {
+                    Releasing::Object(node, job, id) => batches.entry((node, job)).or_default().push(id),
+                    Releasing::Flush(done) => {
+                        send_releases(&client, &origin, std::mem::take(&mut batches)).await;
+                        let _ = client.flush().await;
+                        let _ = done.send(());
+                    }
+                }
+            }
+            send_releases(&client, &origin, batches).await;
+        }
+    });
+    tx
+}
+
+async fn send_releases(client: &async_nats::Client, origin: &str, batches: HashMap<(String, u64), Vec<ObjectId>>) {
+    for ((node, job), objects) in batches {
+        let release = Release { origin: origin.to_string(), job, objects };
+        let payload = rmp_serde::to_vec(&release).expect("releases encode");
+        if let Err(e) = client.publish(release_subject(&node), payload.into()).await {
+            tracing::debug!(error = %e, %node, "cannot tell a node to let go of objects");
+        }
+    }
+}
+
+/// An object a node keeps for a job of this driver's: let go of there when
+/// dropped, as Ray frees an object everywhere once no one holds it.
+struct Kept {
+    link: Arc<Link>,
+    node: String,
+    job: u64,
+    object: Held,
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        self.link.let_go(&self.node, self.job, self.object);
+    }
+}
+
+/// A task's value left on the node that ran it: let go of there when it is
+/// gone here, or never fetched.
 struct Left {
     node: NodeInfo,
     object: Held,
+    kept: Mutex<Option<Kept>>,
 }
 
 #[async_trait::async_trait]
@@ -350,8 +460,11 @@ impl Fetch for Left {
     async fn fetch(&self, store: &Arc<ObjectStore>, id: ObjectId) -> Result<(), String> {
         transfer::fetch(&self.node.transfer, store, id, self.object)
             .await
-            .map(drop)
-            .map_err(|e| format!("node {} kept it: {e}", self.node.id))
+            .map_err(|e| format!("node {} kept it: {e}", self.node.id))?;
+        if let Some(kept) = self.kept.lock().take() {
+            store.when_gone(id, Box::new(move || drop(kept)));
+        }
+        Ok(())
     }
 }
 
@@ -390,7 +503,10 @@ impl Executor for Dispatcher {
             Ok(protocol::Value::Inline(bytes)) => Ok(Value::Here(bytes)),
             // Left where it is, as Ray leaves large values: read there by
             // the tasks placed with it, fetched here only if read here.
-            Ok(protocol::Value::Stored(object)) => Ok(Value::Elsewhere(Box::new(Left { node, object }))),
+            Ok(protocol::Value::Stored(object)) => {
+                let kept = Mutex::new(Some(self.link.kept(&node.id, request.job, object)));
+                Ok(Value::Elsewhere(Box::new(Left { node, object, kept })))
+            }
             Err(refused) => Err(refused),
         })
     }
@@ -480,7 +596,13 @@ impl ActorInstance for RemoteActor {
             Ok(value) => value,
             Err(refused) => return Ok(Err(refused)),
         };
+        // An actor's value is copied here at once: the node need not keep it.
+        let stored = match &value {
+            protocol::Value::Stored(object) => Some(self.link.kept(&self.node.id, request.job, *object)),
+            protocol::Value::Inline(_) => None,
+        };
         let bytes = transfer::value_bytes(&self.node.transfer, &self.store, value).await;
+        drop(stored);
         let pulled =
             |e| Trapped { message: format!("cannot pull its value from node {}: {e}", self.node.id), limit: false };
         Ok(Ok(bytes.map_err(pulled)?))

@@ -20,6 +20,26 @@ pub fn actor_subject(node: &str) -> String {
     format!("prism.node.{node}.actor")
 }
 
+/// The subject a node is told on which objects it keeps for a caller are
+/// no longer wanted ([`Release`]).
+pub fn release_subject(node: &str) -> String {
+    format!("prism.node.{node}.release")
+}
+
+/// The objects a node keeps for a caller's job (its arguments, the values
+/// its tasks left, what those nest) that the caller no longer holds: the
+/// node lets go of them, as Ray's owner frees an object everywhere once its
+/// last reference goes. Not answered.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Release {
+    /// The caller's node, as [`TaskRequest::origin`] names it.
+    pub origin: String,
+    /// The caller's job.
+    pub job: u64,
+    /// The objects, by their ids on the node.
+    pub objects: Vec<ObjectId>,
+}
+
 /// The subject a caller's node takes requests from the nodes running its
 /// jobs on: calls of its actors by tasks there, kills, names.
 pub fn caller_subject(caller: &str) -> String {

@@ -19,8 +19,8 @@ use prism_store::{GetError, Holdings, ObjectId, nested_refs};
 
 use crate::callers::Forwarder;
 use crate::protocol::{
-    ActorRequest, ActorStarted, Answer, Arg, Held, INLINE_REPLY_MAX, OutputChunk, Printed, TaskReply, TaskRequest,
-    Value, actor_subject, task_subject,
+    ActorRequest, ActorStarted, Answer, Arg, Held, INLINE_REPLY_MAX, OutputChunk, Printed, Release, TaskReply,
+    TaskRequest, Value, actor_subject, release_subject, task_subject,
 };
 use crate::transfer::{self, Components};
 
@@ -140,8 +140,19 @@ impl Worker {
     pub async fn serve(self: &Arc<Self>, id: &str) -> Result<(), async_nats::SubscribeError> {
         let tasks = self.client.subscribe(task_subject(id)).await?;
         let actors = self.client.subscribe(actor_subject(id)).await?;
-        let mut requests = futures::stream::select(tasks.map(|m| (false, m)), actors.map(|m| (true, m)));
-        while let Some((actor, message)) = requests.next().await {
+        let releases = self.client.subscribe(release_subject(id)).await?;
+        let requests = futures::stream::select(tasks.map(|m| (false, m)), actors.map(|m| (true, m)));
+        let mut requests = futures::stream::select(requests.map(Ok), releases.map(Err));
+        while let Some(request) = requests.next().await {
+            let (actor, message) = match request {
+                Ok(request) => request,
+                Err(release) => {
+                    if let Ok(release) = rmp_serde::from_slice(&release.payload) {
+                        self.release(release);
+                    }
+                    continue;
+                }
+            };
             let (worker, client) = (self.clone(), self.client.clone());
             tokio::spawn(async move {
                 let bytes = if actor {
@@ -163,6 +174,23 @@ impl Worker {
             });
         }
         Ok(())
+    }
+
+    /// Lets go of what a caller's job no longer wants here.
+    fn release(&self, release: Release) {
+        let jobs: Vec<Arc<Served>> = self
+            .jobs
+            .lock()
+            .iter()
+            .filter(|((origin, job, _), _)| *origin == release.origin && *job == release.job)
+            .map(|(_, served)| served.clone())
+            .collect();
+        for served in jobs {
+            let mut holdings = served.holdings.lock();
+            for id in &release.objects {
+                holdings.release(id);
+            }
+        }
     }
 
     /// Actors' instances kept here.

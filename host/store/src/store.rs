@@ -66,7 +66,25 @@ struct Entry {
     /// The refs nested in its value, which it holds.
     nested: Vec<ObjectId>,
     usage: Usage,
+    /// Told when it is deleted here.
+    gone: Option<Gone>,
 }
+
+impl Entry {
+    /// Wakes who waits for it, and tells who asked, as it is deleted unmade.
+    fn forget(self) {
+        if let Some(waiters) = self.slot.waiters() {
+            waiters.notify_waiters();
+        }
+        if let Some(gone) = self.gone {
+            gone();
+        }
+    }
+}
+
+/// Called once when an object is deleted here (see
+/// [`ObjectStore::when_gone`]), outside the store's locks.
+pub type Gone = Box<dyn FnOnce() + Send>;
 
 /// Bytes an object takes: in memory (small objects) and in all (stored).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -384,7 +402,10 @@ impl ObjectStore {
         }
         let object = Arc::new(object);
         self.disk.write_object(id, hash, object.clone(), &nested);
-        shard.insert(id, Entry { slot: Slot::Ready(object), unread: None, refs: 1, nested: nested.clone(), usage });
+        shard.insert(
+            id,
+            Entry { gone: None, slot: Slot::Ready(object), unread: None, refs: 1, nested: nested.clone(), usage },
+        );
         drop(shard);
         self.retain_all(&nested);
         Ok(id)
@@ -497,6 +518,7 @@ impl ObjectStore {
                 drop(shard);
                 self.unreserve(entry.usage);
                 self.release_all(&entry.nested);
+                entry.forget();
             }
             None if self.unloaded.lock().remove(&id) => {
                 // Only on disk: its file and index entry go.
@@ -564,6 +586,9 @@ impl ObjectStore {
                 unread(&id, failure);
             }
             work.extend(entry.nested);
+            if let Some(gone) = entry.gone {
+                gone();
+            }
         }
     }
 
@@ -589,7 +614,7 @@ impl ObjectStore {
     pub fn insert_failed(&self, id: ObjectId, failure: Failure) {
         self.disk.write_failure(id, &failure);
         let slot = Slot::Failed(Arc::new(failure));
-        let entry = Entry { slot, unread: None, refs: 1, nested: Vec::new(), usage: Usage::default() };
+        let entry = Entry { gone: None, slot, unread: None, refs: 1, nested: Vec::new(), usage: Usage::default() };
         self.shard(&id).lock().insert(id, entry);
     }
 
@@ -597,6 +622,7 @@ impl ObjectStore {
     pub fn pending(&self) -> ObjectId {
         let id = self.fresh_id();
         let entry = Entry {
+            gone: None,
             slot: Slot::Pending(Arc::new(Notify::new())),
             unread: None,
             refs: 1,
@@ -635,12 +661,11 @@ impl ObjectStore {
         });
         let mut shard = self.shard(&id).lock();
         let Some(entry) = shard.get_mut(&id).filter(|e| e.refs > 0) else {
-            if let Some(entry) = shard.remove(&id)
-                && let Some(waiters) = entry.slot.waiters()
-            {
-                waiters.notify_waiters();
-            }
+            let removed = shard.remove(&id);
             drop(shard);
+            if let Some(entry) = removed {
+                entry.forget();
+            }
             if let Ok((_, built)) = built {
                 self.discard(built);
             }
@@ -754,6 +779,23 @@ impl ObjectStore {
         peek
     }
 
+    /// Has `gone` called once `id` is deleted here (at once if it is not
+    /// here): what a copy elsewhere is let go by.
+    pub fn when_gone(&self, id: ObjectId, gone: Gone) {
+        let mut shard = self.shard(&id).lock();
+        let Some(entry) = shard.get_mut(&id) else {
+            drop(shard);
+            return gone();
+        };
+        entry.gone = Some(match entry.gone.take() {
+            None => gone,
+            Some(first) => Box::new(move || {
+                first();
+                gone();
+            }),
+        });
+    }
+
     /// Makes `id`, an object ready on another node, known here with one
     /// reference: `demand` fetches it when it is first read (or fails it).
     /// If the store knows `id` already, it takes a reference to that
@@ -763,7 +805,7 @@ impl ObjectStore {
             return false;
         }
         let slot = Slot::Elsewhere(Arc::new(Notify::new()), demand);
-        let entry = Entry { slot, unread: None, refs: 1, nested: Vec::new(), usage: Usage::default() };
+        let entry = Entry { gone: None, slot, unread: None, refs: 1, nested: Vec::new(), usage: Usage::default() };
         let mut shard = self.shard(&id).lock();
         if let Some(entry) = shard.get_mut(&id) {
             // Made meanwhile by someone else.
@@ -794,9 +836,7 @@ impl ObjectStore {
             Some(entry) if entry.refs == 0 => {
                 let removed = shard.remove(&id).expect("present");
                 drop(shard);
-                if let Some(waiters) = removed.slot.waiters() {
-                    waiters.notify_waiters();
-                }
+                removed.forget();
             }
             _ => {}
         }
@@ -822,7 +862,14 @@ impl ObjectStore {
         };
         let mut shard = self.shard(id).lock();
         let loaded = !shard.contains_key(id);
-        let entry = shard.entry(*id).or_insert(Entry { slot, unread: None, refs: 0, nested: nested.clone(), usage });
+        let entry = shard.entry(*id).or_insert(Entry {
+            gone: None,
+            slot,
+            unread: None,
+            refs: 0,
+            nested: nested.clone(),
+            usage,
+        });
         let found = match &entry.slot {
             Slot::Ready(o) => Ok(o.clone()),
             Slot::Failed(f) => Err(f.clone()),

@@ -232,9 +232,12 @@ fn run_driver(
     cluster: Option<(String, std::net::SocketAddr)>,
 ) -> anyhow::Result<DriverExit> {
     let tokio = tokio_runtime(config.workers, "prism")?;
-    let node = match cluster {
-        None => prism_cli::open_node(config)?,
-        Some((url, transfer)) => tokio.block_on(prism_cli::cluster_node(config, &url, transfer))?,
+    let (node, dispatcher) = match cluster {
+        None => (prism_cli::open_node(config)?, None),
+        Some((url, transfer)) => {
+            let (node, dispatcher) = tokio.block_on(prism_cli::cluster_node(config, &url, transfer))?;
+            (node, Some(dispatcher))
+        }
     };
     // The driver runs on a worker thread, next to the tasks it starts.
     let driver = {
@@ -249,6 +252,10 @@ fn run_driver(
         }
     };
     let exit = tokio.block_on(tokio.spawn(driver))?;
+    if let Some(dispatcher) = dispatcher {
+        // The nodes let go of what the job kept there.
+        tokio.block_on(dispatcher.settle());
+    }
     node.store.flush()?;
     exit
 }

@@ -13,7 +13,9 @@
 //! one node has; `cluster.wasm -- pin`: tasks pinned to a node (node
 //! affinity). Both run on one node too, with `--resources gpu=1`;
 //! `cluster.wasm -- lost NODE`: values left on node NODE, read once the test
-//! has killed it: rebuilt by lineage, or lost if made by `put`.
+//! has killed it: rebuilt by lineage, or lost if made by `put`;
+//! `cluster.wasm -- churn N MIB`: N values of MIB MiB made on nodes, half
+//! of them read here, each let go of at once.
 
 use std::time::{Duration, Instant};
 
@@ -228,6 +230,15 @@ fn main() {
         Some("resources") => resources(),
         Some("pin") => pin(),
         Some("lost") => lost(&args[1]),
+        Some("churn") => {
+            for i in 0..number(1) {
+                let made = part::remote(i, number(2));
+                if i % 2 == 0 {
+                    assert_eq!(prism::get(&made).unwrap().len() as u64, number(2) << 20);
+                }
+            }
+            println!("churned");
+        }
         _ => panic!(
             "usage: cluster.wasm -- squares N | slow N MS | big MIB | made MIB | greedy | resources | pin | lost NODE"
         ),
