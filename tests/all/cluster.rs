@@ -337,6 +337,28 @@ fn a_node_lets_go_of_values_once_the_driver_does() {
     }
 }
 
+/// A driver killed with `kill -9` tells no one; the nodes find it gone
+/// (NATS says no one takes its requests any more) and drop its actors'
+/// instances and jobs within seconds.
+#[test]
+fn the_actors_of_a_killed_driver_go_from_the_nodes() {
+    let nats = Nats::start();
+    let nodes = [nats.node(1), nats.node(1)];
+    let dir = tempfile::tempdir().unwrap();
+    let mut driver = Command::new(env!("CARGO_BIN_EXE_prism"))
+        .args(["run", "--cluster", &nats.url, guest!(CLUSTER), "--", "tally", "100000", "20"])
+        .env("PRISM_DATA_DIR", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let actors = |status: &[Value]| nodes.iter().map(|n| field(status, &n.id, "actors")).sum::<u64>();
+    nats.wait_until(|status| actors(status) == 1, "the driver's actor to live on a node");
+    driver.kill().unwrap();
+    driver.wait().unwrap();
+    nats.wait_until(|status| actors(status) == 0, "the nodes to drop the killed driver's actor");
+}
+
 #[test]
 fn no_live_node_or_no_node_big_enough_is_a_clear_error() {
     let nats = Nats::start();

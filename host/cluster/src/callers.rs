@@ -45,6 +45,7 @@ pub async fn answer_callers(
         let answer = match rmp_serde::from_slice::<CallerRequest>(&message.payload) {
             Ok(CallerRequest::Kill(actor, no_restart)) => encode(&node.kill_actor(actor, no_restart)),
             Ok(CallerRequest::ByName(name)) => encode(&node.actor_by_name(&name)),
+            Ok(CallerRequest::Alive) => encode(&()),
             Ok(CallerRequest::Call(call)) => {
                 let caller =
                     *callers.entry(format!("{}/{}", call.origin, call.caller)).or_insert_with(|| node.next_caller());

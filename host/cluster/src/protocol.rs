@@ -141,6 +141,9 @@ pub enum CallerRequest {
     Kill(ObjectId, bool),
     /// Find a live actor by name; answered with `Result<ObjectId, Failure>`.
     ByName(String),
+    /// Whether the caller is still there; answered with `()`. A node whose
+    /// asking finds no one there drops what it kept for that caller.
+    Alive,
 }
 
 /// A call of one of the caller's actors by a task running on a node.

@@ -3,7 +3,7 @@
 //! objects) from the caller's node, runs each once on its own cpus, and
 //! answers with the outcome. Retries are the caller's.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
@@ -19,14 +19,18 @@ use prism_store::{GetError, Holdings, ObjectId, nested_refs};
 
 use crate::callers::Forwarder;
 use crate::protocol::{
-    ActorRequest, ActorStarted, Answer, Arg, Held, INLINE_REPLY_MAX, OutputChunk, Printed, Release, TaskReply,
-    TaskRequest, Value, actor_subject, release_subject, task_subject,
+    ActorRequest, ActorStarted, Answer, Arg, CallerRequest, Held, INLINE_REPLY_MAX, OutputChunk, Printed, Release,
+    TaskReply, TaskRequest, Value, actor_subject, release_subject, task_subject,
 };
 use crate::transfer::{self, Components};
 
 /// How long a caller's job is kept (its instances warm, its pulled and
 /// made objects held) after its last task here.
 const JOB_IDLE: Duration = Duration::from_secs(60);
+
+/// How often a node asks whether the callers it keeps jobs and actors'
+/// instances for are still there.
+const CALLER_CHECK: Duration = Duration::from_secs(1);
 
 /// A node serving tasks for callers elsewhere.
 pub struct Worker {
@@ -44,7 +48,7 @@ pub struct Worker {
     /// Bytes pulled from other nodes so far.
     pub pulled: AtomicU64,
     /// Actors' instances kept for callers elsewhere, by number.
-    instances: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<Hosted>>>>,
+    instances: Mutex<HashMap<u64, (String, Arc<tokio::sync::Mutex<Hosted>>)>>,
     next_instance: AtomicU64,
 }
 
@@ -64,6 +68,8 @@ type JobKey = (String, u64, [u8; 32]);
 /// A caller's job here.
 struct Served {
     job: Arc<Job>,
+    /// Its caller's subject ([`TaskRequest::caller`]).
+    caller: String,
     /// Its tasks' output, on its way to the caller.
     output: mpsc::UnboundedSender<Forward>,
     /// Chunks of output written, and how many of them are sent: a task's
@@ -132,6 +138,15 @@ impl Worker {
                 worker.jobs.lock().retain(|_, served| served.used.lock().elapsed() < JOB_IDLE);
             }
         });
+        let checker = Arc::downgrade(&worker);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(CALLER_CHECK);
+            loop {
+                tick.tick().await;
+                let Some(worker) = checker.upgrade() else { return };
+                worker.forget_callers_gone().await;
+            }
+        });
         worker
     }
 
@@ -176,6 +191,29 @@ impl Worker {
         Ok(())
     }
 
+    /// Drops the jobs and actors' instances kept for callers no longer
+    /// there (a driver killed, say): NATS says no one takes their requests.
+    async fn forget_callers_gone(&self) {
+        let callers: HashSet<String> = {
+            let jobs = self.jobs.lock();
+            let instances = self.instances.lock();
+            jobs.values().map(|s| s.caller.clone()).chain(instances.values().map(|(c, _)| c.clone())).collect()
+        };
+        for caller in callers {
+            let ask =
+                async_nats::Request::new().payload(encode(&CallerRequest::Alive).into()).timeout(Some(CALLER_CHECK));
+            let Err(e) = self.client.send_request(caller.clone(), ask).await else { continue };
+            if e.kind() != async_nats::RequestErrorKind::NoResponders {
+                continue;
+            }
+            self.jobs.lock().retain(|_, served| served.caller != caller);
+            let mut instances = self.instances.lock();
+            let before = instances.len();
+            instances.retain(|_, (c, _)| *c != caller);
+            tracing::info!(%caller, instances = before - instances.len(), "the caller is gone: dropping what was kept for it");
+        }
+    }
+
     /// Lets go of what a caller's job no longer wants here.
     fn release(&self, release: Release) {
         let jobs: Vec<Arc<Served>> = self
@@ -213,14 +251,15 @@ impl Worker {
                         Ok(instance) => {
                             let n = self.next_instance.fetch_add(1, Ordering::Relaxed);
                             let hosted = Hosted { instance, served };
-                            self.instances.lock().insert(n, Arc::new(tokio::sync::Mutex::new(hosted)));
+                            let caller = request.caller.clone();
+                            self.instances.lock().insert(n, (caller, Arc::new(tokio::sync::Mutex::new(hosted))));
                             ActorStarted::Started(n)
                         }
                     }
                 }
             })),
             ActorRequest::Call(n, label, request) => {
-                let Some(hosted) = self.instances.lock().get(&n).cloned() else {
+                let Some(hosted) = self.instances.lock().get(&n).map(|(_, hosted)| hosted.clone()) else {
                     return Some(encode(&refused(format!("no actor instance {n} here"))));
                 };
                 self.running.fetch_add(1, Ordering::Relaxed);
@@ -328,6 +367,7 @@ impl Worker {
         job.set_actors_elsewhere(forwarder);
         Ok(Arc::new(Served {
             job,
+            caller: request.caller.clone(),
             output,
             written,
             sent,
