@@ -48,7 +48,7 @@ pub struct Worker {
     /// Bytes pulled from other nodes so far.
     pub pulled: AtomicU64,
     /// Actors' instances kept for callers elsewhere, by number.
-    instances: Mutex<HashMap<u64, (String, Arc<tokio::sync::Mutex<Hosted>>)>>,
+    instances: Mutex<HashMap<u64, (String, Instance)>>,
     next_instance: AtomicU64,
 }
 
@@ -57,6 +57,9 @@ struct Hosted {
     instance: Box<dyn ActorInstance>,
     served: Arc<Served>,
 }
+
+/// An actor's instance kept here, one call at a time.
+type Instance = Arc<tokio::sync::Mutex<Hosted>>;
 
 /// A component, once pulled and compiled.
 type Loaded = OnceCell<Arc<ProgramInfo>>;
