@@ -47,7 +47,8 @@ pub struct Worker {
     pub running: AtomicU32,
     /// Bytes pulled from other nodes so far.
     pub pulled: AtomicU64,
-    /// Actors' instances kept for callers elsewhere, by number.
+    /// Actors' instances kept for callers elsewhere, by number, with
+    /// their caller's subject.
     instances: Mutex<HashMap<u64, (String, Instance)>>,
     next_instance: AtomicU64,
 }
