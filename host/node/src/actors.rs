@@ -620,7 +620,7 @@ pub(crate) async fn start_instance(
     class: &str,
     args: &[Input],
 ) -> Result<Box<dyn ActorInstance>, String> {
-    if node.executor.places_elsewhere() {
+    if node.executor.places_elsewhere() || run.placement.is_any() {
         return node.executor.start_actor(run, class, args).await;
     }
     let what = format!("actor `{class}`");

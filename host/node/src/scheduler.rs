@@ -138,7 +138,9 @@ impl Scheduler {
         if node.executor.places_elsewhere() {
             return Ok(());
         }
-        node.admits(&format!("task `{function}`"), &options.placement)?;
+        if !options.placement.is_any() {
+            node.admits(&format!("task `{function}`"), &options.placement)?;
+        }
         let capacity = node.scheduler.capacity;
         if options.num_cpus > capacity {
             return Err(Failure::LimitExceeded(format!(
@@ -418,7 +420,7 @@ impl Attempt<'_> {
         generating: Option<Generating>,
         made: &mut Holdings,
     ) -> Outcome<Value> {
-        let _held = match node.executor.places_elsewhere() {
+        let _held = match self.placement.resources.is_empty() || node.executor.places_elsewhere() {
             true => None,
             false => {
                 let acquired = node.scheduler.resources.acquire(&self.placement.resources).await;
