@@ -213,8 +213,6 @@ enum Results {
 async fn run(node: Arc<Node>, job: Arc<Job>, call: Call, options: TaskOptions, results: Results) {
     let Call { function, args, holds, id, token } = call;
     let _forget = node.tokens.forget(id);
-    // What rebuilds the value if it is left on a node that dies.
-    let lineage = node.executor.places_elsewhere().then(|| args.clone());
     let stream = match &results {
         Results::Stream(stream) => Some(stream.clone()),
         Results::Object(_) => None,
@@ -222,13 +220,16 @@ async fn run(node: Arc<Node>, job: Arc<Job>, call: Call, options: TaskOptions, r
     // The refs the task made stay alive until its result (which may nest
     // them) is stored; its arguments until it is done.
     let mut made = Holdings::new(&node.store);
+    // The resolved arguments, kept to run the task again if its value is
+    // left on a node that dies.
+    let mut inputs = Vec::new();
     node.tasks.started.fetch_add(1, Ordering::Relaxed);
     let work = async {
         let program = node.program(&job, options.component).await?;
         has_function(&program, &function)?;
-        let values = resolve(&node, &function, args).await?;
+        inputs = resolve(&node, &function, args).await?;
         let task = Task { node: &node, job: &job, program: &program, function: &function, token: &token };
-        task.attempt(&values, &options, stream, &mut made).await
+        task.attempt(&inputs, &options, stream, &mut made).await
     };
     // Cancelling drops the work wherever it is: waiting for an argument or
     // a cpu, or running (a guest yields at every epoch tick).
@@ -247,8 +248,7 @@ async fn run(node: Arc<Node>, job: Arc<Job>, call: Call, options: TaskOptions, r
     let unread = result.as_ref().err().and_then(|failure| job.unread(&function, failure));
     match (results, result) {
         (Results::Object(id), Ok(Value::Elsewhere(fetch))) => {
-            let args = lineage.expect("only an executor that places elsewhere leaves values there");
-            let lineage = Lineage { node: node.clone(), job, function, args, _holds: holds, options, token, made };
+            let lineage = Lineage { node: node.clone(), job, function, inputs, _holds: holds, options, token, made };
             node.store.complete_elsewhere(id, lineage.demand(id, fetch));
         }
         (Results::Object(id), Ok(Value::Here(bytes))) => node.store.complete(id, Ok(bytes), unread),
@@ -258,14 +258,14 @@ async fn run(node: Arc<Node>, job: Arc<Job>, call: Call, options: TaskOptions, r
 }
 
 /// What makes a task's value again if the node it was left on dies, as
-/// Ray's lineage reconstruction does: the task, its arguments (held, and
-/// rebuilt the same way if they are lost too), and the refs its value
-/// nests.
+/// Ray's lineage reconstruction does: the task, its resolved arguments
+/// (held here: an argument left elsewhere was fetched, or rebuilt the same
+/// way, before the task first ran), and the refs its value nests.
 struct Lineage {
     node: Arc<Node>,
     job: Arc<Job>,
     function: String,
-    args: Vec<TaskArg>,
+    inputs: Vec<Input>,
     _holds: Holdings,
     options: TaskOptions,
     token: Arc<Token>,
@@ -291,7 +291,7 @@ impl Lineage {
             };
             if rebuilt >= self.options.max_retries {
                 let message = format!(
-                    "the value of task `{}` (`{id}`) is lost ({lost}), and was rebuilt {rebuilt} times (max_retries)",
+                    "the value of task `{}` (`{id}`) is lost ({lost}), and was rebuilt {rebuilt} times, its max_retries (raise it to rebuild more)",
                     self.function
                 );
                 return node.store.complete(id, Err(Failure::ObjectLost(message)), None);
@@ -311,9 +311,8 @@ impl Lineage {
     async fn run(&mut self) -> Result<Value, Failure> {
         let (node, function) = (&self.node, &self.function);
         let program = node.program(&self.job, self.options.component).await?;
-        let values = resolve(node, function, self.args.clone()).await?;
         let task = Task { node, job: &self.job, program: &program, function, token: &self.token };
-        task.attempt(&values, &self.options, None, &mut self.made).await
+        task.attempt(&self.inputs, &self.options, None, &mut self.made).await
     }
 }
 

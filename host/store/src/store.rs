@@ -534,10 +534,15 @@ impl ObjectStore {
     /// Deletes `id`'s file (under its shard's lock, so a new object with the
     /// same id cannot be renamed into place meanwhile) and index entry.
     fn delete(&self, id: ObjectId, slot: &Slot) {
-        if let Slot::Ready(object) = slot
-            && let Some(blob) = object.blob()
-        {
-            let _ = std::fs::remove_file(&blob.path);
+        match slot {
+            Slot::Ready(object) => {
+                if let Some(blob) = object.blob() {
+                    let _ = std::fs::remove_file(&blob.path);
+                }
+            }
+            Slot::Failed(_) => {}
+            // Never written here.
+            Slot::Pending(_) | Slot::Elsewhere(..) => return,
         }
         self.disk.delete(id);
     }
@@ -578,17 +583,15 @@ impl ObjectStore {
             if entry.refs > 0 || entry.slot.completing() {
                 continue;
             }
-            let entry = shard.remove(&id).expect("present");
+            let mut entry = shard.remove(&id).expect("present");
             self.delete(id, &entry.slot);
             drop(shard);
             self.unreserve(entry.usage);
-            if let (Slot::Failed(failure), Some(unread)) = (&entry.slot, entry.unread) {
+            if let (Slot::Failed(failure), Some(unread)) = (&entry.slot, entry.unread.take()) {
                 unread(&id, failure);
             }
-            work.extend(entry.nested);
-            if let Some(gone) = entry.gone {
-                gone();
-            }
+            work.extend(std::mem::take(&mut entry.nested));
+            entry.forget();
         }
     }
 
