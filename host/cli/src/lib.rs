@@ -51,7 +51,7 @@ pub async fn cluster_node(
     let local = Arc::new(Runtime::new(&config)?);
     let dispatcher = Arc::new(Dispatcher::new(local, cluster, members, origin, components.clone()).await?);
     let node = Host::with(dispatcher.clone(), &config, Threads::default()).open(config)?;
-    tokio::spawn(transfer::serve(listener, node.store.clone(), components));
+    tokio::spawn(transfer::serve(listener, node.store.clone(), components, None));
     tokio::spawn(dispatcher.answer_callers(node.clone()));
     Ok((node, dispatcher))
 }

@@ -12,7 +12,6 @@ use async_nats::SubscribeError;
 use futures::StreamExt as _;
 use parking_lot::Mutex;
 use prism_node::Node;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
@@ -22,10 +21,11 @@ use prism_exec::{
 };
 use prism_store::{Demand, Failure, Holdings, IdMap, ObjectId, ObjectStore, nested_refs};
 
+use crate::direct::{Sessions, Unanswered};
 use crate::membership::{Cluster, DEAD_AFTER, Members};
 use crate::protocol::{
-    self, ActorRequest, ActorStarted, Answer, Arg, Held, NodeInfo, OutputChunk, Printed, Release, TaskReply,
-    TaskRequest, actor_subject, caller_subject, output_subject, release_subject, task_subject,
+    self, ActorRequest, ActorStarted, Answer, Arg, Held, NodeInfo, OutputChunk, Printed, Release, Request, TaskReply,
+    TaskRequest, caller_subject, output_subject, release_subject,
 };
 use crate::transfer::{self, Components};
 
@@ -49,6 +49,8 @@ struct Link {
     origin: String,
     components: Arc<Components>,
     names: Mutex<HashMap<[u8; 32], String>>,
+    /// The connections tasks go to nodes on.
+    sessions: Sessions,
     /// Requests sent to each node and not yet answered.
     in_flight: Mutex<HashMap<String, u32>>,
     /// The nodes known to hold a copy of a large object, by its hash.
@@ -105,6 +107,7 @@ impl Dispatcher {
             origin,
             components,
             names: Mutex::default(),
+            sessions: Sessions::default(),
             in_flight: Mutex::default(),
             copies: Mutex::default(),
             sent: Mutex::default(),
@@ -262,23 +265,21 @@ impl Link {
         Ok((request, calls))
     }
 
-    /// Sends `message` to a node chosen for `request` (on the subject
-    /// `subject` names) and waits for the answer, or for that node to die;
-    /// returns the node and its answer. A node that no longer takes
-    /// requests (it just died) never saw it: it goes to another at once,
-    /// which costs the call no retry.
+    /// Sends `message` to a node chosen for `request` and waits for the
+    /// answer, or for that node to die; returns the node and its answer. A
+    /// node that cannot be reached (it just died) never saw it: it goes to
+    /// another at once, which costs the call no retry.
     async fn place_and_ask<R: DeserializeOwned>(
         &self,
         request: &TaskRequest,
-        subject: fn(&str) -> String,
-        message: &impl Serialize,
+        message: &Request,
     ) -> Result<(NodeInfo, R), Trapped> {
         let payload = rmp_serde::to_vec(message).expect("requests encode");
         loop {
             let node = self.place(request)?;
-            match self.ask(&node, subject(&node.id), payload.clone()).await {
+            match self.ask(&node, &payload).await {
                 Err(Sent::NotServing) => {
-                    tracing::debug!(node = %node.id, "no one takes requests for the node: placing elsewhere");
+                    tracing::debug!(node = %node.id, "the node cannot be reached: placing elsewhere");
                     self.absent.lock().insert(node.id.clone(), Instant::now());
                 }
                 Err(Sent::Failed(trapped)) => return Err(trapped),
@@ -287,25 +288,26 @@ impl Link {
         }
     }
 
-    /// Sends `payload` to `node` on `subject` and waits for its answer, or
-    /// for `node` to die.
-    async fn ask<R: DeserializeOwned>(&self, node: &NodeInfo, subject: String, payload: Vec<u8>) -> Result<R, Sent> {
+    /// Sends the encoded request `payload` to `node` and waits for its
+    /// answer, or for `node` to die.
+    async fn ask<R: DeserializeOwned>(&self, node: &NodeInfo, payload: &[u8]) -> Result<R, Sent> {
         let lost = |why: String| Sent::Failed(Trapped { message: format!("node {} {why}", node.id), limit: false });
-        let ask = async_nats::Request::new().payload(payload.into()).timeout(None);
         *self.in_flight.lock().entry(node.id.clone()).or_default() += 1;
         let answer = tokio::select! {
-            answer = self.cluster.client.send_request(subject, ask) => answer,
-            () = self.members.lost(&node.id) => Err(async_nats::RequestErrorKind::TimedOut.into()),
+            answer = self.sessions.ask(&node.transfer, payload) => answer,
+            () = self.members.lost(&node.id) => Err(Unanswered::Lost),
         };
         if let Some(n) = self.in_flight.lock().get_mut(&node.id) {
             *n = n.saturating_sub(1);
         }
-        let message = answer.map_err(|e| match e.kind() {
-            async_nats::RequestErrorKind::TimedOut => lost("died while running it".into()),
-            async_nats::RequestErrorKind::NoResponders => Sent::NotServing,
-            _ => lost(format!("cannot be asked: {e}")),
+        let answer = answer.map_err(|e| match e {
+            Unanswered::NotServing(why) => {
+                tracing::debug!(node = %node.id, %why, "cannot reach a node");
+                Sent::NotServing
+            }
+            Unanswered::Lost => lost("died while running it".into()),
         })?;
-        rmp_serde::from_slice(&message.payload).map_err(|e| lost(format!("sent a malformed answer: {e}")))
+        rmp_serde::from_slice(&answer).map_err(|e| lost(format!("sent a malformed answer: {e}")))
     }
 
     /// What lets go of `object`, which `node` keeps for `job`, when dropped.
@@ -496,10 +498,12 @@ impl Executor for Dispatcher {
             return self.local.run_task(run, function, args, keep).await;
         }
         let (request, calls) = self.link.request(run, function, args).await?;
-        let (node, (printed, reply)) = self.link.place_and_ask::<Answer>(&request, task_subject, &request).await?;
+        let message = Request::Task(request);
+        let (node, (printed, reply)) = self.link.place_and_ask::<Answer>(task(&message), &message).await?;
+        let request = task(&message);
         self.link.printed.wait(printed).await;
         // What the value nests is held until the caller has stored it.
-        Ok(match self.link.receive(&node, calls.store(), &request, reply, keep)? {
+        Ok(match self.link.receive(&node, calls.store(), request, reply, keep)? {
             Ok(protocol::Value::Inline(bytes)) => Ok(Value::Here(bytes)),
             // Left where it is, as Ray leaves large values: read there by
             // the tasks placed with it, fetched here only if read here.
@@ -516,9 +520,8 @@ impl Executor for Dispatcher {
         // An instance holds a cpu only while a call runs, as Ray's actors
         // (num_cpus=0 once created) do; any node with one will do.
         request.num_cpus = 1;
-        let message = ActorRequest::Start(request.clone());
-        let (node, started) =
-            self.link.place_and_ask(&request, actor_subject, &message).await.map_err(|t| t.message)?;
+        let message = Request::Actor(ActorRequest::Start(request));
+        let (node, started) = self.link.place_and_ask(task(&message), &message).await.map_err(|t| t.message)?;
         match started {
             ActorStarted::Started(instance) => Ok(Box::new(RemoteActor {
                 link: self.link.clone(),
@@ -579,20 +582,21 @@ impl ActorInstance for RemoteActor {
             return Err(Trapped { message, limit: true });
         }
         let (request, _) = self.link.request(run, method, args).await?;
-        let message = ActorRequest::Call(self.instance, label.to_string(), request.clone());
+        let message = Request::Actor(ActorRequest::Call(self.instance, label.to_string(), request));
         let payload = rmp_serde::to_vec(&message).expect("requests encode");
-        let reply = match self.link.ask::<Answer>(&self.node, actor_subject(&self.node.id), payload).await {
+        let request = task(&message);
+        let reply = match self.link.ask::<Answer>(&self.node, &payload).await {
             Ok((printed, reply)) => {
                 self.link.printed.wait(printed).await;
                 reply
             }
             Err(Sent::Failed(trapped)) => return Err(trapped),
             Err(Sent::NotServing) => {
-                let message = format!("node {} no longer takes requests", self.node.id);
+                let message = format!("node {} can no longer be reached", self.node.id);
                 return Err(Trapped { message, limit: false });
             }
         };
-        let value = match self.link.receive(&self.node, &self.store, &request, reply, &mut self.keep)? {
+        let value = match self.link.receive(&self.node, &self.store, request, reply, &mut self.keep)? {
             Ok(value) => value,
             Err(refused) => return Ok(Err(refused)),
         };
@@ -611,9 +615,9 @@ impl ActorInstance for RemoteActor {
 
 impl Drop for RemoteActor {
     fn drop(&mut self) {
-        let payload = rmp_serde::to_vec(&ActorRequest::Drop(self.instance)).expect("requests encode");
-        let (client, subject) = (self.link.cluster.client.clone(), actor_subject(&self.node.id));
-        tokio::spawn(async move { client.publish(subject, payload.into()).await });
+        let payload = rmp_serde::to_vec(&Request::Actor(ActorRequest::Drop(self.instance))).expect("requests encode");
+        let (link, addr) = (self.link.clone(), self.node.transfer.clone());
+        tokio::spawn(async move { link.sessions.tell(&addr, &payload).await });
     }
 }
 
@@ -654,9 +658,17 @@ impl Printing {
     }
 }
 
+/// The task a request carries.
+fn task(request: &Request) -> &TaskRequest {
+    match request {
+        Request::Task(task) | Request::Actor(ActorRequest::Start(task) | ActorRequest::Call(_, _, task)) => task,
+        Request::Actor(ActorRequest::Drop(_)) => unreachable!("a drop carries no task"),
+    }
+}
+
 /// Why a task sent to a node has no answer.
 enum Sent {
-    /// No one takes requests for the node: it did not start the task.
+    /// The node cannot be reached: it did not start the task.
     NotServing,
     /// It may have started it: a crashed attempt.
     Failed(Trapped),

@@ -1,18 +1,21 @@
 //! Several prism nodes as one cluster, on NATS JetStream.
 //!
-//! NATS carries the control plane: who is alive, and each task sent to a
-//! node and its answer. Bulk bytes (objects, components) go straight from
-//! node to node. The parts:
-//! - [`protocol`]: the subjects, the bucket, and the messages on them;
+//! NATS carries the control plane: who is alive, what a caller no longer
+//! holds, tasks' output, and what tasks on nodes ask their caller. Tasks
+//! and their answers, and bulk bytes (objects, components), go straight
+//! from node to node. The parts:
+//! - [`protocol`]: the subjects, the bucket, and the messages;
 //! - [`membership`]: heartbeats into a KV bucket, and the failure detector;
 //! - [`transfer`]: objects and components pulled node to node, checked
 //!   against their blake3;
+//! - `direct.rs`: tasks sent to a node on a connection of their own;
 //! - [`Dispatcher`] (`dispatch.rs`): the caller's executor, placing each
 //!   task on a node and waiting for its answer, or for that node to die;
 //! - [`Worker`] (`worker.rs`): a node running the tasks callers send it;
 //! - `callers.rs`: calls of a driver's actors by its tasks on other nodes.
 
 mod callers;
+mod direct;
 mod dispatch;
 pub mod membership;
 pub mod protocol;

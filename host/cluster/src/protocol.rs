@@ -10,16 +10,6 @@ use prism_store::{Failure, ObjectId};
 /// The KV bucket each node's [`NodeInfo`] is kept in, under its id.
 pub const NODES_BUCKET: &str = "prism-nodes";
 
-/// The subject a node takes task requests on.
-pub fn task_subject(node: &str) -> String {
-    format!("prism.node.{node}.task")
-}
-
-/// The subject a node takes actor requests on.
-pub fn actor_subject(node: &str) -> String {
-    format!("prism.node.{node}.actor")
-}
-
 /// The subject a node is told on which objects it keeps for a caller are
 /// no longer wanted ([`Release`]).
 pub fn release_subject(node: &str) -> String {
@@ -98,6 +88,15 @@ pub enum Arg {
     Value(#[serde(with = "serde_bytes")] Vec<u8>, Vec<Held>),
     /// A large object to pull (unless the node has it), then map.
     Large(Held),
+}
+
+/// What a caller asks a node, on its direct connection ([`crate::direct`]).
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Request {
+    /// Run a task once; answered with an [`Answer`].
+    Task(TaskRequest),
+    /// Start, call or drop an actor's instance kept there.
+    Actor(ActorRequest),
 }
 
 /// A task for another node to run once.

@@ -3,7 +3,8 @@
 //! control, 1 MiB at most).
 //!
 //! A request is one byte (`o` for an object, `c` for a component) and a
-//! 32-byte id. The answer is a status byte; then, for `0` (found), a raw
+//! 32-byte id; `t` (id unused) turns the connection into a direct one for
+//! tasks (see [`crate::direct`]). The answer is a status byte; then, for `0` (found), a raw
 //! flag, the length of what follows (u64, little-endian), the blake3 of the
 //! object's encoding, and the bytes: a byte string's contents, else the
 //! whole encoding (a component's wasm). For `1` (not here), a u32 length
@@ -39,15 +40,25 @@ impl Components {
     }
 }
 
+/// What a node does with a connection turned direct: a [`crate::Worker`]
+/// answers the tasks on it.
+pub type Direct = Arc<dyn Fn(TcpStream) + Send + Sync>;
+
 /// Serves `store`'s objects and `components` to other nodes on `listener`,
-/// until the task is dropped.
-pub async fn serve(listener: TcpListener, store: Arc<ObjectStore>, components: Arc<Components>) {
+/// and hands direct connections to `direct` (a node that takes no tasks,
+/// a driver, has none), until the task is dropped.
+pub async fn serve(
+    listener: TcpListener,
+    store: Arc<ObjectStore>,
+    components: Arc<Components>,
+    direct: Option<Direct>,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else { continue };
         let _ = stream.set_nodelay(true);
-        let (store, components) = (store.clone(), components.clone());
+        let (store, components, direct) = (store.clone(), components.clone(), direct.clone());
         tokio::spawn(async move {
-            if let Err(e) = answer(stream, &store, &components).await {
+            if let Err(e) = answer(stream, &store, &components, direct).await {
                 tracing::debug!(error = %e, "a transfer ended early");
             }
         });
@@ -55,11 +66,21 @@ pub async fn serve(listener: TcpListener, store: Arc<ObjectStore>, components: A
 }
 
 /// Answers the requests of one connection, one after another.
-async fn answer(mut stream: TcpStream, store: &ObjectStore, components: &Components) -> io::Result<()> {
+async fn answer(
+    mut stream: TcpStream,
+    store: &ObjectStore,
+    components: &Components,
+    direct: Option<Direct>,
+) -> io::Result<()> {
     let mut request = [0u8; 33];
     while stream.read_exact(&mut request).await.is_ok() {
         let id: [u8; 32] = request[1..].try_into().expect("32 bytes");
         match request[0] {
+            crate::direct::OPEN => {
+                let Some(direct) = direct else { return not_here(&mut stream, "this node takes no tasks").await };
+                direct(stream);
+                return Ok(());
+            }
             b'c' => match components.get(&id) {
                 Some(wasm) => {
                     stream.write_all(&found(false, wasm.len() as u64, &id)).await?;
@@ -159,7 +180,7 @@ async fn request(stream: &mut TcpStream, addr: &str, kind: u8, id: &[u8; 32]) ->
     })
 }
 
-async fn connect(addr: &str) -> Result<TcpStream, PullError> {
+pub(crate) async fn connect(addr: &str) -> Result<TcpStream, PullError> {
     let io = |e| PullError::Io(addr.to_string(), e);
     // A node cut off does not refuse: it never answers.
     let connecting = tokio::time::timeout(crate::membership::DEAD_AFTER, TcpStream::connect(addr)).await;

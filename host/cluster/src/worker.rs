@@ -10,17 +10,20 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use parking_lot::Mutex;
+use tokio::net::TcpStream;
 use tokio::sync::{OnceCell, mpsc, oneshot};
 use tokio::time::Instant;
+use tokio_util::codec::FramedRead;
 
 use prism_exec::{ActorInstance, Input, Outcome, Output, ProgramInfo, Stream};
 use prism_node::{Job, Node};
 use prism_store::{GetError, Holdings, ObjectId, nested_refs};
 
 use crate::callers::Forwarder;
+use crate::direct;
 use crate::protocol::{
     ActorRequest, ActorStarted, Answer, Arg, CallerRequest, Held, INLINE_REPLY_MAX, OutputChunk, Printed, Release,
-    TaskReply, TaskRequest, Value, actor_subject, release_subject, task_subject,
+    Request, TaskReply, TaskRequest, Value, release_subject,
 };
 use crate::transfer::{self, Components};
 
@@ -154,45 +157,51 @@ impl Worker {
         worker
     }
 
-    /// Takes task requests for node `id` until the subscription ends (the
-    /// caller drops this future when `id` changes, and serves the new one).
+    /// Takes the releases callers send node `id` until the subscription
+    /// ends (the caller drops this future when `id` changes, and serves the
+    /// new one). Tasks come on direct connections ([`Worker::direct`]).
     pub async fn serve(self: &Arc<Self>, id: &str) -> Result<(), async_nats::SubscribeError> {
-        let tasks = self.client.subscribe(task_subject(id)).await?;
-        let actors = self.client.subscribe(actor_subject(id)).await?;
-        let releases = self.client.subscribe(release_subject(id)).await?;
-        let requests = futures::stream::select(tasks.map(|m| (false, m)), actors.map(|m| (true, m)));
-        let mut requests = futures::stream::select(requests.map(Ok), releases.map(Err));
-        while let Some(request) = requests.next().await {
-            let (actor, message) = match request {
-                Ok(request) => request,
-                Err(release) => {
-                    if let Ok(release) = rmp_serde::from_slice(&release.payload) {
-                        self.release(release);
-                    }
-                    continue;
-                }
-            };
-            let (worker, client) = (self.clone(), self.client.clone());
+        let mut releases = self.client.subscribe(release_subject(id)).await?;
+        while let Some(release) = releases.next().await {
+            if let Ok(release) = rmp_serde::from_slice(&release.payload) {
+                self.release(release);
+            }
+        }
+        Ok(())
+    }
+
+    /// What answers the direct connections of callers: each request runs in
+    /// a task of its own, answered as soon as it ends.
+    pub fn direct(self: &Arc<Self>) -> transfer::Direct {
+        let worker = self.clone();
+        Arc::new(move |stream| drop(tokio::spawn(worker.clone().answer_direct(stream))))
+    }
+
+    /// Answers one caller's direct connection until it hangs up.
+    async fn answer_direct(self: Arc<Self>, stream: TcpStream) {
+        let (read, write) = stream.into_split();
+        let (answers, queued) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            if let Err(e) = direct::write_frames(write, queued).await {
+                tracing::debug!(error = %e, "a caller's direct connection broke");
+            }
+        });
+        let mut requests = FramedRead::new(read, direct::codec());
+        while let Some(Ok(frame)) = requests.next().await {
+            let Some((seq, body)) = direct::unframe(&frame) else { break };
+            let request = rmp_serde::from_slice::<Request>(body);
+            let (worker, answers) = (self.clone(), answers.clone());
             tokio::spawn(async move {
-                let bytes = if actor {
-                    match rmp_serde::from_slice::<ActorRequest>(&message.payload) {
-                        Ok(request) => worker.actor(request).await,
-                        Err(e) => Some(encode(&refused(format!("a malformed actor request: {e}")))),
-                    }
-                } else {
-                    Some(encode(&match rmp_serde::from_slice::<TaskRequest>(&message.payload) {
-                        Ok(request) => worker.run(request).await,
-                        Err(e) => refused(format!("a malformed task request: {e}")),
-                    }))
+                let answer = match request {
+                    Ok(Request::Task(request)) => Some(encode(&worker.run(request).await)),
+                    Ok(Request::Actor(request)) => worker.actor(request).await,
+                    Err(e) => Some(encode(&refused(format!("a malformed request: {e}")))),
                 };
-                if let (Some(reply), Some(bytes)) = (message.reply, bytes)
-                    && let Err(e) = client.publish(reply, bytes.into()).await
-                {
-                    tracing::warn!(error = %e, "cannot answer a request");
+                if let Some(answer) = answer.filter(|_| seq != 0) {
+                    let _ = answers.send(direct::frame(seq, &answer));
                 }
             });
         }
-        Ok(())
     }
 
     /// Drops the jobs and actors' instances kept for callers no longer

@@ -40,9 +40,9 @@ impl Node {
                 .with_context(|| format!("cannot listen on {}", self.transfer_listen))?;
             let transfer = listener.local_addr()?.to_string();
             let components = Arc::new(Components::default());
-            tokio::spawn(transfer::serve(listener, node.store.clone(), components.clone()));
             let cluster = Cluster::connect(&self.cluster).await?;
-            let worker = Worker::new(node.clone(), components, cluster.client.clone(), transfer.clone());
+            let worker = Worker::new(node.clone(), components.clone(), cluster.client.clone(), transfer.clone());
+            tokio::spawn(transfer::serve(listener, node.store.clone(), components, Some(worker.direct())));
             let info = {
                 let (node, worker, transfer) = (node.clone(), worker.clone(), transfer.clone());
                 move || NodeInfo {
