@@ -318,6 +318,36 @@ fn values_lost_with_their_node_are_rebuilt_and_a_lost_put_is_object_lost() {
     assert!(run.stdout.ends_with("the parts, rebuilt: true\n"), "{}", run.stdout);
 }
 
+/// A task on one node whose argument another node keeps pulls it from
+/// that node straight, not through the driver: the driver never has a copy,
+/// so once the node that made it dies, the driver's own read rebuilds it.
+#[test]
+fn an_argument_kept_on_one_node_is_pulled_from_there_by_another() {
+    let nats = Nats::start();
+    let mut nodes = [nats.node(1), nats.node(1), nats.node(1)];
+    let (from, to) = (nodes[0].id.clone(), nodes[1].id.clone());
+    let driver = nats.spawn_run(guest!(CLUSTER), &[], &["relay", &from, &to]);
+    nats.wait_until(|status| field(status, &to, "tasks") >= 1, "the task on the other node to run");
+    let pulled = field(&nats.status(), &to, "pulled");
+    assert!(pulled >= 8 << 20, "node {to} pulled {pulled} bytes, not the 8 MiB value");
+    nodes[0].kill();
+    let run = driver.join().unwrap();
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("read on the other node: 8388608 bytes, sum ok: true, mapped: true\n"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(run.stdout.matches("(part) made part 7\n").count(), 2, "not made once and rebuilt once: {}", run.stdout);
+    assert_eq!(run.stderr.matches("rebuilding a lost value").count(), 1, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("read there again once its node died: 8388608 bytes, sum ok: true\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.ends_with("read here, right: true\n"), "{}", run.stdout);
+}
+
 /// Reference counting spans nodes: what a node keeps for a job (values
 /// its tasks left, fetched or not) is let go of there as soon as the
 /// driver lets go of it, not when the job ends.

@@ -19,7 +19,7 @@ use prism_exec::{
     ActorInstance, Calls, DriverExit, Executor, Fetch, Input, InstanceLimits, LoadError, Outcome, Output, Placement,
     ProgramInfo, Run, Stream, Trapped, Value,
 };
-use prism_store::{Demand, Failure, Holdings, IdMap, ObjectId, ObjectStore, nested_refs};
+use prism_store::{Demand, Failure, Holdings, IdMap, ObjectId, ObjectStore, Whereabouts, nested_refs};
 
 use crate::direct::{Sessions, Unanswered};
 use crate::membership::{Cluster, DEAD_AFTER, Members};
@@ -179,11 +179,9 @@ impl Link {
         }
         let copies = self.copies.lock();
         let mut local_bytes: HashMap<&str, u64> = HashMap::new();
-        for arg in &request.args {
-            if let Arg::Large(held) = arg {
-                for node in copies.get(&held.hash).into_iter().flatten() {
-                    *local_bytes.entry(node).or_default() += held.len;
-                }
+        for held in request.args.iter().filter_map(large) {
+            for node in copies.get(&held.hash).into_iter().flatten() {
+                *local_bytes.entry(node).or_default() += held.len;
             }
         }
         let in_flight = self.in_flight.lock();
@@ -204,16 +202,31 @@ impl Link {
             protocol::Value::Stored(held) => Some(held),
             protocol::Value::Inline(_) => None,
         };
-        let large = args.iter().filter_map(|arg| match arg {
-            Arg::Large(held) => Some(held),
-            Arg::Value(..) => None,
-        });
+        let large = args.iter().filter_map(large);
         let mut copies = self.copies.lock();
         for held in large.chain(stored) {
             let nodes = copies.entry(held.hash).or_default();
             if !nodes.iter().any(|n| n == node) {
                 nodes.push(node.to_string());
             }
+        }
+    }
+
+    /// Where object `id` of `store` is, if it is kept on a node still
+    /// thought alive and not fetched here.
+    fn elsewhere(&self, store: &ObjectStore, id: ObjectId) -> Option<At> {
+        let at = store.whereabouts(&id)?.downcast::<At>().ok()?;
+        let alive = self.members.alive().iter().any(|n| n.id == at.node.id);
+        (alive && !self.absent.lock().contains_key(&at.node.id))
+            .then(|| At { node: at.node.clone(), object: at.object })
+    }
+
+    /// `node` could not pull argument `id` from the node keeping it, which
+    /// is then left out until the failure detector decides.
+    fn unpulled(&self, store: &ObjectStore, node: &NodeInfo, id: ObjectId, why: &str) {
+        tracing::warn!(node = %node.id, %id, why, "a node could not pull an argument from the node keeping it");
+        if let Some(at) = store.whereabouts(&id).and_then(|w| w.downcast::<At>().ok()) {
+            self.absent.lock().insert(at.node.id.clone(), Instant::now());
         }
     }
 
@@ -230,6 +243,11 @@ impl Link {
                     Arg::Value(bytes.clone(), nested)
                 }
                 Input::Large { id, .. } => Arg::Large(describe(store, *id).await?),
+                Input::Elsewhere(id) => match self.elsewhere(store, *id) {
+                    Some(At { node, object }) => Arg::Elsewhere { id: *id, object, from: node.transfer },
+                    // Its node is gone: fetched here first (rebuilt if lost).
+                    None => Arg::Large(describe(store, *id).await?),
+                },
             });
         }
         Ok(described)
@@ -328,12 +346,14 @@ impl Link {
     /// gone here (from `store`).
     fn note_sent(self: &Arc<Self>, store: &ObjectStore, node: &str, request: &TaskRequest) {
         let sent = request.args.iter().flat_map(|arg| match arg {
-            Arg::Value(_, nested) => nested.as_slice(),
-            Arg::Large(held) => std::slice::from_ref(held),
+            Arg::Value(_, nested) => nested.clone(),
+            Arg::Large(held) => vec![*held],
+            // Kept there under this node's name for it.
+            Arg::Elsewhere { id, object, .. } => vec![Held { id: *id, ..*object }],
         });
         for object in sent {
             if self.sent.lock().insert((node.to_string(), request.job, object.id)) {
-                let kept = self.kept(node, request.job, *object);
+                let kept = self.kept(node, request.job, object);
                 store.when_gone(object.id, Box::new(move || drop(kept)));
             }
         }
@@ -359,11 +379,16 @@ impl Link {
             TaskReply::Refused(why) => {
                 return Err(Trapped { message: format!("node {} could not run it: {why}", node.id), limit: false });
             }
+            TaskReply::Unpulled(id, why) => {
+                let message = format!("node {} could not pull its argument `{id}`: {why}", node.id);
+                return Err(Trapped { message, limit: false });
+            }
         };
         self.record_copies(&node.id, &request.args, &value);
         self.note_sent(store, &node.id, request);
         for object in nested {
-            store.expect(object.id, nested_demand(store, node, object));
+            let at: Whereabouts = Arc::new(At { node: node.clone(), object });
+            store.expect(object.id, nested_demand(store, node, object), Some(at));
             let kept = self.kept(&node.id, request.job, object);
             store.when_gone(object.id, Box::new(move || drop(kept)));
             keep.adopt(object.id);
@@ -468,6 +493,17 @@ impl Fetch for Left {
         }
         Ok(())
     }
+
+    fn whereabouts(&self) -> Option<Whereabouts> {
+        Some(Arc::new(At { node: self.node.clone(), object: self.object }))
+    }
+}
+
+/// Where an object kept on a node is: its whereabouts in the driver's
+/// store, read to have another node pull it from there.
+struct At {
+    node: NodeInfo,
+    object: Held,
 }
 
 #[async_trait::async_trait]
@@ -495,11 +531,22 @@ impl Executor for Dispatcher {
                     .to_string();
                 return Err(Trapped { message, limit: true });
             }
-            return self.local.run_task(run, function, args, keep).await;
+            let args = fetched(run.calls.store(), args).await?;
+            return self.local.run_task(run, function, &args, keep).await;
         }
         let (request, calls) = self.link.request(run, function, args).await?;
-        let message = Request::Task(request);
-        let (node, (printed, reply)) = self.link.place_and_ask::<Answer>(task(&message), &message).await?;
+        let mut message = Request::Task(request);
+        let (node, printed, reply) = loop {
+            let (node, (printed, reply)) = self.link.place_and_ask::<Answer>(task(&message), &message).await?;
+            let TaskReply::Unpulled(id, why) = reply else { break (node, printed, reply) };
+            // The node keeping an argument is gone, or going: this node
+            // fetches it (or rebuilds it) and sends it itself. Not a retry:
+            // the task did not start.
+            self.link.unpulled(calls.store(), &node, id, &why);
+            if let Request::Task(request) = &mut message {
+                request.args = self.link.args(calls.store(), args).await?;
+            }
+        };
         let request = task(&message);
         self.link.printed.wait(printed).await;
         // What the value nests is held until the caller has stored it.
@@ -710,4 +757,34 @@ async fn globals(calls: &dyn Calls) -> Result<Vec<(String, Held)>, Trapped> {
         globals.push((name, describe(calls.store(), id).await?));
     }
     Ok(globals)
+}
+
+/// An argument's object, if it is large enough to pull a task to it.
+fn large(arg: &Arg) -> Option<&Held> {
+    match arg {
+        Arg::Large(held) | Arg::Elsewhere { object: held, .. } => Some(held),
+        Arg::Value(..) => None,
+    }
+}
+
+/// `args` with the objects kept on other nodes fetched into `store`, for a
+/// task that runs here.
+async fn fetched(store: &ObjectStore, args: &[Input]) -> Result<Vec<Input>, Trapped> {
+    let mut here = Vec::with_capacity(args.len());
+    for input in args {
+        here.push(match input {
+            Input::Elsewhere(id) => {
+                let failed =
+                    |e: &dyn std::fmt::Display| Trapped { message: format!("its argument `{id}`: {e}"), limit: true };
+                let object = match store.get(id, None).await {
+                    Ok(object) => object,
+                    Err(prism_store::GetError::Failed(failure)) => return Err(failed(&failure)),
+                    Err(prism_store::GetError::Timeout) => unreachable!("no deadline was given"),
+                };
+                Input::of(*id, &object).map_err(|f| failed(&f))?
+            }
+            input => input.clone(),
+        });
+    }
+    Ok(here)
 }

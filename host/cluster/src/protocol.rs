@@ -88,6 +88,17 @@ pub enum Arg {
     Value(#[serde(with = "serde_bytes")] Vec<u8>, Vec<Held>),
     /// A large object to pull (unless the node has it), then map.
     Large(Held),
+    /// An object kept on another node, not on the caller's: pulled from
+    /// there (`from`, its transfer address), where it is named as `object`
+    /// says, and kept here as `id`, the caller's name for it.
+    Elsewhere {
+        /// The caller's name for it.
+        id: ObjectId,
+        /// Its name, hash and length on the node that keeps it.
+        object: Held,
+        /// That node's transfer address.
+        from: String,
+    },
 }
 
 /// What a caller asks a node, on its direct connection ([`crate::direct`]).
@@ -249,6 +260,9 @@ pub enum TaskReply {
     /// It could not start there (the component or an argument could not
     /// be pulled): why.
     Refused(String),
+    /// It did not start: an argument kept on a third node ([`Arg::Elsewhere`],
+    /// named by the caller's id) could not be pulled from there, and why.
+    Unpulled(ObjectId, String),
 }
 
 /// A task's value, as its reply carries it.

@@ -240,7 +240,7 @@ pub async fn fetch(addr: &str, store: &Arc<ObjectStore>, id: ObjectId, object: H
     let mut children = Vec::new();
     for child in nested_refs(&bytes) {
         if !store.retain(&child) {
-            pulled += Box::pin(pull_on(&mut stream, addr, store, child, None)).await?;
+            pulled += Box::pin(pull_on(&mut stream, addr, store, (child, child), None)).await?;
         }
         children.push(child);
     }
@@ -255,27 +255,33 @@ pub async fn fetch(addr: &str, store: &Arc<ObjectStore>, id: ObjectId, object: H
 /// it, checked against its hash) and the objects it nests, and takes a
 /// reference to it. Returns the bytes pulled.
 pub async fn pull(addr: &str, store: &Arc<ObjectStore>, object: Held) -> Result<u64, PullError> {
+    pull_as(addr, store, object.id, object).await
+}
+
+/// [`pull`] of `object` (so named on the node at `addr`), kept here as `id`.
+pub async fn pull_as(addr: &str, store: &Arc<ObjectStore>, id: ObjectId, object: Held) -> Result<u64, PullError> {
     // Known here, under its id or (the value of a task that ran here, say)
     // under its hash.
-    if store.retain(&object.id) || store.copy(object.id, &object.hash).map_err(PullError::Store)? {
+    if store.retain(&id) || store.copy(id, &object.hash).map_err(PullError::Store)? {
         return Ok(0);
     }
     let mut stream = connect(addr).await?;
-    pull_on(&mut stream, addr, store, object.id, Some(object.hash)).await
+    pull_on(&mut stream, addr, store, (object.id, id), Some(object.hash)).await
 }
 
-/// [`pull`] of `id` on an open connection, recursively for what it nests.
+/// [`pull`] of `there` (named `id` in `store`) on an open connection,
+/// recursively for what it nests.
 async fn pull_on(
     stream: &mut TcpStream,
     addr: &str,
     store: &Arc<ObjectStore>,
-    id: ObjectId,
+    (there, id): (ObjectId, ObjectId),
     expect: Option<ObjectId>,
 ) -> Result<u64, PullError> {
-    let header = request(stream, addr, b'o', id.as_bytes()).await?;
+    let header = request(stream, addr, b'o', there.as_bytes()).await?;
     let hash = ObjectId::from(header.hash);
     if expect.is_some_and(|expect| expect != hash) {
-        return Err(PullError::NotThere(addr.to_string(), format!("it holds another object under `{id}`")));
+        return Err(PullError::NotThere(addr.to_string(), format!("it holds another object under `{there}`")));
     }
     let io = |e| PullError::Io(addr.to_string(), e);
     if header.raw {
@@ -293,7 +299,7 @@ async fn pull_on(
     let mut children = Vec::new();
     for child in nested_refs(&bytes) {
         if !store.retain(&child) {
-            pulled += Box::pin(pull_on(stream, addr, store, child, None)).await?;
+            pulled += Box::pin(pull_on(stream, addr, store, (child, child), None)).await?;
         }
         children.push(child);
     }

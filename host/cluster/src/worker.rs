@@ -253,7 +253,7 @@ impl Worker {
     async fn actor(&self, request: ActorRequest) -> Option<Vec<u8>> {
         match request {
             ActorRequest::Start(request) => Some(encode(&match self.prepare(&request).await {
-                Err(message) => ActorStarted::Failed(message),
+                Err(unready) => ActorStarted::Failed(unready.message()),
                 Ok((served, inputs)) => {
                     match self
                         .node
@@ -277,7 +277,7 @@ impl Worker {
                 };
                 self.running.fetch_add(1, Ordering::Relaxed);
                 let answer = match self.prepare(&request).await {
-                    Err(message) => refused(message),
+                    Err(unready) => (None, unready.reply()),
                     Ok((_, inputs)) => {
                         let mut hosted = hosted.lock().await;
                         let Hosted { instance, served } = &mut *hosted;
@@ -308,14 +308,14 @@ impl Worker {
                 let reply = self.execute(&served, &request, &inputs).await;
                 (Some(served.printed()), reply)
             }
-            Err(message) => refused(message),
+            Err(unready) => (None, unready.reply()),
         };
         self.running.fetch_sub(1, Ordering::Relaxed);
         answer
     }
 
     /// The caller's job here, and the task's arguments, pulled.
-    async fn prepare(&self, request: &TaskRequest) -> Result<(Arc<Served>, Vec<Input>), String> {
+    async fn prepare(&self, request: &TaskRequest) -> Result<(Arc<Served>, Vec<Input>), Unready> {
         let program = self.program(request).await?;
         let key = (request.origin.clone(), request.job, request.component);
         let found = self.jobs.lock().get(&key).cloned();
@@ -329,31 +329,41 @@ impl Worker {
         *served.used.lock() = Instant::now();
         let store = &self.node.store;
         for (name, global) in &request.globals {
-            self.pull(&request.origin, *global).await?;
+            self.pull(&request.origin, global.id, *global).await?;
             let set = served.job.set_global(store, name.clone(), global.id);
             store.release(&global.id);
             set.map_err(|f| f.to_string())?;
         }
         let mut inputs = Vec::with_capacity(request.args.len());
         for arg in &request.args {
-            let (held, input) = match arg {
-                Arg::Value(_, nested) => (nested.as_slice(), None),
-                Arg::Large(held) => (std::slice::from_ref(held), Some(held.id)),
-            };
-            for object in held {
-                self.pull(&request.origin, *object).await?;
-                served.holdings.lock().adopt(object.id);
-            }
-            inputs.push(match (arg, input) {
-                (Arg::Value(bytes, _), _) => Input::Bytes(bytes.clone()),
-                (_, Some(id)) => {
-                    let object = store.try_get(&id).and_then(Result::ok).ok_or("a pulled argument vanished")?;
-                    Input::of(id, &object).map_err(|f| f.to_string())?
+            let adopt = |id| served.holdings.lock().adopt(id);
+            inputs.push(match arg {
+                Arg::Value(bytes, nested) => {
+                    for object in nested {
+                        self.pull(&request.origin, object.id, *object).await?;
+                        adopt(object.id);
+                    }
+                    Input::Bytes(bytes.clone())
                 }
-                (Arg::Large(_), None) => unreachable!("a large argument names its object"),
+                Arg::Large(object) => {
+                    self.pull(&request.origin, object.id, *object).await?;
+                    adopt(object.id);
+                    self.input(object.id)?
+                }
+                Arg::Elsewhere { id, object, from } => {
+                    self.pull(from, *id, *object).await.map_err(|why| Unready::Unpulled(*id, why))?;
+                    adopt(*id);
+                    self.input(*id)?
+                }
             });
         }
         Ok((served, inputs))
+    }
+
+    /// How a task is handed object `id`, pulled here.
+    fn input(&self, id: ObjectId) -> Result<Input, String> {
+        let object = self.node.store.try_get(&id).and_then(Result::ok).ok_or("a pulled argument vanished")?;
+        Input::of(id, &object).map_err(|f| f.to_string())
     }
 
     /// A caller's job here: its output goes to the caller, and its calls of
@@ -390,10 +400,10 @@ impl Worker {
         }))
     }
 
-    /// Pulls `object` from `origin` into the node's store (see
-    /// [`transfer::pull`]), counting the bytes.
-    async fn pull(&self, origin: &str, object: Held) -> Result<(), String> {
-        let bytes = transfer::pull(origin, &self.node.store, object).await.map_err(|e| e.to_string())?;
+    /// Pulls `object` from the node at `from` into this node's store as
+    /// `id` (see [`transfer::pull_as`]), counting the bytes.
+    async fn pull(&self, from: &str, id: ObjectId, object: Held) -> Result<(), String> {
+        let bytes = transfer::pull_as(from, &self.node.store, id, object).await.map_err(|e| e.to_string())?;
         self.pulled.fetch_add(bytes, Ordering::Relaxed);
         Ok(())
     }
@@ -505,6 +515,37 @@ impl Worker {
             Err(GetError::Timeout) => unreachable!("no deadline was given"),
         };
         Ok(crate::held(id, &object))
+    }
+}
+
+/// Why a request could not start here.
+enum Unready {
+    /// Why (the component or an argument from the caller could not be
+    /// pulled, say).
+    Refused(String),
+    /// An argument kept on a third node could not be pulled from there.
+    Unpulled(ObjectId, String),
+}
+
+impl From<String> for Unready {
+    fn from(message: String) -> Self {
+        Unready::Refused(message)
+    }
+}
+
+impl Unready {
+    fn reply(self) -> TaskReply {
+        match self {
+            Unready::Refused(message) => TaskReply::Refused(message),
+            Unready::Unpulled(id, why) => TaskReply::Unpulled(id, why),
+        }
+    }
+
+    fn message(self) -> String {
+        match self {
+            Unready::Refused(message) => message,
+            Unready::Unpulled(id, why) => format!("its argument `{id}` cannot be pulled: {why}"),
+        }
     }
 }
 

@@ -30,6 +30,11 @@ pub enum Input {
         /// Whether it is a byte string (its body is the bytes themselves).
         raw: bool,
     },
+    /// An object kept on another node and not fetched here. Only an
+    /// executor that places tasks elsewhere is given one
+    /// ([`crate::Executor::places_elsewhere`]): it has the node that runs
+    /// the task pull it from where it is.
+    Elsewhere(ObjectId),
 }
 
 impl Input {

@@ -98,6 +98,10 @@ pub trait Fetch: Send + Sync {
     /// Stores the value in `store` as the pending object `id`, completing
     /// it; or why it is lost (its node died, say), leaving `id` as it was.
     async fn fetch(&self, store: &Arc<ObjectStore>, id: ObjectId) -> Result<(), String>;
+
+    /// Where the value is, for the store to keep until it is fetched (see
+    /// [`ObjectStore::whereabouts`]).
+    fn whereabouts(&self) -> Option<prism_store::Whereabouts>;
 }
 
 /// What one namespace's instances may use.

@@ -249,7 +249,8 @@ async fn run(node: Arc<Node>, job: Arc<Job>, call: Call, options: TaskOptions, r
     match (results, result) {
         (Results::Object(id), Ok(Value::Elsewhere(fetch))) => {
             let lineage = Lineage { node: node.clone(), job, function, inputs, _holds: holds, options, token, made };
-            node.store.complete_elsewhere(id, lineage.demand(id, fetch));
+            let whereabouts = fetch.whereabouts();
+            node.store.complete_elsewhere(id, lineage.demand(id, fetch), whereabouts);
         }
         (Results::Object(id), Ok(Value::Here(bytes))) => node.store.complete(id, Ok(bytes), unread),
         (Results::Object(id), Err(failure)) => node.store.complete(id, Err(failure), unread),
@@ -331,11 +332,22 @@ pub(crate) fn end_stream(node: &Node, stream: &Stream, outcome: Result<(), Failu
 }
 
 /// Replaces top-level refs with their values, waiting for them (without a
-/// cpu slot); large objects stay in the store for the task to map. A failed
-/// input fails the task with a chain naming both.
+/// cpu slot); large objects stay in the store for the task to map, and an
+/// executor placing tasks elsewhere is given those kept on other nodes as
+/// they are, unfetched. A failed input fails the task with a chain naming
+/// both.
 pub(crate) async fn resolve(node: &Node, function: &str, args: Vec<TaskArg>) -> Result<Vec<Input>, Failure> {
     let mut values = Vec::with_capacity(args.len());
     for (i, arg) in args.into_iter().enumerate() {
+        if let TaskArg::Object(r) = &arg
+            && node.executor.places_elsewhere()
+        {
+            node.store.settled(r).await;
+            if node.store.whereabouts(r).is_some() {
+                values.push(Input::Elsewhere(*r));
+                continue;
+            }
+        }
         values.push(match arg {
             TaskArg::Value(bytes) => Input::Bytes(bytes),
             TaskArg::Object(r) => match node.store.get(&r, None).await {

@@ -178,6 +178,7 @@ pub(super) fn payload(input: Input) -> types::Payload {
     match input {
         Input::Bytes(bytes) => types::Payload::Bytes(bytes),
         Input::Large { id, len, raw } => types::Payload::Large(types::LargeObject { object: wit_ref(id), len, raw }),
+        Input::Elsewhere(_) => unreachable!("only an executor placing tasks elsewhere is given one"),
     }
 }
 

@@ -170,6 +170,7 @@ impl InstanceState {
             let nested = match arg {
                 Input::Bytes(bytes) => nested_refs(bytes),
                 Input::Large { id, .. } => store.nested(id),
+                Input::Elsewhere(_) => unreachable!("only an executor placing tasks elsewhere is given one"),
             };
             nested.into_iter().for_each(|id| self.holdings.hold(id));
         }

@@ -25,8 +25,9 @@ const SHARDS: usize = 64;
 enum Slot {
     Pending(Arc<Notify>),
     /// Ready on another node: its demand, taken by the first reader here,
-    /// fetches it (the slot is pending from then on) or fails it.
-    Elsewhere(Arc<Notify>, Demand),
+    /// fetches it (the slot is pending from then on) or fails it; its
+    /// whereabouts, if known, say where it is without fetching it.
+    Elsewhere(Arc<Notify>, Demand, Option<Whereabouts>),
     Ready(Arc<Object>),
     Failed(Arc<Failure>),
 }
@@ -34,6 +35,11 @@ enum Slot {
 /// Fetches an object kept on another node, completing it here; called once,
 /// when it is first read here, outside the store's locks.
 pub type Demand = Box<dyn FnOnce() + Send>;
+
+/// Where an object kept on another node is, as the layer that left it there
+/// describes it (a cluster's node and the object's name there), for that
+/// layer to read back with [`ObjectStore::whereabouts`].
+pub type Whereabouts = Arc<dyn std::any::Any + Send + Sync>;
 
 impl Slot {
     /// Whether something will complete it (a pending result), so that it
@@ -45,7 +51,7 @@ impl Slot {
     /// Who waits for it, if it is not done.
     fn waiters(self) -> Option<Arc<Notify>> {
         match self {
-            Slot::Pending(n) | Slot::Elsewhere(n, _) => Some(n),
+            Slot::Pending(n) | Slot::Elsewhere(n, ..) => Some(n),
             Slot::Ready(_) | Slot::Failed(_) => None,
         }
     }
@@ -767,10 +773,10 @@ impl ObjectStore {
                 (Peek::Failed(f.clone()), None)
             }
             Slot::Pending(n) => (Peek::Pending(n.clone()), None),
-            Slot::Elsewhere(n, _) => {
+            Slot::Elsewhere(n, ..) => {
                 let waiters = n.clone();
                 match std::mem::replace(&mut entry.slot, Slot::Pending(waiters.clone())) {
-                    Slot::Elsewhere(_, demand) => (Peek::Pending(waiters), Some(demand)),
+                    Slot::Elsewhere(_, demand, _) => (Peek::Pending(waiters), Some(demand)),
                     _ => unreachable!("matched above"),
                 }
             }
@@ -780,6 +786,31 @@ impl ObjectStore {
             demand();
         }
         peek
+    }
+
+    /// Waits until `id` is no longer pending here: ready, failed, or kept on
+    /// another node, which this does not fetch (unlike [`ObjectStore::get`]).
+    /// Every completion wakes every such waiter: for the few tasks that wait
+    /// on a pending argument before they are sent elsewhere.
+    pub async fn settled(&self, id: &ObjectId) {
+        loop {
+            let completion = self.completion();
+            tokio::pin!(completion);
+            completion.as_mut().enable();
+            if !matches!(self.shard(id).lock().get(id).map(|e| &e.slot), Some(Slot::Pending(_))) {
+                return;
+            }
+            completion.await;
+        }
+    }
+
+    /// Where `id` is, if it is kept on another node and not yet fetched
+    /// here (reading it this way does not fetch it).
+    pub fn whereabouts(&self, id: &ObjectId) -> Option<Whereabouts> {
+        match &self.shard(id).lock().get(id)?.slot {
+            Slot::Elsewhere(_, _, whereabouts) => whereabouts.clone(),
+            _ => None,
+        }
     }
 
     /// Has `gone` called once `id` is deleted here (at once if it is not
@@ -803,11 +834,11 @@ impl ObjectStore {
     /// reference: `demand` fetches it when it is first read (or fails it).
     /// If the store knows `id` already, it takes a reference to that
     /// instead, and returns false.
-    pub fn expect(&self, id: ObjectId, demand: Demand) -> bool {
+    pub fn expect(&self, id: ObjectId, demand: Demand, whereabouts: Option<Whereabouts>) -> bool {
         if self.retain(&id) {
             return false;
         }
-        let slot = Slot::Elsewhere(Arc::new(Notify::new()), demand);
+        let slot = Slot::Elsewhere(Arc::new(Notify::new()), demand, whereabouts);
         let entry = Entry { gone: None, slot, unread: None, refs: 1, nested: Vec::new(), usage: Usage::default() };
         let mut shard = self.shard(&id).lock();
         if let Some(entry) = shard.get_mut(&id) {
@@ -821,7 +852,7 @@ impl ObjectStore {
 
     /// The pending result `id` is ready on another node: `demand` fetches
     /// it when it is first read. A result no one holds any more is dropped.
-    pub fn complete_elsewhere(&self, id: ObjectId, demand: Demand) {
+    pub fn complete_elsewhere(&self, id: ObjectId, demand: Demand, whereabouts: Option<Whereabouts>) {
         let mut shard = self.shard(&id).lock();
         match shard.get_mut(&id) {
             Some(entry) if entry.refs > 0 && matches!(entry.slot, Slot::Pending(_)) => {
@@ -829,7 +860,7 @@ impl ObjectStore {
                 let waiters = waiters.clone();
                 // Readers waiting already read it: fetch it for them now.
                 let waiting = Arc::strong_count(&waiters) > 2;
-                entry.slot = Slot::Elsewhere(waiters, demand);
+                entry.slot = Slot::Elsewhere(waiters, demand, whereabouts);
                 drop(shard);
                 self.completed.notify_waiters();
                 if waiting {
@@ -971,15 +1002,15 @@ mod tests {
             })
         };
         let result = store.pending();
-        store.complete_elsewhere(result, demand(&store, result));
+        store.complete_elsewhere(result, demand(&store, result), None);
         assert_eq!(asked.load(Ordering::Relaxed), 0, "no one read it yet");
         assert!(store.done(&result).is_none(), "not here yet when first read");
         assert_eq!(asked.load(Ordering::Relaxed), 1, "but fetched from then on");
         assert_eq!(store.get(&result, None).await.unwrap().to_vec().unwrap(), [0x2a]);
         assert_eq!(asked.load(Ordering::Relaxed), 1);
         let nested = ObjectId::from([9; 32]);
-        assert!(store.expect(nested, demand(&store, nested)));
-        assert!(!store.expect(nested, demand(&store, nested)), "known already: held again");
+        assert!(store.expect(nested, demand(&store, nested), None));
+        assert!(!store.expect(nested, demand(&store, nested), None), "known already: held again");
         store.release(&nested);
         store.release(&nested);
         assert!(!store.knows(&nested), "forgotten with its last holder");
@@ -992,7 +1023,7 @@ mod tests {
             async move { store.get(&waited, None).await.map(|o| o.to_vec().unwrap()) }
         });
         tokio::task::yield_now().await;
-        store.complete_elsewhere(waited, demand(&store, waited));
+        store.complete_elsewhere(waited, demand(&store, waited), None);
         assert_eq!(reader.await.unwrap().unwrap(), [0x2a]);
     }
 

@@ -15,7 +15,9 @@
 //! `cluster.wasm -- lost NODE`: values left on node NODE, read once the test
 //! has killed it: rebuilt by lineage, or lost if made by `put`;
 //! `cluster.wasm -- churn N MIB`: N values of MIB MiB made on nodes, half
-//! of them read here, each let go of at once.
+//! of them read here, each let go of at once;
+//! `cluster.wasm -- relay FROM TO`: a value made on node FROM, read by a
+//! task on node TO, then here once the test has killed FROM.
 
 use std::time::{Duration, Instant};
 
@@ -113,6 +115,27 @@ fn lost(victim: &str) {
     println!("the stash: {}", prism::get(&stashed).map(|b| b.len()).unwrap_err());
     let right = parts.iter().enumerate().all(|(i, r)| prism::get(r).unwrap().as_ref() == part_pattern(i as u64, 1));
     println!("the parts, rebuilt: {right}");
+}
+
+/// A value left on node `from` and read by a task on node `to`, which pulls
+/// it from `from` itself; read again after the test killed `from`. If this
+/// node had fetched it to send it on, that read would find it here; instead
+/// it is rebuilt.
+fn relay(from: &str, to: &str) {
+    let made = part::remote_with(&prism::Options::new().node_affinity(from, true), 7, 8);
+    let there = prism::Options::new().node_affinity(to, false);
+    let (len, sum, mapped) = prism::get(&checksum::remote_with(&there, &made)).unwrap();
+    let expected: u64 = part_pattern(7, 8).iter().map(|&b| u64::from(b)).sum();
+    println!("read on the other node: {len} bytes, sum ok: {}, mapped: {mapped}", sum == expected);
+    let probe = prism::Options::new().node_affinity(from, false).max_retries(0);
+    while prism::get(&where_am_i::remote_with(&probe, 0)).is_ok() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // `to` cannot pull it any more (or this node knows `from` is dead): it
+    // is rebuilt, and sent from here.
+    let (len, sum, _) = prism::get(&checksum::remote_with(&there, &made)).unwrap();
+    println!("read there again once its node died: {len} bytes, sum ok: {}", sum == expected);
+    println!("read here, right: {}", prism::get(&made).unwrap().as_ref() == part_pattern(7, 8));
 }
 
 /// An actor that holds what it was created with for as long as it lives.
@@ -230,6 +253,7 @@ fn main() {
         Some("resources") => resources(),
         Some("pin") => pin(),
         Some("lost") => lost(&args[1]),
+        Some("relay") => relay(&args[1], &args[2]),
         Some("churn") => {
             for i in 0..number(1) {
                 let made = part::remote(i, number(2));
@@ -240,7 +264,8 @@ fn main() {
             println!("churned");
         }
         _ => panic!(
-            "usage: cluster.wasm -- squares N | slow N MS | big MIB | made MIB | greedy | resources | pin | lost NODE"
+            "usage: cluster.wasm -- squares N | slow N MS | big MIB | made MIB | greedy | resources | pin | lost NODE \
+             | churn N MIB | relay FROM TO"
         ),
     }
 }
