@@ -3,7 +3,7 @@
 
 use std::io::{BufRead as _, BufReader};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -346,6 +346,54 @@ fn an_argument_kept_on_one_node_is_pulled_from_there_by_another() {
         run.stdout
     );
     assert!(run.stdout.ends_with("read here, right: true\n"), "{}", run.stdout);
+}
+
+/// Named actors are found cluster-wide: a driver finds the actor another
+/// driver named, calls it (seeing its state) and kills it; a name no driver
+/// has is a clear error.
+#[test]
+fn a_named_actor_is_found_called_and_killed_from_another_driver() {
+    let nats = Nats::start();
+    let _nodes = [nats.node(1), nats.node(1)];
+    let keeper = nats.spawn_run(guest!(CLUSTER), &[], &["keep-named", "shared"]);
+    let user = nats.run(guest!(CLUSTER), &[], &["use-named", "shared"]);
+    assert!(user.success, "{}\n{}", user.stdout, user.stderr);
+    let mut lines = user.stdout.lines();
+    let missing = lines.next().unwrap();
+    assert!(missing.contains("no live actor named `nobody` here or on another driver"), "{missing}");
+    assert_eq!(lines.collect::<Vec<_>>(), ["found shared holding 5", "total 6", "killed"]);
+    let keeper = keeper.join().unwrap();
+    assert!(keeper.success, "{}\n{}", keeper.stdout, keeper.stderr);
+    assert_eq!(keeper.stdout, "total 5\nkilled by another driver\n");
+}
+
+/// Calls of another driver's named actor fail, not hang, once that driver
+/// is killed (its actors go with it, as Ray's owned actors do).
+#[test]
+fn calls_of_a_killed_drivers_named_actor_fail() {
+    let nats = Nats::start();
+    let _node = nats.node(1);
+    let run = |args: &[&str], dir: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_prism"))
+            .args(["run", "--cluster", &nats.url, guest!(CLUSTER), "--"])
+            .args(args)
+            .env("PRISM_DATA_DIR", dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (keeper_dir, user_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut keeper = run(&["keep-named", "leaned"], keeper_dir.path());
+    let mut user = run(&["lean-on", "leaned"], user_dir.path());
+    let mut lines = BufReader::new(user.stdout.take().unwrap()).lines().map_while(Result::ok);
+    assert_eq!(lines.next().as_deref(), Some("found leaned holding 5"));
+    keeper.kill().unwrap();
+    keeper.wait().unwrap();
+    let failed = lines.next().unwrap();
+    assert!(failed.starts_with("once its driver died: "), "{failed}");
+    assert!(failed.contains("the driver that keeps the actor is gone"), "{failed}");
+    assert!(user.wait().unwrap().success());
 }
 
 /// Reference counting spans nodes: what a node keeps for a job (values

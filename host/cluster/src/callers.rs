@@ -6,6 +6,11 @@
 //! [`ActorsElsewhere`] there: it sends the request to the driver's node,
 //! where [`answer_callers`] queues it as a local call would be queued, and
 //! completes the call's result on the node once the answer comes.
+//!
+//! A driver finds another driver's named actor the same way: [`Directory`],
+//! its job's [`ActorsElsewhere`], asks every driver on
+//! [`NAMES_SUBJECT`], and calls the actor through a [`Forwarder`] to the
+//! one that answers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,27 +25,53 @@ use prism_exec::TaskArg;
 use prism_node::{ActorsElsewhere, Node};
 use prism_store::{Failure, GetError, Holdings, ObjectId, ObjectStore, nested_refs};
 
-use crate::protocol::{ActorCall, CallAnswer, CallArg, CallerRequest, Held, INLINE_REPLY_MAX, Value};
+use crate::protocol::{
+    ActorCall, CallAnswer, CallArg, CallerRequest, Held, INLINE_REPLY_MAX, NAMES_SUBJECT, Named, Value,
+};
 use crate::transfer;
 
 /// How long a call's value is kept on the driver's node for the node that
 /// asked to pull it.
 const ANSWER_KEPT: Duration = Duration::from_secs(60);
 
+/// How often a forwarder with calls waiting checks that the driver's node
+/// it waits on is still there.
+const OWNER_CHECK: Duration = Duration::from_secs(1);
+
 /// How long a kill or a lookup by name waits for the driver's node.
 const ASK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Answers the requests of the nodes running `node`'s jobs, arriving on
-/// `subject`, until the subscription ends. Calls are queued in the order
-/// they arrive, which is each caller's order.
+/// How long a lookup by name waits for the driver that has the actor: the
+/// others do not answer, so a name no one has takes this long to fail.
+const NAME_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Answers the requests of the nodes running `node`'s jobs and of other
+/// drivers, arriving on `subject`, and other drivers' lookups of `node`'s
+/// named actors (`node` serves transfers at `here`), until the
+/// subscriptions end. Calls are queued in the order they arrive, which is
+/// each caller's order.
 pub async fn answer_callers(
     client: async_nats::Client,
     subject: String,
     node: Arc<Node>,
+    here: String,
 ) -> Result<(), async_nats::SubscribeError> {
-    let mut requests = client.subscribe(subject).await?;
+    let calls = client.subscribe(subject.clone()).await?;
+    let names = client.subscribe(NAMES_SUBJECT).await?;
+    let mut requests = futures::stream::select(calls.map(Ok), names.map(Err));
     let mut callers: HashMap<String, u64> = HashMap::new();
     while let Some(message) = requests.next().await {
+        let message = match message {
+            Ok(message) => message,
+            Err(lookup) => {
+                let name = String::from_utf8_lossy(&lookup.payload);
+                if let (Some(reply), Ok(actor)) = (lookup.reply, node.actor_by_name(&name)) {
+                    let named = Named { actor, caller: subject.clone(), transfer: here.clone() };
+                    let _ = client.publish(reply, encode(&named).into()).await;
+                }
+                continue;
+            }
+        };
         let Some(reply) = message.reply else { continue };
         let answer = match rmp_serde::from_slice::<CallerRequest>(&message.payload) {
             Ok(CallerRequest::Kill(actor, no_restart)) => encode(&node.kill_actor(actor, no_restart)),
@@ -190,9 +221,13 @@ impl Forwarder {
             }
         };
         // Completes each call's result as its answer comes; once the job is
-        // gone here and no call waits, it unsubscribes.
+        // gone here and no call waits, it unsubscribes. While calls wait, it
+        // checks every second that the driver's node is still there: if it
+        // is gone, they would wait for ever.
+        let (asker, owner) = (client.clone(), subject.clone());
         let receiver = async move {
             let mut gone = false;
+            let mut check = tokio::time::interval(OWNER_CHECK);
             loop {
                 if gone && waiting.lock().is_empty() {
                     break;
@@ -201,6 +236,16 @@ impl Forwarder {
                     message = answers.next() => message,
                     _ = &mut ending, if !gone => {
                         gone = true;
+                        continue;
+                    }
+                    _ = check.tick() => {
+                        if !waiting.lock().is_empty() && !there(&asker, &owner).await {
+                            let failure = || Failure::ActorDied("the driver that keeps the actor is gone".into());
+                            let calls: Vec<Queued> = waiting.lock().drain().map(|(_, call)| call).collect();
+                            for call in calls {
+                                store.complete(call.result, Err(failure()), None);
+                            }
+                        }
                         continue;
                     }
                 };
@@ -236,6 +281,16 @@ impl Forwarder {
         });
         let message = answer.map_err(|e| unreachable(e.to_string()))?.map_err(|e| unreachable(e.to_string()))?;
         rmp_serde::from_slice::<Result<T, Failure>>(&message.payload).map_err(|e| unreachable(e.to_string()))?
+    }
+}
+
+/// Whether the driver's node whose caller subject is `subject` is still
+/// there: NATS says at once when no one takes the subject.
+async fn there(client: &async_nats::Client, subject: &str) -> bool {
+    let ask = async_nats::Request::new().payload(encode(&CallerRequest::Alive).into()).timeout(Some(OWNER_CHECK));
+    match client.send_request(subject.to_string(), ask).await {
+        Err(e) => e.kind() != async_nats::RequestErrorKind::NoResponders,
+        Ok(_) => true,
     }
 }
 
@@ -305,5 +360,78 @@ impl ActorsElsewhere for Forwarder {
 
     fn by_name(&self, name: &str) -> Result<ObjectId, Failure> {
         self.ask(CallerRequest::ByName(name.to_string()))
+    }
+}
+
+/// A driver job's [`ActorsElsewhere`]: the named actors of other drivers,
+/// found by asking them all, and called through a [`Forwarder`] to each.
+pub struct Directory {
+    client: async_nats::Client,
+    store: Arc<ObjectStore>,
+    /// This driver's node's transfer server.
+    here: String,
+    /// Forwarders, by the caller subject of the driver they go to.
+    owners: Mutex<HashMap<String, Arc<Forwarder>>>,
+    /// Where each actor found so far is called.
+    routes: Mutex<HashMap<ObjectId, Arc<Forwarder>>>,
+}
+
+impl Directory {
+    /// Finds actors for a job on `store`, whose node serves transfers at
+    /// `here`.
+    pub fn new(client: async_nats::Client, store: Arc<ObjectStore>, here: String) -> Directory {
+        Directory { client, store, here, owners: Mutex::default(), routes: Mutex::default() }
+    }
+
+    fn route(&self, actor: &ObjectId) -> Result<Arc<Forwarder>, Failure> {
+        let route = self.routes.lock().get(actor).cloned();
+        route.ok_or_else(|| Failure::NotFound(format!("no actor `{actor}` here, or named by another driver")))
+    }
+}
+
+impl ActorsElsewhere for Directory {
+    fn call(&self, node: &Arc<Node>, caller: u64, actor: ObjectId, method: String, args: Vec<TaskArg>) -> ObjectId {
+        match self.route(&actor) {
+            Ok(forwarder) => forwarder.call(node, caller, actor, method, args),
+            Err(failure) => {
+                let result = node.store.pending();
+                node.store.complete(result, Err(failure), None);
+                result
+            }
+        }
+    }
+
+    fn kill(&self, actor: ObjectId, no_restart: bool) -> Result<(), Failure> {
+        self.route(&actor)?.kill(actor, no_restart)
+    }
+
+    fn by_name(&self, name: &str) -> Result<ObjectId, Failure> {
+        let missing = || Failure::NotFound(format!("no live actor named `{name}` here or on another driver"));
+        let failed = |e: String| Failure::HostFailed(format!("cannot ask the other drivers: {e}"));
+        // The imports that ask are not async; the runtime has other threads.
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async {
+                let lookup = self.client.request(NAMES_SUBJECT, name.to_string().into_bytes().into());
+                let named = match tokio::time::timeout(NAME_TIMEOUT, lookup).await {
+                    Err(_) => return Err(missing()),
+                    Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => return Err(missing()),
+                    Ok(answer) => answer.map_err(|e| failed(e.to_string()))?,
+                };
+                let named: Named = rmp_serde::from_slice(&named.payload).map_err(|e| failed(e.to_string()))?;
+                let known = self.owners.lock().get(&named.caller).cloned();
+                let forwarder = match known {
+                    Some(forwarder) => forwarder,
+                    None => {
+                        let (client, store) = (self.client.clone(), self.store.clone());
+                        let started =
+                            Forwarder::start(client, named.caller.clone(), store, self.here.clone(), named.transfer);
+                        let forwarder = started.await.map_err(|e| failed(e.to_string()))?;
+                        self.owners.lock().entry(named.caller).or_insert(forwarder).clone()
+                    }
+                };
+                self.routes.lock().insert(named.actor, forwarder);
+                Ok(named.actor)
+            })
+        })
     }
 }

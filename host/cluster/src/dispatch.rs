@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_nats::SubscribeError;
 use futures::StreamExt as _;
 use parking_lot::Mutex;
-use prism_node::Node;
+use prism_node::{ActorsElsewhere, Node};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
@@ -133,7 +133,16 @@ impl Dispatcher {
     /// Answers the nodes running `node`'s tasks when those call `node`'s
     /// actors; `node` is the one this dispatcher is the executor of.
     pub fn answer_callers(&self, node: Arc<Node>) -> impl Future<Output = Result<(), SubscribeError>> + use<> {
-        crate::callers::answer_callers(self.link.cluster.client.clone(), self.link.callers.clone(), node)
+        let (client, subject, here) =
+            (self.link.cluster.client.clone(), self.link.callers.clone(), self.link.origin.clone());
+        crate::callers::answer_callers(client, subject, node, here)
+    }
+
+    /// What a driver's job on `node` calls other drivers' named actors
+    /// through (see [`Job::set_actors_elsewhere`](prism_node::Job::set_actors_elsewhere)).
+    pub fn actors_elsewhere(&self, node: &Node) -> Arc<dyn ActorsElsewhere> {
+        let client = self.link.cluster.client.clone();
+        Arc::new(crate::callers::Directory::new(client, node.store.clone(), self.link.origin.clone()))
     }
 }
 

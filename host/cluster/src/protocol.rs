@@ -36,6 +36,23 @@ pub fn caller_subject(caller: &str) -> String {
     format!("prism.caller.{caller}")
 }
 
+/// The subject every driver's node takes lookups of actors by name on,
+/// from other drivers: the one that has a live actor of that name answers
+/// with a [`Named`], the others stay silent.
+pub const NAMES_SUBJECT: &str = "prism.names";
+
+/// A named actor, as the driver's node that keeps it answers a lookup on
+/// [`NAMES_SUBJECT`]: other drivers call it through that node.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Named {
+    /// The actor.
+    pub actor: ObjectId,
+    /// That node's [`caller_subject`], where calls and kills go.
+    pub caller: String,
+    /// That node's transfer server, where values are pulled from.
+    pub transfer: String,
+}
+
 /// The subject a caller's node takes its tasks' output on; `caller` is
 /// random, new at every start.
 pub fn output_subject(caller: &str) -> String {

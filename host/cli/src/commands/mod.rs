@@ -239,6 +239,8 @@ fn run_driver(
             (node, Some(dispatcher))
         }
     };
+    // Other drivers' named actors are found through the cluster.
+    let elsewhere = dispatcher.as_ref().map(|d| d.actors_elsewhere(&node));
     // The driver runs on a worker thread, next to the tasks it starts.
     let driver = {
         let node = node.clone();
@@ -248,6 +250,9 @@ fn run_driver(
             }
             let program = node.load(&name, &wasm).await?;
             let job = node.job(program, Output::stdio());
+            if let Some(elsewhere) = elsewhere {
+                job.set_actors_elsewhere(elsewhere);
+            }
             anyhow::Ok(node.run_driver(&job, &args).await?)
         }
     };

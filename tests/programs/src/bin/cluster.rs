@@ -17,7 +17,10 @@
 //! `cluster.wasm -- churn N MIB`: N values of MIB MiB made on nodes, half
 //! of them read here, each let go of at once;
 //! `cluster.wasm -- relay FROM TO`: a value made on node FROM, read by a
-//! task on node TO, then here once the test has killed FROM.
+//! task on node TO, then here once the test has killed FROM;
+//! `cluster.wasm -- keep-named NAME`: an actor named NAME, kept until
+//! another driver, `cluster.wasm -- use-named NAME`, finds it, calls it and
+//! kills it; `cluster.wasm -- lean-on NAME` calls it until it fails.
 
 use std::time::{Duration, Instant};
 
@@ -138,6 +141,57 @@ fn relay(from: &str, to: &str) {
     println!("read here, right: {}", prism::get(&made).unwrap().as_ref() == part_pattern(7, 8));
 }
 
+/// Keeps a `Tally` named `name` holding 5 until another driver kills it.
+fn keep_named(name: &str) {
+    let tally = Tally::remote_with(&prism::ActorOptions::new().name(name)).unwrap();
+    println!("total {}", prism::get(&tally.add(5, 0).remote()).unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while prism::get(&tally.add(0, 0).remote()).is_ok() {
+        assert!(Instant::now() < deadline, "no other driver killed it");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("killed by another driver");
+}
+
+/// Finds the `Tally` another driver keeps as `name`, once it holds 5; adds
+/// to it and kills it.
+fn use_named(name: &str) {
+    println!("{}", prism::get_actor::<Tally>("nobody").map(drop).unwrap_err());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let tally = loop {
+        match prism::get_actor::<Tally>(name) {
+            Ok(tally) if prism::get(&tally.add(0, 0).remote()).unwrap() == 5 => break tally,
+            _ => assert!(Instant::now() < deadline, "never found `{name}` holding 5"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    println!("found {name} holding 5");
+    println!("total {}", prism::get(&tally.add(1, 0).remote()).unwrap());
+    tally.kill().unwrap();
+    println!("killed");
+}
+
+/// Finds the `Tally` another driver keeps as `name`, once it holds 5, and
+/// calls it until it fails (the test kills that driver).
+fn lean_on(name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let tally = loop {
+        match prism::get_actor::<Tally>(name) {
+            Ok(tally) if prism::get(&tally.add(0, 0).remote()).unwrap() == 5 => break tally,
+            _ => assert!(Instant::now() < deadline, "never found `{name}` holding 5"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    println!("found {name} holding 5");
+    let failed = loop {
+        if let Err(e) = prism::get(&tally.add(0, 0).remote()) {
+            break e;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    println!("once its driver died: {failed}");
+}
+
 /// An actor that holds what it was created with for as long as it lives.
 #[prism::actor]
 struct Holder;
@@ -254,6 +308,9 @@ fn main() {
         Some("pin") => pin(),
         Some("lost") => lost(&args[1]),
         Some("relay") => relay(&args[1], &args[2]),
+        Some("keep-named") => keep_named(&args[1]),
+        Some("use-named") => use_named(&args[1]),
+        Some("lean-on") => lean_on(&args[1]),
         Some("churn") => {
             for i in 0..number(1) {
                 let made = part::remote(i, number(2));
@@ -265,7 +322,8 @@ fn main() {
         }
         _ => panic!(
             "usage: cluster.wasm -- squares N | slow N MS | big MIB | made MIB | greedy | resources | pin | lost NODE \
-             | churn N MIB | relay FROM TO"
+             | churn N MIB | relay FROM TO | keep-named NAME | use-named NAME \
+             | lean-on NAME"
         ),
     }
 }
