@@ -348,6 +348,22 @@ fn an_argument_kept_on_one_node_is_pulled_from_there_by_another() {
     assert!(run.stdout.ends_with("read here, right: true\n"), "{}", run.stdout);
 }
 
+/// A generator task runs on a node, as any task does, and its items come
+/// back in order as it yields them; it may ask for resources.
+#[test]
+fn generator_tasks_run_on_nodes() {
+    let nats = Nats::start();
+    let _plain = nats.node(1);
+    let gpu = nats.node_in(None, 1, &["--resources", "gpu=1"]);
+    let run = nats.run(guest!(CLUSTER), &[], &["generate"]);
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    let expected = format!(
+        "items in order: [0, 1, 2, 3, 4]\nran on one node, not the driver's: true\ngpu generator ran on: {}\n",
+        gpu.id
+    );
+    assert_eq!(run.stdout, expected);
+}
+
 /// Named actors are found cluster-wide: a driver finds the actor another
 /// driver named, calls it (seeing its state) and kills it; a name no driver
 /// has is a clear error.

@@ -7,7 +7,8 @@
 //! Frames are length-delimited; each is an 8-byte sequence number (little
 //! endian) and a MessagePack body. A caller numbers its requests from 1;
 //! the node answers each as it ends, in any order, under its number.
-//! Number 0 asks for no answer.
+//! Number 0 asks for no answer. A generator's items come first, each in a
+//! frame whose number has its top bit ([`MORE`]) set.
 
 use std::collections::HashMap;
 use std::io;
@@ -19,11 +20,14 @@ use futures::{SinkExt, StreamExt as _};
 use parking_lot::Mutex;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::tcp::OwnedWriteHalf;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
 /// The request on a transfer connection that makes it a direct one.
 pub(crate) const OPEN: u8 = b't';
+
+/// Set in the number of a frame that is not the last of its answer.
+pub(crate) const MORE: u64 = 1 << 63;
 
 /// The largest frame: a task's inline arguments or value, with room.
 const MAX_FRAME: usize = 64 << 20;
@@ -81,7 +85,7 @@ pub(crate) struct Sessions(Mutex<HashMap<String, Arc<Session>>>);
 struct Session {
     frames: mpsc::UnboundedSender<Bytes>,
     /// Requests waiting for their answers; `None` once the connection broke.
-    waiting: Mutex<Option<HashMap<u64, oneshot::Sender<Bytes>>>>,
+    waiting: Mutex<Option<HashMap<u64, mpsc::UnboundedSender<Answered>>>>,
     next: AtomicU64,
 }
 
@@ -92,13 +96,26 @@ impl Session {
     }
 }
 
+/// A frame of an answer: whether more follow, and its body.
+pub(crate) type Answered = (bool, Bytes);
+
+/// The frames of one request's answer, as they come.
+pub(crate) struct Answers(mpsc::UnboundedReceiver<Answered>);
+
+impl Answers {
+    /// The next frame: an item (`true`), or the last one.
+    pub async fn next(&mut self) -> Result<Answered, Unanswered> {
+        self.0.recv().await.ok_or(Unanswered::Lost)
+    }
+}
+
 impl Sessions {
-    /// Sends the encoded `request` to the node at `addr` and waits for its
-    /// encoded answer.
-    pub async fn ask(&self, addr: &str, request: &[u8]) -> Result<Bytes, Unanswered> {
+    /// Sends the encoded `request` to the node at `addr`; its answer comes
+    /// in the frames returned.
+    pub async fn ask(&self, addr: &str, request: &[u8]) -> Result<Answers, Unanswered> {
         let session = self.session(addr).await?;
         let seq = session.next.fetch_add(1, Ordering::Relaxed) + 1;
-        let (answer, answered) = oneshot::channel();
+        let (answer, answered) = mpsc::unbounded_channel();
         match session.waiting.lock().as_mut() {
             Some(waiting) => waiting.insert(seq, answer),
             None => return Err(Unanswered::NotServing("the connection just broke".into())),
@@ -106,7 +123,7 @@ impl Sessions {
         if session.frames.send(frame(seq, request)).is_err() {
             return Err(Unanswered::Lost);
         }
-        answered.await.map_err(|_| Unanswered::Lost)
+        Ok(Answers(answered))
     }
 
     /// Sends the encoded `request` to the node at `addr`, asking for no
@@ -145,9 +162,14 @@ impl Sessions {
             while let Some(Ok(answer)) = answers.next().await {
                 let Some(session) = reading.upgrade() else { return };
                 let Some((seq, _)) = unframe(&answer) else { break };
-                let waiter = session.waiting.lock().as_mut().and_then(|w| w.remove(&seq));
+                let (more, seq) = (seq & MORE != 0, seq & !MORE);
+                let waiter = match session.waiting.lock().as_mut() {
+                    Some(waiting) if more => waiting.get(&seq).cloned(),
+                    Some(waiting) => waiting.remove(&seq),
+                    None => None,
+                };
                 if let Some(waiter) = waiter {
-                    let _ = waiter.send(answer.freeze().slice(8..));
+                    let _ = waiter.send((more, answer.freeze().slice(8..)));
                 }
             }
             if let Some(session) = reading.upgrade() {

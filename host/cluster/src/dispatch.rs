@@ -239,6 +239,26 @@ impl Link {
         }
     }
 
+    /// Item `item` (an encoded [`Held`]) that a generator of `calls`, on
+    /// `node` for `job`, yielded: left there, known here as an object
+    /// elsewhere, and put in the stream; let go of there once gone here.
+    fn yielded(self: &Arc<Self>, calls: &dyn Calls, node: &NodeInfo, job: u64, item: &[u8]) {
+        let Ok(object) = rmp_serde::from_slice::<Held>(item) else {
+            return tracing::warn!(node = %node.id, "a malformed generator item");
+        };
+        let store = calls.store();
+        let at: Whereabouts = Arc::new(At { node: node.clone(), object });
+        store.expect(object.id, nested_demand(store, node, object), Some(at));
+        let kept = self.kept(&node.id, job, object);
+        store.when_gone(object.id, Box::new(move || drop(kept)));
+        // The stream takes its own reference (none if an earlier attempt
+        // yielded this item already).
+        if let Err(failure) = calls.yield_item(object.id, true) {
+            tracing::warn!(%failure, "cannot add a generator's item");
+        }
+        store.release(&object.id);
+    }
+
     /// The task's arguments as another node pulls them.
     async fn args(&self, store: &ObjectStore, args: &[Input]) -> Result<Vec<Arg>, Trapped> {
         let mut described = Vec::with_capacity(args.len());
@@ -300,11 +320,13 @@ impl Link {
         &self,
         request: &TaskRequest,
         message: &Request,
+        items: Option<&mut Items<'_>>,
     ) -> Result<(NodeInfo, R), Trapped> {
         let payload = rmp_serde::to_vec(message).expect("requests encode");
+        let mut items = items;
         loop {
             let node = self.place(request)?;
-            match self.ask(&node, &payload).await {
+            match self.ask(&node, &payload, items.as_deref_mut()).await {
                 Err(Sent::NotServing) => {
                     tracing::debug!(node = %node.id, "the node cannot be reached: placing elsewhere");
                     self.absent.lock().insert(node.id.clone(), Instant::now());
@@ -316,12 +338,31 @@ impl Link {
     }
 
     /// Sends the encoded request `payload` to `node` and waits for its
-    /// answer, or for `node` to die.
-    async fn ask<R: DeserializeOwned>(&self, node: &NodeInfo, payload: &[u8]) -> Result<R, Sent> {
+    /// answer, or for `node` to die; a generator's items go to `items` as
+    /// they come, before it.
+    async fn ask<R: DeserializeOwned>(
+        &self,
+        node: &NodeInfo,
+        payload: &[u8],
+        mut items: Option<&mut Items<'_>>,
+    ) -> Result<R, Sent> {
         let lost = |why: String| Sent::Failed(Trapped { message: format!("node {} {why}", node.id), limit: false });
         *self.in_flight.lock().entry(node.id.clone()).or_default() += 1;
+        let answered = async {
+            let mut answers = self.sessions.ask(&node.transfer, payload).await?;
+            loop {
+                match answers.next().await? {
+                    (true, item) => {
+                        if let Some(items) = items.as_deref_mut() {
+                            items(node, item);
+                        }
+                    }
+                    (false, answer) => return Ok(answer),
+                }
+            }
+        };
         let answer = tokio::select! {
-            answer = self.sessions.ask(&node.transfer, payload) => answer,
+            answer = answered => answer,
             () = self.members.lost(&node.id) => Err(Unanswered::Lost),
         };
         if let Some(n) = self.in_flight.lock().get_mut(&node.id) {
@@ -533,26 +574,21 @@ impl Executor for Dispatcher {
     }
 
     async fn run_task(&self, run: Run, function: &str, args: &[Input], keep: &mut Holdings) -> Outcome<Value> {
-        // A generator's items go to a stream on this node: it runs here.
-        if run.calls.generates() {
-            if !run.placement.is_any() {
-                let message = "is a generator, which runs on the driver's node: it cannot ask for resources or a node"
-                    .to_string();
-                return Err(Trapped { message, limit: true });
-            }
-            let args = fetched(run.calls.store(), args).await?;
-            return self.local.run_task(run, function, &args, keep).await;
-        }
+        let generates = run.calls.generates();
         let (request, calls) = self.link.request(run, function, args).await?;
-        let mut message = Request::Task(request);
+        let job = request.job;
+        let mut message = if generates { Request::Generator(request) } else { Request::Task(request) };
+        // A generator's items come as it yields them, left on its node.
+        let mut yielded = |node: &NodeInfo, item: bytes::Bytes| self.link.yielded(calls.as_ref(), node, job, &item);
         let (node, printed, reply) = loop {
-            let (node, (printed, reply)) = self.link.place_and_ask::<Answer>(task(&message), &message).await?;
+            let items = generates.then_some(&mut yielded as &mut Items);
+            let (node, (printed, reply)) = self.link.place_and_ask::<Answer>(task(&message), &message, items).await?;
             let TaskReply::Unpulled(id, why) = reply else { break (node, printed, reply) };
             // The node keeping an argument is gone, or going: this node
             // fetches it (or rebuilds it) and sends it itself. Not a retry:
             // the task did not start.
             self.link.unpulled(calls.store(), &node, id, &why);
-            if let Request::Task(request) = &mut message {
+            if let Request::Task(request) | Request::Generator(request) = &mut message {
                 request.args = self.link.args(calls.store(), args).await?;
             }
         };
@@ -577,7 +613,7 @@ impl Executor for Dispatcher {
         // (num_cpus=0 once created) do; any node with one will do.
         request.num_cpus = 1;
         let message = Request::Actor(ActorRequest::Start(request));
-        let (node, started) = self.link.place_and_ask(task(&message), &message).await.map_err(|t| t.message)?;
+        let (node, started) = self.link.place_and_ask(task(&message), &message, None).await.map_err(|t| t.message)?;
         match started {
             ActorStarted::Started(instance) => Ok(Box::new(RemoteActor {
                 link: self.link.clone(),
@@ -641,7 +677,7 @@ impl ActorInstance for RemoteActor {
         let message = Request::Actor(ActorRequest::Call(self.instance, label.to_string(), request));
         let payload = rmp_serde::to_vec(&message).expect("requests encode");
         let request = task(&message);
-        let reply = match self.link.ask::<Answer>(&self.node, &payload).await {
+        let reply = match self.link.ask::<Answer>(&self.node, &payload, None).await {
             Ok((printed, reply)) => {
                 self.link.printed.wait(printed).await;
                 reply
@@ -717,10 +753,15 @@ impl Printing {
 /// The task a request carries.
 fn task(request: &Request) -> &TaskRequest {
     match request {
-        Request::Task(task) | Request::Actor(ActorRequest::Start(task) | ActorRequest::Call(_, _, task)) => task,
+        Request::Task(task)
+        | Request::Generator(task)
+        | Request::Actor(ActorRequest::Start(task) | ActorRequest::Call(_, _, task)) => task,
         Request::Actor(ActorRequest::Drop(_)) => unreachable!("a drop carries no task"),
     }
 }
+
+/// Where a generator's items go as they come, encoded.
+type Items<'a> = dyn FnMut(&NodeInfo, bytes::Bytes) + Send + 'a;
 
 /// Why a task sent to a node has no answer.
 enum Sent {
@@ -774,26 +815,4 @@ fn large(arg: &Arg) -> Option<&Held> {
         Arg::Large(held) | Arg::Elsewhere { object: held, .. } => Some(held),
         Arg::Value(..) => None,
     }
-}
-
-/// `args` with the objects kept on other nodes fetched into `store`, for a
-/// task that runs here.
-async fn fetched(store: &ObjectStore, args: &[Input]) -> Result<Vec<Input>, Trapped> {
-    let mut here = Vec::with_capacity(args.len());
-    for input in args {
-        here.push(match input {
-            Input::Elsewhere(id) => {
-                let failed =
-                    |e: &dyn std::fmt::Display| Trapped { message: format!("its argument `{id}`: {e}"), limit: true };
-                let object = match store.get(id, None).await {
-                    Ok(object) => object,
-                    Err(prism_store::GetError::Failed(failure)) => return Err(failed(&failure)),
-                    Err(prism_store::GetError::Timeout) => unreachable!("no deadline was given"),
-                };
-                Input::of(*id, &object).map_err(|f| failed(&f))?
-            }
-            input => input.clone(),
-        });
-    }
-    Ok(here)
 }

@@ -123,6 +123,9 @@ pub enum Arg {
 pub enum Request {
     /// Run a task once; answered with an [`Answer`].
     Task(TaskRequest),
+    /// Run a generator task once: each item it yields comes as a [`Held`]
+    /// (left on the node, to pull) before its [`Answer`].
+    Generator(TaskRequest),
     /// Start, call or drop an actor's instance kept there.
     Actor(ActorRequest),
 }

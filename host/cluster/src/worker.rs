@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 
 use prism_exec::{ActorInstance, Input, Outcome, Output, ProgramInfo, Stream};
-use prism_node::{Job, Node};
+use prism_node::{Job, Node, generators};
 use prism_store::{GetError, Holdings, ObjectId, nested_refs};
 
 use crate::callers::Forwarder;
@@ -34,6 +34,9 @@ const JOB_IDLE: Duration = Duration::from_secs(60);
 /// How often a node asks whether the callers it keeps jobs and actors'
 /// instances for are still there.
 const CALLER_CHECK: Duration = Duration::from_secs(1);
+
+/// Where a generator's items go, as it yields them.
+type Items<'a> = dyn Fn(Held) + Sync + 'a;
 
 /// A node serving tasks for callers elsewhere.
 pub struct Worker {
@@ -193,7 +196,11 @@ impl Worker {
             let (worker, answers) = (self.clone(), answers.clone());
             tokio::spawn(async move {
                 let answer = match request {
-                    Ok(Request::Task(request)) => Some(encode(&worker.run(request).await)),
+                    Ok(Request::Task(request)) => Some(encode(&worker.run(request, None).await)),
+                    Ok(Request::Generator(request)) => {
+                        let items = |item: Held| drop(answers.send(direct::frame(seq | direct::MORE, &encode(&item))));
+                        Some(encode(&worker.run(request, Some(&items)).await))
+                    }
                     Ok(Request::Actor(request)) => worker.actor(request).await,
                     Err(e) => Some(encode(&refused(format!("a malformed request: {e}")))),
                 };
@@ -301,11 +308,13 @@ impl Worker {
         }
     }
 
-    async fn run(&self, request: TaskRequest) -> Answer {
+    /// Runs a task once; a generator's items go to `items` as it yields
+    /// them.
+    async fn run(&self, request: TaskRequest, items: Option<&Items<'_>>) -> Answer {
         self.running.fetch_add(1, Ordering::Relaxed);
         let answer = match self.prepare(&request).await {
             Ok((served, inputs)) => {
-                let reply = self.execute(&served, &request, &inputs).await;
+                let reply = self.execute(&served, &request, &inputs, items).await;
                 (Some(served.printed()), reply)
             }
             Err(unready) => (None, unready.reply()),
@@ -455,13 +464,39 @@ impl Worker {
         Ok(program.clone())
     }
 
-    async fn execute(&self, served: &Served, request: &TaskRequest, inputs: &[Input]) -> TaskReply {
+    async fn execute(
+        &self,
+        served: &Served,
+        request: &TaskRequest,
+        inputs: &[Input],
+        items: Option<&Items<'_>>,
+    ) -> TaskReply {
         let mut made = Holdings::new(&self.node.store);
-        let outcome = self
-            .node
-            .run_task_here(&served.job, &request.function, inputs, request.num_cpus, &request.placement, &mut made)
-            .await
-            .map(|returned| {
+        let stream = items.map(|_| Arc::new(generators::Stream::default()));
+        let (function, placement) = (&request.function, &request.placement);
+        let run = async {
+            let job = &served.job;
+            let outcome =
+                self.node.run_task_here(job, function, inputs, request.num_cpus, placement, stream.clone(), &mut made);
+            let outcome = outcome.await;
+            if let Some(stream) = &stream {
+                stream.end(None);
+            }
+            outcome
+        };
+        // Each item as it is yielded, left here for the caller to pull,
+        // kept for the job until the caller lets go of it.
+        let forward = async {
+            let (Some(stream), Some(items)) = (&stream, items) else { return };
+            while let Ok(Some(item)) = stream.next(None).await {
+                served.holdings.lock().adopt(item);
+                if let Ok(held) = self.held(item).await {
+                    items(held);
+                }
+            }
+        };
+        let (outcome, ()) = tokio::join!(run, forward);
+        let outcome = outcome.map(|returned| {
                 returned.map(|value| match value {
                     prism_exec::Value::Here(bytes) => bytes,
                     prism_exec::Value::Elsewhere(_) => unreachable!("a node runs the tasks it is sent itself"),

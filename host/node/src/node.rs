@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 
 use crate::actors::{Actors, CreateError, HostActors};
 use crate::cancel::{Kind, Tokens};
-use crate::generators::Generators;
+use crate::generators::{self, Generating, Generators};
 use crate::scheduler::{Attempt, Scheduler};
 use crate::scope::Scope;
 use crate::threads::Threads;
@@ -511,8 +511,8 @@ impl Node {
     /// Runs task `function` of the job's program once, here, on `num_cpus`
     /// of this node's cpus and the resources `placement` asks for, with no
     /// retry: what a node does for a caller on another node, whose
-    /// scheduler retries. The refs the call still holds move to `made`, as
-    /// [`Executor::run_task`] says.
+    /// scheduler retries. A generator yields into `stream`. The refs the
+    /// call still holds move to `made`, as [`Executor::run_task`] says.
     pub async fn run_task_here(
         self: &Arc<Self>,
         job: &Arc<Job>,
@@ -520,11 +520,12 @@ impl Node {
         args: &[Input],
         num_cpus: u32,
         placement: &Placement,
+        stream: Option<Arc<generators::Stream>>,
         made: &mut Holdings,
     ) -> Outcome<Value> {
         self.tasks.started.fetch_add(1, Ordering::Relaxed);
         let attempt = Attempt { job, program: job.program.hash, function, num_cpus, placement };
-        let outcome = attempt.run(self, args, None, None, made).await;
+        let outcome = attempt.run(self, args, None, stream.map(Generating::new), made).await;
         let counter = if matches!(outcome, Ok(Ok(_))) { &self.tasks.finished } else { &self.tasks.failed };
         counter.fetch_add(1, Ordering::Relaxed);
         outcome

@@ -20,7 +20,9 @@
 //! task on node TO, then here once the test has killed FROM;
 //! `cluster.wasm -- keep-named NAME`: an actor named NAME, kept until
 //! another driver, `cluster.wasm -- use-named NAME`, finds it, calls it and
-//! kills it; `cluster.wasm -- lean-on NAME` calls it until it fails.
+//! kills it; `cluster.wasm -- lean-on NAME` calls it until it fails;
+//! `cluster.wasm -- generate`: generator tasks on nodes, one asking for
+//! `gpu=1`.
 
 use std::time::{Duration, Instant};
 
@@ -192,6 +194,32 @@ fn lean_on(name: &str) {
     println!("once its driver died: {failed}");
 }
 
+/// Yields `n` items: the node it runs on, and its number, each after `ms`
+/// ms of cpu.
+#[prism::remote]
+fn stream_from_node(n: u64, ms: u64) -> impl Iterator<Item = (String, u64)> {
+    (0..n).map(move |i| (where_am_i_now(ms), i))
+}
+
+fn where_am_i_now(ms: u64) -> String {
+    slow(0, ms);
+    prism::node_id()
+}
+
+/// Generator tasks on nodes: their items stream back in order, and one
+/// asking for `gpu=1` runs where the gpu is.
+fn generate() {
+    let here = prism::node_id();
+    let items: Vec<(String, u64)> = stream_from_node::remote(5, 20).map(|r| prism::get(&r).unwrap()).collect();
+    let numbers: Vec<u64> = items.iter().map(|(_, i)| *i).collect();
+    println!("items in order: {numbers:?}");
+    println!("ran on one node, not the driver's: {}", items.iter().all(|(n, _)| *n == items[0].0 && *n != here));
+    let gpu = prism::Options::new().resource("gpu", 1.0);
+    let on_gpu: Vec<String> =
+        stream_from_node::remote_with(&gpu, 3, 0).map(|r| prism::get(&r).unwrap().0).collect::<Vec<_>>();
+    println!("gpu generator ran on: {}", on_gpu[0]);
+}
+
 /// An actor that holds what it was created with for as long as it lives.
 #[prism::actor]
 struct Holder;
@@ -311,6 +339,7 @@ fn main() {
         Some("keep-named") => keep_named(&args[1]),
         Some("use-named") => use_named(&args[1]),
         Some("lean-on") => lean_on(&args[1]),
+        Some("generate") => generate(),
         Some("churn") => {
             for i in 0..number(1) {
                 let made = part::remote(i, number(2));
@@ -323,7 +352,7 @@ fn main() {
         _ => panic!(
             "usage: cluster.wasm -- squares N | slow N MS | big MIB | made MIB | greedy | resources | pin | lost NODE \
              | churn N MIB | relay FROM TO | keep-named NAME | use-named NAME \
-             | lean-on NAME"
+             | lean-on NAME | generate"
         ),
     }
 }
