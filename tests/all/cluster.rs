@@ -349,7 +349,8 @@ fn an_argument_kept_on_one_node_is_pulled_from_there_by_another() {
 }
 
 /// A generator task runs on a node, as any task does, and its items come
-/// back in order as it yields them; it may ask for resources.
+/// back in order as it yields them; it may ask for resources. An actor's
+/// generator method runs where the actor's instance is.
 #[test]
 fn generator_tasks_run_on_nodes() {
     let nats = Nats::start();
@@ -358,7 +359,8 @@ fn generator_tasks_run_on_nodes() {
     let run = nats.run(guest!(CLUSTER), &[], &["generate"]);
     assert!(run.success, "{}\n{}", run.stdout, run.stderr);
     let expected = format!(
-        "items in order: [0, 1, 2, 3, 4]\nran on one node, not the driver's: true\ngpu generator ran on: {}\n",
+        "items in order: [0, 1, 2, 3, 4]\nran on one node, not the driver's: true\ngpu generator ran on: {}\n\
+         an actor's generator method on a node: [11, 12, 13], not on the driver's: true\n",
         gpu.id
     );
     assert_eq!(run.stdout, expected);

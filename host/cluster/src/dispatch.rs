@@ -669,15 +669,19 @@ struct RemoteActor {
 #[async_trait::async_trait]
 impl ActorInstance for RemoteActor {
     async fn call(&mut self, run: Run, label: &str, method: &str, args: &[Input]) -> Outcome {
-        if run.calls.generates() {
-            let message = "generator methods of an actor on another node are not supported yet".to_string();
-            return Err(Trapped { message, limit: true });
-        }
-        let (request, _) = self.link.request(run, method, args).await?;
-        let message = Request::Actor(ActorRequest::Call(self.instance, label.to_string(), request));
+        let generates = run.calls.generates();
+        let (request, calls) = self.link.request(run, method, args).await?;
+        let (instance, label, job) = (self.instance, label.to_string(), request.job);
+        let message = match generates {
+            true => Request::Actor(ActorRequest::Generate(instance, label, request)),
+            false => Request::Actor(ActorRequest::Call(instance, label, request)),
+        };
         let payload = rmp_serde::to_vec(&message).expect("requests encode");
         let request = task(&message);
-        let reply = match self.link.ask::<Answer>(&self.node, &payload, None).await {
+        // A generator method's items come as it yields them, left there.
+        let mut yielded = |node: &NodeInfo, item: bytes::Bytes| self.link.yielded(calls.as_ref(), node, job, &item);
+        let items = generates.then_some(&mut yielded as &mut Items);
+        let reply = match self.link.ask::<Answer>(&self.node, &payload, items).await {
             Ok((printed, reply)) => {
                 self.link.printed.wait(printed).await;
                 reply
@@ -755,7 +759,9 @@ fn task(request: &Request) -> &TaskRequest {
     match request {
         Request::Task(task)
         | Request::Generator(task)
-        | Request::Actor(ActorRequest::Start(task) | ActorRequest::Call(_, _, task)) => task,
+        | Request::Actor(
+            ActorRequest::Start(task) | ActorRequest::Call(_, _, task) | ActorRequest::Generate(_, _, task),
+        ) => task,
         Request::Actor(ActorRequest::Drop(_)) => unreachable!("a drop carries no task"),
     }
 }

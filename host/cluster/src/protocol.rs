@@ -224,6 +224,9 @@ pub enum ActorRequest {
     /// Run method `function` of instance `.0` (`label` is
     /// `Class.method`). Answered with a [`TaskReply`].
     Call(u64, String, TaskRequest),
+    /// Run generator method `function` of instance `.0`: each item it
+    /// yields comes as a [`Held`] before its [`TaskReply`].
+    Generate(u64, String, TaskRequest),
     /// The instance is no longer wanted. Not answered.
     Drop(u64),
 }

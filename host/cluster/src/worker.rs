@@ -195,13 +195,11 @@ impl Worker {
             let request = rmp_serde::from_slice::<Request>(body);
             let (worker, answers) = (self.clone(), answers.clone());
             tokio::spawn(async move {
+                let items = |item: Held| drop(answers.send(direct::frame(seq | direct::MORE, &encode(&item))));
                 let answer = match request {
                     Ok(Request::Task(request)) => Some(encode(&worker.run(request, None).await)),
-                    Ok(Request::Generator(request)) => {
-                        let items = |item: Held| drop(answers.send(direct::frame(seq | direct::MORE, &encode(&item))));
-                        Some(encode(&worker.run(request, Some(&items)).await))
-                    }
-                    Ok(Request::Actor(request)) => worker.actor(request).await,
+                    Ok(Request::Generator(request)) => Some(encode(&worker.run(request, Some(&items)).await)),
+                    Ok(Request::Actor(request)) => worker.actor(request, &items).await,
                     Err(e) => Some(encode(&refused(format!("a malformed request: {e}")))),
                 };
                 if let Some(answer) = answer.filter(|_| seq != 0) {
@@ -256,8 +254,9 @@ impl Worker {
         self.instances.lock().len() as u32
     }
 
-    /// Answers an actor request (a drop gets no answer).
-    async fn actor(&self, request: ActorRequest) -> Option<Vec<u8>> {
+    /// Answers an actor request (a drop gets no answer); a generator
+    /// method's items go to `items`.
+    async fn actor(&self, request: ActorRequest, items: &Items<'_>) -> Option<Vec<u8>> {
         match request {
             ActorRequest::Start(request) => Some(encode(&match self.prepare(&request).await {
                 Err(unready) => ActorStarted::Failed(unready.message()),
@@ -278,34 +277,41 @@ impl Worker {
                     }
                 }
             })),
-            ActorRequest::Call(n, label, request) => {
-                let Some(hosted) = self.instances.lock().get(&n).map(|(_, hosted)| hosted.clone()) else {
-                    return Some(encode(&refused(format!("no actor instance {n} here"))));
-                };
-                self.running.fetch_add(1, Ordering::Relaxed);
-                let answer = match self.prepare(&request).await {
-                    Err(unready) => (None, unready.reply()),
-                    Ok((_, inputs)) => {
-                        let mut hosted = hosted.lock().await;
-                        let Hosted { instance, served } = &mut *hosted;
-                        *served.used.lock() = Instant::now();
-                        let outcome = self
-                            .node
-                            .call_actor_here(&served.job, instance.as_mut(), &label, &request.function, &inputs)
-                            .await;
-                        let made = Holdings::new(&self.node.store);
-                        let reply = self.reply(served, outcome, made).await;
-                        (Some(served.printed()), reply)
-                    }
-                };
-                self.running.fetch_sub(1, Ordering::Relaxed);
-                Some(encode(&answer))
+            ActorRequest::Call(n, label, request) => Some(self.call_instance(n, &label, &request, None).await),
+            ActorRequest::Generate(n, label, request) => {
+                Some(self.call_instance(n, &label, &request, Some(items)).await)
             }
             ActorRequest::Drop(n) => {
                 self.instances.lock().remove(&n);
                 None
             }
         }
+    }
+
+    /// Calls instance `n`'s method (`label` is `Class.method`), and its
+    /// encoded answer; a generator's items go to `items`.
+    async fn call_instance(&self, n: u64, label: &str, request: &TaskRequest, items: Option<&Items<'_>>) -> Vec<u8> {
+        let Some(hosted) = self.instances.lock().get(&n).map(|(_, hosted)| hosted.clone()) else {
+            return encode(&refused(format!("no actor instance {n} here")));
+        };
+        self.running.fetch_add(1, Ordering::Relaxed);
+        let answer = match self.prepare(request).await {
+            Err(unready) => (None, unready.reply()),
+            Ok((_, inputs)) => {
+                let mut hosted = hosted.lock().await;
+                let Hosted { instance, served } = &mut *hosted;
+                *served.used.lock() = Instant::now();
+                let stream = items.map(|_| Arc::new(generators::Stream::default()));
+                let (job, function) = (&served.job, &request.function);
+                let call = self.node.call_actor_here(job, instance.as_mut(), label, function, &inputs, stream.clone());
+                let outcome = self.streaming(served, stream.as_deref(), items, call).await;
+                let made = Holdings::new(&self.node.store);
+                let reply = self.reply(served, outcome, made).await;
+                (Some(served.printed()), reply)
+            }
+        };
+        self.running.fetch_sub(1, Ordering::Relaxed);
+        encode(&answer)
     }
 
     /// Runs a task once; a generator's items go to `items` as it yields
@@ -473,21 +479,38 @@ impl Worker {
     ) -> TaskReply {
         let mut made = Holdings::new(&self.node.store);
         let stream = items.map(|_| Arc::new(generators::Stream::default()));
-        let (function, placement) = (&request.function, &request.placement);
-        let run = async {
-            let job = &served.job;
-            let outcome =
-                self.node.run_task_here(job, function, inputs, request.num_cpus, placement, stream.clone(), &mut made);
-            let outcome = outcome.await;
-            if let Some(stream) = &stream {
+        let (job, function, placement) = (&served.job, &request.function, &request.placement);
+        let run =
+            self.node.run_task_here(job, function, inputs, request.num_cpus, placement, stream.clone(), &mut made);
+        let outcome = self.streaming(served, stream.as_deref(), items, run).await;
+        let outcome = outcome.map(|returned| {
+            returned.map(|value| match value {
+                prism_exec::Value::Here(bytes) => bytes,
+                prism_exec::Value::Elsewhere(_) => unreachable!("a node runs the tasks it is sent itself"),
+            })
+        });
+        self.reply(served, outcome, made).await
+    }
+
+    /// Runs `call`, which yields into `stream` if it is a generator's, and
+    /// sends each item to `items` as it is yielded: left here for the caller
+    /// to pull, kept for `served`'s job until the caller lets go of it.
+    async fn streaming<T>(
+        &self,
+        served: &Served,
+        stream: Option<&generators::Stream>,
+        items: Option<&Items<'_>>,
+        call: impl Future<Output = T>,
+    ) -> T {
+        let call = async {
+            let outcome = call.await;
+            if let Some(stream) = stream {
                 stream.end(None);
             }
             outcome
         };
-        // Each item as it is yielded, left here for the caller to pull,
-        // kept for the job until the caller lets go of it.
         let forward = async {
-            let (Some(stream), Some(items)) = (&stream, items) else { return };
+            let (Some(stream), Some(items)) = (stream, items) else { return };
             while let Ok(Some(item)) = stream.next(None).await {
                 served.holdings.lock().adopt(item);
                 if let Ok(held) = self.held(item).await {
@@ -495,14 +518,7 @@ impl Worker {
                 }
             }
         };
-        let (outcome, ()) = tokio::join!(run, forward);
-        let outcome = outcome.map(|returned| {
-                returned.map(|value| match value {
-                    prism_exec::Value::Here(bytes) => bytes,
-                    prism_exec::Value::Elsewhere(_) => unreachable!("a node runs the tasks it is sent itself"),
-                })
-            });
-        self.reply(served, outcome, made).await
+        tokio::join!(call, forward).0
     }
 
     /// The answer to a call that ended with `outcome`, holding `made` (the

@@ -556,9 +556,10 @@ impl Node {
         label: &str,
         method: &str,
         args: &[Input],
+        stream: Option<Arc<generators::Stream>>,
     ) -> Outcome {
         let slot = self.scheduler.acquire(self, 1).await;
-        let scope = Scope::new(self, job, None, self.next_caller(), None, None);
+        let scope = Scope::new(self, job, None, self.next_caller(), None, stream.map(Generating::new));
         let run = self.run(job, scope, job.program.hash, Some(Slot::new(slot)), 1, Placement::default());
         instance.call(run, label, method, args).await
     }

@@ -74,6 +74,12 @@ impl Tally {
         self.total += n;
         self.total
     }
+
+    /// The total plus 1, 2, … `n`, and the node it runs on.
+    fn count_on(&self, n: u64) -> impl Iterator<Item = (String, u64)> {
+        let total = self.total;
+        (1..=n).map(move |i| (prism::node_id(), total + i))
+    }
 }
 
 #[prism::remote]
@@ -207,7 +213,8 @@ fn where_am_i_now(ms: u64) -> String {
 }
 
 /// Generator tasks on nodes: their items stream back in order, and one
-/// asking for `gpu=1` runs where the gpu is.
+/// asking for `gpu=1` runs where the gpu is; so does a generator method of
+/// an actor on a node.
 fn generate() {
     let here = prism::node_id();
     let items: Vec<(String, u64)> = stream_from_node::remote(5, 20).map(|r| prism::get(&r).unwrap()).collect();
@@ -218,6 +225,11 @@ fn generate() {
     let on_gpu: Vec<String> =
         stream_from_node::remote_with(&gpu, 3, 0).map(|r| prism::get(&r).unwrap().0).collect::<Vec<_>>();
     println!("gpu generator ran on: {}", on_gpu[0]);
+    let tally = Tally::remote();
+    prism::get(&tally.add(10, 0).remote()).unwrap();
+    let counted: Vec<(String, u64)> = tally.count_on(3).remote().map(|r| prism::get(&r).unwrap()).collect();
+    let numbers: Vec<u64> = counted.iter().map(|(_, i)| *i).collect();
+    println!("an actor's generator method on a node: {numbers:?}, not on the driver's: {}", counted[0].0 != here);
 }
 
 /// An actor that holds what it was created with for as long as it lives.
