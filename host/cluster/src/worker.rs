@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 
 use prism_exec::{ActorInstance, Input, Outcome, Output, ProgramInfo, Stream};
-use prism_node::{Job, Node, generators};
+use prism_node::{HereTask, Job, Node, generators};
 use prism_store::{GetError, Holdings, ObjectId, nested_refs};
 
 use crate::callers::Forwarder;
@@ -479,9 +479,14 @@ impl Worker {
     ) -> TaskReply {
         let mut made = Holdings::new(&self.node.store);
         let stream = items.map(|_| Arc::new(generators::Stream::default()));
-        let (job, function, placement) = (&served.job, &request.function, &request.placement);
-        let run =
-            self.node.run_task_here(job, function, inputs, request.num_cpus, placement, stream.clone(), &mut made);
+        let task = HereTask {
+            function: &request.function,
+            args: inputs,
+            num_cpus: request.num_cpus,
+            placement: &request.placement,
+            stream: stream.clone(),
+        };
+        let run = self.node.run_task_here(&served.job, task, &mut made);
         let outcome = self.streaming(served, stream.as_deref(), items, run).await;
         let outcome = outcome.map(|returned| {
             returned.map(|value| match value {

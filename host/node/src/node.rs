@@ -84,6 +84,21 @@ pub trait ActorsElsewhere: Send + Sync {
     fn by_name(&self, name: &str) -> Result<ActorId, Failure>;
 }
 
+/// A task a caller on another node sent here, to run once
+/// ([`Node::run_task_here`]).
+pub struct HereTask<'a> {
+    /// The function.
+    pub function: &'a str,
+    /// Its arguments.
+    pub args: &'a [Input],
+    /// Logical cpus it holds.
+    pub num_cpus: u32,
+    /// The resources it holds.
+    pub placement: &'a Placement,
+    /// Where a generator's items go.
+    pub stream: Option<Arc<generators::Stream>>,
+}
+
 /// Tasks of a namespace, counted for metrics.
 #[derive(Default)]
 pub struct TaskCounts {
@@ -508,22 +523,18 @@ impl Node {
         Scheduler::submit_generator(self, job, function, args, options)
     }
 
-    /// Runs task `function` of the job's program once, here, on `num_cpus`
-    /// of this node's cpus and the resources `placement` asks for, with no
-    /// retry: what a node does for a caller on another node, whose
-    /// scheduler retries. A generator yields into `stream`. The refs the
-    /// call still holds move to `made`, as [`Executor::run_task`] says.
+    /// Runs `task` of the job's program once, here, on its cpus and
+    /// resources, with no retry: what a node does for a caller on another
+    /// node, whose scheduler retries. The refs the call still holds move to
+    /// `made`, as [`Executor::run_task`] says.
     pub async fn run_task_here(
         self: &Arc<Self>,
         job: &Arc<Job>,
-        function: &str,
-        args: &[Input],
-        num_cpus: u32,
-        placement: &Placement,
-        stream: Option<Arc<generators::Stream>>,
+        task: HereTask<'_>,
         made: &mut Holdings,
     ) -> Outcome<Value> {
         self.tasks.started.fetch_add(1, Ordering::Relaxed);
+        let HereTask { function, args, num_cpus, placement, stream } = task;
         let attempt = Attempt { job, program: job.program.hash, function, num_cpus, placement };
         let outcome = attempt.run(self, args, None, stream.map(Generating::new), made).await;
         let counter = if matches!(outcome, Ok(Ok(_))) { &self.tasks.finished } else { &self.tasks.failed };
