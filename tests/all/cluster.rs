@@ -520,7 +520,9 @@ fn ip(args: &[&str]) {
 
 impl Netns {
     fn new() -> Netns {
-        let n = std::process::id() % 200 + 20;
+        // One per test, even when tests run at once in this process.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = (std::process::id() + 7 * NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) % 200 + 20;
         let (name, link, peer) = (format!("prism-cut-{n}"), format!("pcut{n}h"), format!("pcut{n}n"));
         let (outside, inside) = (format!("10.250.{n}.1"), format!("10.250.{n}.2"));
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
@@ -547,6 +549,35 @@ impl Drop for Netns {
         // Deleting the namespace deletes the veth pair too.
         let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
     }
+}
+
+/// A driver cut off from the cluster (its link down, so NATS does not see
+/// its connection close for minutes) stops answering the nodes' questions;
+/// after 10 s of silence they drop its jobs and its actors' instances.
+#[test]
+fn the_actors_of_a_cut_off_driver_go_from_the_nodes() {
+    let netns = Netns::new();
+    let nats = Nats::start_at(&netns.outside);
+    // Reachable from inside the namespace.
+    let node = nats.node_in(None, 1, &["--transfer-listen", &format!("{}:0", netns.outside)]);
+    let dir = tempfile::tempdir().unwrap();
+    let transfer = format!("{}:0", netns.inside);
+    let mut driver = Command::new("ip")
+        .args(["netns", "exec", &netns.name, env!("CARGO_BIN_EXE_prism")])
+        .args(["run", "--cluster", &nats.url, "--transfer-listen", &transfer, guest!(CLUSTER), "--"])
+        .args(["tally", "100000", "20"])
+        .env("PRISM_DATA_DIR", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    nats.wait_until(|status| field(status, &node.id, "actors") == 1, "the driver's actor to live on the node");
+    netns.set_link(false);
+    let cut = Instant::now();
+    nats.wait_until(|status| field(status, &node.id, "actors") == 0, "the node to drop the cut-off driver's actor");
+    assert!(cut.elapsed() >= Duration::from_secs(9), "dropped after {:?}, before 10 s of silence", cut.elapsed());
+    let _ = driver.kill();
+    let _ = driver.wait();
 }
 
 #[test]

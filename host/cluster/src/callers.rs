@@ -26,7 +26,7 @@ use prism_node::{ActorsElsewhere, Node};
 use prism_store::{Failure, GetError, Holdings, ObjectId, ObjectStore, nested_refs};
 
 use crate::protocol::{
-    ActorCall, CallAnswer, CallArg, CallerRequest, Held, INLINE_REPLY_MAX, NAMES_SUBJECT, Named, Value,
+    ActorCall, CallAnswer, CallArg, CallerRequest, Held, INLINE_REPLY_MAX, NAMES_SUBJECT, Named, Value, alive_subject,
 };
 use crate::transfer;
 
@@ -58,6 +58,16 @@ pub async fn answer_callers(
 ) -> Result<(), async_nats::SubscribeError> {
     let calls = client.subscribe(subject.clone()).await?;
     let names = client.subscribe(NAMES_SUBJECT).await?;
+    // Answered on its own, so that no queued call delays it.
+    let mut asked = client.subscribe(alive_subject(&subject)).await?;
+    let answering = client.clone();
+    tokio::spawn(async move {
+        while let Some(ask) = asked.next().await {
+            if let Some(reply) = ask.reply {
+                let _ = answering.publish(reply, bytes::Bytes::new()).await;
+            }
+        }
+    });
     let mut requests = futures::stream::select(calls.map(Ok), names.map(Err));
     let mut callers: HashMap<String, u64> = HashMap::new();
     while let Some(message) = requests.next().await {
@@ -76,7 +86,6 @@ pub async fn answer_callers(
         let answer = match rmp_serde::from_slice::<CallerRequest>(&message.payload) {
             Ok(CallerRequest::Kill(actor, no_restart)) => encode(&node.kill_actor(actor, no_restart)),
             Ok(CallerRequest::ByName(name)) => encode(&node.actor_by_name(&name)),
-            Ok(CallerRequest::Alive) => encode(&()),
             Ok(CallerRequest::Call(call)) => {
                 let caller =
                     *callers.entry(format!("{}/{}", call.origin, call.caller)).or_insert_with(|| node.next_caller());
@@ -239,7 +248,7 @@ impl Forwarder {
                         continue;
                     }
                     _ = check.tick() => {
-                        if !waiting.lock().is_empty() && !there(&asker, &owner).await {
+                        if !waiting.lock().is_empty() && presence(&asker, &owner, OWNER_CHECK).await == Presence::Gone {
                             let failure = || Failure::ActorDied("the driver that keeps the actor is gone".into());
                             let calls: Vec<Queued> = waiting.lock().drain().map(|(_, call)| call).collect();
                             for call in calls {
@@ -284,13 +293,26 @@ impl Forwarder {
     }
 }
 
-/// Whether the driver's node whose caller subject is `subject` is still
-/// there: NATS says at once when no one takes the subject.
-async fn there(client: &async_nats::Client, subject: &str) -> bool {
-    let ask = async_nats::Request::new().payload(encode(&CallerRequest::Alive).into()).timeout(Some(OWNER_CHECK));
-    match client.send_request(subject.to_string(), ask).await {
-        Err(e) => e.kind() != async_nats::RequestErrorKind::NoResponders,
-        Ok(_) => true,
+/// Whether a driver's node is there, as asking it says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Presence {
+    /// It answered.
+    Here,
+    /// No one takes its subject: NATS saw its connection close (a driver
+    /// killed, or ended).
+    Gone,
+    /// It did not answer in time: cut off, or very busy.
+    Silent,
+}
+
+/// Asks the driver's node whose caller subject is `subject` whether it is
+/// there, waiting `wait` at most.
+pub(crate) async fn presence(client: &async_nats::Client, subject: &str, wait: Duration) -> Presence {
+    let ask = async_nats::Request::new().timeout(Some(wait));
+    match client.send_request(alive_subject(subject), ask).await {
+        Ok(_) => Presence::Here,
+        Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => Presence::Gone,
+        Err(_) => Presence::Silent,
     }
 }
 

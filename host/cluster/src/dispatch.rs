@@ -29,6 +29,10 @@ use crate::protocol::{
 };
 use crate::transfer::{self, Components};
 
+/// How many nodes lost while starting an actor's instance there are
+/// tried past, before the start fails.
+const START_TRIES: u32 = 3;
+
 /// Arguments at least this large pull a task to the node holding them.
 const LOCALITY_MIN: u64 = 1 << 20;
 
@@ -613,7 +617,18 @@ impl Executor for Dispatcher {
         // (num_cpus=0 once created) do; any node with one will do.
         request.num_cpus = 1;
         let message = Request::Actor(ActorRequest::Start(request));
-        let (node, started) = self.link.place_and_ask(task(&message), &message, None).await.map_err(|t| t.message)?;
+        // A node lost while starting it did not fail the constructor: the
+        // instance goes to another node (a refusal to place it is final).
+        let mut lost = 0;
+        let (node, started) = loop {
+            match self.link.place_and_ask(task(&message), &message, None).await {
+                Err(trapped) if !trapped.limit && lost < START_TRIES => {
+                    lost += 1;
+                    tracing::warn!(%trapped.message, "starting an actor's instance elsewhere");
+                }
+                answered => break answered.map_err(|t| t.message)?,
+            }
+        };
         match started {
             ActorStarted::Started(instance) => Ok(Box::new(RemoteActor {
                 link: self.link.clone(),

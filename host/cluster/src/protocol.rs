@@ -53,6 +53,12 @@ pub struct Named {
     pub transfer: String,
 }
 
+/// The subject a caller's node answers at once, empty, to say it is still
+/// there (apart from [`caller_subject`], whose requests may queue).
+pub fn alive_subject(caller_subject: &str) -> String {
+    format!("{caller_subject}.alive")
+}
+
 /// The subject a caller's node takes its tasks' output on; `caller` is
 /// random, new at every start.
 pub fn output_subject(caller: &str) -> String {
@@ -171,9 +177,6 @@ pub enum CallerRequest {
     Kill(ObjectId, bool),
     /// Find a live actor by name; answered with `Result<ObjectId, Failure>`.
     ByName(String),
-    /// Whether the caller is still there; answered with `()`. A node whose
-    /// asking finds no one there drops what it kept for that caller.
-    Alive,
 }
 
 /// A call of one of the caller's actors by a task running on a node.

@@ -19,11 +19,11 @@ use prism_exec::{ActorInstance, Input, Outcome, Output, ProgramInfo, Stream};
 use prism_node::{HereTask, Job, Node, generators};
 use prism_store::{GetError, Holdings, ObjectId, nested_refs};
 
-use crate::callers::Forwarder;
+use crate::callers::{Forwarder, Presence, presence};
 use crate::direct;
 use crate::protocol::{
-    ActorRequest, ActorStarted, Answer, Arg, CallerRequest, Held, INLINE_REPLY_MAX, OutputChunk, Printed, Release,
-    Request, TaskReply, TaskRequest, Value, release_subject,
+    ActorRequest, ActorStarted, Answer, Arg, Held, INLINE_REPLY_MAX, OutputChunk, Printed, Release, Request, TaskReply,
+    TaskRequest, Value, release_subject,
 };
 use crate::transfer::{self, Components};
 
@@ -34,6 +34,11 @@ const JOB_IDLE: Duration = Duration::from_secs(60);
 /// How often a node asks whether the callers it keeps jobs and actors'
 /// instances for are still there.
 const CALLER_CHECK: Duration = Duration::from_secs(1);
+
+/// How long a caller may leave those questions unanswered before the node
+/// counts it gone: long enough for a busy driver, short next to the NATS
+/// server's own two minutes.
+const CALLER_SILENT: Duration = Duration::from_secs(10);
 
 /// Where a generator's items go, as it yields them.
 type Items<'a> = dyn Fn(Held) + Sync + 'a;
@@ -57,6 +62,8 @@ pub struct Worker {
     /// their caller's subject.
     instances: Mutex<HashMap<u64, (String, Instance)>>,
     next_instance: AtomicU64,
+    /// When each caller last answered whether it is there.
+    heard: Mutex<HashMap<String, Instant>>,
 }
 
 /// An actor's instance kept here, and the job it belongs to.
@@ -138,6 +145,7 @@ impl Worker {
             pulled: AtomicU64::new(0),
             instances: Mutex::default(),
             next_instance: AtomicU64::new(0),
+            heard: Mutex::default(),
         });
         let sweeper = Arc::downgrade(&worker);
         tokio::spawn(async move {
@@ -210,7 +218,9 @@ impl Worker {
     }
 
     /// Drops the jobs and actors' instances kept for callers no longer
-    /// there (a driver killed, say): NATS says no one takes their requests.
+    /// there: a driver killed (NATS says no one takes its requests), or one
+    /// silent for [`CALLER_SILENT`] (cut off: NATS itself would only notice
+    /// minutes later).
     async fn forget_callers_gone(&self) {
         let callers: HashSet<String> = {
             let jobs = self.jobs.lock();
@@ -218,17 +228,27 @@ impl Worker {
             jobs.values().map(|s| s.caller.clone()).chain(instances.values().map(|(c, _)| c.clone())).collect()
         };
         for caller in callers {
-            let ask =
-                async_nats::Request::new().payload(encode(&CallerRequest::Alive).into()).timeout(Some(CALLER_CHECK));
-            let Err(e) = self.client.send_request(caller.clone(), ask).await else { continue };
-            if e.kind() != async_nats::RequestErrorKind::NoResponders {
-                continue;
-            }
+            let gone = match presence(&self.client, &caller, CALLER_CHECK).await {
+                Presence::Here => {
+                    self.heard.lock().insert(caller, Instant::now());
+                    continue;
+                }
+                Presence::Gone => "gone",
+                Presence::Silent => {
+                    let heard = *self.heard.lock().entry(caller.clone()).or_insert_with(Instant::now);
+                    if heard.elapsed() < CALLER_SILENT {
+                        continue;
+                    }
+                    "silent"
+                }
+            };
+            self.heard.lock().remove(&caller);
             self.jobs.lock().retain(|_, served| served.caller != caller);
             let mut instances = self.instances.lock();
             let before = instances.len();
             instances.retain(|_, (c, _)| *c != caller);
-            tracing::info!(%caller, instances = before - instances.len(), "the caller is gone: dropping what was kept for it");
+            let dropped = before - instances.len();
+            tracing::info!(%caller, instances = dropped, "the caller is {gone}: dropping what was kept for it");
         }
     }
 
