@@ -416,21 +416,32 @@ fn calls_of_a_killed_drivers_named_actor_fail() {
 
 /// Reference counting spans nodes: what a node keeps for a job (values
 /// its tasks left, fetched or not) is let go of there as soon as the
-/// driver lets go of it, not when the job ends.
+/// driver lets go of it, not when the job or its driver ends.
 #[test]
 fn a_node_lets_go_of_values_once_the_driver_does() {
     let nats = Nats::start();
     let nodes = [nats.node(1), nats.node(1)];
-    let run = nats.run(guest!(CLUSTER), &[], &["churn", "24", "2"]);
-    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    let dir = tempfile::tempdir().unwrap();
+    let mut driver = Command::new(env!("CARGO_BIN_EXE_prism"))
+        .args(["run", "--cluster", &nats.url, guest!(CLUSTER), "--", "churn", "24", "2"])
+        .env("PRISM_DATA_DIR", dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(driver.stdout.take().unwrap()).lines().map_while(Result::ok);
+    assert!(lines.any(|line| line == "churned"), "the driver did not churn");
+    // The driver is still there (the nodes keep its job as long as it is),
+    // and holds none of the values any more.
     let held = |status: &[Value]| nodes.iter().map(|n| field(status, &n.id, "bytes")).sum::<u64>();
-    // The nodes keep a job's state for a minute after its last task; the
-    // values go long before.
     let deadline = Instant::now() + Duration::from_secs(15);
     while held(&nats.status()) > 1 << 20 {
         assert!(Instant::now() < deadline, "the nodes still keep {} bytes", held(&nats.status()));
         std::thread::sleep(Duration::from_millis(200));
     }
+    assert!(driver.try_wait().unwrap().is_none(), "the driver ended before the nodes let go");
+    driver.kill().unwrap();
+    driver.wait().unwrap();
 }
 
 /// A driver killed with `kill -9` tells no one; the nodes find it gone

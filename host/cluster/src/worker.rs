@@ -27,10 +27,6 @@ use crate::protocol::{
 };
 use crate::transfer::{self, Components};
 
-/// How long a caller's job is kept (its instances warm, its pulled and
-/// made objects held) after its last task here.
-const JOB_IDLE: Duration = Duration::from_secs(60);
-
 /// How often a node asks whether the callers it keeps jobs and actors'
 /// instances for are still there.
 const CALLER_CHECK: Duration = Duration::from_secs(1);
@@ -95,9 +91,9 @@ struct Served {
     sent: Arc<AtomicU64>,
     /// Names its output stream, for [`Printed`].
     stream: u64,
-    /// What its tasks pulled and made: held while the job is.
+    /// What its tasks pulled and made: held while the job is, which is as
+    /// long as its caller is there, unless the caller lets go of them.
     holdings: Mutex<Holdings>,
-    used: Mutex<Instant>,
 }
 
 /// What goes to a caller's output subject, in order.
@@ -146,15 +142,6 @@ impl Worker {
             instances: Mutex::default(),
             next_instance: AtomicU64::new(0),
             heard: Mutex::default(),
-        });
-        let sweeper = Arc::downgrade(&worker);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(JOB_IDLE / 4);
-            loop {
-                tick.tick().await;
-                let Some(worker) = sweeper.upgrade() else { return };
-                worker.jobs.lock().retain(|_, served| served.used.lock().elapsed() < JOB_IDLE);
-            }
         });
         let checker = Arc::downgrade(&worker);
         tokio::spawn(async move {
@@ -320,7 +307,6 @@ impl Worker {
             Ok((_, inputs)) => {
                 let mut hosted = hosted.lock().await;
                 let Hosted { instance, served } = &mut *hosted;
-                *served.used.lock() = Instant::now();
                 let stream = items.map(|_| Arc::new(generators::Stream::default()));
                 let (job, function) = (&served.job, &request.function);
                 let call = self.node.call_actor_here(job, instance.as_mut(), label, function, &inputs, stream.clone());
@@ -361,7 +347,6 @@ impl Worker {
                 self.jobs.lock().entry(key).or_insert(served).clone()
             }
         };
-        *served.used.lock() = Instant::now();
         let store = &self.node.store;
         for (name, global) in &request.globals {
             self.pull(&request.origin, global.id, *global).await?;
@@ -431,7 +416,6 @@ impl Worker {
             sent,
             stream: named,
             holdings: Mutex::new(Holdings::new(&self.node.store)),
-            used: Mutex::new(Instant::now()),
         }))
     }
 

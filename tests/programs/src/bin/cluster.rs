@@ -15,7 +15,7 @@
 //! `cluster.wasm -- lost NODE`: values left on node NODE, read once the test
 //! has killed it: rebuilt by lineage, or lost if made by `put`;
 //! `cluster.wasm -- churn N MIB`: N values of MIB MiB made on nodes, half
-//! of them read here, each let go of at once;
+//! of them read here, each let go of at once, then 5 minutes idle;
 //! `cluster.wasm -- relay FROM TO`: a value made on node FROM, read by a
 //! task on node TO, then here once the test has killed FROM;
 //! `cluster.wasm -- keep-named NAME`: an actor named NAME, kept until
@@ -360,6 +360,9 @@ fn main() {
                 }
             }
             println!("churned");
+            // Still there, holding nothing, while the test looks at the
+            // nodes (it kills this driver).
+            std::thread::sleep(Duration::from_secs(300));
         }
         _ => panic!(
             "usage: cluster.wasm -- squares N | slow N MS | big MIB | made MIB | greedy | resources | pin | lost NODE \
