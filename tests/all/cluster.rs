@@ -366,6 +366,22 @@ fn generator_tasks_run_on_nodes() {
     assert_eq!(run.stdout, expected);
 }
 
+/// Tasks that a task on a node starts go back to the driver's node, which
+/// places them across the cluster (and owns their results), as Ray's
+/// nested tasks spread: here over all three nodes.
+#[test]
+fn tasks_started_by_a_task_on_a_node_spread_over_the_cluster() {
+    let nats = Nats::start();
+    let nodes = [nats.node(1), nats.node(1), nats.node(1)];
+    let run = nats.run(guest!(CLUSTER), &[], &["fan-out", "12", "200"]);
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.stdout, "the children ran on 3 nodes\n");
+    // The parent and its 12 children, each run once.
+    let tasks = |status: &[Value]| nodes.iter().map(|n| field(status, &n.id, "tasks")).sum::<u64>();
+    nats.wait_until(|status| tasks(status) >= 13, "the nodes to count 13 tasks");
+    assert_eq!(tasks(&nats.status()), 13);
+}
+
 /// Named actors are found cluster-wide: a driver finds the actor another
 /// driver named, calls it (seeing its state) and kills it; a name no driver
 /// has is a clear error.

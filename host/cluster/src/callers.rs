@@ -13,20 +13,21 @@
 //! one that answers.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures::StreamExt as _;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-use prism_exec::TaskArg;
-use prism_node::{ActorsElsewhere, Node};
+use prism_exec::{TaskArg, TaskOptions};
+use prism_node::{ActorsElsewhere, Job, Node, TasksElsewhere};
 use prism_store::{Failure, GetError, Holdings, ObjectId, ObjectStore, nested_refs};
 
 use crate::protocol::{
-    ActorCall, CallAnswer, CallArg, CallerRequest, Held, INLINE_REPLY_MAX, NAMES_SUBJECT, Named, Value, alive_subject,
+    ActorCall, CallAnswer, CallArg, CallerRequest, Held, INLINE_REPLY_MAX, NAMES_SUBJECT, Named, TaskCall, Value,
+    alive_subject,
 };
 use crate::transfer;
 
@@ -55,6 +56,7 @@ pub async fn answer_callers(
     subject: String,
     node: Arc<Node>,
     here: String,
+    jobs: Jobs,
 ) -> Result<(), async_nats::SubscribeError> {
     let calls = client.subscribe(subject.clone()).await?;
     let names = client.subscribe(NAMES_SUBJECT).await?;
@@ -101,6 +103,26 @@ pub async fn answer_callers(
                 });
                 continue;
             }
+            Ok(CallerRequest::Remote(call)) => {
+                let job = jobs.lock().get(&call.job).and_then(Weak::upgrade);
+                let (client, node) = (client.clone(), node.clone());
+                // Its arguments are pulled and its value waited for in a
+                // task of its own: tasks need no order among themselves.
+                tokio::spawn(async move {
+                    let result = match job {
+                        None => Err(Failure::NotFound(format!("job {} has ended", call.job))),
+                        Some(job) => match pull_args(&node, &call.origin, call.args).await {
+                            Ok((args, _pulled)) => {
+                                value_of(&node, node.remote(&job, call.function, args, call.options)).await
+                            }
+                            Err(failure) => Err(failure),
+                        },
+                    };
+                    let answer = encode(&CallAnswer { call: call.call, result });
+                    let _ = client.publish(reply, answer.into()).await;
+                });
+                continue;
+            }
             Err(e) => encode(&Err::<(), _>(Failure::InvalidArgument(format!("a malformed request: {e}")))),
         };
         let _ = client.publish(reply, answer.into()).await;
@@ -111,23 +133,33 @@ pub async fn answer_callers(
 /// Pulls `call`'s arguments from the node that sent it, then queues it on
 /// the actor for `caller`; its result's ref.
 async fn queue(node: &Arc<Node>, caller: u64, call: ActorCall) -> Result<ObjectId, Failure> {
-    let store = &node.store;
     // Held until the call is queued, which takes references of its own.
+    let (args, _pulled) = pull_args(node, &call.origin, call.args).await?;
+    Ok(node.call_actor(caller, call.actor, call.method, args))
+}
+
+/// Pulls the objects `args` name from the node at `origin`: the arguments
+/// as a call here takes them, and the pulled objects, held.
+async fn pull_args(node: &Node, origin: &str, args: Vec<CallArg>) -> Result<(Vec<TaskArg>, Holdings), Failure> {
+    let store = &node.store;
     let mut pulled = Holdings::new(store);
-    let mut args = Vec::with_capacity(call.args.len());
-    for arg in call.args {
+    let mut taken = Vec::with_capacity(args.len());
+    for arg in args {
         let (objects, arg) = match arg {
             CallArg::Value(bytes, nested) => (nested, TaskArg::Value(bytes)),
             CallArg::Ref(held) => (vec![held], TaskArg::Object(held.id)),
         };
         for object in objects {
-            transfer::pull(&call.origin, store, object).await.map_err(|e| Failure::HostFailed(e.to_string()))?;
+            transfer::pull(origin, store, object).await.map_err(|e| Failure::HostFailed(e.to_string()))?;
             pulled.adopt(object.id);
         }
-        args.push(arg);
+        taken.push(arg);
     }
-    Ok(node.call_actor(caller, call.actor, call.method, args))
+    Ok((taken, pulled))
 }
+
+/// The driver's jobs, by number, for the tasks their tasks start.
+pub type Jobs = Arc<Mutex<HashMap<u64, Weak<Job>>>>;
 
 /// The value of the call whose result is `id` (which this takes), once it
 /// is done, as the node that asked pulls it: kept here a while for that.
@@ -174,12 +206,41 @@ pub struct Forwarder {
     next: AtomicU64,
 }
 
+/// What a call forwarded to the driver's node does.
+enum Work {
+    /// Calls a method of one of its actors.
+    Method { actor: ObjectId, method: String },
+    /// Runs a task of its job, scheduled there.
+    Task { job: u64, function: String, options: TaskOptions },
+}
+
+/// The tasks that the tasks of a driver's job, run on this node, start:
+/// sent to the driver's node through its job's [`Forwarder`].
+pub struct JobTasks {
+    /// The forwarder to the driver's node.
+    pub forwarder: Arc<Forwarder>,
+    /// The job there.
+    pub job: u64,
+}
+
+impl TasksElsewhere for JobTasks {
+    fn remote(
+        &self,
+        node: &Arc<Node>,
+        caller: u64,
+        function: String,
+        args: Vec<TaskArg>,
+        options: TaskOptions,
+    ) -> ObjectId {
+        self.forwarder.send(node, caller, Work::Task { job: self.job, function, options }, args)
+    }
+}
+
 /// A call made here, not yet sent.
 struct Queued {
     call: u64,
     caller: u64,
-    actor: ObjectId,
-    method: String,
+    what: Work,
     args: Vec<TaskArg>,
     /// Its arguments, held until it is answered.
     holds: Holdings,
@@ -210,14 +271,24 @@ impl Forwarder {
             async move {
                 while let Some(call) = queued.recv().await {
                     let request = match describe_args(&store, &call.args).await {
-                        Ok(args) => CallerRequest::Call(ActorCall {
-                            call: call.call,
-                            caller: call.caller.to_string(),
-                            actor: call.actor,
-                            method: call.method.clone(),
-                            args,
-                            origin: here.clone(),
-                        }),
+                        Ok(args) => match &call.what {
+                            Work::Method { actor, method } => CallerRequest::Call(ActorCall {
+                                call: call.call,
+                                caller: call.caller.to_string(),
+                                actor: *actor,
+                                method: method.clone(),
+                                args,
+                                origin: here.clone(),
+                            }),
+                            Work::Task { job, function, options } => CallerRequest::Remote(TaskCall {
+                                call: call.call,
+                                job: *job,
+                                function: function.clone(),
+                                args,
+                                options: options.clone(),
+                                origin: here.clone(),
+                            }),
+                        },
                         Err(failure) => {
                             store.complete(call.result, Err(failure), None);
                             continue;
@@ -276,6 +347,26 @@ impl Forwarder {
         tokio::spawn(sender);
         tokio::spawn(receiver);
         Ok(Arc::new(Forwarder { client, subject, queue, next: AtomicU64::new(0) }))
+    }
+
+    /// Queues `what` with `args` for `caller`; its result's ref, pending
+    /// here until the answer comes.
+    fn send(&self, node: &Arc<Node>, caller: u64, what: Work, args: Vec<TaskArg>) -> ObjectId {
+        let result = node.store.pending();
+        let mut holds = Holdings::new(&node.store);
+        for arg in &args {
+            match arg {
+                TaskArg::Object(id) => holds.hold(*id),
+                TaskArg::Value(bytes) => nested_refs(bytes).into_iter().for_each(|id| holds.hold(id)),
+            }
+        }
+        let call = self.next.fetch_add(1, Ordering::Relaxed);
+        let queued = Queued { call, caller, what, args, holds, result };
+        if let Err(mpsc::error::SendError(queued)) = self.queue.send(queued) {
+            let failure = Failure::HostFailed("the calls to the driver's node have stopped".into());
+            node.store.complete(queued.result, Err(failure), None);
+        }
+        result
     }
 
     /// Asks the driver's node, and waits for its answer.
@@ -359,21 +450,7 @@ async fn receive(
 
 impl ActorsElsewhere for Forwarder {
     fn call(&self, node: &Arc<Node>, caller: u64, actor: ObjectId, method: String, args: Vec<TaskArg>) -> ObjectId {
-        let result = node.store.pending();
-        let mut holds = Holdings::new(&node.store);
-        for arg in &args {
-            match arg {
-                TaskArg::Object(id) => holds.hold(*id),
-                TaskArg::Value(bytes) => nested_refs(bytes).into_iter().for_each(|id| holds.hold(id)),
-            }
-        }
-        let call = self.next.fetch_add(1, Ordering::Relaxed);
-        let queued = Queued { call, caller, actor, method, args, holds, result };
-        if let Err(mpsc::error::SendError(queued)) = self.queue.send(queued) {
-            let failure = Failure::HostFailed("the calls to the driver's node have stopped".into());
-            node.store.complete(queued.result, Err(failure), None);
-        }
-        result
+        self.send(node, caller, Work::Method { actor, method }, args)
     }
 
     fn kill(&self, actor: ObjectId, no_restart: bool) -> Result<(), Failure> {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_nats::SubscribeError;
 use futures::StreamExt as _;
 use parking_lot::Mutex;
-use prism_node::{ActorsElsewhere, Node};
+use prism_node::{Job, Node};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
@@ -21,6 +21,7 @@ use prism_exec::{
 };
 use prism_store::{Demand, Failure, Holdings, IdMap, ObjectId, ObjectStore, Whereabouts, nested_refs};
 
+use crate::callers::{Directory, Jobs};
 use crate::direct::{Sessions, Unanswered};
 use crate::membership::{Cluster, DEAD_AFTER, Members};
 use crate::protocol::{
@@ -55,6 +56,8 @@ struct Link {
     names: Mutex<HashMap<[u8; 32], String>>,
     /// The connections tasks go to nodes on.
     sessions: Sessions,
+    /// The jobs it serves, for the tasks their tasks start.
+    jobs: Jobs,
     /// Requests sent to each node and not yet answered.
     in_flight: Mutex<HashMap<String, u32>>,
     /// The nodes known to hold a copy of a large object, by its hash.
@@ -112,6 +115,7 @@ impl Dispatcher {
             components,
             names: Mutex::default(),
             sessions: Sessions::default(),
+            jobs: Jobs::default(),
             in_flight: Mutex::default(),
             copies: Mutex::default(),
             sent: Mutex::default(),
@@ -139,14 +143,16 @@ impl Dispatcher {
     pub fn answer_callers(&self, node: Arc<Node>) -> impl Future<Output = Result<(), SubscribeError>> + use<> {
         let (client, subject, here) =
             (self.link.cluster.client.clone(), self.link.callers.clone(), self.link.origin.clone());
-        crate::callers::answer_callers(client, subject, node, here)
+        crate::callers::answer_callers(client, subject, node, here, self.link.jobs.clone())
     }
 
-    /// What a driver's job on `node` calls other drivers' named actors
-    /// through (see [`Job::set_actors_elsewhere`](prism_node::Job::set_actors_elsewhere)).
-    pub fn actors_elsewhere(&self, node: &Node) -> Arc<dyn ActorsElsewhere> {
+    /// Serves `job`, a driver's job on `node`: it finds other drivers'
+    /// named actors through the cluster, and the tasks its tasks start on
+    /// nodes come back here to be scheduled.
+    pub fn serve_job(&self, node: &Node, job: &Arc<Job>) {
+        self.link.jobs.lock().insert(job.id, Arc::downgrade(job));
         let client = self.link.cluster.client.clone();
-        Arc::new(crate::callers::Directory::new(client, node.store.clone(), self.link.origin.clone()))
+        job.set_actors_elsewhere(Arc::new(Directory::new(client, node.store.clone(), self.link.origin.clone())));
     }
 }
 

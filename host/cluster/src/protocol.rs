@@ -177,6 +177,27 @@ pub enum CallerRequest {
     Kill(ObjectId, bool),
     /// Find a live actor by name; answered with `Result<ObjectId, Failure>`.
     ByName(String),
+    /// Submit a task a task on a node started; answered, once it ends, with
+    /// a [`CallAnswer`] on the message's reply subject.
+    Remote(TaskCall),
+}
+
+/// A task that a task running on a node started, for the caller's node to
+/// schedule across the cluster: it owns the result, as it owns the job's.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TaskCall {
+    /// Numbers the calls of one node's job, to match answers to them.
+    pub call: u64,
+    /// The caller's job.
+    pub job: u64,
+    /// The function.
+    pub function: String,
+    /// Its arguments.
+    pub args: Vec<CallArg>,
+    /// Its options (naming its component).
+    pub options: prism_exec::TaskOptions,
+    /// Where the arguments are pulled from: that node's transfer server.
+    pub origin: String,
 }
 
 /// A call of one of the caller's actors by a task running on a node.

@@ -19,7 +19,7 @@ use prism_exec::{ActorInstance, Input, Outcome, Output, ProgramInfo, Stream};
 use prism_node::{HereTask, Job, Node, generators};
 use prism_store::{GetError, Holdings, ObjectId, nested_refs};
 
-use crate::callers::{Forwarder, Presence, presence};
+use crate::callers::{Forwarder, JobTasks, Presence, presence};
 use crate::direct;
 use crate::protocol::{
     ActorRequest, ActorStarted, Answer, Arg, Held, INLINE_REPLY_MAX, OutputChunk, Printed, Release, Request, TaskReply,
@@ -407,7 +407,8 @@ impl Worker {
         let (store, here) = (self.node.store.clone(), self.transfer.clone());
         let forwarder =
             Forwarder::start(self.client.clone(), request.caller.clone(), store, here, request.origin.clone()).await?;
-        job.set_actors_elsewhere(forwarder);
+        job.set_actors_elsewhere(forwarder.clone());
+        job.set_tasks_elsewhere(Arc::new(JobTasks { forwarder, job: request.job }));
         Ok(Arc::new(Served {
             job,
             caller: request.caller.clone(),

@@ -75,7 +75,7 @@ impl Placement {
 }
 
 /// Ray's `@ray.remote(...)` options.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TaskOptions {
     /// Re-runs after a crash (Ray's default: 3).
     pub max_retries: u32,

@@ -99,6 +99,22 @@ pub struct HereTask<'a> {
     pub stream: Option<Arc<generators::Stream>>,
 }
 
+/// Where the tasks that a job's tasks start go when the job runs here for
+/// a driver on another node: to that driver, whose scheduler places them
+/// across its cluster and owns their results.
+pub trait TasksElsewhere: Send + Sync {
+    /// Submits `function` with `args` for `caller` (its component is named
+    /// in `options`); the ref of its result, pending here until it comes.
+    fn remote(
+        &self,
+        node: &Arc<Node>,
+        caller: u64,
+        function: String,
+        args: Vec<TaskArg>,
+        options: TaskOptions,
+    ) -> ObjectId;
+}
+
 /// Tasks of a namespace, counted for metrics.
 #[derive(Default)]
 pub struct TaskCounts {
@@ -140,6 +156,8 @@ pub struct Job {
     pub(crate) owned_actors: Mutex<Vec<ActorId>>,
     /// Where the actors it names but this node lacks are.
     pub(crate) elsewhere: Mutex<Option<Arc<dyn ActorsElsewhere>>>,
+    /// Where the tasks its tasks start go, if not to this node's scheduler.
+    pub(crate) tasks_elsewhere: Mutex<Option<Arc<dyn TasksElsewhere>>>,
     /// Told when the job is gone, to drop what it kept for it.
     executor: Arc<dyn Executor>,
 }
@@ -160,6 +178,11 @@ impl Job {
     /// Where the job's actors are, if not here.
     pub(crate) fn elsewhere(&self) -> Option<Arc<dyn ActorsElsewhere>> {
         self.elsewhere.lock().clone()
+    }
+
+    /// Sends the tasks the job's tasks start to `elsewhere`.
+    pub fn set_tasks_elsewhere(&self, elsewhere: Arc<dyn TasksElsewhere>) {
+        *self.tasks_elsewhere.lock() = Some(elsewhere);
     }
 
     /// Sets the job global `name` to `id` in `store` (the job's node's),
@@ -371,6 +394,7 @@ impl Node {
             globals: Mutex::new(HashMap::new()),
             owned_actors: Mutex::new(Vec::new()),
             elsewhere: Mutex::new(None),
+            tasks_elsewhere: Mutex::new(None),
             executor: self.executor.clone(),
         })
     }

@@ -64,7 +64,13 @@ impl Calls for Scope {
         Slot::new(self.node.scheduler.acquire(&self.node, n).await)
     }
 
-    fn remote(&self, function: String, args: Vec<TaskArg>, options: TaskOptions) -> ObjectId {
+    fn remote(&self, function: String, args: Vec<TaskArg>, mut options: TaskOptions) -> ObjectId {
+        let elsewhere = self.job.tasks_elsewhere.lock().clone();
+        if let Some(elsewhere) = elsewhere {
+            // Named, since the driver's own component may be another.
+            options.component.get_or_insert(self.job.program.hash);
+            return elsewhere.remote(&self.node, self.caller, function, args, options);
+        }
         self.started(self.node.remote(&self.job, function, args, options))
     }
 

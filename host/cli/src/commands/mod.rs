@@ -239,19 +239,17 @@ fn run_driver(
             (node, Some(dispatcher))
         }
     };
-    // Other drivers' named actors are found through the cluster.
-    let elsewhere = dispatcher.as_ref().map(|d| d.actors_elsewhere(&node));
     // The driver runs on a worker thread, next to the tasks it starts.
     let driver = {
-        let node = node.clone();
+        let (node, dispatcher) = (node.clone(), dispatcher.clone());
         async move {
             if let Some(library) = library {
                 library.load_into(&node).await?;
             }
             let program = node.load(&name, &wasm).await?;
             let job = node.job(program, Output::stdio());
-            if let Some(elsewhere) = elsewhere {
-                job.set_actors_elsewhere(elsewhere);
+            if let Some(dispatcher) = dispatcher {
+                dispatcher.serve_job(&node, &job);
             }
             anyhow::Ok(node.run_driver(&job, &args).await?)
         }

@@ -22,7 +22,8 @@
 //! another driver, `cluster.wasm -- use-named NAME`, finds it, calls it and
 //! kills it; `cluster.wasm -- lean-on NAME` calls it until it fails;
 //! `cluster.wasm -- generate`: generator tasks on nodes, one asking for
-//! `gpu=1`.
+//! `gpu=1`; `cluster.wasm -- fan-out N MS`: a task on a node starting N
+//! tasks of MS ms, which spread over the cluster.
 
 use std::time::{Duration, Instant};
 
@@ -232,6 +233,18 @@ fn generate() {
     println!("an actor's generator method on a node: {numbers:?}, not on the driver's: {}", counted[0].0 != here);
 }
 
+/// Starts `n` tasks of `ms` ms of cpu each and waits for them: the number
+/// of distinct nodes they ran on, and whether one of them ran here.
+#[prism::remote]
+fn fan_out(n: u64, ms: u64) -> (u64, bool) {
+    let children: Vec<_> = (0..n).map(|_| where_am_i::remote(ms)).collect();
+    let mut ran_on = prism::get_all(&children).unwrap();
+    let here = ran_on.contains(&prism::node_id());
+    ran_on.sort();
+    ran_on.dedup();
+    (ran_on.len() as u64, here)
+}
+
 /// An actor that holds what it was created with for as long as it lives.
 #[prism::actor]
 struct Holder;
@@ -352,6 +365,10 @@ fn main() {
         Some("use-named") => use_named(&args[1]),
         Some("lean-on") => lean_on(&args[1]),
         Some("generate") => generate(),
+        Some("fan-out") => {
+            let (nodes, _) = prism::get(&fan_out::remote(number(1), number(2))).unwrap();
+            println!("the children ran on {nodes} nodes");
+        }
         Some("churn") => {
             for i in 0..number(1) {
                 let made = part::remote(i, number(2));
@@ -367,7 +384,7 @@ fn main() {
         _ => panic!(
             "usage: cluster.wasm -- squares N | slow N MS | big MIB | made MIB | greedy | resources | pin | lost NODE \
              | churn N MIB | relay FROM TO | keep-named NAME | use-named NAME \
-             | lean-on NAME | generate"
+             | lean-on NAME | generate | fan-out N MS"
         ),
     }
 }
