@@ -155,16 +155,22 @@ impl Worker {
         worker
     }
 
-    /// Takes the releases callers send node `id` until the subscription
-    /// ends (the caller drops this future when `id` changes, and serves the
-    /// new one). Tasks come on direct connections ([`Worker::direct`]).
-    pub async fn serve(self: &Arc<Self>, id: &str) -> Result<(), async_nats::SubscribeError> {
+    /// Takes the releases callers send node `id`, from now on, for as long
+    /// as the connection lasts. A node that rejoined under a new id keeps
+    /// taking them under the old ones too: its callers' jobs here, and what
+    /// they keep, outlive the change. Tasks come on direct connections
+    /// ([`Worker::direct`]).
+    pub async fn listen(self: &Arc<Self>, id: &str) -> Result<(), async_nats::SubscribeError> {
         let mut releases = self.client.subscribe(release_subject(id)).await?;
-        while let Some(release) = releases.next().await {
-            if let Ok(release) = rmp_serde::from_slice(&release.payload) {
-                self.release(release);
+        let worker = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(release) = releases.next().await {
+                let Some(worker) = worker.upgrade() else { return };
+                if let Ok(release) = rmp_serde::from_slice(&release.payload) {
+                    worker.release(release);
+                }
             }
-        }
+        });
         Ok(())
     }
 

@@ -64,15 +64,12 @@ impl Node {
                 loop {
                     let current = id.borrow_and_update().clone();
                     node.set_id(&current);
+                    worker.listen(&current).await.context("cannot take requests from the cluster")?;
                     eprintln!("node {current} joined {} ({cpus} cpus, objects served on {transfer})", self.cluster);
-                    tokio::select! {
-                        served = worker.serve(&current) => {
-                            served.context("cannot take tasks from the cluster")?;
-                            anyhow::bail!("the cluster's NATS server closed the connection");
-                        }
-                        changed = id.changed() => changed?,
-                    }
+                    id.changed().await?;
                 }
+                #[expect(unreachable_code, reason = "the loop ends only with an error")]
+                anyhow::Ok(())
             };
             tokio::select! {
                 result = serve => result?,
