@@ -376,6 +376,9 @@ fn main() {
                     assert_eq!(prism::get(&made).unwrap().len() as u64, number(2) << 20);
                 }
             }
+            // A blocking call hands the host the refs dropped since the last
+            // one (the SDK batches them).
+            prism::get(&square::remote(1)).unwrap();
             println!("churned");
             // Still there, holding nothing, while the test looks at the
             // nodes (it kills this driver).
