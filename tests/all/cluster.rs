@@ -3,7 +3,7 @@
 
 use std::io::{BufRead as _, BufReader};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -134,6 +134,49 @@ impl Nats {
             let dir = tempfile::tempdir().unwrap();
             prism(dir.path(), &argv.iter().map(String::as_str).collect::<Vec<_>>())
         })
+    }
+}
+
+impl Nats {
+    /// `prism run --cluster URL cluster.wasm -- ARGS…` as a process of its
+    /// own, its stdout piped (read it with [`Driver::lines`]).
+    fn driver(&self, args: &[&str]) -> Driver {
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_prism"))
+            .args(["run", "--cluster", &self.url, guest!(CLUSTER), "--"])
+            .args(args)
+            .env("PRISM_DATA_DIR", dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Driver { child, _dir: dir }
+    }
+}
+
+/// A `prism run` process; killed when dropped.
+struct Driver {
+    child: Child,
+    _dir: TempDir,
+}
+
+impl Driver {
+    /// Its stdout, line by line, as it prints.
+    fn lines(&mut self) -> impl Iterator<Item = String> + use<> {
+        BufReader::new(self.child.stdout.take().unwrap()).lines().map_while(Result::ok)
+    }
+
+    /// `kill -9`.
+    fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -407,27 +450,15 @@ fn a_named_actor_is_found_called_and_killed_from_another_driver() {
 fn calls_of_a_killed_drivers_named_actor_fail() {
     let nats = Nats::start();
     let _node = nats.node(1);
-    let run = |args: &[&str], dir: &Path| {
-        Command::new(env!("CARGO_BIN_EXE_prism"))
-            .args(["run", "--cluster", &nats.url, guest!(CLUSTER), "--"])
-            .args(args)
-            .env("PRISM_DATA_DIR", dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let (keeper_dir, user_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let mut keeper = run(&["keep-named", "leaned"], keeper_dir.path());
-    let mut user = run(&["lean-on", "leaned"], user_dir.path());
-    let mut lines = BufReader::new(user.stdout.take().unwrap()).lines().map_while(Result::ok);
+    let mut keeper = nats.driver(&["keep-named", "leaned"]);
+    let mut user = nats.driver(&["lean-on", "leaned"]);
+    let mut lines = user.lines();
     assert_eq!(lines.next().as_deref(), Some("found leaned holding 5"));
-    keeper.kill().unwrap();
-    keeper.wait().unwrap();
+    keeper.kill();
     let failed = lines.next().unwrap();
     assert!(failed.starts_with("once its driver died: "), "{failed}");
     assert!(failed.contains("the driver that keeps the actor is gone"), "{failed}");
-    assert!(user.wait().unwrap().success());
+    assert!(user.child.wait().unwrap().success());
 }
 
 /// Reference counting spans nodes: what a node keeps for a job (values
@@ -437,16 +468,8 @@ fn calls_of_a_killed_drivers_named_actor_fail() {
 fn a_node_lets_go_of_values_once_the_driver_does() {
     let nats = Nats::start();
     let nodes = [nats.node(1), nats.node(1)];
-    let dir = tempfile::tempdir().unwrap();
-    let mut driver = Command::new(env!("CARGO_BIN_EXE_prism"))
-        .args(["run", "--cluster", &nats.url, guest!(CLUSTER), "--", "churn", "24", "2"])
-        .env("PRISM_DATA_DIR", dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(driver.stdout.take().unwrap()).lines().map_while(Result::ok);
-    assert!(lines.any(|line| line == "churned"), "the driver did not churn");
+    let mut driver = nats.driver(&["churn", "24", "2"]);
+    assert!(driver.lines().any(|line| line == "churned"), "the driver did not churn");
     // The driver is still there (the nodes keep its job as long as it is),
     // and holds none of the values any more.
     let held = |status: &[Value]| nodes.iter().map(|n| field(status, &n.id, "bytes")).sum::<u64>();
@@ -455,9 +478,7 @@ fn a_node_lets_go_of_values_once_the_driver_does() {
         assert!(Instant::now() < deadline, "the nodes still keep {} bytes", held(&nats.status()));
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(driver.try_wait().unwrap().is_none(), "the driver ended before the nodes let go");
-    driver.kill().unwrap();
-    driver.wait().unwrap();
+    assert!(driver.child.try_wait().unwrap().is_none(), "the driver ended before the nodes let go");
 }
 
 /// A driver killed with `kill -9` tells no one; the nodes find it gone
@@ -467,18 +488,10 @@ fn a_node_lets_go_of_values_once_the_driver_does() {
 fn the_actors_of_a_killed_driver_go_from_the_nodes() {
     let nats = Nats::start();
     let nodes = [nats.node(1), nats.node(1)];
-    let dir = tempfile::tempdir().unwrap();
-    let mut driver = Command::new(env!("CARGO_BIN_EXE_prism"))
-        .args(["run", "--cluster", &nats.url, guest!(CLUSTER), "--", "tally", "100000", "20"])
-        .env("PRISM_DATA_DIR", dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut driver = nats.driver(&["tally", "100000", "20"]);
     let actors = |status: &[Value]| nodes.iter().map(|n| field(status, &n.id, "actors")).sum::<u64>();
     nats.wait_until(|status| actors(status) == 1, "the driver's actor to live on a node");
-    driver.kill().unwrap();
-    driver.wait().unwrap();
+    driver.kill();
     nats.wait_until(|status| actors(status) == 0, "the nodes to drop the killed driver's actor");
 }
 

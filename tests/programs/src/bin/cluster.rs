@@ -162,18 +162,23 @@ fn keep_named(name: &str) {
     println!("killed by another driver");
 }
 
-/// Finds the `Tally` another driver keeps as `name`, once it holds 5; adds
-/// to it and kills it.
-fn use_named(name: &str) {
-    println!("{}", prism::get_actor::<Tally>("nobody").map(drop).unwrap_err());
+/// The `Tally` another driver keeps as `name`, once it holds 5.
+fn find_holding_5(name: &str) -> prism::Actor<Tally> {
     let deadline = Instant::now() + Duration::from_secs(60);
-    let tally = loop {
+    loop {
         match prism::get_actor::<Tally>(name) {
             Ok(tally) if prism::get(&tally.add(0, 0).remote()).unwrap() == 5 => break tally,
             _ => assert!(Instant::now() < deadline, "never found `{name}` holding 5"),
         }
         std::thread::sleep(Duration::from_millis(50));
-    };
+    }
+}
+
+/// Finds the `Tally` another driver keeps as `name`, once it holds 5; adds
+/// to it and kills it.
+fn use_named(name: &str) {
+    println!("{}", prism::get_actor::<Tally>("nobody").map(drop).unwrap_err());
+    let tally = find_holding_5(name);
     println!("found {name} holding 5");
     println!("total {}", prism::get(&tally.add(1, 0).remote()).unwrap());
     tally.kill().unwrap();
@@ -183,14 +188,7 @@ fn use_named(name: &str) {
 /// Finds the `Tally` another driver keeps as `name`, once it holds 5, and
 /// calls it until it fails (the test kills that driver).
 fn lean_on(name: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let tally = loop {
-        match prism::get_actor::<Tally>(name) {
-            Ok(tally) if prism::get(&tally.add(0, 0).remote()).unwrap() == 5 => break tally,
-            _ => assert!(Instant::now() < deadline, "never found `{name}` holding 5"),
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let tally = find_holding_5(name);
     println!("found {name} holding 5");
     let failed = loop {
         if let Err(e) = prism::get(&tally.add(0, 0).remote()) {
