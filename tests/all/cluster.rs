@@ -203,6 +203,20 @@ impl Node {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
+
+    /// SIGTERM, then the exit status, which must come within 10 s.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the node did not stop within 10 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 }
 
 impl Drop for Node {
@@ -493,6 +507,18 @@ fn the_actors_of_a_killed_driver_go_from_the_nodes() {
     nats.wait_until(|status| actors(status) == 1, "the driver's actor to live on a node");
     driver.kill();
     nats.wait_until(|status| actors(status) == 0, "the nodes to drop the killed driver's actor");
+}
+
+#[test]
+fn a_node_stopped_leaves_the_listing_and_stops_even_with_nats_gone() {
+    let nats = Nats::start();
+    let (mut leaving, mut stranded) = (nats.node(1), nats.node(1));
+    assert!(leaving.stop().success());
+    // Gone from the listing at once, not listed dead for a while.
+    let gone = nats.status();
+    assert!(gone.iter().all(|n| n["id"] != leaving.id.as_str()), "{gone:?}");
+    drop(nats);
+    assert!(stranded.stop().success());
 }
 
 #[test]

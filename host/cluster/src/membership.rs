@@ -68,9 +68,11 @@ impl Cluster {
         self.nodes.put(&info.id, bytes.into()).await.map(drop).map_err(|e| e.to_string())
     }
 
-    /// Takes `id` out of the listing (a node that stops cleanly).
+    /// Takes `id` out of the listing (a node that stops cleanly). Gives up
+    /// after [`HEARTBEAT`] if the NATS server is gone, so a node stops
+    /// anyway: the others then find it dead as if it had crashed.
     pub async fn leave(&self, id: &str) {
-        let _ = self.nodes.purge(id).await;
+        let _ = tokio::time::timeout(HEARTBEAT, self.nodes.purge(id)).await;
     }
 
     /// Every node in the bucket now, and whether it is alive: heard from
