@@ -458,6 +458,28 @@ fn a_named_actor_is_found_called_and_killed_from_another_driver() {
     assert_eq!(keeper.stdout, "total 5\nkilled by another driver\n");
 }
 
+/// A name is held by one driver at a time, as Ray's names are unique: a
+/// second driver is refused it while the first keeps its actor, and takes
+/// it once that driver is gone (killed, or ended).
+#[test]
+fn an_actor_name_is_held_by_one_driver_at_a_time() {
+    let nats = Nats::start();
+    let _node = nats.node(1);
+    let mut keeper = nats.driver(&["keep-named", "solo"]);
+    assert_eq!(keeper.lines().next().as_deref(), Some("total 5"));
+    let claim = || {
+        let run = nats.run(guest!(CLUSTER), &[], &["claim", "solo"]);
+        assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+        run.stdout
+    };
+    assert_eq!(claim(), "refused: invalid argument: an actor named `solo` already exists\n");
+    keeper.kill();
+    // The killed driver left its claim behind; the next driver takes it,
+    // and the one after it takes it again once that one has ended.
+    assert_eq!(claim(), "claimed solo, total 1\n");
+    assert_eq!(claim(), "claimed solo, total 1\n");
+}
+
 /// Calls of another driver's named actor fail, not hang, once that driver
 /// is killed (its actors go with it, as Ray's owned actors do).
 #[test]

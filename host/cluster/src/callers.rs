@@ -8,15 +8,16 @@
 //! completes the call's result on the node once the answer comes.
 //!
 //! A driver finds another driver's named actor the same way: [`Directory`],
-//! its job's [`ActorsElsewhere`], asks every driver on
-//! [`NAMES_SUBJECT`], and calls the actor through a [`Forwarder`] to the
-//! one that answers.
+//! its job's [`ActorsElsewhere`], claims each name its actors take in
+//! [`NAMES_BUCKET`](crate::protocol::NAMES_BUCKET), looks names up there, and calls the actor through a
+//! [`Forwarder`] to the driver that keeps it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use async_nats::jetstream::kv;
 use futures::StreamExt as _;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
@@ -25,9 +26,10 @@ use prism_exec::{TaskArg, TaskOptions};
 use prism_node::{ActorsElsewhere, Job, Node, TasksElsewhere};
 use prism_store::{Failure, GetError, Holdings, ObjectId, ObjectStore, nested_refs};
 
+use crate::membership::Cluster;
 use crate::protocol::{
-    ActorCall, CallAnswer, CallArg, CallerRequest, Held, INLINE_REPLY_MAX, NAMES_SUBJECT, Named, TaskCall, Value,
-    alive_subject,
+    ActorCall, CallAnswer, CallArg, CallerRequest, Held, INLINE_REPLY_MAX, Named, TaskCall, Value, alive_subject,
+    name_key,
 };
 use crate::transfer;
 
@@ -39,27 +41,22 @@ const ANSWER_KEPT: Duration = Duration::from_secs(60);
 /// it waits on is still there.
 const OWNER_CHECK: Duration = Duration::from_secs(1);
 
+/// How many times a name is tried for, against other drivers claiming it.
+const CLAIM_TRIES: u32 = 3;
+
 /// How long a kill or a lookup by name waits for the driver's node.
 const ASK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long a lookup by name waits for the driver that has the actor: the
-/// others do not answer, so a name no one has takes this long to fail.
-const NAME_TIMEOUT: Duration = Duration::from_secs(1);
-
 /// Answers the requests of the nodes running `node`'s jobs and of other
-/// drivers, arriving on `subject`, and other drivers' lookups of `node`'s
-/// named actors (`node` serves transfers at `here`), until the
-/// subscriptions end. Calls are queued in the order they arrive, which is
-/// each caller's order.
+/// drivers, arriving on `subject`, until the subscription ends. Calls are
+/// queued in the order they arrive, which is each caller's order.
 pub async fn answer_callers(
     client: async_nats::Client,
     subject: String,
     node: Arc<Node>,
-    here: String,
     jobs: Jobs,
 ) -> Result<(), async_nats::SubscribeError> {
-    let calls = client.subscribe(subject.clone()).await?;
-    let names = client.subscribe(NAMES_SUBJECT).await?;
+    let mut calls = client.subscribe(subject.clone()).await?;
     // Answered on its own, so that no queued call delays it.
     let mut asked = client.subscribe(alive_subject(&subject)).await?;
     let answering = client.clone();
@@ -70,20 +67,8 @@ pub async fn answer_callers(
             }
         }
     });
-    let mut requests = futures::stream::select(calls.map(Ok), names.map(Err));
     let mut callers: HashMap<String, u64> = HashMap::new();
-    while let Some(message) = requests.next().await {
-        let message = match message {
-            Ok(message) => message,
-            Err(lookup) => {
-                let name = String::from_utf8_lossy(&lookup.payload);
-                if let (Some(reply), Ok(actor)) = (lookup.reply, node.actor_by_name(&name)) {
-                    let named = Named { actor, caller: subject.clone(), transfer: here.clone() };
-                    let _ = client.publish(reply, encode(&named).into()).await;
-                }
-                continue;
-            }
-        };
+    while let Some(message) = calls.next().await {
         let Some(reply) = message.reply else { continue };
         let answer = match rmp_serde::from_slice::<CallerRequest>(&message.payload) {
             Ok(CallerRequest::Kill(actor, no_restart)) => encode(&node.kill_actor(actor, no_restart)),
@@ -371,16 +356,41 @@ impl Forwarder {
 
     /// Asks the driver's node, and waits for its answer.
     fn ask<T: serde::de::DeserializeOwned>(&self, request: CallerRequest) -> Result<T, Failure> {
-        let (client, subject) = (self.client.clone(), self.subject.clone());
+        let asked = block_on(ask(&self.client, &self.subject, &request));
         let unreachable = |e: String| Failure::HostFailed(format!("the driver's node cannot be asked: {e}"));
-        // The imports that ask are not async; the runtime has other threads.
-        let answer = tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(async {
-                tokio::time::timeout(ASK_TIMEOUT, client.request(subject, encode(&request).into())).await
-            })
-        });
-        let message = answer.map_err(|e| unreachable(e.to_string()))?.map_err(|e| unreachable(e.to_string()))?;
-        rmp_serde::from_slice::<Result<T, Failure>>(&message.payload).map_err(|e| unreachable(e.to_string()))?
+        match asked.map_err(unreachable)? {
+            Asked::Answer(answer) => answer,
+            Asked::Gone => Err(unreachable("it is gone".into())),
+        }
+    }
+}
+
+/// Runs `work` to its end from an import, which is not async (the runtime
+/// has other threads).
+fn block_on<T>(work: impl Future<Output = T>) -> T {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(work))
+}
+
+/// What a driver's node said to a request.
+enum Asked<T> {
+    /// Its answer.
+    Answer(Result<T, Failure>),
+    /// No one takes its subject: NATS saw its connection close.
+    Gone,
+}
+
+/// Asks the driver's node whose caller subject is `subject`, and waits
+/// [`ASK_TIMEOUT`] at most for its answer.
+async fn ask<T: serde::de::DeserializeOwned>(
+    client: &async_nats::Client,
+    subject: &str,
+    request: &CallerRequest,
+) -> Result<Asked<T>, String> {
+    let asking = client.request(subject.to_string(), encode(request).into());
+    match tokio::time::timeout(ASK_TIMEOUT, asking).await.map_err(|e| e.to_string())? {
+        Ok(message) => rmp_serde::from_slice(&message.payload).map(Asked::Answer).map_err(|e| e.to_string()),
+        Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => Ok(Asked::Gone),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -460,15 +470,31 @@ impl ActorsElsewhere for Forwarder {
     fn by_name(&self, name: &str) -> Result<ObjectId, Failure> {
         self.ask(CallerRequest::ByName(name.to_string()))
     }
+
+    // An actor that a task on this node makes lives here, known by its
+    // name on this node only (docs/cluster.md says so).
+    fn claim_name(&self, _name: &str, _actor: ObjectId) -> Result<bool, Failure> {
+        Ok(true)
+    }
+
+    fn free_name(&self, _name: &str) {}
 }
 
-/// A driver job's [`ActorsElsewhere`]: the named actors of other drivers,
-/// found by asking them all, and called through a [`Forwarder`] to each.
+/// A driver job's [`ActorsElsewhere`]: the names its actors take, claimed
+/// in [`NAMES_BUCKET`](crate::protocol::NAMES_BUCKET) so that no other driver takes them too, and the
+/// named actors of other drivers, found there and called through a
+/// [`Forwarder`] to each.
 pub struct Directory {
     client: async_nats::Client,
+    names: kv::Store,
     store: Arc<ObjectStore>,
+    /// This driver's node's caller subject, where its actors are called.
+    caller: String,
     /// This driver's node's transfer server.
     here: String,
+    /// The revision of each name claimed here: freeing it deletes only that
+    /// one, not a later claim of the same name.
+    claimed: Mutex<HashMap<String, u64>>,
     /// Forwarders, by the caller subject of the driver they go to.
     owners: Mutex<HashMap<String, Arc<Forwarder>>>,
     /// Where each actor found so far is called.
@@ -476,15 +502,43 @@ pub struct Directory {
 }
 
 impl Directory {
-    /// Finds actors for a job on `store`, whose node serves transfers at
-    /// `here`.
-    pub fn new(client: async_nats::Client, store: Arc<ObjectStore>, here: String) -> Directory {
-        Directory { client, store, here, owners: Mutex::default(), routes: Mutex::default() }
+    /// Finds actors for a job on `store`, whose node takes calls on
+    /// `caller` and serves transfers at `here`.
+    pub fn new(cluster: &Cluster, store: Arc<ObjectStore>, caller: String, here: String) -> Directory {
+        Directory {
+            client: cluster.client.clone(),
+            names: cluster.names.clone(),
+            store,
+            caller,
+            here,
+            claimed: Mutex::default(),
+            owners: Mutex::default(),
+            routes: Mutex::default(),
+        }
     }
 
     fn route(&self, actor: &ObjectId) -> Result<Arc<Forwarder>, Failure> {
         let route = self.routes.lock().get(actor).cloned();
         route.ok_or_else(|| Failure::NotFound(format!("no actor `{actor}` here, or named by another driver")))
+    }
+
+    /// The actor `entry` names, if its driver still keeps it alive under
+    /// `name`: `None` if not, and then the entry is deleted (a driver that
+    /// ended, or was killed, leaves its names behind).
+    async fn live(&self, name: &str, entry: &kv::Entry) -> Result<Option<Named>, String> {
+        if entry.operation != kv::Operation::Put {
+            return Ok(None);
+        }
+        let named: Named = rmp_serde::from_slice(&entry.value).map_err(|e| e.to_string())?;
+        let alive = match ask::<ObjectId>(&self.client, &named.caller, &CallerRequest::ByName(name.into())).await? {
+            Asked::Answer(Ok(actor)) => actor == named.actor,
+            Asked::Answer(Err(_)) | Asked::Gone => false,
+        };
+        if alive {
+            return Ok(Some(named));
+        }
+        let _ = self.names.delete_expect_revision(&entry.key, Some(entry.revision)).await;
+        Ok(None)
     }
 }
 
@@ -506,31 +560,66 @@ impl ActorsElsewhere for Directory {
 
     fn by_name(&self, name: &str) -> Result<ObjectId, Failure> {
         let missing = || Failure::NotFound(format!("no live actor named `{name}` here or on another driver"));
-        let failed = |e: String| Failure::HostFailed(format!("cannot ask the other drivers: {e}"));
-        // The imports that ask are not async; the runtime has other threads.
-        tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(async {
-                let lookup = self.client.request(NAMES_SUBJECT, name.to_string().into_bytes().into());
-                let named = match tokio::time::timeout(NAME_TIMEOUT, lookup).await {
-                    Err(_) => return Err(missing()),
-                    Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => return Err(missing()),
-                    Ok(answer) => answer.map_err(|e| failed(e.to_string()))?,
-                };
-                let named: Named = rmp_serde::from_slice(&named.payload).map_err(|e| failed(e.to_string()))?;
-                let known = self.owners.lock().get(&named.caller).cloned();
-                let forwarder = match known {
-                    Some(forwarder) => forwarder,
-                    None => {
-                        let (client, store) = (self.client.clone(), self.store.clone());
-                        let started =
-                            Forwarder::start(client, named.caller.clone(), store, self.here.clone(), named.transfer);
-                        let forwarder = started.await.map_err(|e| failed(e.to_string()))?;
-                        self.owners.lock().entry(named.caller).or_insert(forwarder).clone()
-                    }
-                };
-                self.routes.lock().insert(named.actor, forwarder);
-                Ok(named.actor)
-            })
+        let failed = |e: String| Failure::HostFailed(format!("cannot look up the name `{name}` in the cluster: {e}"));
+        block_on(async {
+            let entry = self.names.entry(name_key(name)).await.map_err(|e| failed(e.to_string()))?;
+            let Some(entry) = entry else { return Err(missing()) };
+            let Some(named) = self.live(name, &entry).await.map_err(failed)? else { return Err(missing()) };
+            let known = self.owners.lock().get(&named.caller).cloned();
+            let forwarder = match known {
+                Some(forwarder) => forwarder,
+                None => {
+                    let (client, store) = (self.client.clone(), self.store.clone());
+                    let started =
+                        Forwarder::start(client, named.caller.clone(), store, self.here.clone(), named.transfer);
+                    let forwarder = started.await.map_err(|e| failed(e.to_string()))?;
+                    self.owners.lock().entry(named.caller).or_insert(forwarder).clone()
+                }
+            };
+            self.routes.lock().insert(named.actor, forwarder);
+            Ok(named.actor)
         })
+    }
+
+    fn claim_name(&self, name: &str, actor: ObjectId) -> Result<bool, Failure> {
+        let failed = |e: String| Failure::HostFailed(format!("cannot claim the name `{name}` in the cluster: {e}"));
+        let key = name_key(name);
+        let named: bytes::Bytes =
+            encode(&Named { actor, caller: self.caller.clone(), transfer: self.here.clone() }).into();
+        block_on(async {
+            // Two drivers racing for a name: one create (or update of the
+            // same revision) wins; the loser finds the winner alive.
+            for _ in 0..CLAIM_TRIES {
+                let revision = match self.names.create(&key, named.clone()).await {
+                    Ok(revision) => revision,
+                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                        let Some(entry) = self.names.entry(&key).await.map_err(|e| failed(e.to_string()))? else {
+                            continue;
+                        };
+                        if self.live(name, &entry).await.map_err(failed)?.is_some() {
+                            return Ok(false);
+                        }
+                        match self.names.update(&key, named.clone(), entry.revision).await {
+                            Ok(revision) => revision,
+                            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
+                            Err(e) => return Err(failed(e.to_string())),
+                        }
+                    }
+                    Err(e) => return Err(failed(e.to_string())),
+                };
+                self.claimed.lock().insert(name.to_string(), revision);
+                return Ok(true);
+            }
+            Ok(false)
+        })
+    }
+
+    fn free_name(&self, name: &str) {
+        let Some(revision) = self.claimed.lock().remove(name) else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let (names, key) = (self.names.clone(), name_key(name));
+        runtime.spawn(async move {
+            let _ = names.delete_expect_revision(key, Some(revision)).await;
+        });
     }
 }

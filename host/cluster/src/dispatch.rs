@@ -141,9 +141,8 @@ impl Dispatcher {
     /// Answers the nodes running `node`'s tasks when those call `node`'s
     /// actors; `node` is the one this dispatcher is the executor of.
     pub fn answer_callers(&self, node: Arc<Node>) -> impl Future<Output = Result<(), SubscribeError>> + use<> {
-        let (client, subject, here) =
-            (self.link.cluster.client.clone(), self.link.callers.clone(), self.link.origin.clone());
-        crate::callers::answer_callers(client, subject, node, here, self.link.jobs.clone())
+        let (client, subject) = (self.link.cluster.client.clone(), self.link.callers.clone());
+        crate::callers::answer_callers(client, subject, node, self.link.jobs.clone())
     }
 
     /// Serves `job`, a driver's job on `node`: it finds other drivers'
@@ -151,8 +150,8 @@ impl Dispatcher {
     /// nodes come back here to be scheduled.
     pub fn serve_job(&self, node: &Node, job: &Arc<Job>) {
         self.link.jobs.lock().insert(job.id, Arc::downgrade(job));
-        let client = self.link.cluster.client.clone();
-        job.set_actors_elsewhere(Arc::new(Directory::new(client, node.store.clone(), self.link.origin.clone())));
+        let (caller, here) = (self.link.callers.clone(), self.link.origin.clone());
+        job.set_actors_elsewhere(Arc::new(Directory::new(&self.link.cluster, node.store.clone(), caller, here)));
     }
 }
 

@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::protocol::{NODES_BUCKET, NodeInfo};
+use crate::protocol::{NAMES_BUCKET, NODES_BUCKET, NodeInfo};
 
 /// How often a node puts its info.
 pub const HEARTBEAT: Duration = Duration::from_millis(500);
@@ -29,9 +29,9 @@ pub enum JoinError {
     /// The NATS server cannot be reached.
     #[error("cannot reach the cluster's NATS server at `{0}`: {1}")]
     Connect(String, String),
-    /// JetStream is off, or the bucket cannot be made.
-    #[error("cannot open the `{NODES_BUCKET}` bucket (is JetStream on? start nats-server with -js): {0}")]
-    Bucket(String),
+    /// JetStream is off, or a bucket cannot be made.
+    #[error("cannot open the `{0}` bucket (is JetStream on? start nats-server with -js): {1}")]
+    Bucket(&'static str, String),
 }
 
 /// A connection to the cluster's NATS server.
@@ -40,26 +40,30 @@ pub struct Cluster {
     /// Core NATS, for requests between nodes.
     pub client: async_nats::Client,
     nodes: kv::Store,
+    /// The named actors ([`NAMES_BUCKET`]).
+    pub names: kv::Store,
 }
 
 impl Cluster {
-    /// Connects to the NATS server at `url`, making the bucket if needed.
+    /// Connects to the NATS server at `url`, making the buckets if needed.
     pub async fn connect(url: &str) -> Result<Cluster, JoinError> {
         let options = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(5));
         let client = options.connect(url).await.map_err(|e| JoinError::Connect(url.to_string(), e.to_string()))?;
-        let config = kv::Config {
-            bucket: NODES_BUCKET.to_string(),
-            history: 1,
+        let jetstream = jetstream::new(client.clone());
+        let bucket = async |name: &'static str, config: kv::Config| {
+            let config = kv::Config { bucket: name.to_string(), history: 1, ..config };
+            jetstream.create_or_update_key_value(config).await.map_err(|e| JoinError::Bucket(name, e.to_string()))
+        };
+        let nodes = kv::Config {
             // A node killed for good drops out of the listing after this.
             max_age: Duration::from_secs(60),
             storage: jetstream::stream::StorageType::Memory,
             ..Default::default()
         };
-        let nodes = jetstream::new(client.clone())
-            .create_or_update_key_value(config)
-            .await
-            .map_err(|e| JoinError::Bucket(e.to_string()))?;
-        Ok(Cluster { client, nodes })
+        let nodes = bucket(NODES_BUCKET, nodes).await?;
+        // On disk: names outlive a restart of the NATS server, as actors do.
+        let names = bucket(NAMES_BUCKET, kv::Config::default()).await?;
+        Ok(Cluster { client, nodes, names })
     }
 
     /// Puts `info` now.
@@ -94,7 +98,8 @@ impl Cluster {
     /// Watches the bucket, from each node's last entry on: the live nodes,
     /// kept up to date until dropped.
     pub async fn watch(&self) -> Result<Members, JoinError> {
-        let mut updates = self.nodes.watch_with_history(">").await.map_err(|e| JoinError::Bucket(e.to_string()))?;
+        let mut updates =
+            self.nodes.watch_with_history(">").await.map_err(|e| JoinError::Bucket(NODES_BUCKET, e.to_string()))?;
         let (changed, _) = watch::channel(0u64);
         let members = Members { state: Arc::new(State { nodes: Mutex::default(), changed }) };
         let state = Arc::downgrade(&members.state);

@@ -36,13 +36,19 @@ pub fn caller_subject(caller: &str) -> String {
     format!("prism.caller.{caller}")
 }
 
-/// The subject every driver's node takes lookups of actors by name on,
-/// from other drivers: the one that has a live actor of that name answers
-/// with a [`Named`], the others stay silent.
-pub const NAMES_SUBJECT: &str = "prism.names";
+/// The KV bucket of named actors: each live one's [`Named`], under
+/// [`name_key`] of its name. Created with `create`, which fails if the key
+/// is there, so two drivers never both hold a name.
+pub const NAMES_BUCKET: &str = "prism-names";
 
-/// A named actor, as the driver's node that keeps it answers a lookup on
-/// [`NAMES_SUBJECT`]: other drivers call it through that node.
+/// The key of actor name `name` in [`NAMES_BUCKET`]: names may hold any
+/// character, keys only a few.
+pub fn name_key(name: &str) -> String {
+    blake3::hash(name.as_bytes()).to_hex().to_string()
+}
+
+/// A named actor, as [`NAMES_BUCKET`] keeps it: the driver's node that
+/// keeps it, which other drivers call it through.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Named {
     /// The actor.

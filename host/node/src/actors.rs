@@ -300,6 +300,13 @@ impl Actors {
                 return Err(CreateError::NameTaken(name.clone()));
             }
             names.insert(name.clone(), id);
+            drop(names);
+            let claimed = job.elsewhere().map_or(Ok(true), |elsewhere| elsewhere.claim_name(name, id));
+            if claimed != Ok(true) {
+                node.actors.by_name.lock().remove(name);
+                node.actors.give_place();
+                return Err(claimed.map_or_else(CreateError::Failed, |_| CreateError::NameTaken(name.clone())));
+            }
         }
         node.actors.by_id.lock().insert(id, actor.clone());
         if !actor.options.detached {
@@ -437,6 +444,10 @@ impl Actors {
             let mut names = self.by_name.lock();
             if names.get(name) == Some(&actor.id) {
                 names.remove(name);
+                drop(names);
+                if let Some(elsewhere) = actor.job.elsewhere() {
+                    elsewhere.free_name(name);
+                }
             }
         }
     }

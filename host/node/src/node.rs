@@ -69,9 +69,10 @@ pub trait Library: Send + Sync {
     fn wasm(&self, id: &[u8; 32]) -> Option<(String, Vec<u8>)>;
 }
 
-/// The actors of a job's driver when the driver is on another node: a job
-/// run here for a caller elsewhere names that caller's actors, which this
-/// asks it to call, kill or find.
+/// The actors a job reaches beyond this node: a job run here for a caller
+/// elsewhere names that caller's actors, which this asks it to call, kill
+/// or find; a driver's job in a cluster, other drivers' named actors, and
+/// the names all of them share.
 pub trait ActorsElsewhere: Send + Sync {
     /// Queues `method` on `actor` for `caller` (calls of one caller keep
     /// their order); the ref of its result, pending here until it comes.
@@ -82,6 +83,13 @@ pub trait ActorsElsewhere: Send + Sync {
 
     /// The live actor named `name`.
     fn by_name(&self, name: &str) -> Result<ActorId, Failure>;
+
+    /// Takes `name` for `actor`, made here, if no live actor elsewhere has
+    /// it; `false` if one has.
+    fn claim_name(&self, name: &str, actor: ActorId) -> Result<bool, Failure>;
+
+    /// Gives back `name`, claimed for an actor that died for good.
+    fn free_name(&self, name: &str);
 }
 
 /// A task a caller on another node sent here, to run once

@@ -21,6 +21,8 @@
 //! `cluster.wasm -- keep-named NAME`: an actor named NAME, kept until
 //! another driver, `cluster.wasm -- use-named NAME`, finds it, calls it and
 //! kills it; `cluster.wasm -- lean-on NAME` calls it until it fails;
+//! `cluster.wasm -- claim NAME`: makes an actor named NAME if no driver has
+//! one;
 //! `cluster.wasm -- generate`: generator tasks on nodes, one asking for
 //! `gpu=1`; `cluster.wasm -- fan-out N MS`: a task on a node starting N
 //! tasks of MS ms, which spread over the cluster.
@@ -183,6 +185,14 @@ fn use_named(name: &str) {
     println!("total {}", prism::get(&tally.add(1, 0).remote()).unwrap());
     tally.kill().unwrap();
     println!("killed");
+}
+
+/// Makes a `Tally` named `name`, unless another driver keeps one.
+fn claim(name: &str) {
+    match Tally::remote_with(&prism::ActorOptions::new().name(name)) {
+        Ok(tally) => println!("claimed {name}, total {}", prism::get(&tally.add(1, 0).remote()).unwrap()),
+        Err(e) => println!("refused: {e}"),
+    }
 }
 
 /// Finds the `Tally` another driver keeps as `name`, once it holds 5, and
@@ -362,6 +372,7 @@ fn main() {
         Some("keep-named") => keep_named(&args[1]),
         Some("use-named") => use_named(&args[1]),
         Some("lean-on") => lean_on(&args[1]),
+        Some("claim") => claim(&args[1]),
         Some("generate") => generate(),
         Some("fan-out") => {
             let (nodes, _) = prism::get(&fan_out::remote(number(1), number(2))).unwrap();
@@ -385,7 +396,7 @@ fn main() {
         _ => panic!(
             "usage: cluster.wasm -- squares N | slow N MS | big MIB | made MIB | greedy | resources | pin | lost NODE \
              | churn N MIB | relay FROM TO | keep-named NAME | use-named NAME \
-             | lean-on NAME | generate | fan-out N MS"
+             | lean-on NAME | claim NAME | generate | fan-out N MS"
         ),
     }
 }
