@@ -404,11 +404,15 @@ impl Link {
     /// Has `node` let go of the objects `request` sent it once they are
     /// gone here (from `store`).
     fn note_sent(self: &Arc<Self>, store: &ObjectStore, node: &str, request: &TaskRequest) {
-        let sent = request.args.iter().flat_map(|arg| match arg {
-            Arg::Value(_, nested) => nested.clone(),
-            Arg::Large(held) => vec![*held],
-            // Kept there under this node's name for it.
-            Arg::Elsewhere { id, object, .. } => vec![Held { id: *id, ..*object }],
+        // Borrowed, not collected: most tasks send no object at all.
+        let sent = request.args.iter().flat_map(|arg| {
+            let (nested, one): (&[Held], _) = match arg {
+                Arg::Value(_, nested) => (nested, None),
+                Arg::Large(held) => (&[], Some(*held)),
+                // Kept there under this node's name for it.
+                Arg::Elsewhere { id, object, .. } => (&[], Some(Held { id: *id, ..*object })),
+            };
+            nested.iter().copied().chain(one)
         });
         for object in sent {
             if self.sent.lock().insert((node.to_string(), request.job, object.id)) {

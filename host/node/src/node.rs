@@ -2,7 +2,7 @@
 //! (driver runs) using them.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -163,9 +163,10 @@ pub struct Job {
     /// Actors killed when the job ends (all but the detached ones).
     pub(crate) owned_actors: Mutex<Vec<ActorId>>,
     /// Where the actors it names but this node lacks are.
-    pub(crate) elsewhere: Mutex<Option<Arc<dyn ActorsElsewhere>>>,
+    /// Set once, as the job starts: read by every call.
+    elsewhere: OnceLock<Arc<dyn ActorsElsewhere>>,
     /// Where the tasks its tasks start go, if not to this node's scheduler.
-    pub(crate) tasks_elsewhere: Mutex<Option<Arc<dyn TasksElsewhere>>>,
+    tasks_elsewhere: OnceLock<Arc<dyn TasksElsewhere>>,
     /// Told when the job is gone, to drop what it kept for it.
     executor: Arc<dyn Executor>,
 }
@@ -178,19 +179,25 @@ impl Drop for Job {
 
 impl Job {
     /// Sends what the job's calls ask of actors this node lacks to
-    /// `elsewhere`.
+    /// `elsewhere`. Called once, before the job runs anything.
     pub fn set_actors_elsewhere(&self, elsewhere: Arc<dyn ActorsElsewhere>) {
-        *self.elsewhere.lock() = Some(elsewhere);
+        assert!(self.elsewhere.set(elsewhere).is_ok(), "a job's actors elsewhere are set once");
     }
 
     /// Where the job's actors are, if not here.
-    pub(crate) fn elsewhere(&self) -> Option<Arc<dyn ActorsElsewhere>> {
-        self.elsewhere.lock().clone()
+    pub(crate) fn elsewhere(&self) -> Option<&Arc<dyn ActorsElsewhere>> {
+        self.elsewhere.get()
     }
 
-    /// Sends the tasks the job's tasks start to `elsewhere`.
+    /// Sends the tasks the job's tasks start to `elsewhere`. Called once,
+    /// before the job runs anything.
     pub fn set_tasks_elsewhere(&self, elsewhere: Arc<dyn TasksElsewhere>) {
-        *self.tasks_elsewhere.lock() = Some(elsewhere);
+        assert!(self.tasks_elsewhere.set(elsewhere).is_ok(), "a job's tasks elsewhere are set once");
+    }
+
+    /// Where the tasks the job's tasks start go, if not here.
+    pub(crate) fn tasks_elsewhere(&self) -> Option<&Arc<dyn TasksElsewhere>> {
+        self.tasks_elsewhere.get()
     }
 
     /// Sets the job global `name` to `id` in `store` (the job's node's),
@@ -401,8 +408,8 @@ impl Node {
             output,
             globals: Mutex::new(HashMap::new()),
             owned_actors: Mutex::new(Vec::new()),
-            elsewhere: Mutex::new(None),
-            tasks_elsewhere: Mutex::new(None),
+            elsewhere: OnceLock::new(),
+            tasks_elsewhere: OnceLock::new(),
             executor: self.executor.clone(),
         })
     }

@@ -65,8 +65,7 @@ impl Calls for Scope {
     }
 
     fn remote(&self, function: String, args: Vec<TaskArg>, mut options: TaskOptions) -> ObjectId {
-        let elsewhere = self.job.tasks_elsewhere.lock().clone();
-        if let Some(elsewhere) = elsewhere {
+        if let Some(elsewhere) = self.job.tasks_elsewhere() {
             // Named, since the driver's own component may be another.
             options.component.get_or_insert(self.job.program.hash);
             return elsewhere.remote(&self.node, self.caller, function, args, options);
