@@ -19,6 +19,7 @@ pub struct Nats {
     child: Child,
     /// `nats://127.0.0.1:PORT`.
     pub url: String,
+    port: u16,
     _dir: TempDir,
 }
 
@@ -59,7 +60,7 @@ impl Nats {
             assert!(Instant::now() < deadline, "nats-server did not start listening");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Nats { child, url: format!("nats://{host}:{port}"), _dir: dir }
+        Nats { child, url: format!("nats://{host}:{port}"), port, _dir: dir }
     }
 
     /// Starts a node with `workers` cpus and waits until it is listed alive.
@@ -76,7 +77,9 @@ impl Nats {
             command = Command::new("ip");
             command.args(["netns", "exec", &netns.name, env!("CARGO_BIN_EXE_prism")]);
         }
-        command.args(["node", "--cluster", &self.url, "--workers", &workers.to_string()]).args(extra);
+        // From inside, the server is at this side's end of the link.
+        let url = netns.map_or(self.url.clone(), |netns| format!("nats://{}:{}", netns.outside, self.port));
+        command.args(["node", "--cluster", &url, "--workers", &workers.to_string()]).args(extra);
         if let Some(netns) = netns {
             command.args(["--transfer-listen", &format!("{}:0", netns.inside)]);
         }
@@ -624,6 +627,9 @@ impl Netns {
         ip(&[&inside[..], &["addr", "add", &format!("{}/30", netns.inside), "dev", &peer]].concat());
         ip(&[&inside[..], &["link", "set", &peer, "up"]].concat());
         ip(&[&inside[..], &["link", "set", "lo", "up"]].concat());
+        // Every address of this side is reachable from inside (this side
+        // forwards nothing, so another namespace's are not).
+        ip(&[&inside[..], &["route", "add", "default", "via", &netns.outside]].concat());
         netns
     }
 
@@ -637,6 +643,32 @@ impl Drop for Netns {
         // Deleting the namespace deletes the veth pair too.
         let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
     }
+}
+
+/// A node that cannot reach the node keeping a task's argument (each is in
+/// a namespace of its own, and this one forwards nothing between them)
+/// says so without running the task; the driver fetches the argument from
+/// the node keeping it and sends it itself, and the task runs.
+#[test]
+fn a_node_that_cannot_reach_the_node_keeping_an_argument_gets_it_through_the_driver() {
+    let (keeping, taking) = (Netns::new(), Netns::new());
+    let nats = Nats::start_at("0.0.0.0");
+    let mut from = nats.node_in(Some(&keeping), 1, &[]);
+    let to = nats.node_in(Some(&taking), 1, &[]);
+    // The driver's transfer server, reachable from both nodes.
+    let transfer = format!("{}:0", taking.outside);
+    let driver = nats.spawn_run(guest!(CLUSTER), &["--transfer-listen", &transfer], &["relay", &from.id, &to.id]);
+    nats.wait_until(|status| field(status, &to.id, "tasks") >= 1, "the task on the other node to run");
+    from.kill();
+    let run = driver.join().unwrap();
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("read on the other node: 8388608 bytes, sum ok: true, mapped: true\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("a node could not pull an argument from the node keeping it"), "{}", run.stderr);
+    assert!(run.stdout.ends_with("read here, right: true\n"), "{}", run.stdout);
 }
 
 /// A driver cut off from the cluster (its link down, so NATS does not see
