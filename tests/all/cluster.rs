@@ -378,6 +378,19 @@ fn values_lost_with_their_node_are_rebuilt_and_a_lost_put_is_object_lost() {
     assert!(run.stdout.ends_with("the parts, rebuilt: true\n"), "{}", run.stdout);
 }
 
+/// The run of `cluster.wasm -- relay`, once it read the value on the other
+/// node whole and mapped.
+fn relayed(driver: std::thread::JoinHandle<Run>) -> Run {
+    let run = driver.join().unwrap();
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("read on the other node: 8388608 bytes, sum ok: true, mapped: true\n"),
+        "{}",
+        run.stdout
+    );
+    run
+}
+
 /// A task on one node whose argument another node keeps pulls it from
 /// that node straight, not through the driver: the driver never has a copy,
 /// so once the node that made it dies, the driver's own read rebuilds it.
@@ -391,13 +404,7 @@ fn an_argument_kept_on_one_node_is_pulled_from_there_by_another() {
     let pulled = field(&nats.status(), &to, "pulled");
     assert!(pulled >= 8 << 20, "node {to} pulled {pulled} bytes, not the 8 MiB value");
     nodes[0].kill();
-    let run = driver.join().unwrap();
-    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
-    assert!(
-        run.stdout.contains("read on the other node: 8388608 bytes, sum ok: true, mapped: true\n"),
-        "{}",
-        run.stdout
-    );
+    let run = relayed(driver);
     assert_eq!(run.stdout.matches("(part) made part 7\n").count(), 2, "not made once and rebuilt once: {}", run.stdout);
     assert_eq!(run.stderr.matches("rebuilding a lost value").count(), 1, "{}", run.stderr);
     assert!(
@@ -660,13 +667,7 @@ fn a_node_that_cannot_reach_the_node_keeping_an_argument_gets_it_through_the_dri
     let driver = nats.spawn_run(guest!(CLUSTER), &["--transfer-listen", &transfer], &["relay", &from.id, &to.id]);
     nats.wait_until(|status| field(status, &to.id, "tasks") >= 1, "the task on the other node to run");
     from.kill();
-    let run = driver.join().unwrap();
-    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
-    assert!(
-        run.stdout.contains("read on the other node: 8388608 bytes, sum ok: true, mapped: true\n"),
-        "{}",
-        run.stdout
-    );
+    let run = relayed(driver);
     assert!(run.stderr.contains("a node could not pull an argument from the node keeping it"), "{}", run.stderr);
     assert!(run.stdout.ends_with("read here, right: true\n"), "{}", run.stdout);
 }
