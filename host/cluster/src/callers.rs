@@ -387,7 +387,8 @@ async fn ask<T: serde::de::DeserializeOwned>(
     request: &CallerRequest,
 ) -> Result<Asked<T>, String> {
     let asking = client.request(subject.to_string(), encode(request).into());
-    match tokio::time::timeout(ASK_TIMEOUT, asking).await.map_err(|e| e.to_string())? {
+    let silent = |_| format!("no answer from `{subject}` within {ASK_TIMEOUT:?} (cut off, or stuck)");
+    match tokio::time::timeout(ASK_TIMEOUT, asking).await.map_err(silent)? {
         Ok(message) => rmp_serde::from_slice(&message.payload).map(Asked::Answer).map_err(|e| e.to_string()),
         Err(e) if e.kind() == async_nats::RequestErrorKind::NoResponders => Ok(Asked::Gone),
         Err(e) => Err(e.to_string()),
