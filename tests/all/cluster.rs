@@ -449,6 +449,26 @@ fn tasks_started_by_a_task_on_a_node_spread_over_the_cluster() {
     assert_eq!(tasks(&nats.status()), 13);
 }
 
+/// Ray's `cancel` reaches across nodes: a generator running on a node,
+/// cancelled from the driver, stops there; so does a task on a node with
+/// the task it started (a recursive cancel, from the driver); and a task on
+/// a node cancels the task it started. The node has two cpus: a task that
+/// needs both runs after each cancel, so nothing cancelled still spins.
+#[test]
+fn a_task_cancelled_on_another_node_stops_there_and_so_do_the_tasks_it_started() {
+    let nats = Nats::start();
+    let _node = nats.node(2);
+    let run = nats.run(guest!(CLUSTER), &[], &["cancel"]);
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.stdout,
+        "a generator on a node, cancelled from the driver: cancelled; then Ok(9)\n\
+         a task on a node and the task it started, cancelled from the driver: then Ok(9)\n\
+         a task on a node cancelling the task it started: waited: timeout, then: cancelled\n\
+         then Ok(9)\n"
+    );
+}
+
 /// Named actors are found cluster-wide: a driver finds the actor another
 /// driver named, calls it (seeing its state) and kills it; a name no driver
 /// has is a clear error.

@@ -12,7 +12,7 @@
 //! [`NAMES_BUCKET`](crate::protocol::NAMES_BUCKET), looks names up there, and calls the actor through a
 //! [`Forwarder`] to the driver that keeps it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -68,29 +68,38 @@ pub async fn answer_callers(
         }
     });
     let mut callers: HashMap<String, u64> = HashMap::new();
+    let forwarded = Arc::new(Forwarded::default());
     while let Some(message) = calls.next().await {
-        let Some(reply) = message.reply else { continue };
+        let Some(reply) = message.reply.map(|r| r.to_string()) else { continue };
         let answer = match rmp_serde::from_slice::<CallerRequest>(&message.payload) {
             Ok(CallerRequest::Kill(actor, no_restart)) => encode(&node.kill_actor(actor, no_restart)),
             Ok(CallerRequest::ByName(name)) => encode(&node.actor_by_name(&name)),
+            Ok(CallerRequest::Cancel(call, recursive)) => {
+                forwarded.cancel(&node, (reply, call), recursive);
+                continue;
+            }
             Ok(CallerRequest::Call(call)) => {
                 let caller =
                     *callers.entry(format!("{}/{}", call.origin, call.caller)).or_insert_with(|| node.next_caller());
-                let (number, result) = (call.call, queue(&node, caller, call).await);
-                let (client, node) = (client.clone(), node.clone());
+                let (key, result) = ((reply, call.call), queue(&node, caller, call).await);
+                let (client, node, forwarded) = (client.clone(), node.clone(), forwarded.clone());
+                if let Ok(id) = result {
+                    forwarded.running(key.clone(), id);
+                }
                 tokio::spawn(async move {
                     let result = match result {
                         Ok(id) => value_of(&node, id).await,
                         Err(failure) => Err(failure),
                     };
-                    let answer = encode(&CallAnswer { call: number, result });
-                    let _ = client.publish(reply, answer.into()).await;
+                    forwarded.answer(&client, key, result).await;
                 });
                 continue;
             }
             Ok(CallerRequest::Remote(call)) => {
                 let job = jobs.lock().get(&call.job).and_then(Weak::upgrade);
-                let (client, node) = (client.clone(), node.clone());
+                let (client, node, forwarded) = (client.clone(), node.clone(), forwarded.clone());
+                let key = (reply, call.call);
+                forwarded.pulling(key.clone());
                 // Its arguments are pulled and its value waited for in a
                 // task of its own: tasks need no order among themselves.
                 tokio::spawn(async move {
@@ -98,13 +107,17 @@ pub async fn answer_callers(
                         None => Err(Failure::NotFound(format!("job {} has ended", call.job))),
                         Some(job) => match pull_args(&node, &call.origin, call.args).await {
                             Ok((args, _pulled)) => {
-                                value_of(&node, node.remote(&job, call.function, args, call.options)).await
+                                let function = call.function;
+                                let start = || node.remote(&job, function.clone(), args, call.options);
+                                match forwarded.start(&key, start) {
+                                    Some(id) => value_of(&node, id).await,
+                                    None => Err(Failure::cancelled(&function)),
+                                }
                             }
                             Err(failure) => Err(failure),
                         },
                     };
-                    let answer = encode(&CallAnswer { call: call.call, result });
-                    let _ = client.publish(reply, answer.into()).await;
+                    forwarded.answer(&client, key, result).await;
                 });
                 continue;
             }
@@ -113,6 +126,62 @@ pub async fn answer_callers(
         let _ = client.publish(reply, answer.into()).await;
     }
     Ok(())
+}
+
+/// The calls that forwarders sent this driver's node, until answered: what
+/// a [`CallerRequest::Cancel`] finds.
+#[derive(Default)]
+struct Forwarded(Mutex<HashMap<Key, Forward>>);
+
+/// A forwarded call: its forwarder's reply subject, and its number.
+type Key = (String, u64);
+
+/// Where a forwarded call is.
+enum Forward {
+    /// Its arguments are being pulled; `true` once it was cancelled, so
+    /// it never starts.
+    Pulling(bool),
+    /// It was submitted here: its result.
+    Running(ObjectId),
+}
+
+impl Forwarded {
+    fn pulling(&self, key: Key) {
+        self.0.lock().insert(key, Forward::Pulling(false));
+    }
+
+    fn running(&self, key: Key, id: ObjectId) {
+        self.0.lock().insert(key, Forward::Running(id));
+    }
+
+    /// Submits the call with `start` unless it was cancelled while its
+    /// arguments were pulled; its result.
+    fn start(&self, key: &Key, start: impl FnOnce() -> ObjectId) -> Option<ObjectId> {
+        let mut calls = self.0.lock();
+        if let Some(Forward::Pulling(true)) = calls.get(key) {
+            return None;
+        }
+        let id = start();
+        calls.insert(key.clone(), Forward::Running(id));
+        Some(id)
+    }
+
+    fn cancel(&self, node: &Node, key: Key, recursive: bool) {
+        let id = match self.0.lock().get_mut(&key) {
+            Some(Forward::Running(id)) => *id,
+            Some(Forward::Pulling(cancelled)) => return *cancelled = true,
+            // Answered already.
+            None => return,
+        };
+        let _ = node.cancel(id, recursive);
+    }
+
+    /// Sends the call `key` its answer: it is no longer in hand.
+    async fn answer(&self, client: &async_nats::Client, key: Key, result: Result<(Value, Vec<Held>), Failure>) {
+        self.0.lock().remove(&key);
+        let (reply, call) = key;
+        let _ = client.publish(reply, encode(&CallAnswer { call, result }).into()).await;
+    }
 }
 
 /// Pulls `call`'s arguments from the node that sent it, then queues it on
@@ -186,9 +255,30 @@ pub struct Forwarder {
     client: async_nats::Client,
     /// The driver's node's [`crate::protocol::caller_subject`].
     subject: String,
-    /// Calls in the order they were made, to send in that order.
-    queue: mpsc::UnboundedSender<Queued>,
+    /// Calls in the order they were made, to send in that order, and
+    /// their cancels.
+    queue: mpsc::UnboundedSender<Outgoing>,
+    /// The calls not yet answered.
+    in_hand: Arc<Mutex<InHand>>,
     next: AtomicU64,
+}
+
+/// What a forwarder sends, in order.
+enum Outgoing {
+    Call(Box<Queued>),
+    /// The cancel of a call sent already (`recursive`: with the calls it
+    /// made).
+    Cancel(u64, bool),
+}
+
+/// A forwarder's calls not yet answered, by number.
+#[derive(Default)]
+struct InHand {
+    /// Queued, not yet sent. A call cancelled first leaves this, and is
+    /// never sent.
+    unsent: HashSet<u64>,
+    /// Sent, waiting for their answers.
+    waiting: HashMap<u64, Queued>,
 }
 
 /// What a call forwarded to the driver's node does.
@@ -221,16 +311,28 @@ impl TasksElsewhere for JobTasks {
     }
 }
 
-/// A call made here, not yet sent.
+/// A call made here.
 struct Queued {
     call: u64,
     caller: u64,
     what: Work,
     args: Vec<TaskArg>,
     /// Its arguments, held until it is answered.
-    holds: Holdings,
+    _holds: Holdings,
     /// Its result here, pending until the answer.
     result: ObjectId,
+    /// The node it was made on, whose cancel switch it has until answered.
+    node: Weak<Node>,
+}
+
+impl Queued {
+    /// Completes its result with `result`: its cancel switch goes.
+    fn complete(self, store: &ObjectStore, result: Result<Vec<u8>, Failure>) {
+        if let Some(node) = self.node.upgrade() {
+            node.untrack(&self.result);
+        }
+        store.complete(self.result, result, None);
+    }
 }
 
 impl Forwarder {
@@ -246,40 +348,27 @@ impl Forwarder {
     ) -> Result<Arc<Forwarder>, async_nats::SubscribeError> {
         let inbox = client.new_inbox();
         let mut answers = client.subscribe(inbox.clone()).await?;
-        let (queue, mut queued) = mpsc::unbounded_channel::<Queued>();
-        let waiting: Arc<Mutex<HashMap<u64, Queued>>> = Arc::default();
+        let (queue, mut queued) = mpsc::unbounded_channel::<Outgoing>();
+        let in_hand: Arc<Mutex<InHand>> = Arc::default();
         // Dropped when the sender ends (the job is gone here).
         let (ended, mut ending) = tokio::sync::oneshot::channel::<()>();
-        // Sends the calls in order, each once its arguments are ready.
+        // Sends the calls in order, each once its arguments are ready, and
+        // the cancels of calls sent, after them.
         let sender = {
-            let (client, subject, store, waiting) = (client.clone(), subject.clone(), store.clone(), waiting.clone());
+            let (client, subject, store, in_hand, inbox) =
+                (client.clone(), subject.clone(), store.clone(), in_hand.clone(), inbox.clone());
             async move {
-                while let Some(call) = queued.recv().await {
-                    let request = match describe_args(&store, &call.args).await {
-                        Ok(args) => match &call.what {
-                            Work::Method { actor, method } => CallerRequest::Call(ActorCall {
-                                call: call.call,
-                                caller: call.caller.to_string(),
-                                actor: *actor,
-                                method: method.clone(),
-                                args,
-                                origin: here.clone(),
-                            }),
-                            Work::Task { job, function, options } => CallerRequest::Remote(TaskCall {
-                                call: call.call,
-                                job: *job,
-                                function: function.clone(),
-                                args,
-                                options: options.clone(),
-                                origin: here.clone(),
-                            }),
-                        },
-                        Err(failure) => {
-                            store.complete(call.result, Err(failure), None);
+                while let Some(outgoing) = queued.recv().await {
+                    let call = match outgoing {
+                        Outgoing::Call(call) => *call,
+                        Outgoing::Cancel(call, recursive) => {
+                            let request = encode(&CallerRequest::Cancel(call, recursive));
+                            let _ = client.publish_with_reply(subject.clone(), inbox.clone(), request.into()).await;
                             continue;
                         }
                     };
-                    waiting.lock().insert(call.call, call);
+                    let args = describe_args(&store, &call.args).await;
+                    let Some(request) = send_now(&in_hand, &store, call, args, &here) else { continue };
                     let _ = client.publish_with_reply(subject.clone(), inbox.clone(), encode(&request).into()).await;
                 }
                 drop(ended);
@@ -289,12 +378,12 @@ impl Forwarder {
         // gone here and no call waits, it unsubscribes. While calls wait, it
         // checks every second that the driver's node is still there: if it
         // is gone, they would wait for ever.
-        let (asker, owner) = (client.clone(), subject.clone());
+        let (asker, owner, waiting) = (client.clone(), subject.clone(), in_hand.clone());
         let receiver = async move {
             let mut gone = false;
             let mut check = tokio::time::interval(OWNER_CHECK);
             loop {
-                if gone && waiting.lock().is_empty() {
+                if gone && waiting.lock().waiting.is_empty() {
                     break;
                 }
                 let message = tokio::select! {
@@ -304,11 +393,13 @@ impl Forwarder {
                         continue;
                     }
                     _ = check.tick() => {
-                        if !waiting.lock().is_empty() && presence(&asker, &owner, OWNER_CHECK).await == Presence::Gone {
+                        if !waiting.lock().waiting.is_empty()
+                            && presence(&asker, &owner, OWNER_CHECK).await == Presence::Gone
+                        {
                             let failure = || Failure::ActorDied("the driver that keeps the actor is gone".into());
-                            let calls: Vec<Queued> = waiting.lock().drain().map(|(_, call)| call).collect();
+                            let calls: Vec<Queued> = waiting.lock().waiting.drain().map(|(_, call)| call).collect();
                             for call in calls {
-                                store.complete(call.result, Err(failure()), None);
+                                call.complete(&store, Err(failure()));
                             }
                         }
                         continue;
@@ -316,26 +407,27 @@ impl Forwarder {
                 };
                 let Some(message) = message else { break };
                 let Ok(answer) = rmp_serde::from_slice::<CallAnswer>(&message.payload) else { continue };
-                let Some(call) = waiting.lock().remove(&answer.call) else { continue };
+                let Some(call) = waiting.lock().waiting.remove(&answer.call) else { continue };
                 let result = match answer.result {
                     Ok((value, nested)) => receive(&driver, &store, value, nested).await,
                     Err(failure) => Err(failure),
                 };
-                match result {
-                    // What the value nests is held until it is stored.
-                    Ok((bytes, _nested)) => store.complete(call.result, Ok(bytes), None),
-                    Err(failure) => store.complete(call.result, Err(failure), None),
-                }
-                drop(call.holds);
+                // What the value nests is held until it is stored.
+                let (result, _nested) = match result {
+                    Ok((bytes, nested)) => (Ok(bytes), Some(nested)),
+                    Err(failure) => (Err(failure), None),
+                };
+                call.complete(&store, result);
             }
         };
         tokio::spawn(sender);
         tokio::spawn(receiver);
-        Ok(Arc::new(Forwarder { client, subject, queue, next: AtomicU64::new(0) }))
+        Ok(Arc::new(Forwarder { client, subject, queue, in_hand, next: AtomicU64::new(0) }))
     }
 
     /// Queues `what` with `args` for `caller`; its result's ref, pending
-    /// here until the answer comes.
+    /// here until the answer comes, cancelled through `node` as a call
+    /// made here is.
     fn send(&self, node: &Arc<Node>, caller: u64, what: Work, args: Vec<TaskArg>) -> ObjectId {
         let result = node.store.pending();
         let mut holds = Holdings::new(&node.store);
@@ -346,10 +438,35 @@ impl Forwarder {
             }
         }
         let call = self.next.fetch_add(1, Ordering::Relaxed);
-        let queued = Queued { call, caller, what, args, holds, result };
-        if let Err(mpsc::error::SendError(queued)) = self.queue.send(queued) {
+        let label = match &what {
+            Work::Method { method, .. } => method.clone(),
+            Work::Task { function, .. } => function.clone(),
+        };
+        self.in_hand.lock().unsent.insert(call);
+        let (in_hand, queue, store) = (Arc::downgrade(&self.in_hand), self.queue.clone(), Arc::downgrade(&node.store));
+        let (weak, cancelled) = (Arc::downgrade(node), Failure::cancelled(&label));
+        node.track_elsewhere(
+            result,
+            label,
+            Box::new(move |recursive| {
+                let Some(in_hand) = in_hand.upgrade() else { return };
+                let mut hand = in_hand.lock();
+                if hand.unsent.remove(&call) {
+                    drop(hand);
+                    if let (Some(node), Some(store)) = (weak.upgrade(), store.upgrade()) {
+                        node.untrack(&result);
+                        store.complete(result, Err(cancelled.clone()), None);
+                    }
+                } else if hand.waiting.contains_key(&call) {
+                    let _ = queue.send(Outgoing::Cancel(call, recursive));
+                }
+            }),
+        );
+        let queued = Queued { call, caller, what, args, _holds: holds, result, node: Arc::downgrade(node) };
+        if let Err(mpsc::error::SendError(Outgoing::Call(queued))) = self.queue.send(Outgoing::Call(Box::new(queued))) {
+            self.in_hand.lock().unsent.remove(&call);
             let failure = Failure::HostFailed("the calls to the driver's node have stopped".into());
-            node.store.complete(queued.result, Err(failure), None);
+            (*queued).complete(&node.store, Err(failure));
         }
         result
     }
@@ -363,6 +480,53 @@ impl Forwarder {
             Asked::Gone => Err(unreachable("it is gone".into())),
         }
     }
+}
+
+/// The request that sends `call`, whose arguments `args` describe, if it
+/// is still to be sent: it waits for its answer from now on. A call
+/// cancelled while it waited is not sent (its result failed then), nor is
+/// one whose arguments failed (its result fails now).
+fn send_now(
+    in_hand: &Mutex<InHand>,
+    store: &ObjectStore,
+    call: Queued,
+    args: Result<Vec<CallArg>, Failure>,
+    here: &str,
+) -> Option<CallerRequest> {
+    let mut hand = in_hand.lock();
+    if !hand.unsent.remove(&call.call) {
+        return None;
+    }
+    let args = match args {
+        Ok(args) => args,
+        Err(failure) => {
+            drop(hand);
+            call.complete(store, Err(failure));
+            return None;
+        }
+    };
+    let origin = here.to_string();
+    let request = match &call.what {
+        Work::Method { actor, method } => CallerRequest::Call(ActorCall {
+            call: call.call,
+            caller: call.caller.to_string(),
+            actor: *actor,
+            method: method.clone(),
+            args,
+            origin,
+        }),
+        Work::Task { job, function, options } => CallerRequest::Remote(TaskCall {
+            call: call.call,
+            job: *job,
+            function: function.clone(),
+            args,
+            options: options.clone(),
+            origin,
+        }),
+    };
+    // A cancel from now on goes out after this request does.
+    hand.waiting.insert(call.call, call);
+    Some(request)
 }
 
 /// Runs `work` to its end from an import, which is not async (the runtime

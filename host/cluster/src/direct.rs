@@ -8,7 +8,10 @@
 //! endian) and a MessagePack body. A caller numbers its requests from 1;
 //! the node answers each as it ends, in any order, under its number.
 //! Number 0 asks for no answer. A generator's items come first, each in a
-//! frame whose number has its top bit ([`MORE`]) set.
+//! frame whose number has its top bit ([`MORE`]) set. A caller that no
+//! longer wants an answer (its call was cancelled, or its job ended) sends
+//! the request's number with [`CANCEL`] set, and one byte: 1 if the calls
+//! the task started go too.
 
 use std::collections::HashMap;
 use std::io;
@@ -28,6 +31,9 @@ pub(crate) const OPEN: u8 = b't';
 
 /// Set in the number of a frame that is not the last of its answer.
 pub(crate) const MORE: u64 = 1 << 63;
+
+/// Set in the number of a frame that cancels the request of that number.
+pub(crate) const CANCEL: u64 = 1 << 62;
 
 /// The largest frame: a task's inline arguments or value, with room.
 const MAX_FRAME: usize = 64 << 20;
@@ -99,13 +105,39 @@ impl Session {
 /// A frame of an answer: whether more follow, and its body.
 pub(crate) type Answered = (bool, Bytes);
 
-/// The frames of one request's answer, as they come.
-pub(crate) struct Answers(mpsc::UnboundedReceiver<Answered>);
+/// The frames of one request's answer, as they come. Dropped before the
+/// last one, it cancels the request there.
+pub(crate) struct Answers {
+    frames: mpsc::UnboundedReceiver<Answered>,
+    /// Where the request went, and its number, until the last frame came.
+    asked: Option<(Arc<Session>, u64)>,
+}
 
 impl Answers {
     /// The next frame: an item (`true`), or the last one.
     pub async fn next(&mut self) -> Result<Answered, Unanswered> {
-        self.0.recv().await.ok_or(Unanswered::Lost)
+        let answered = self.frames.recv().await.ok_or(Unanswered::Lost)?;
+        if !answered.0 {
+            self.asked = None;
+        }
+        Ok(answered)
+    }
+
+    /// Tells the node the answer is no longer wanted (with `recursive`, nor
+    /// are the calls the task started), unless it has come.
+    pub fn cancel(&mut self, recursive: bool) {
+        if let Some((session, seq)) = self.asked.take() {
+            if let Some(waiting) = session.waiting.lock().as_mut() {
+                waiting.remove(&seq);
+            }
+            let _ = session.frames.send(frame(seq | CANCEL, &[u8::from(recursive)]));
+        }
+    }
+}
+
+impl Drop for Answers {
+    fn drop(&mut self) {
+        self.cancel(false);
     }
 }
 
@@ -123,7 +155,7 @@ impl Sessions {
         if session.frames.send(frame(seq, request)).is_err() {
             return Err(Unanswered::Lost);
         }
-        Ok(Answers(answered))
+        Ok(Answers { frames: answered, asked: Some((session, seq)) })
     }
 
     /// Sends the encoded `request` to the node at `addr`, asking for no

@@ -22,7 +22,7 @@ use prism_exec::{
 use prism_store::{Demand, Failure, Holdings, IdMap, ObjectId, ObjectStore, Whereabouts, nested_refs};
 
 use crate::callers::{Directory, Jobs};
-use crate::direct::{Sessions, Unanswered};
+use crate::direct::{Answers, Sessions, Unanswered};
 use crate::membership::{Cluster, DEAD_AFTER, Members};
 use crate::protocol::{
     self, ActorRequest, ActorStarted, Answer, Arg, Held, NodeInfo, OutputChunk, Printed, Release, Request, TaskReply,
@@ -329,13 +329,14 @@ impl Link {
         &self,
         request: &TaskRequest,
         message: &Request,
+        calls: &dyn Calls,
         items: Option<&mut Items<'_>>,
     ) -> Result<(NodeInfo, R), Trapped> {
         let payload = rmp_serde::to_vec(message).expect("requests encode");
         let mut items = items;
         loop {
             let node = self.place(request)?;
-            match self.ask(&node, &payload, items.as_deref_mut()).await {
+            match self.ask(&node, &payload, calls, items.as_deref_mut()).await {
                 Err(Sent::NotServing) => {
                     tracing::debug!(node = %node.id, "the node cannot be reached: placing elsewhere");
                     self.absent.lock().insert(node.id.clone(), Instant::now());
@@ -346,21 +347,24 @@ impl Link {
         }
     }
 
-    /// Sends the encoded request `payload` to `node` and waits for its
-    /// answer, or for `node` to die; a generator's items go to `items` as
-    /// they come, before it.
+    /// Sends the encoded request `payload` of `calls` to `node` and waits
+    /// for its answer, or for `node` to die; a generator's items go to
+    /// `items` as they come, before it. Dropped first, it cancels the
+    /// request there.
     async fn ask<R: DeserializeOwned>(
         &self,
         node: &NodeInfo,
         payload: &[u8],
+        calls: &dyn Calls,
         mut items: Option<&mut Items<'_>>,
     ) -> Result<R, Sent> {
         let lost = |why: String| Sent::Failed(Trapped { message: format!("node {} {why}", node.id), limit: false });
         *self.in_flight.lock().entry(node.id.clone()).or_default() += 1;
         let answered = async {
-            let mut answers = self.sessions.ask(&node.transfer, payload).await?;
+            let answers = self.sessions.ask(&node.transfer, payload).await?;
+            let mut answers = Cancelling { answers, calls };
             loop {
-                match answers.next().await? {
+                match answers.answers.next().await? {
                     (true, item) => {
                         if let Some(items) = items.as_deref_mut() {
                             items(node, item);
@@ -457,6 +461,19 @@ impl Link {
             keep.adopt(object.id);
         }
         Ok(Ok(value))
+    }
+}
+
+/// A request's answers: dropped before the last one, they cancel the
+/// request there, as recursively as the call waiting for them was.
+struct Cancelling<'a> {
+    answers: Answers,
+    calls: &'a dyn Calls,
+}
+
+impl Drop for Cancelling<'_> {
+    fn drop(&mut self) {
+        self.answers.cancel(self.calls.cancelled() == Some(true));
     }
 }
 
@@ -595,7 +612,8 @@ impl Executor for Dispatcher {
         let mut yielded = |node: &NodeInfo, item: bytes::Bytes| self.link.yielded(calls.as_ref(), node, job, &item);
         let (node, printed, reply) = loop {
             let items = generates.then_some(&mut yielded as &mut Items);
-            let (node, (printed, reply)) = self.link.place_and_ask::<Answer>(task(&message), &message, items).await?;
+            let (node, (printed, reply)) =
+                self.link.place_and_ask::<Answer>(task(&message), &message, calls.as_ref(), items).await?;
             let TaskReply::Unpulled(id, why) = reply else { break (node, printed, reply) };
             // The node keeping an argument is gone, or going: this node
             // fetches it (or rebuilds it) and sends it itself. Not a retry:
@@ -630,7 +648,7 @@ impl Executor for Dispatcher {
         // instance goes to another node (a refusal to place it is final).
         let mut lost = 0;
         let (node, started) = loop {
-            match self.link.place_and_ask(task(&message), &message, None).await {
+            match self.link.place_and_ask(task(&message), &message, calls.as_ref(), None).await {
                 Err(trapped) if !trapped.limit && lost < START_TRIES => {
                     lost += 1;
                     tracing::warn!(%trapped.message, "starting an actor's instance elsewhere");
@@ -705,7 +723,7 @@ impl ActorInstance for RemoteActor {
         // A generator method's items come as it yields them, left there.
         let mut yielded = |node: &NodeInfo, item: bytes::Bytes| self.link.yielded(calls.as_ref(), node, job, &item);
         let items = generates.then_some(&mut yielded as &mut Items);
-        let reply = match self.link.ask::<Answer>(&self.node, &payload, items).await {
+        let reply = match self.link.ask::<Answer>(&self.node, &payload, calls.as_ref(), items).await {
             Ok((printed, reply)) => {
                 self.link.printed.wait(printed).await;
                 reply

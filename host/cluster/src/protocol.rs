@@ -186,6 +186,11 @@ pub enum CallerRequest {
     /// Submit a task a task on a node started; answered, once it ends, with
     /// a [`CallAnswer`] on the message's reply subject.
     Remote(TaskCall),
+    /// Cancel call `.0` (a [`CallerRequest::Call`] or
+    /// [`CallerRequest::Remote`] sent before, from the same reply subject),
+    /// with `.1` the calls it made. Not answered: the call's answer says
+    /// how it ended.
+    Cancel(u64, bool),
 }
 
 /// A task that a task running on a node started, for the caller's node to

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 
 use prism_exec::{ActorInstance, Input, Outcome, Output, ProgramInfo, Stream};
+use prism_node::cancel::Token;
 use prism_node::{HereTask, Job, Node, generators};
 use prism_store::{GetError, Holdings, ObjectId, nested_refs};
 
@@ -190,23 +191,56 @@ impl Worker {
                 tracing::debug!(error = %e, "a caller's direct connection broke");
             }
         });
+        // The tasks running for this connection, by request number, each
+        // filed on the node under an id of its own: a cancel names one.
+        let running: Arc<Mutex<HashMap<u64, ObjectId>>> = Arc::default();
         let mut requests = FramedRead::new(read, direct::codec());
         while let Some(Ok(frame)) = requests.next().await {
             let Some((seq, body)) = direct::unframe(&frame) else { break };
-            let request = rmp_serde::from_slice::<Request>(body);
-            let (worker, answers) = (self.clone(), answers.clone());
+            if seq & direct::CANCEL != 0 {
+                if let Some(id) = running.lock().get(&(seq & !direct::CANCEL)) {
+                    let _ = self.node.cancel(*id, body == [1]);
+                }
+                continue;
+            }
+            // A task is filed before the next frame is read, which may
+            // cancel it.
+            let file = |task: TaskRequest, generates| {
+                let id = self.node.store.fresh_id();
+                running.lock().insert(seq, id);
+                let token = self.node.track_here(id, &task.function);
+                Work::Task { task, generates, id, token }
+            };
+            let work = match rmp_serde::from_slice::<Request>(body) {
+                Ok(Request::Task(task)) => file(task, false),
+                Ok(Request::Generator(task)) => file(task, true),
+                Ok(Request::Actor(request)) => Work::Actor(request),
+                Err(e) => Work::Malformed(e.to_string()),
+            };
+            let (worker, answers, running) = (self.clone(), answers.clone(), running.clone());
             tokio::spawn(async move {
                 let items = |item: Held| drop(answers.send(direct::frame(seq | direct::MORE, &encode(&item))));
-                let answer = match request {
-                    Ok(Request::Task(request)) => Some(encode(&worker.run(request, None).await)),
-                    Ok(Request::Generator(request)) => Some(encode(&worker.run(request, Some(&items)).await)),
-                    Ok(Request::Actor(request)) => worker.actor(request, &items).await,
-                    Err(e) => Some(encode(&refused(format!("a malformed request: {e}")))),
+                let answer = match work {
+                    Work::Task { task, generates, id, token } => {
+                        let answer = worker.run(task, token, generates.then_some(&items as &Items)).await;
+                        worker.node.untrack(&id);
+                        running.lock().remove(&seq);
+                        Some(encode(&answer))
+                    }
+                    Work::Actor(request) => worker.actor(request, &items).await,
+                    Work::Malformed(e) => Some(encode(&refused(format!("a malformed request: {e}")))),
                 };
                 if let Some(answer) = answer.filter(|_| seq != 0) {
                     let _ = answers.send(direct::frame(seq, &answer));
                 }
             });
+        }
+        // The caller hung up (it ended, or its connection broke): no one
+        // waits for these answers, and a caller still there runs the tasks
+        // again, as for a node lost.
+        let orphans: Vec<ObjectId> = running.lock().values().copied().collect();
+        for id in orphans {
+            let _ = self.node.cancel(id, false);
         }
     }
 
@@ -328,14 +362,23 @@ impl Worker {
 
     /// Runs a task once; a generator's items go to `items` as it yields
     /// them.
-    async fn run(&self, request: TaskRequest, items: Option<&Items<'_>>) -> Answer {
+    async fn run(&self, request: TaskRequest, token: Arc<Token>, items: Option<&Items<'_>>) -> Answer {
         self.running.fetch_add(1, Ordering::Relaxed);
-        let answer = match self.prepare(&request).await {
-            Ok((served, inputs)) => {
-                let reply = self.execute(&served, &request, &inputs, items).await;
-                (Some(served.printed()), reply)
+        let work = async {
+            match self.prepare(&request).await {
+                Ok((served, inputs)) => {
+                    let reply = self.execute(&served, &request, &inputs, token.clone(), items).await;
+                    (Some(served.printed()), reply)
+                }
+                Err(unready) => (None, unready.reply()),
             }
-            Err(unready) => (None, unready.reply()),
+        };
+        // Cancelled, it is dropped wherever it is, as on the caller's node;
+        // the caller has stopped waiting for the answer.
+        let answer = tokio::select! {
+            biased;
+            () = token.wait() => refused("it was cancelled".into()),
+            answer = work => answer,
         };
         self.running.fetch_sub(1, Ordering::Relaxed);
         answer
@@ -486,6 +529,7 @@ impl Worker {
         served: &Served,
         request: &TaskRequest,
         inputs: &[Input],
+        token: Arc<Token>,
         items: Option<&Items<'_>>,
     ) -> TaskReply {
         let mut made = Holdings::new(&self.node.store);
@@ -496,6 +540,7 @@ impl Worker {
             num_cpus: request.num_cpus,
             placement: &request.placement,
             stream: stream.clone(),
+            token,
         };
         let run = self.node.run_task_here(&served.job, task, &mut made);
         let outcome = self.streaming(served, stream.as_deref(), items, run).await;
@@ -583,6 +628,16 @@ impl Worker {
         };
         Ok(crate::held(id, &object))
     }
+}
+
+/// A request from a direct connection.
+enum Work {
+    /// A task, or a generator, filed on the node under `id`.
+    Task { task: TaskRequest, generates: bool, id: ObjectId, token: Arc<Token> },
+    /// A request to an actor's instance.
+    Actor(ActorRequest),
+    /// A request that could not be read: why.
+    Malformed(String),
 }
 
 /// Why a request could not start here.

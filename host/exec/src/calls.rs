@@ -98,6 +98,10 @@ pub trait Calls: Send + Sync {
     /// Cancels the call making `id`, and with `recursive` the calls it made.
     fn cancel(&self, id: ObjectId, recursive: bool) -> Result<(), Failure>;
 
+    /// Whether this call was cancelled, and if so whether with the calls it
+    /// made: an executor running it elsewhere passes that on.
+    fn cancelled(&self) -> Option<bool>;
+
     /// The id of the component called `name` that the call may call into.
     fn component_named(&self, name: &str) -> Result<[u8; 32], Failure>;
 

@@ -6,7 +6,9 @@
 //! (waiting for an argument or a cpu, or running: a guest yields at every
 //! epoch tick, so it is dropped within one), which drops its instance and
 //! gives back its cpus. A queued actor call is failed at once; a running one
-//! is left alone, as in Ray (the actor's state would be torn).
+//! is left alone, as in Ray (the actor's state would be torn). A call run
+//! through another node (a cluster's driver) has a token whose cancel is
+//! passed on there, with `recursive`, where that call's own tokens are.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -19,6 +21,12 @@ use prism_store::{IdMap, ObjectId};
 const QUEUED: u8 = 0;
 const STARTED: u8 = 1;
 const CANCELLED: u8 = 2;
+/// Cancelled with the calls it made.
+const CANCELLED_ALL: u8 = 3;
+
+/// What passes a cancel on to where the call runs: told whether it is
+/// recursive.
+pub type Forward = Box<dyn Fn(bool) + Send + Sync>;
 
 /// What a cancel applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +35,8 @@ pub enum Kind {
     Task,
     /// An actor call: only while it waits in the actor's queue.
     ActorCall,
+    /// A call run through another node: the cancel is passed on there.
+    Elsewhere,
 }
 
 /// The cancel switch of one call in flight, and the calls it started.
@@ -38,16 +48,19 @@ pub struct Token {
     cancelled: Notify,
     /// Results (or streams) of the calls it made, for a recursive cancel.
     children: Mutex<Vec<ObjectId>>,
+    /// Where a [`Kind::Elsewhere`] call's cancel goes.
+    forward: Option<Forward>,
 }
 
 impl Token {
-    fn new(kind: Kind, label: String) -> Arc<Self> {
+    fn new(kind: Kind, label: String, forward: Option<Forward>) -> Arc<Self> {
         Arc::new(Token {
             kind,
             label,
             state: AtomicU8::new(QUEUED),
             cancelled: Notify::new(),
             children: Mutex::default(),
+            forward,
         })
     }
 
@@ -58,7 +71,16 @@ impl Token {
 
     /// Whether it was cancelled.
     pub fn is_cancelled(&self) -> bool {
-        self.state.load(Ordering::Acquire) == CANCELLED
+        self.state.load(Ordering::Acquire) >= CANCELLED
+    }
+
+    /// Whether it was cancelled, and if so whether with the calls it made.
+    pub fn cancelled(&self) -> Option<bool> {
+        match self.state.load(Ordering::Acquire) {
+            CANCELLED => Some(false),
+            CANCELLED_ALL => Some(true),
+            _ => None,
+        }
     }
 
     /// Waits until it is cancelled.
@@ -82,20 +104,31 @@ impl Token {
         self.children.lock().push(child);
     }
 
-    /// Cancels it unless it cannot be any more; true if it was.
-    fn cancel(&self) -> bool {
+    /// Cancels it (`recursive`: with the calls it made) unless it cannot be
+    /// any more; true if it was.
+    fn cancel(&self, recursive: bool) -> bool {
+        let to = if recursive { CANCELLED_ALL } else { CANCELLED };
         let from = match self.kind {
-            Kind::Task => self.state.swap(CANCELLED, Ordering::AcqRel),
+            Kind::Task | Kind::Elsewhere => {
+                match self.state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| (s < CANCELLED).then_some(to)) {
+                    Ok(from) => from,
+                    Err(_) => return false,
+                }
+            }
             // Started (or cancelled already): nothing to do.
             Kind::ActorCall => {
-                if self.state.compare_exchange(QUEUED, CANCELLED, Ordering::AcqRel, Ordering::Acquire).is_err() {
+                if self.state.compare_exchange(QUEUED, to, Ordering::AcqRel, Ordering::Acquire).is_err() {
                     return false;
                 }
                 QUEUED
             }
         };
+        debug_assert!(from < CANCELLED);
         self.cancelled.notify_waiters();
-        from != CANCELLED
+        if let Some(forward) = &self.forward {
+            forward(recursive);
+        }
+        true
     }
 }
 
@@ -116,9 +149,15 @@ impl Tokens {
     /// A token for the call whose caller holds `id`, kept while the call is
     /// in flight (until the guard of [`Tokens::forget`] drops).
     pub fn insert(&self, id: ObjectId, kind: Kind, label: String) -> Arc<Token> {
-        let token = Token::new(kind, label);
+        let token = Token::new(kind, label, None);
         self.0.lock().insert(id, token.clone());
         token
+    }
+
+    /// A [`Kind::Elsewhere`] token for the call whose caller holds `id`: a
+    /// cancel goes to `forward`. Kept until [`Tokens::remove`].
+    pub fn insert_elsewhere(&self, id: ObjectId, label: String, forward: Forward) {
+        self.0.lock().insert(id, Token::new(Kind::Elsewhere, label, Some(forward)));
     }
 
     /// Forgets the token of `id` (its call ended before it started).
@@ -142,7 +181,7 @@ impl Tokens {
             if recursive {
                 todo.extend(token.children.lock().iter().copied());
             }
-            if token.cancel() {
+            if token.cancel(recursive) {
                 cancelled.push((id, token));
             }
         }
@@ -190,5 +229,20 @@ mod tests {
         root.adopt(id(2));
         tokens.cancel(id(1), false);
         assert!(root.is_cancelled() && !child.is_cancelled());
+        assert_eq!(root.cancelled(), Some(false));
+    }
+
+    #[test]
+    fn a_call_elsewhere_passes_its_cancel_on_once_with_its_recursion() {
+        let tokens = Tokens::default();
+        let root = tokens.insert(id(1), Kind::Task, String::new());
+        let forwarded = Arc::new(Mutex::new(Vec::new()));
+        let told = forwarded.clone();
+        tokens.insert_elsewhere(id(2), "f".into(), Box::new(move |recursive| told.lock().push(recursive)));
+        root.adopt(id(2));
+        tokens.cancel(id(1), true);
+        tokens.cancel(id(2), false);
+        assert_eq!(*forwarded.lock(), [true]);
+        assert_eq!(root.cancelled(), Some(true));
     }
 }

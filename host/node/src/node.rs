@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use parking_lot::Mutex;
 
 use crate::actors::{Actors, CreateError, HostActors};
-use crate::cancel::{Kind, Tokens};
+use crate::cancel::{Forward, Kind, Token, Tokens};
 use crate::generators::{self, Generating, Generators};
 use crate::scheduler::{Attempt, Scheduler};
 use crate::scope::Scope;
@@ -105,6 +105,9 @@ pub struct HereTask<'a> {
     pub placement: &'a Placement,
     /// Where a generator's items go.
     pub stream: Option<Arc<generators::Stream>>,
+    /// Its cancel switch ([`Node::track_here`]): the tasks it starts are
+    /// recorded there, for a recursive cancel.
+    pub token: Arc<Token>,
 }
 
 /// Where the tasks that a job's tasks start go when the job runs here for
@@ -499,6 +502,25 @@ impl Node {
         Ok(())
     }
 
+    /// Files the cancel switch of a task run here for a caller on another
+    /// node under `id` (a fresh one), where [`Node::cancel`] finds it until
+    /// [`Node::untrack`].
+    pub fn track_here(&self, id: ObjectId, function: &str) -> Arc<Token> {
+        self.tokens.insert(id, Kind::Task, function.to_string())
+    }
+
+    /// Files the cancel switch of `id`, the result of a call run through
+    /// another node: [`Node::cancel`] passes it on to `forward`, until
+    /// [`Node::untrack`].
+    pub fn track_elsewhere(&self, id: ObjectId, label: String, forward: Forward) {
+        self.tokens.insert_elsewhere(id, label, forward);
+    }
+
+    /// Forgets the cancel switch filed under `id`: its call ended.
+    pub fn untrack(&self, id: &ObjectId) {
+        self.tokens.remove(id);
+    }
+
     /// Closes this namespace for good (its tenant is deleted): its actors
     /// die, and every instance still running traps at its next epoch tick.
     pub fn close(&self) {
@@ -573,9 +595,9 @@ impl Node {
         made: &mut Holdings,
     ) -> Outcome<Value> {
         self.tasks.started.fetch_add(1, Ordering::Relaxed);
-        let HereTask { function, args, num_cpus, placement, stream } = task;
+        let HereTask { function, args, num_cpus, placement, stream, token } = task;
         let attempt = Attempt { job, program: job.program.hash, function, num_cpus, placement };
-        let outcome = attempt.run(self, args, None, stream.map(Generating::new), made).await;
+        let outcome = attempt.run(self, args, Some(token), stream.map(Generating::new), made).await;
         let counter = if matches!(outcome, Ok(Ok(_))) { &self.tasks.finished } else { &self.tasks.failed };
         counter.fetch_add(1, Ordering::Relaxed);
         outcome

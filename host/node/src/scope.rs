@@ -68,7 +68,7 @@ impl Calls for Scope {
         if let Some(elsewhere) = self.job.tasks_elsewhere() {
             // Named, since the driver's own component may be another.
             options.component.get_or_insert(self.job.program.hash);
-            return elsewhere.remote(&self.node, self.caller, function, args, options);
+            return self.started(elsewhere.remote(&self.node, self.caller, function, args, options));
         }
         self.started(self.node.remote(&self.job, function, args, options))
     }
@@ -93,7 +93,7 @@ impl Calls for Scope {
             && !self.node.actors.knows(&actor)
             && let Some(elsewhere) = self.job.elsewhere()
         {
-            return elsewhere.call(&self.node, self.caller, actor, method, args);
+            return self.started(elsewhere.call(&self.node, self.caller, actor, method, args));
         }
         self.started(Actors::call(&self.node, self.caller, actor, method, args, generator))
     }
@@ -114,6 +114,10 @@ impl Calls for Scope {
 
     fn cancel(&self, id: ObjectId, recursive: bool) -> Result<(), Failure> {
         self.node.cancel(id, recursive)
+    }
+
+    fn cancelled(&self) -> Option<bool> {
+        self.token.as_ref().and_then(|token| token.cancelled())
     }
 
     fn component_named(&self, name: &str) -> Result<[u8; 32], Failure> {

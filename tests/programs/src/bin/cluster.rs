@@ -25,7 +25,10 @@
 //! one;
 //! `cluster.wasm -- generate`: generator tasks on nodes, one asking for
 //! `gpu=1`; `cluster.wasm -- fan-out N MS`: a task on a node starting N
-//! tasks of MS ms, which spread over the cluster.
+//! tasks of MS ms, which spread over the cluster;
+//! `cluster.wasm -- cancel`: endless tasks on a two-cpu cluster, cancelled
+//! from the driver and from a task on a node, each time followed by a task
+//! that needs both cpus.
 
 use std::time::{Duration, Instant};
 
@@ -253,6 +256,64 @@ fn fan_out(n: u64, ms: u64) -> (u64, bool) {
     (ran_on.len() as u64, here)
 }
 
+/// Never returns: busy until it is cancelled (or its cpu deadline).
+#[prism::remote]
+fn spin() -> u64 {
+    loop {
+        std::hint::black_box(0u64);
+    }
+}
+
+/// Yields one item, then spins.
+#[prism::remote]
+fn spin_after_one() -> impl Iterator<Item = u64> {
+    std::iter::once(1).chain(std::iter::from_fn(|| Some(spin())))
+}
+
+/// Starts a spinning task, yields one item, then waits for that task.
+#[prism::remote]
+fn parent_of_spin() -> impl Iterator<Item = u64> {
+    let child = spin::remote();
+    std::iter::once(1).chain(std::iter::from_fn(move || prism::get(&child).ok()))
+}
+
+/// Starts a spinning task, lets it run (blocked, this task lends its cpu),
+/// cancels it and says how its `get` ended.
+#[prism::remote]
+fn cancel_child() -> String {
+    let child = spin::remote();
+    let waited = prism::get_timeout(&child, Duration::from_millis(500));
+    prism::cancel(&child, true).unwrap();
+    format!("waited: {}, then: {}", outcome(waited), outcome(prism::get(&child)))
+}
+
+/// How a `get` ended, in a word.
+fn outcome<T: std::fmt::Debug>(got: prism::Result<T>) -> String {
+    match got {
+        Err(prism::Error::Cancelled(_)) => "cancelled".into(),
+        Err(prism::Error::Timeout) => "timeout".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Cancels endless tasks on a two-cpu cluster; after each, a task that
+/// needs both cpus shows that nothing cancelled still holds one.
+fn cancel() {
+    let both = prism::Options::new().num_cpus(2);
+    let probe = || outcome(prism::get_timeout(&square::remote_with(&both, 3), Duration::from_secs(20)));
+    let mut spinning = spin_after_one::remote();
+    spinning.next().expect("its first item");
+    spinning.cancel().unwrap();
+    let ended = spinning.next_timeout(Duration::from_secs(20)).map(|_| ());
+    println!("a generator on a node, cancelled from the driver: {}; then {}", outcome(ended), probe());
+    let mut parent = parent_of_spin::remote();
+    parent.next().expect("its first item");
+    parent.cancel().unwrap();
+    println!("a task on a node and the task it started, cancelled from the driver: then {}", probe());
+    println!("a task on a node cancelling the task it started: {}", prism::get(&cancel_child::remote()).unwrap());
+    println!("then {}", probe());
+}
+
 /// An actor that holds what it was created with for as long as it lives.
 #[prism::actor]
 struct Holder;
@@ -378,6 +439,7 @@ fn main() {
             let (nodes, _) = prism::get(&fan_out::remote(number(1), number(2))).unwrap();
             println!("the children ran on {nodes} nodes");
         }
+        Some("cancel") => cancel(),
         Some("churn") => {
             for i in 0..number(1) {
                 let made = part::remote(i, number(2));
@@ -396,7 +458,7 @@ fn main() {
         _ => panic!(
             "usage: cluster.wasm -- squares N | slow N MS | big MIB | made MIB | greedy | resources | pin | lost NODE \
              | churn N MIB | relay FROM TO | keep-named NAME | use-named NAME \
-             | lean-on NAME | claim NAME | generate | fan-out N MS"
+             | lean-on NAME | claim NAME | generate | fan-out N MS | cancel"
         ),
     }
 }
