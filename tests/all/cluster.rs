@@ -561,6 +561,21 @@ fn the_actors_of_a_killed_driver_go_from_the_nodes() {
     nats.wait_until(|status| actors(status) == 0, "the nodes to drop the killed driver's actor");
 }
 
+/// The tasks a killed driver left running on the nodes stop there (its
+/// connections closed): they do not spin on to their cpu deadline, set
+/// here far beyond the minute [`Nats::wait_until`] waits.
+#[test]
+fn the_tasks_of_a_killed_driver_stop_on_the_nodes() {
+    let nats = Nats::start();
+    let deadline = ["--cpu-deadline", "600"];
+    let nodes = [nats.node_in(None, 1, &deadline), nats.node_in(None, 1, &deadline)];
+    let mut driver = nats.driver(&["spin", "2"]);
+    let running = |status: &[Value]| nodes.iter().map(|n| field(status, &n.id, "running")).sum::<u64>();
+    nats.wait_until(|status| running(status) == 2, "both endless tasks to run");
+    driver.kill();
+    nats.wait_until(|status| running(status) == 0, "the nodes to stop the killed driver's tasks");
+}
+
 #[test]
 fn a_node_stopped_leaves_the_listing_and_stops_even_with_nats_gone() {
     let nats = Nats::start();

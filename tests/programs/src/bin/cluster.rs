@@ -28,7 +28,8 @@
 //! tasks of MS ms, which spread over the cluster;
 //! `cluster.wasm -- cancel`: endless tasks on a two-cpu cluster, cancelled
 //! from the driver and from a task on a node, each time followed by a task
-//! that needs both cpus.
+//! that needs both cpus; `cluster.wasm -- spin N`: N endless tasks, waited
+//! for (the test kills this driver).
 
 use std::time::{Duration, Instant};
 
@@ -440,6 +441,10 @@ fn main() {
             println!("the children ran on {nodes} nodes");
         }
         Some("cancel") => cancel(),
+        Some("spin") => {
+            let refs: Vec<_> = (0..number(1)).map(|_| spin::remote()).collect();
+            prism::get_all(&refs).unwrap();
+        }
         Some("churn") => {
             for i in 0..number(1) {
                 let made = part::remote(i, number(2));
@@ -458,7 +463,7 @@ fn main() {
         _ => panic!(
             "usage: cluster.wasm -- squares N | slow N MS | big MIB | made MIB | greedy | resources | pin | lost NODE \
              | churn N MIB | relay FROM TO | keep-named NAME | use-named NAME \
-             | lean-on NAME | claim NAME | generate | fan-out N MS | cancel"
+             | lean-on NAME | claim NAME | generate | fan-out N MS | cancel | spin N"
         ),
     }
 }
