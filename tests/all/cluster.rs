@@ -638,17 +638,24 @@ fn resources_and_node_affinity_choose_the_node() {
 }
 
 /// A network namespace joined to this one by a veth pair, for a link to
-/// cut: `outside` is this side's address, `inside` the namespace's.
+/// cut or slow: `outside` is this side's address, `inside` the namespace's.
 struct Netns {
     name: String,
+    /// This side's end of the link, and the namespace's.
     link: String,
+    peer: String,
     outside: String,
     inside: String,
 }
 
 fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("cannot run `ip` (iproute2)");
-    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    iproute2("ip", args);
+}
+
+/// Runs `ip` or `tc` with `args`, which must succeed.
+fn iproute2(program: &str, args: &[&str]) {
+    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("cannot run `{program}`: {e}"));
+    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 impl Netns {
@@ -660,14 +667,15 @@ impl Netns {
         let (outside, inside) = (format!("10.250.{n}.1"), format!("10.250.{n}.2"));
         let _ = Command::new("ip").args(["netns", "del", &name]).output();
         ip(&["netns", "add", &name]);
-        let netns = Netns { name, link, outside, inside };
-        ip(&["link", "add", &netns.link, "type", "veth", "peer", "name", &peer]);
-        ip(&["link", "set", &peer, "netns", &netns.name]);
+        let netns = Netns { name, link, peer, outside, inside };
+        let peer = &netns.peer;
+        ip(&["link", "add", &netns.link, "type", "veth", "peer", "name", peer]);
+        ip(&["link", "set", peer, "netns", &netns.name]);
         ip(&["addr", "add", &format!("{}/30", netns.outside), "dev", &netns.link]);
         ip(&["link", "set", &netns.link, "up"]);
         let inside = ["netns", "exec", &netns.name, "ip"];
-        ip(&[&inside[..], &["addr", "add", &format!("{}/30", netns.inside), "dev", &peer]].concat());
-        ip(&[&inside[..], &["link", "set", &peer, "up"]].concat());
+        ip(&[&inside[..], &["addr", "add", &format!("{}/30", netns.inside), "dev", peer]].concat());
+        ip(&[&inside[..], &["link", "set", peer, "up"]].concat());
         ip(&[&inside[..], &["link", "set", "lo", "up"]].concat());
         // Every address of this side is reachable from inside (this side
         // forwards nothing, so another namespace's are not).
@@ -678,6 +686,14 @@ impl Netns {
     fn set_link(&self, up: bool) {
         ip(&["link", "set", &self.link, if up { "up" } else { "down" }]);
     }
+
+    /// Slows the link to `rate` each way, with tc's token bucket filter.
+    fn slow(&self, rate: &str) {
+        let tbf =
+            |dev| ["qdisc", "add", "dev", dev, "root", "tbf", "rate", rate, "burst", "32kbit", "latency", "100ms"];
+        iproute2("tc", &tbf(&self.link));
+        ip(&[&["netns", "exec", &self.name, "tc"][..], &tbf(&self.peer)].concat());
+    }
 }
 
 impl Drop for Netns {
@@ -685,6 +701,25 @@ impl Drop for Netns {
         // Deleting the namespace deletes the veth pair too.
         let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
     }
+}
+
+/// A slow link (20 Mbit/s each way; this kernel has no `netem` to add
+/// latency) does not break a pull or get the node declared dead: an 8 MiB
+/// argument takes longer than the failure detector's bound (3 s) to reach
+/// the node, and the task runs once, its value right.
+#[test]
+fn a_node_on_a_slow_link_pulls_its_argument_and_is_not_declared_dead() {
+    let netns = Netns::new();
+    netns.slow("20mbit");
+    let nats = Nats::start_at("0.0.0.0");
+    let node = nats.node_in(Some(&netns), 1, &[]);
+    let transfer = format!("{}:0", netns.outside);
+    let run = nats.run(guest!(CLUSTER), &["--transfer-listen", &transfer], &["big", "8"]);
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.stdout, "read 8388608 bytes, sum ok: true, mapped: true\n".repeat(2));
+    assert!(node.joined.try_recv().is_err(), "the node was declared dead and rejoined");
+    nats.wait_until(|status| field(status, &node.id, "tasks") == 2, "the node to count its 2 tasks");
+    assert_eq!(field(&nats.status(), &node.id, "failed"), 0);
 }
 
 /// A node that cannot reach the node keeping a task's argument (each is in
