@@ -149,7 +149,12 @@ impl Dispatcher {
     /// named actors through the cluster, and the tasks its tasks start on
     /// nodes come back here to be scheduled.
     pub fn serve_job(&self, node: &Node, job: &Arc<Job>) {
-        self.link.jobs.lock().insert(job.id, Arc::downgrade(job));
+        let mut jobs = self.link.jobs.lock();
+        // The jobs that ended go as a new one comes: a driver serving many
+        // keeps only the live ones.
+        jobs.retain(|_, job| job.strong_count() > 0);
+        jobs.insert(job.id, Arc::downgrade(job));
+        drop(jobs);
         let (caller, here) = (self.link.callers.clone(), self.link.origin.clone());
         job.set_actors_elsewhere(Arc::new(Directory::new(&self.link.cluster, node.store.clone(), caller, here)));
     }
