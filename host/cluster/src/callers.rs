@@ -131,13 +131,13 @@ pub async fn answer_callers(
 /// The calls that forwarders sent this driver's node, until answered: what
 /// a [`CallerRequest::Cancel`] finds.
 #[derive(Default)]
-struct Forwarded(Mutex<HashMap<Key, Forward>>);
+struct Forwarded(Mutex<HashMap<Key, Stage>>);
 
 /// A forwarded call: its forwarder's reply subject, and its number.
 type Key = (String, u64);
 
 /// Where a forwarded call is.
-enum Forward {
+enum Stage {
     /// Its arguments are being pulled; `true` once it was cancelled, so
     /// it never starts.
     Pulling(bool),
@@ -147,29 +147,29 @@ enum Forward {
 
 impl Forwarded {
     fn pulling(&self, key: Key) {
-        self.0.lock().insert(key, Forward::Pulling(false));
+        self.0.lock().insert(key, Stage::Pulling(false));
     }
 
     fn running(&self, key: Key, id: ObjectId) {
-        self.0.lock().insert(key, Forward::Running(id));
+        self.0.lock().insert(key, Stage::Running(id));
     }
 
     /// Submits the call with `start` unless it was cancelled while its
     /// arguments were pulled; its result.
     fn start(&self, key: &Key, start: impl FnOnce() -> ObjectId) -> Option<ObjectId> {
         let mut calls = self.0.lock();
-        if let Some(Forward::Pulling(true)) = calls.get(key) {
+        if let Some(Stage::Pulling(true)) = calls.get(key) {
             return None;
         }
         let id = start();
-        calls.insert(key.clone(), Forward::Running(id));
+        calls.insert(key.clone(), Stage::Running(id));
         Some(id)
     }
 
     fn cancel(&self, node: &Node, key: Key, recursive: bool) {
         let id = match self.0.lock().get_mut(&key) {
-            Some(Forward::Running(id)) => *id,
-            Some(Forward::Pulling(cancelled)) => return *cancelled = true,
+            Some(Stage::Running(id)) => *id,
+            Some(Stage::Pulling(cancelled)) => return *cancelled = true,
             // Answered already.
             None => return,
         };
@@ -444,7 +444,7 @@ impl Forwarder {
         };
         self.in_hand.lock().unsent.insert(call);
         let (in_hand, queue, store) = (Arc::downgrade(&self.in_hand), self.queue.clone(), Arc::downgrade(&node.store));
-        let (weak, cancelled) = (Arc::downgrade(node), Failure::cancelled(&label));
+        let (weak, function) = (Arc::downgrade(node), label.clone());
         node.track_elsewhere(
             result,
             label,
@@ -455,7 +455,7 @@ impl Forwarder {
                     drop(hand);
                     if let (Some(node), Some(store)) = (weak.upgrade(), store.upgrade()) {
                         node.untrack(&result);
-                        store.complete(result, Err(cancelled.clone()), None);
+                        store.complete(result, Err(Failure::cancelled(&function)), None);
                     }
                 } else if hand.waiting.contains_key(&call) {
                     let _ = queue.send(Outgoing::Cancel(call, recursive));
