@@ -101,7 +101,7 @@ fn children_max_rss() -> u64 {
 }
 
 const CASES: &[&str] =
-    &["get_order", "get_timeout", "wait", "chain", "errors", "retries", "actors", "generators", "cancel"];
+    &["get_order", "get_timeout", "wait", "chain", "errors", "retries", "actors", "generators", "cancel", "lifetime"];
 
 #[test]
 fn ray_semantics_from_python() {
@@ -131,6 +131,9 @@ const SEMANTICS_SEEN: &[&str] = &[
     "restarted, state anew: ok 6\nfailed constructor: True\n",
     "items: [0, 1, 2, 3]\nthen fails: [0, 1] KeyError: 'out of items'\n",
     "cancelled: forever\n",
+    // A large object goes before the driver blocks; a small one may wait for its batch.
+    "large, after a blocking call: ObjectNotFoundError not found: no object `",
+    "small, batch not full: ok 7\n",
 ];
 
 /// Ray's `resources=`, `num_gpus=` and `NodeAffinitySchedulingStrategy`,

@@ -9,7 +9,7 @@ from wit_world.exports.worker import ClassInfo, FunctionInfo
 from wit_world.imports import actors, objects, tasks, types
 
 OK = b"\xc4\x02ok"
-OPTS = types.TaskOptions(max_retries=3, retry_exceptions=False, num_cpus=1, component=None)
+OPTS = types.TaskOptions(max_retries=3, retry_exceptions=False, num_cpus=1, component=None, resources=[], node=None)
 
 
 class Worker(exports.Worker):
@@ -73,7 +73,9 @@ class Run(exports.Run):
 
         timeit("single_client_tasks_async", batch, 1000.0, seconds=seconds)
 
-        actor_options = types.ActorOptions(component=None, name=None, detached=False, max_restarts=0, max_task_retries=0)
+        actor_options = types.ActorOptions(
+            component=None, name=None, detached=False, max_restarts=0, max_task_retries=0, resources=[], node=None
+        )
         server = actors.create("Server", [], actor_options)
 
         def actor_batch():

@@ -5,7 +5,7 @@ import operator
 
 from . import _host, _script
 from ._host import Err, actors, call, objects, prism_bytes, tasks, types
-from ._values import HOLDS, ActorHandle, ObjectRef, decode, encode
+from ._values import HOLDS, INLINE_MAX, ActorHandle, ObjectRef, decode, encode
 
 _words_of = operator.attrgetter("_words")
 _REF_TYPE = {ObjectRef}
@@ -244,7 +244,7 @@ class ObjectRefGenerator:
         after `timeout` seconds."""
         if self._done:
             raise StopIteration
-        HOLDS.flush()
+        HOLDS.before_blocking()
         item = call(tasks.next_item, self._stream, _timeout_ms(timeout))
         if item is None:
             self._done = True
@@ -354,10 +354,16 @@ def put(value):
     try:
         if kind in _BYTES and len(value) >= 256:
             # Not encoded: the host reads the bytes straight from this memory.
-            return ObjectRef(prism_bytes.put_bytes(bytes(value)))
-        return ObjectRef(objects.put(encode(value)))
+            data = bytes(value)
+            words = prism_bytes.put_bytes(data)
+        else:
+            data = encode(value)
+            words = objects.put(data)
     except Err as err:
         raise _host.error(err.value) from None
+    if len(data) < INLINE_MAX:
+        HOLDS.small.add(words)
+    return ObjectRef(words)
 
 
 _Payload_Bytes = types.Payload_Bytes
@@ -369,6 +375,20 @@ def _value(payload):
     return decode(call(prism_bytes.read, payload.value.object))
 
 
+def _values_of(words, payloads):
+    """The values of `payloads`, got for the ids `words`, noting the small
+    ones (see `_Holds`)."""
+    small = HOLDS.small
+    values = []
+    for id, payload in zip(words, payloads):
+        if type(payload) is _Payload_Bytes:
+            small.add(id)
+            values.append(decode(payload.value))
+        else:
+            values.append(_value(payload))
+    return values
+
+
 def get(refs, *, timeout=None):
     """The value of a ref, or the values of a list of refs in order
     (duplicates allowed). Blocks until ready; raises the task's error, or
@@ -376,18 +396,22 @@ def get(refs, *, timeout=None):
     if HOLDS.dropped:
         HOLDS.flush()
     if type(refs) is ObjectRef:
+        words = refs._words
         try:
-            payload = objects.get([refs._words], None if timeout is None else _timeout_ms(timeout))[0]
+            payload = objects.get([words], None if timeout is None else _timeout_ms(timeout))[0]
         except Err as err:
             raise _host.error(err.value) from None
-        return decode(payload.value) if type(payload) is _Payload_Bytes else _value(payload)
+        if type(payload) is _Payload_Bytes:
+            HOLDS.small.add(words)
+            return decode(payload.value)
+        return _value(payload)
     try:
         words = list(map(_words_of, refs))
     except (AttributeError, TypeError):
         words = None
     if words is None or not _only_refs(refs):
         raise TypeError(f"get() takes an ObjectRef or a list of them, not {refs!r}")
-    return [_value(payload) for payload in call(objects.get, words, _timeout_ms(timeout))]
+    return _values_of(words, call(objects.get, words, _timeout_ms(timeout)))
 
 
 def wait(refs, *, num_returns=1, timeout=None, fetch_local=True):
@@ -400,7 +424,7 @@ def wait(refs, *, num_returns=1, timeout=None, fetch_local=True):
         words = None
     if words is None or not _only_refs(refs):
         raise TypeError("wait() takes a list of ObjectRefs")
-    HOLDS.flush()
+    HOLDS.before_blocking()
     positions = call(objects.wait, words, num_returns, _timeout_ms(timeout))
     ready = [refs[i] for i in positions]
     # The rest, in order, as slices between the ready ones (a loop of

@@ -16,42 +16,68 @@ import struct
 
 import msgpack
 
+from ._host import objects
+
 REF_EXT = 0x50
 ACTOR_EXT = 0x41
 
-# Dropped refs are told to the host in batches of this many (and before any
-# call that blocks).
+# Dropped refs are told to the host in batches of this many, and before any
+# call that blocks, unless they are small (below).
 RELEASE_BATCH = 64
+
+# An object stored inline (the host's INLINE_OBJECT_MAX); any larger one
+# reaches a guest as a mapping, not as bytes.
+INLINE_MAX = 64 << 10
 
 _WORDS = struct.Struct("<4Q")
 
 
 class _Holds:
     """How many `ObjectRef`s this instance has of each id, and the ids whose
-    last one went since the host was last told."""
+    last one went since the host was last told.
+
+    A ref whose object this instance knows is small (it put it, or read it
+    inline) may stay untold across a blocking call, until its batch fills:
+    that bounds what the host keeps for it to 64 objects of 64 KiB, and
+    spares a host call per round trip. Any other ref is told before the
+    instance blocks, so a large object never outlives its last ref by a
+    wait."""
 
     def __init__(self):
         self.counts = {}
+        self.small = set()
+        # Told before the next blocking call.
         self.dropped = []
+        # Told with the next batch.
+        self.lazy = []
         # Dropped with a call's result, which holds them once the host has
         # stored it: told from the next call on.
         self.deferred = []
         self.quiet = False
 
     def gone(self, words):
+        small = words in self.small
+        if small:
+            self.small.discard(words)
         if self.quiet:
             self.deferred.append(words)
             return
-        self.dropped.append(words)
-        if len(self.dropped) >= RELEASE_BATCH:
+        pending = self.lazy if small else self.dropped
+        pending.append(words)
+        if len(pending) >= RELEASE_BATCH:
             self.flush()
 
     def flush(self):
-        if self.dropped:
-            from . import _host
+        """Tells the host every dropped ref."""
+        dropped = self.dropped + self.lazy if self.lazy else self.dropped
+        if dropped:
+            self.dropped, self.lazy = [], []
+            objects.release(dropped)
 
-            dropped, self.dropped = self.dropped, []
-            _host.objects.release(dropped)
+    def before_blocking(self):
+        """Tells the host the dropped refs that must not wait for a batch."""
+        if self.dropped:
+            self.flush()
 
     def begin_call(self):
         """A call into this instance begins: what the last result held may

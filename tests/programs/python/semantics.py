@@ -248,6 +248,20 @@ def limits():
     show("others", lambda: prism.get([inc.remote(i) for i in range(4)]))
 
 
+def lifetime():
+    # A ref rebuilt from the id of one dropped: does the host still keep it?
+    big = prism.put(bytes(1 << 20))
+    words = big._words
+    del big
+    prism.get(identity.remote(0))
+    show("large, after a blocking call", lambda: prism.get(prism.ObjectRef(words)))
+    small = prism.put(7)
+    words = small._words
+    del small
+    prism.get(identity.remote(0))
+    show("small, batch not full", lambda: prism.get(prism.ObjectRef(words)))
+
+
 CASES = {
     "get_order": get_order,
     "get_timeout": get_timeout,
@@ -260,6 +274,7 @@ CASES = {
     "cancel": cancel,
     "limits": limits,
     "placement": placement,
+    "lifetime": lifetime,
 }
 
 for case in sys.argv[1:]:
