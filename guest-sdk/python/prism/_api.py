@@ -213,10 +213,10 @@ class ActorMethod:
         return ActorMethod(self._handle, self._method, num_returns == "streaming")
 
     def remote(self, *args):
-        handle, method = self._handle, self._method
+        args = _args(args) if args else []
         if self._streaming:
-            return ObjectRefGenerator(actors.call_generator(handle._words, method, _args(args)))
-        return ObjectRef(actors.call(handle._words, method, _args(args)))
+            return ObjectRefGenerator(actors.call_generator(self._handle._words, self._method, args))
+        return ObjectRef(actors.call(self._handle._words, self._method, args))
 
     def __call__(self, *args):
         raise TypeError(f"actor method `{self._method}` cannot be called directly: use `.{self._method}.remote()`")

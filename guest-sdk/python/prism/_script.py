@@ -61,6 +61,7 @@ _CAPTURED = set()
 _READ = set()
 #: The actor this instance is, once constructed.
 _ACTOR = None
+_GENERATOR = types.GeneratorType
 
 
 def _is_definition(stmt):
@@ -237,7 +238,7 @@ def _answer(function, args):
     what it returns."""
     try:
         result = function(*args)
-        if type(result) is types.GeneratorType:
+        if type(result) is _GENERATOR:
             for item in result:
                 call(tasks.yield_item, _api.put(item)._words)
             result = None

@@ -150,7 +150,9 @@ class ActorHandle:
     """A handle to an actor (Ray's `ActorHandle`): `handle.method.remote(...)`
     calls a method and returns the ref of its result at once."""
 
-    __slots__ = ("_words", "_class", "_methods")
+    # `handle.method` is made once, then found in `__dict__` without
+    # `__getattr__`.
+    __slots__ = ("_words", "_class", "__dict__")
 
     #: Makes `handle.method` (`prism._api.ActorMethod`, set there).
     _make_method = None
@@ -159,7 +161,6 @@ class ActorHandle:
         self._words = words
         # The Python class, where known, to tell generator methods.
         self._class = cls
-        self._methods = {}
 
     @classmethod
     def _from_bytes(cls, data):
@@ -172,9 +173,7 @@ class ActorHandle:
     def __getattr__(self, method):
         if method.startswith("__"):
             raise AttributeError(method)
-        bound = self._methods.get(method)
-        if bound is None:
-            bound = self._methods[method] = ActorHandle._make_method(self, method)
+        bound = self.__dict__[method] = ActorHandle._make_method(self, method)
         return bound
 
     def __eq__(self, other):
@@ -209,7 +208,10 @@ def _ext(code, data):
 
 _packer = msgpack.Packer(default=_default, use_bin_type=True)
 
-_NIL, _FALSE, _TRUE = b"\xc0", b"\xc2", b"\xc3"
+_NIL = b"\xc0"
+# Positive fixints, and the headers of bin 8, made once.
+_FIXINT = [bytes((i,)) for i in range(128)]
+_BIN8 = [b"\xc4" + bytes((n,)) for n in range(256)]
 
 
 def encode(value):
@@ -217,9 +219,9 @@ def encode(value):
     the Rust SDK write them, so equal values give equal refs)."""
     kind = type(value)
     if kind is int and 0 <= value < 128:
-        return bytes((value,))
+        return _FIXINT[value]
     if kind is bytes and len(value) < 256:
-        return b"\xc4" + bytes((len(value),)) + value
+        return _BIN8[len(value)] + value
     if value is None:
         return _NIL
     return _packer.pack(value)
