@@ -570,10 +570,15 @@ fn the_tasks_of_a_killed_driver_stop_on_the_nodes() {
     let deadline = ["--cpu-deadline", "600"];
     let nodes = [nats.node_in(None, 1, &deadline), nats.node_in(None, 1, &deadline)];
     let mut driver = nats.driver(&["spin", "2"]);
-    let running = |status: &[Value]| nodes.iter().map(|n| field(status, &n.id, "running")).sum::<u64>();
-    nats.wait_until(|status| running(status) == 2, "both endless tasks to run");
+    let sum = |status: &[Value], name| nodes.iter().map(|n| field(status, &n.id, name)).sum::<u64>();
+    // Started, not only received (a node fetches and compiles the component first).
+    nats.wait_until(|status| sum(status, "tasks") == 2, "both endless tasks to run");
     driver.kill();
-    nats.wait_until(|status| running(status) == 0, "the nodes to stop the killed driver's tasks");
+    // Stopped, each counts as failed (as a cancelled task does on one node).
+    nats.wait_until(
+        |status| sum(status, "running") == 0 && sum(status, "failed") == 2,
+        "the nodes to stop the killed driver's tasks",
+    );
 }
 
 #[test]

@@ -139,6 +139,21 @@ pub struct TaskCounts {
     pub rebuilt: AtomicU64,
 }
 
+/// Counts a task run for another node as finished or failed once it ends,
+/// also when the caller drops it mid-run (cancelled): that counts as
+/// failed, as a cancelled task does here.
+struct Ending<'a> {
+    counts: &'a TaskCounts,
+    finished: bool,
+}
+
+impl Drop for Ending<'_> {
+    fn drop(&mut self) {
+        let counter = if self.finished { &self.counts.finished } else { &self.counts.failed };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// The holdings of a call's arguments: every top-level ref and every ref
 /// nested in a value. Unknown refs are skipped (they fail the call).
 pub(crate) fn hold_args(node: &Node, args: &[TaskArg]) -> Holdings {
@@ -595,11 +610,11 @@ impl Node {
         made: &mut Holdings,
     ) -> Outcome<Value> {
         self.tasks.started.fetch_add(1, Ordering::Relaxed);
+        let mut ending = Ending { counts: &self.tasks, finished: false };
         let HereTask { function, args, num_cpus, placement, stream, token } = task;
         let attempt = Attempt { job, program: job.program.hash, function, num_cpus, placement };
         let outcome = attempt.run(self, args, Some(token), stream.map(Generating::new), made).await;
-        let counter = if matches!(outcome, Ok(Ok(_))) { &self.tasks.finished } else { &self.tasks.failed };
-        counter.fetch_add(1, Ordering::Relaxed);
+        ending.finished = matches!(outcome, Ok(Ok(_)));
         outcome
     }
 
