@@ -375,18 +375,13 @@ def _value(payload):
     return decode(call(prism_bytes.read, payload.value.object))
 
 
-def _values_of(words, payloads):
-    """The values of `payloads`, got for the ids `words`, noting the small
-    ones (see `_Holds`)."""
-    small = HOLDS.small
-    values = []
-    for id, payload in zip(words, payloads):
-        if type(payload) is _Payload_Bytes:
-            small.add(id)
-            values.append(decode(payload.value))
-        else:
-            values.append(_value(payload))
-    return values
+def _value_of(id, payload):
+    """The value of `payload`, got for the ref `id`, noting a small one (see
+    `_Holds`)."""
+    if type(payload) is _Payload_Bytes:
+        HOLDS.small.add(id)
+        return decode(payload.value)
+    return _value(payload)
 
 
 def get(refs, *, timeout=None):
@@ -401,17 +396,14 @@ def get(refs, *, timeout=None):
             payload = objects.get([words], None if timeout is None else _timeout_ms(timeout))[0]
         except Err as err:
             raise _host.error(err.value) from None
-        if type(payload) is _Payload_Bytes:
-            HOLDS.small.add(words)
-            return decode(payload.value)
-        return _value(payload)
+        return _value_of(words, payload)
     try:
         words = list(map(_words_of, refs))
     except (AttributeError, TypeError):
         words = None
     if words is None or not _only_refs(refs):
         raise TypeError(f"get() takes an ObjectRef or a list of them, not {refs!r}")
-    return _values_of(words, call(objects.get, words, _timeout_ms(timeout)))
+    return list(map(_value_of, words, call(objects.get, words, _timeout_ms(timeout))))
 
 
 def wait(refs, *, num_returns=1, timeout=None, fetch_local=True):
