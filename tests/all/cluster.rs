@@ -488,6 +488,24 @@ fn a_named_actor_is_found_called_and_killed_from_another_driver() {
     assert_eq!(keeper.stdout, "total 5\nkilled by another driver\n");
 }
 
+/// An actor that a task on a node makes is kept by the task's driver, as
+/// the driver's own are: its name is found by that driver, by another task
+/// on a node, and by another driver, which calls and kills it.
+#[test]
+fn an_actor_a_task_makes_on_a_node_is_named_across_the_cluster() {
+    let nats = Nats::start();
+    let _nodes = [nats.node(1), nats.node(1)];
+    let mut keeper = nats.driver(&["named-by-task", "made"]);
+    let mut lines = keeper.lines();
+    let found: Vec<_> = lines.by_ref().take(3).collect();
+    assert_eq!(found, ["a task made it: total 5", "the driver finds it holding 5", "a task finds it holding 5"]);
+    let user = nats.run(guest!(CLUSTER), &[], &["use-named", "made"]);
+    assert!(user.success, "{}\n{}", user.stdout, user.stderr);
+    assert_eq!(user.stdout.lines().skip(1).collect::<Vec<_>>(), ["found made holding 5", "total 6", "killed"]);
+    assert_eq!(lines.next().as_deref(), Some("killed by another driver"));
+    assert!(keeper.child.wait().unwrap().success());
+}
+
 /// A name is held by one driver at a time, as Ray's names are unique: a
 /// second driver is refused it while the first keeps its actor, and takes
 /// it once that driver is gone (killed, or ended).

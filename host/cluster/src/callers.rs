@@ -22,14 +22,14 @@ use futures::StreamExt as _;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-use prism_exec::{TaskArg, TaskOptions};
+use prism_exec::{ActorOptions, TaskArg, TaskOptions};
 use prism_node::{ActorsElsewhere, Job, Node, TasksElsewhere};
 use prism_store::{Failure, GetError, Holdings, ObjectId, ObjectStore, nested_refs};
 
 use crate::membership::Cluster;
 use crate::protocol::{
-    ActorCall, CallAnswer, CallArg, CallerRequest, Held, INLINE_REPLY_MAX, Named, TaskCall, Value, alive_subject,
-    name_key,
+    ActorCall, ActorCreate, CallAnswer, CallArg, CallerRequest, Held, INLINE_REPLY_MAX, Named, TaskCall, Value,
+    alive_subject, name_key,
 };
 use crate::transfer;
 
@@ -44,7 +44,8 @@ const OWNER_CHECK: Duration = Duration::from_secs(1);
 /// How many times a name is tried for, against other drivers claiming it.
 const CLAIM_TRIES: u32 = 3;
 
-/// How long a kill or a lookup by name waits for the driver's node.
+/// How long a kill, a lookup by name or an actor made waits for the
+/// driver's node (which pulls the constructor's arguments first).
 const ASK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Answers the requests of the nodes running `node`'s jobs and of other
@@ -74,6 +75,19 @@ pub async fn answer_callers(
         let answer = match rmp_serde::from_slice::<CallerRequest>(&message.payload) {
             Ok(CallerRequest::Kill(actor, no_restart)) => encode(&node.kill_actor(actor, no_restart)),
             Ok(CallerRequest::ByName(name)) => encode(&node.actor_by_name(&name)),
+            Ok(CallerRequest::Create(create)) => {
+                let job = jobs.lock().get(&create.job).and_then(Weak::upgrade);
+                let (client, node) = (client.clone(), node.clone());
+                // Its arguments are pulled in a task of its own.
+                tokio::spawn(async move {
+                    let created = match job {
+                        None => Err(Failure::NotFound(format!("job {} has ended", create.job))),
+                        Some(job) => create_actor(&node, &job, create).await,
+                    };
+                    let _ = client.publish(reply, encode(&created).into()).await;
+                });
+                continue;
+            }
             Ok(CallerRequest::Cancel(call, recursive)) => {
                 forwarded.cancel(&node, (reply, call), recursive);
                 continue;
@@ -192,6 +206,15 @@ async fn queue(node: &Arc<Node>, caller: u64, call: ActorCall) -> Result<ObjectI
     Ok(node.call_actor(caller, call.actor, call.method, args))
 }
 
+/// Makes the actor that a task on the node at `create.origin` asked for,
+/// once its arguments are pulled here: kept here, as this driver's own.
+async fn create_actor(node: &Arc<Node>, job: &Arc<Job>, create: ActorCreate) -> Result<ObjectId, Failure> {
+    // Held until the actor is made, which takes references of its own.
+    let (args, _pulled) = pull_args(node, &create.origin, create.args).await?;
+    let program = node.program(job, Some(create.component)).await?;
+    Ok(node.create_actor(job, &program, None, create.class, args, create.options)?)
+}
+
 /// Pulls the objects `args` name from the node at `origin`: the arguments
 /// as a call here takes them, and the pulled objects, held.
 async fn pull_args(node: &Node, origin: &str, args: Vec<CallArg>) -> Result<(Vec<TaskArg>, Holdings), Failure> {
@@ -261,6 +284,9 @@ pub struct Forwarder {
     /// The calls not yet answered.
     in_hand: Arc<Mutex<InHand>>,
     next: AtomicU64,
+    /// The store of the job's node, and where that node serves transfers.
+    store: Arc<ObjectStore>,
+    here: String,
 }
 
 /// What a forwarder sends, in order.
@@ -298,6 +324,7 @@ pub struct JobTasks {
     pub job: u64,
 }
 
+#[async_trait::async_trait]
 impl TasksElsewhere for JobTasks {
     fn remote(
         &self,
@@ -308,6 +335,19 @@ impl TasksElsewhere for JobTasks {
         options: TaskOptions,
     ) -> ObjectId {
         self.forwarder.send(node, caller, Work::Task { job: self.job, function, options }, args)
+    }
+
+    async fn create_actor(
+        &self,
+        component: [u8; 32],
+        class: String,
+        args: Vec<TaskArg>,
+        options: ActorOptions,
+    ) -> Result<ObjectId, Failure> {
+        let forwarder = &self.forwarder;
+        let args = describe_args(&forwarder.store, &args).await?;
+        let (job, origin) = (self.job, forwarder.here.clone());
+        forwarder.asking(CallerRequest::Create(ActorCreate { job, component, class, args, options, origin })).await
     }
 }
 
@@ -355,8 +395,8 @@ impl Forwarder {
         // Sends the calls in order, each once its arguments are ready, and
         // the cancels of calls sent, after them.
         let sender = {
-            let (client, subject, store, in_hand, inbox) =
-                (client.clone(), subject.clone(), store.clone(), in_hand.clone(), inbox.clone());
+            let (client, subject, store, in_hand, inbox, here) =
+                (client.clone(), subject.clone(), store.clone(), in_hand.clone(), inbox.clone(), here.clone());
             async move {
                 while let Some(outgoing) = queued.recv().await {
                     let call = match outgoing {
@@ -379,6 +419,7 @@ impl Forwarder {
         // checks every second that the driver's node is still there: if it
         // is gone, they would wait for ever.
         let (asker, owner, waiting) = (client.clone(), subject.clone(), in_hand.clone());
+        let ours = store.clone();
         let receiver = async move {
             let mut gone = false;
             let mut check = tokio::time::interval(OWNER_CHECK);
@@ -422,7 +463,7 @@ impl Forwarder {
         };
         tokio::spawn(sender);
         tokio::spawn(receiver);
-        Ok(Arc::new(Forwarder { client, subject, queue, in_hand, next: AtomicU64::new(0) }))
+        Ok(Arc::new(Forwarder { client, subject, queue, in_hand, next: AtomicU64::new(0), store: ours, here }))
     }
 
     /// Queues `what` with `args` for `caller`; its result's ref, pending
@@ -471,9 +512,15 @@ impl Forwarder {
         result
     }
 
-    /// Asks the driver's node, and waits for its answer.
+    /// Asks the driver's node, and waits for its answer, from an import
+    /// that is not async.
     fn ask<T: serde::de::DeserializeOwned>(&self, request: CallerRequest) -> Result<T, Failure> {
-        let asked = block_on(ask(&self.client, &self.subject, &request));
+        block_on(self.asking(request))
+    }
+
+    /// Asks the driver's node; its answer.
+    async fn asking<T: serde::de::DeserializeOwned>(&self, request: CallerRequest) -> Result<T, Failure> {
+        let asked = ask(&self.client, &self.subject, &request).await;
         let unreachable = |e: String| Failure::HostFailed(format!("the driver's node cannot be asked: {e}"));
         match asked.map_err(unreachable)? {
             Asked::Answer(answer) => answer,

@@ -186,6 +186,10 @@ pub enum CallerRequest {
     /// Submit a task a task on a node started; answered, once it ends, with
     /// a [`CallAnswer`] on the message's reply subject.
     Remote(TaskCall),
+    /// Make an actor for a task on a node: the caller's node keeps it, as
+    /// it keeps the actors its driver makes; answered with
+    /// `Result<ObjectId, Failure>` once it exists (its constructor runs on).
+    Create(ActorCreate),
     /// Cancel call `.0` (a [`CallerRequest::Call`] or
     /// [`CallerRequest::Remote`] sent before, from the same reply subject),
     /// with `.1` the calls it made. Not answered: the call's answer says
@@ -207,6 +211,23 @@ pub struct TaskCall {
     pub args: Vec<CallArg>,
     /// Its options (naming its component).
     pub options: prism_exec::TaskOptions,
+    /// Where the arguments are pulled from: that node's transfer server.
+    pub origin: String,
+}
+
+/// An actor that a task (or an actor's instance) running on a node makes.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ActorCreate {
+    /// The caller's job, which owns the actor.
+    pub job: u64,
+    /// The component whose class it is.
+    pub component: [u8; 32],
+    /// The class.
+    pub class: String,
+    /// Its constructor's arguments.
+    pub args: Vec<CallArg>,
+    /// Its options (its name among them).
+    pub options: prism_exec::ActorOptions,
     /// Where the arguments are pulled from: that node's transfer server.
     pub origin: String,
 }

@@ -106,7 +106,7 @@ impl Default for TaskOptions {
 }
 
 /// Ray's actor options.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ActorOptions {
     /// Unique name for `get_actor`.
     pub name: Option<String>,

@@ -110,9 +110,11 @@ pub struct HereTask<'a> {
     pub token: Arc<Token>,
 }
 
-/// Where the tasks that a job's tasks start go when the job runs here for
-/// a driver on another node: to that driver, whose scheduler places them
-/// across its cluster and owns their results.
+/// Where the tasks that a job's tasks start, and the actors they make, go
+/// when the job runs here for a driver on another node: to that driver,
+/// whose scheduler places them across its cluster, which owns their
+/// results and keeps the actors (their queues, names and restarts).
+#[async_trait::async_trait]
 pub trait TasksElsewhere: Send + Sync {
     /// Submits `function` with `args` for `caller` (its component is named
     /// in `options`); the ref of its result, pending here until it comes.
@@ -124,6 +126,16 @@ pub trait TasksElsewhere: Send + Sync {
         args: Vec<TaskArg>,
         options: TaskOptions,
     ) -> ObjectId;
+
+    /// Makes an actor of `class` of `component` with `args`, kept by the
+    /// driver's node, once the objects `args` name are ready; its id.
+    async fn create_actor(
+        &self,
+        component: [u8; 32],
+        class: String,
+        args: Vec<TaskArg>,
+        options: ActorOptions,
+    ) -> Result<ActorId, Failure>;
 }
 
 /// Tasks of a namespace, counted for metrics.

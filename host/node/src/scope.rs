@@ -84,6 +84,9 @@ impl Calls for Scope {
         args: Vec<TaskArg>,
         options: ActorOptions,
     ) -> Result<ActorId, Failure> {
+        if let Some(elsewhere) = self.job.tasks_elsewhere() {
+            return elsewhere.create_actor(component, class, args, options).await;
+        }
         let program = self.node.program(&self.job, Some(component)).await?;
         Ok(self.node.create_actor(&self.job, &program, self.actor, class, args, options)?)
     }

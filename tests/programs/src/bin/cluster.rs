@@ -156,10 +156,40 @@ fn relay(from: &str, to: &str) {
     println!("read here, right: {}", prism::get(&made).unwrap().as_ref() == part_pattern(7, 8));
 }
 
+/// Makes a `Tally` named `name` holding 5, from a task (on a node): the
+/// driver keeps it, so its name is known across the cluster.
+#[prism::remote]
+fn make_named(name: String) -> u64 {
+    let tally = Tally::remote_with(&prism::ActorOptions::new().name(&name)).unwrap();
+    prism::get(&tally.add(5, 0).remote()).unwrap()
+}
+
+/// What the `Tally` named `name` holds, as a task (on a node) finds it.
+#[prism::remote]
+fn holding(name: String) -> u64 {
+    let tally: prism::Actor<Tally> = prism::get_actor(&name).unwrap();
+    prism::get(&tally.add(0, 0).remote()).unwrap()
+}
+
 /// Keeps a `Tally` named `name` holding 5 until another driver kills it.
 fn keep_named(name: &str) {
     let tally = Tally::remote_with(&prism::ActorOptions::new().name(name)).unwrap();
     println!("total {}", prism::get(&tally.add(5, 0).remote()).unwrap());
+    wait_for_kill(&tally);
+}
+
+/// A task makes a `Tally` named `name` holding 5; this driver and another
+/// task find it by name; it is kept until another driver kills it.
+fn named_by_task(name: &str) {
+    println!("a task made it: total {}", prism::get(&make_named::remote(name.to_string())).unwrap());
+    let tally: prism::Actor<Tally> = prism::get_actor(name).unwrap();
+    println!("the driver finds it holding {}", prism::get(&tally.add(0, 0).remote()).unwrap());
+    println!("a task finds it holding {}", prism::get(&holding::remote(name.to_string())).unwrap());
+    wait_for_kill(&tally);
+}
+
+/// Calls `tally` until it fails: another driver killed it.
+fn wait_for_kill(tally: &prism::Actor<Tally>) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while prism::get(&tally.add(0, 0).remote()).is_ok() {
         assert!(Instant::now() < deadline, "no other driver killed it");
@@ -432,6 +462,7 @@ fn main() {
         Some("lost") => lost(&args[1]),
         Some("relay") => relay(&args[1], &args[2]),
         Some("keep-named") => keep_named(&args[1]),
+        Some("named-by-task") => named_by_task(&args[1]),
         Some("use-named") => use_named(&args[1]),
         Some("lean-on") => lean_on(&args[1]),
         Some("claim") => claim(&args[1]),
@@ -462,7 +493,7 @@ fn main() {
         }
         _ => panic!(
             "usage: cluster.wasm -- squares N | slow N MS | big MIB | made MIB | greedy | resources | pin | lost NODE \
-             | churn N MIB | relay FROM TO | keep-named NAME | use-named NAME \
+             | churn N MIB | relay FROM TO | keep-named NAME | named-by-task NAME | use-named NAME \
              | lean-on NAME | claim NAME | generate | fan-out N MS | cancel | spin N"
         ),
     }
