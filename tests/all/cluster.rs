@@ -268,7 +268,8 @@ fn the_seeds_programs_print_on_a_cluster_what_they_print_on_one_node() {
     let nats = Nats::start();
     let _nodes = [nats.node(1), nats.node(2)];
     // Values and refs nested in them, driver globals, output, generators,
-    // actors, and actors called by tasks on other nodes.
+    // actors, actors called by tasks on other nodes, and an actor made in
+    // another's constructor on a node, which ends with it.
     for (guest, args) in [
         (guest!(PUT_GET), &[][..]),
         (guest!(ECHO), &[]),
@@ -279,6 +280,7 @@ fn the_seeds_programs_print_on_a_cluster_what_they_print_on_one_node() {
         (guest!(COUNTER), &[]),
         (guest!(BANK), &[]),
         (guest!(OCR_ACTORS), &[]),
+        (guest!(ACTORS), &["owned-by-actor"]),
     ] {
         let run = nats.run(guest, &[], args);
         assert!(run.success, "{guest}: {}\n{}", run.stdout, run.stderr);

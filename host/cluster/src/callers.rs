@@ -212,7 +212,7 @@ async fn create_actor(node: &Arc<Node>, job: &Arc<Job>, create: ActorCreate) -> 
     // Held until the actor is made, which takes references of its own.
     let (args, _pulled) = pull_args(node, &create.origin, create.args).await?;
     let program = node.program(job, Some(create.component)).await?;
-    Ok(node.create_actor(job, &program, None, create.class, args, create.options)?)
+    Ok(node.create_actor(job, &program, create.owner, create.class, args, create.options)?)
 }
 
 /// Pulls the objects `args` name from the node at `origin`: the arguments
@@ -343,11 +343,13 @@ impl TasksElsewhere for JobTasks {
         class: String,
         args: Vec<TaskArg>,
         options: ActorOptions,
+        owner: Option<ObjectId>,
     ) -> Result<ObjectId, Failure> {
         let forwarder = &self.forwarder;
         let args = describe_args(&forwarder.store, &args).await?;
         let (job, origin) = (self.job, forwarder.here.clone());
-        forwarder.asking(CallerRequest::Create(ActorCreate { job, component, class, args, options, origin })).await
+        let create = ActorCreate { job, component, class, args, options, owner, origin };
+        forwarder.asking(CallerRequest::Create(create)).await
     }
 }
 

@@ -644,11 +644,12 @@ impl Executor for Dispatcher {
     }
 
     async fn start_actor(&self, run: Run, class: &str, args: &[Input]) -> Result<Box<dyn ActorInstance>, String> {
+        let actor = run.calls.actor().expect("an actor's instance starts as that actor");
         let (mut request, calls) = self.link.request(run, class, args).await.map_err(|t| t.message)?;
         // An instance holds a cpu only while a call runs, as Ray's actors
         // (num_cpus=0 once created) do; any node with one will do.
         request.num_cpus = 1;
-        let message = Request::Actor(ActorRequest::Start(request));
+        let message = Request::Actor(ActorRequest::Start(actor, request));
         // A node lost while starting it did not fail the constructor: the
         // instance goes to another node (a refusal to place it is final).
         let mut lost = 0;
@@ -807,7 +808,7 @@ fn task(request: &Request) -> &TaskRequest {
         Request::Task(task)
         | Request::Generator(task)
         | Request::Actor(
-            ActorRequest::Start(task) | ActorRequest::Call(_, _, task) | ActorRequest::Generate(_, _, task),
+            ActorRequest::Start(_, task) | ActorRequest::Call(_, _, task) | ActorRequest::Generate(_, _, task),
         ) => task,
         Request::Actor(ActorRequest::Drop(_)) => unreachable!("a drop carries no task"),
     }

@@ -218,7 +218,7 @@ pub struct TaskCall {
 /// An actor that a task (or an actor's instance) running on a node makes.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ActorCreate {
-    /// The caller's job, which owns the actor.
+    /// The caller's job, which owns the actor unless `owner` does.
     pub job: u64,
     /// The component whose class it is.
     pub component: [u8; 32],
@@ -228,6 +228,9 @@ pub struct ActorCreate {
     pub args: Vec<CallArg>,
     /// Its options (its name among them).
     pub options: prism_exec::ActorOptions,
+    /// The actor whose constructor or method made it, if one did: it ends
+    /// with that one, as on one node.
+    pub owner: Option<ObjectId>,
     /// Where the arguments are pulled from: that node's transfer server.
     pub origin: String,
 }
@@ -273,10 +276,10 @@ pub struct CallAnswer {
 /// restarts, name); the node it is on keeps only the instance.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ActorRequest {
-    /// Make an instance of `class` (the `function` of the request), its
-    /// constructor run with the request's arguments. Answered with
-    /// [`ActorStarted`].
-    Start(TaskRequest),
+    /// Make an instance of actor `.0`, of `class` (the `function` of the
+    /// request), its constructor run with the request's arguments.
+    /// Answered with [`ActorStarted`].
+    Start(ObjectId, TaskRequest),
     /// Run method `function` of instance `.0` (`label` is
     /// `Class.method`). Answered with a [`TaskReply`].
     Call(u64, String, TaskRequest),

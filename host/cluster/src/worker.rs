@@ -15,9 +15,9 @@ use tokio::sync::{OnceCell, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 
-use prism_exec::{ActorInstance, Input, Outcome, Output, ProgramInfo, Stream};
+use prism_exec::{Input, Outcome, Output, ProgramInfo, Stream};
 use prism_node::cancel::Token;
-use prism_node::{HereTask, Job, Node, generators};
+use prism_node::{HereTask, InstanceHere, Job, Node, generators};
 use prism_store::{GetError, Holdings, ObjectId, nested_refs};
 
 use crate::callers::{Forwarder, JobTasks, Presence, presence};
@@ -65,7 +65,7 @@ pub struct Worker {
 
 /// An actor's instance kept here, and the job it belongs to.
 struct Hosted {
-    instance: Box<dyn ActorInstance>,
+    instance: InstanceHere,
     served: Arc<Served>,
 }
 
@@ -305,12 +305,12 @@ impl Worker {
     /// method's items go to `items`.
     async fn actor(&self, request: ActorRequest, items: &Items<'_>) -> Option<Vec<u8>> {
         match request {
-            ActorRequest::Start(request) => Some(encode(&match self.prepare(&request).await {
+            ActorRequest::Start(actor, request) => Some(encode(&match self.prepare(&request).await {
                 Err(unready) => ActorStarted::Failed(unready.message()),
                 Ok((served, inputs)) => {
                     match self
                         .node
-                        .start_actor_here(&served.job, &request.function, &inputs, request.placement.clone())
+                        .start_actor_here(&served.job, actor, &request.function, &inputs, request.placement.clone())
                         .await
                     {
                         Err(message) => ActorStarted::Failed(message),
@@ -349,7 +349,7 @@ impl Worker {
                 let Hosted { instance, served } = &mut *hosted;
                 let stream = items.map(|_| Arc::new(generators::Stream::default()));
                 let (job, function) = (&served.job, &request.function);
-                let call = self.node.call_actor_here(job, instance.as_mut(), label, function, &inputs, stream.clone());
+                let call = self.node.call_actor_here(job, instance, label, function, &inputs, stream.clone());
                 let outcome = self.streaming(served, stream.as_deref(), items, call).await;
                 let made = Holdings::new(&self.node.store);
                 let reply = self.reply(served, outcome, made).await;

@@ -67,6 +67,10 @@ pub trait Calls: Send + Sync {
     /// Whether its namespace was closed for good: the instance should stop.
     fn is_closed(&self) -> bool;
 
+    /// The actor whose constructor or method this call is, if it is one:
+    /// the actors it makes end with that actor.
+    fn actor(&self) -> Option<ActorId>;
+
     /// Takes `n` cpus again after blocking.
     async fn acquire_cpus(&self, n: u32) -> Slot;
 

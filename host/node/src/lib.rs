@@ -39,5 +39,5 @@ mod scope;
 pub mod slots;
 pub mod threads;
 
-pub use self::node::{ActorsElsewhere, HereTask, Host, Job, Library, Node, TaskCounts, TasksElsewhere};
+pub use self::node::{ActorsElsewhere, HereTask, Host, InstanceHere, Job, Library, Node, TaskCounts, TasksElsewhere};
 pub use self::threads::Threads;

@@ -92,6 +92,14 @@ pub trait ActorsElsewhere: Send + Sync {
     fn free_name(&self, name: &str);
 }
 
+/// An actor's instance made here for a caller on another node, which keeps
+/// the actor ([`Node::start_actor_here`]): what the actors it makes are
+/// owned by.
+pub struct InstanceHere {
+    actor: ActorId,
+    instance: Box<dyn ActorInstance>,
+}
+
 /// A task a caller on another node sent here, to run once
 /// ([`Node::run_task_here`]).
 pub struct HereTask<'a> {
@@ -128,13 +136,15 @@ pub trait TasksElsewhere: Send + Sync {
     ) -> ObjectId;
 
     /// Makes an actor of `class` of `component` with `args`, kept by the
-    /// driver's node, once the objects `args` name are ready; its id.
+    /// driver's node and owned by the actor `owner` if given (else by the
+    /// job), once the objects `args` name are ready; its id.
     async fn create_actor(
         &self,
         component: [u8; 32],
         class: String,
         args: Vec<TaskArg>,
         options: ActorOptions,
+        owner: Option<ActorId>,
     ) -> Result<ActorId, Failure>;
 }
 
@@ -630,37 +640,39 @@ impl Node {
         outcome
     }
 
-    /// Makes an actor's instance of `class` of the job's program here,
+    /// Makes an instance of `actor`, of `class` of the job's program, here,
     /// its constructor run with `args`, holding the resources `placement`
     /// asks for: the instance of an actor whose caller, on another node,
     /// keeps its queue, order and restarts.
     pub async fn start_actor_here(
         self: &Arc<Self>,
         job: &Arc<Job>,
+        actor: ActorId,
         class: &str,
         args: &[Input],
         placement: Placement,
-    ) -> Result<Box<dyn ActorInstance>, String> {
-        let scope = Scope::new(self, job, None, self.next_caller(), None, None);
+    ) -> Result<InstanceHere, String> {
+        let scope = Scope::new(self, job, None, self.next_caller(), Some(actor), None);
         let run = self.run(job, scope, job.program.hash, None, 0, placement);
-        crate::actors::start_instance(self, run, class, args).await
+        let instance = crate::actors::start_instance(self, run, class, args).await?;
+        Ok(InstanceHere { actor, instance })
     }
 
-    /// Runs `method` (`label` is `Class.method`) on `instance`, made by
+    /// Runs `method` (`label` is `Class.method`) on `here`, made by
     /// [`Node::start_actor_here`], on one of this node's cpus.
     pub async fn call_actor_here(
         self: &Arc<Self>,
         job: &Arc<Job>,
-        instance: &mut dyn ActorInstance,
+        here: &mut InstanceHere,
         label: &str,
         method: &str,
         args: &[Input],
         stream: Option<Arc<generators::Stream>>,
     ) -> Outcome {
         let slot = self.scheduler.acquire(self, 1).await;
-        let scope = Scope::new(self, job, None, self.next_caller(), None, stream.map(Generating::new));
+        let scope = Scope::new(self, job, None, self.next_caller(), Some(here.actor), stream.map(Generating::new));
         let run = self.run(job, scope, job.program.hash, Some(Slot::new(slot)), 1, Placement::default());
-        instance.call(run, label, method, args).await
+        here.instance.call(run, label, method, args).await
     }
 
     /// A ref that is failed from the start; `unread` is told if it is

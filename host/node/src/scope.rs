@@ -60,6 +60,10 @@ impl Calls for Scope {
         self.node.is_closed()
     }
 
+    fn actor(&self) -> Option<ActorId> {
+        self.actor
+    }
+
     async fn acquire_cpus(&self, n: u32) -> Slot {
         Slot::new(self.node.scheduler.acquire(&self.node, n).await)
     }
@@ -85,7 +89,7 @@ impl Calls for Scope {
         options: ActorOptions,
     ) -> Result<ActorId, Failure> {
         if let Some(elsewhere) = self.job.tasks_elsewhere() {
-            return elsewhere.create_actor(component, class, args, options).await;
+            return elsewhere.create_actor(component, class, args, options, self.actor).await;
         }
         let program = self.node.program(&self.job, Some(component)).await?;
         Ok(self.node.create_actor(&self.job, &program, self.actor, class, args, options)?)
