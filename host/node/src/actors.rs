@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 
 use futures::FutureExt as _;
 use parking_lot::Mutex;
@@ -160,6 +160,8 @@ pub struct Actor {
     /// Actors it created (not detached): they end with it.
     owned: Mutex<Vec<ActorId>>,
     kill: Notify,
+    /// Where its loop is: [`TAKING`], [`ASLEEP`] or [`WOKEN`] (see [`send`]).
+    turn: AtomicU8,
     /// Set by a kill that asks for a restart (`no_restart` false).
     restart: AtomicBool,
     /// Restarts so far, against `max_restarts`.
@@ -290,6 +292,7 @@ impl Actors {
             died: Mutex::new(None),
             owned: Mutex::new(Vec::new()),
             kill: Notify::new(),
+            turn: AtomicU8::new(TAKING),
             restart: AtomicBool::new(false),
             restarts: AtomicU32::new(0),
         });
@@ -471,10 +474,40 @@ fn send(node: &Node, actor: &Actor, call: Call) {
         Some(queue) => queue.send(call).err().map(|mpsc::error::SendError(call)| call),
         None => Some(call),
     };
+    if refused.is_none() {
+        // The first call wakes the loop: a caller that blocks next (a sync
+        // call) lets it run at once on this thread. A second call before it
+        // ran means the caller goes on computing: let another thread run it.
+        let woke = actor.turn.compare_exchange(ASLEEP, WOKEN, Ordering::AcqRel, Ordering::Acquire);
+        if woke == Err(WOKEN) && actor.turn.compare_exchange(WOKEN, TAKING, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        {
+            free_woken();
+        }
+    }
     if let Some(call) = refused {
         let reason = actor.dead().unwrap_or_else(|| "it has stopped".into());
         node.tokens.remove(&call.reply.id());
         actor.reply(node, &call.reply, &call.method, Err(Failure::ActorDied(reason)));
+    }
+}
+
+/// An actor's loop takes calls.
+const TAKING: u8 = 0;
+/// An actor's loop waits for a call.
+const ASLEEP: u8 = 1;
+/// A call woke an actor's loop, which has not run since.
+const WOKEN: u8 = 2;
+
+/// Lets another worker thread take the task just woken on this one. Tokio
+/// keeps a task woken from a worker thread in that thread's LIFO slot,
+/// which no other worker steals: an actor's loop woken by a caller that
+/// goes on computing (a driver queueing a thousand calls) would wait until
+/// the caller blocks, and the two would take turns on one cpu instead of
+/// running on two. A task spawned after it takes the slot, and the woken
+/// one moves to the queue other workers steal from.
+fn free_woken() {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        tokio::spawn(async {});
     }
 }
 
@@ -557,10 +590,14 @@ async fn run(
         }
     };
     'serve: loop {
+        if rx.is_empty() {
+            actor.turn.store(ASLEEP, Ordering::Release);
+        }
         let call = tokio::select! {
             call = rx.recv() => call,
             () = actor.kill.notified() => None,
         };
+        actor.turn.store(TAKING, Ordering::Release);
         if actor.restart.swap(false, Ordering::AcqRel) && actor.dead().is_none() {
             match restart(instance, format!("`{}` was killed", actor.class)).await {
                 Some(new) => instance = new,
