@@ -474,21 +474,23 @@ fn send(node: &Node, actor: &Actor, call: Call) {
         Some(queue) => queue.send(call).err().map(|mpsc::error::SendError(call)| call),
         None => Some(call),
     };
-    if refused.is_none() {
+    let Some(call) = refused else {
         // The first call wakes the loop: a caller that blocks next (a sync
         // call) lets it run at once on this thread. A second call before it
         // ran means the caller goes on computing: let another thread run it.
-        let woke = actor.turn.compare_exchange(ASLEEP, WOKEN, Ordering::AcqRel, Ordering::Acquire);
-        if woke == Err(WOKEN) && actor.turn.compare_exchange(WOKEN, TAKING, Ordering::AcqRel, Ordering::Acquire).is_ok()
-        {
+        let next = |turn| match turn {
+            ASLEEP => Some(WOKEN),
+            WOKEN => Some(TAKING),
+            _ => None,
+        };
+        if actor.turn.fetch_update(Ordering::AcqRel, Ordering::Acquire, next) == Ok(WOKEN) {
             free_woken();
         }
-    }
-    if let Some(call) = refused {
-        let reason = actor.dead().unwrap_or_else(|| "it has stopped".into());
-        node.tokens.remove(&call.reply.id());
-        actor.reply(node, &call.reply, &call.method, Err(Failure::ActorDied(reason)));
-    }
+        return;
+    };
+    let reason = actor.dead().unwrap_or_else(|| "it has stopped".into());
+    node.tokens.remove(&call.reply.id());
+    actor.reply(node, &call.reply, &call.method, Err(Failure::ActorDied(reason)));
 }
 
 /// An actor's loop takes calls.
