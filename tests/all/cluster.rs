@@ -472,8 +472,8 @@ fn a_task_cancelled_on_another_node_stops_there_and_so_do_the_tasks_it_started()
 }
 
 /// Named actors are found cluster-wide: a driver finds the actor another
-/// driver named, calls it (seeing its state) and kills it; a name no driver
-/// has is a clear error.
+/// driver named, calls it (seeing its state), and so does one of its tasks
+/// on a node; then it kills it. A name no driver has is a clear error.
 #[test]
 fn a_named_actor_is_found_called_and_killed_from_another_driver() {
     let nats = Nats::start();
@@ -484,7 +484,7 @@ fn a_named_actor_is_found_called_and_killed_from_another_driver() {
     let mut lines = user.stdout.lines();
     let missing = lines.next().unwrap();
     assert!(missing.contains("no live actor named `nobody` here or on another driver"), "{missing}");
-    assert_eq!(lines.collect::<Vec<_>>(), ["found shared holding 5", "total 6", "killed"]);
+    assert_eq!(lines.collect::<Vec<_>>(), ["found shared holding 5", "total 6", "a task finds it holding 6", "killed"]);
     let keeper = keeper.join().unwrap();
     assert!(keeper.success, "{}\n{}", keeper.stdout, keeper.stderr);
     assert_eq!(keeper.stdout, "total 5\nkilled by another driver\n");
@@ -492,7 +492,8 @@ fn a_named_actor_is_found_called_and_killed_from_another_driver() {
 
 /// An actor that a task on a node makes is kept by the task's driver, as
 /// the driver's own are: its name is found by that driver, by another task
-/// on a node, and by another driver, which calls and kills it.
+/// on a node, and by another driver and its task on a node; that driver
+/// kills it.
 #[test]
 fn an_actor_a_task_makes_on_a_node_is_named_across_the_cluster() {
     let nats = Nats::start();
@@ -503,7 +504,10 @@ fn an_actor_a_task_makes_on_a_node_is_named_across_the_cluster() {
     assert_eq!(found, ["a task made it: total 5", "the driver finds it holding 5", "a task finds it holding 5"]);
     let user = nats.run(guest!(CLUSTER), &[], &["use-named", "made"]);
     assert!(user.success, "{}\n{}", user.stdout, user.stderr);
-    assert_eq!(user.stdout.lines().skip(1).collect::<Vec<_>>(), ["found made holding 5", "total 6", "killed"]);
+    assert_eq!(
+        user.stdout.lines().skip(1).collect::<Vec<_>>(),
+        ["found made holding 5", "total 6", "a task finds it holding 6", "killed"]
+    );
     assert_eq!(lines.next().as_deref(), Some("killed by another driver"));
     assert!(keeper.child.wait().unwrap().success());
 }

@@ -1,16 +1,15 @@
 //! Calls of a driver's actors by its tasks running on other nodes.
 //!
 //! The actors stay with the driver's node, which keeps their queues
-//! (`prism_node::actors`). A task on a node that calls one of them, kills
-//! one or looks one up by name goes through [`Forwarder`], that job's
-//! [`ActorsElsewhere`] there: it sends the request to the driver's node,
+//! (`prism_node::actors`). A task on a node that calls or kills one of them
+//! goes through a [`Forwarder`]: it sends the request to the driver's node,
 //! where [`answer_callers`] queues it as a local call would be queued, and
 //! completes the call's result on the node once the answer comes.
 //!
-//! A driver finds another driver's named actor the same way: [`Directory`],
-//! its job's [`ActorsElsewhere`], claims each name its actors take in
-//! [`NAMES_BUCKET`](crate::protocol::NAMES_BUCKET), looks names up there, and calls the actor through a
-//! [`Forwarder`] to the driver that keeps it.
+//! Any job finds any driver's named actor the same way: [`Directory`], its
+//! job's [`ActorsElsewhere`], looks names up in
+//! [`NAMES_BUCKET`](crate::protocol::NAMES_BUCKET), where each driver claims the names its actors take,
+//! and calls the actor through a [`Forwarder`] to the driver that keeps it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -272,8 +271,9 @@ fn encode(message: &impl serde::Serialize) -> Vec<u8> {
     rmp_serde::to_vec(message).expect("messages encode")
 }
 
-/// A job's [`ActorsElsewhere`] on a node running it for a driver on
-/// another node.
+/// The calls, kills and tasks that a job on one node sends the driver's
+/// node that keeps the actors (or runs the tasks), in the order they were
+/// made.
 pub struct Forwarder {
     client: async_nats::Client,
     /// The driver's node's [`crate::protocol::caller_subject`].
@@ -514,10 +514,16 @@ impl Forwarder {
         result
     }
 
-    /// Asks the driver's node, and waits for its answer, from an import
-    /// that is not async.
-    fn ask<T: serde::de::DeserializeOwned>(&self, request: CallerRequest) -> Result<T, Failure> {
-        block_on(self.asking(request))
+    /// Queues `method` on `actor` (which the driver's node keeps) for
+    /// `caller`, as [`ActorsElsewhere::call`] does.
+    fn call(&self, node: &Arc<Node>, caller: u64, actor: ObjectId, method: String, args: Vec<TaskArg>) -> ObjectId {
+        self.send(node, caller, Work::Method { actor, method }, args)
+    }
+
+    /// Kills `actor`, which the driver's node keeps, from an import (which
+    /// is not async).
+    fn kill(&self, actor: ObjectId, no_restart: bool) -> Result<(), Failure> {
+        block_on(self.asking(CallerRequest::Kill(actor, no_restart)))
     }
 
     /// Asks the driver's node; its answer.
@@ -672,40 +678,19 @@ async fn receive(
     Ok((bytes, held))
 }
 
-impl ActorsElsewhere for Forwarder {
-    fn call(&self, node: &Arc<Node>, caller: u64, actor: ObjectId, method: String, args: Vec<TaskArg>) -> ObjectId {
-        self.send(node, caller, Work::Method { actor, method }, args)
-    }
-
-    fn kill(&self, actor: ObjectId, no_restart: bool) -> Result<(), Failure> {
-        self.ask(CallerRequest::Kill(actor, no_restart))
-    }
-
-    fn by_name(&self, name: &str) -> Result<ObjectId, Failure> {
-        self.ask(CallerRequest::ByName(name.to_string()))
-    }
-
-    // An actor that a task on this node makes lives here, known by its
-    // name on this node only (docs/cluster.md says so).
-    fn claim_name(&self, _name: &str, _actor: ObjectId) -> Result<bool, Failure> {
-        Ok(true)
-    }
-
-    fn free_name(&self, _name: &str) {}
-}
-
-/// A driver job's [`ActorsElsewhere`]: the names its actors take, claimed
-/// in [`NAMES_BUCKET`](crate::protocol::NAMES_BUCKET) so that no other driver takes them too, and the
-/// named actors of other drivers, found there and called through a
-/// [`Forwarder`] to each.
+/// A job's [`ActorsElsewhere`] in a cluster: the named actors of every
+/// driver, found in [`NAMES_BUCKET`](crate::protocol::NAMES_BUCKET) and called through a [`Forwarder`] to the
+/// driver that keeps each. A driver's job claims there the names its own
+/// actors take, so that no other driver takes them too; a job run on a
+/// node for a driver elsewhere calls that driver's actors, named or not.
 pub struct Directory {
     client: async_nats::Client,
     names: kv::Store,
     store: Arc<ObjectStore>,
-    /// This driver's node's caller subject, where its actors are called.
-    caller: String,
-    /// This driver's node's transfer server.
+    /// This node's transfer server.
     here: String,
+    /// Whose job it is.
+    home: Home,
     /// The revision of each name claimed here: freeing it deletes only that
     /// one, not a later claim of the same name.
     claimed: Mutex<HashMap<String, u64>>,
@@ -715,25 +700,60 @@ pub struct Directory {
     routes: Mutex<HashMap<ObjectId, Arc<Forwarder>>>,
 }
 
+/// Whose job a [`Directory`] finds actors for.
+enum Home {
+    /// A driver's, on its own node, which takes calls of its actors on
+    /// this caller subject.
+    Driver(String),
+    /// A driver's elsewhere, to which this forwards the calls of its
+    /// actors (every actor not found by name is one of them).
+    Node(Arc<Forwarder>),
+}
+
 impl Directory {
-    /// Finds actors for a job on `store`, whose node takes calls on
-    /// `caller` and serves transfers at `here`.
+    /// Finds actors for a driver's job on `store`, whose node takes calls
+    /// on `caller` and serves transfers at `here`.
     pub fn new(cluster: &Cluster, store: Arc<ObjectStore>, caller: String, here: String) -> Directory {
+        Directory::with(cluster, store, here, Home::Driver(caller), HashMap::new())
+    }
+
+    /// Finds actors for a job on `store` (on a node serving transfers at
+    /// `here`) run for the driver that `driver` forwards to.
+    pub fn on_node(cluster: &Cluster, store: Arc<ObjectStore>, here: String, driver: Arc<Forwarder>) -> Directory {
+        // Its driver's actors, found by name or not, take one road: each
+        // caller's calls stay in order.
+        let owners = HashMap::from([(driver.subject.clone(), driver.clone())]);
+        Directory::with(cluster, store, here, Home::Node(driver), owners)
+    }
+
+    fn with(
+        cluster: &Cluster,
+        store: Arc<ObjectStore>,
+        here: String,
+        home: Home,
+        owners: HashMap<String, Arc<Forwarder>>,
+    ) -> Directory {
         Directory {
             client: cluster.client.clone(),
             names: cluster.names.clone(),
             store,
-            caller,
             here,
+            home,
             claimed: Mutex::default(),
-            owners: Mutex::default(),
+            owners: Mutex::new(owners),
             routes: Mutex::default(),
         }
     }
 
     fn route(&self, actor: &ObjectId) -> Result<Arc<Forwarder>, Failure> {
         let route = self.routes.lock().get(actor).cloned();
-        route.ok_or_else(|| Failure::NotFound(format!("no actor `{actor}` here, or named by another driver")))
+        match (route, &self.home) {
+            (Some(forwarder), _) => Ok(forwarder),
+            (None, Home::Node(driver)) => Ok(driver.clone()),
+            (None, Home::Driver(_)) => {
+                Err(Failure::NotFound(format!("no actor `{actor}` here, or named by another driver")))
+            }
+        }
     }
 
     /// The actor `entry` names, if its driver still keeps it alive under
@@ -797,9 +817,13 @@ impl ActorsElsewhere for Directory {
 
     fn claim_name(&self, name: &str, actor: ObjectId) -> Result<bool, Failure> {
         let failed = |e: String| Failure::HostFailed(format!("cannot claim the name `{name}` in the cluster: {e}"));
+        // A job on a node makes its actors through its driver
+        // (`TasksElsewhere::create_actor`), which claims their names.
+        let Home::Driver(caller) = &self.home else {
+            return Err(failed("a job run for a driver elsewhere makes its actors there".into()));
+        };
         let key = name_key(name);
-        let named: bytes::Bytes =
-            encode(&Named { actor, caller: self.caller.clone(), transfer: self.here.clone() }).into();
+        let named: bytes::Bytes = encode(&Named { actor, caller: caller.clone(), transfer: self.here.clone() }).into();
         block_on(async {
             // Two drivers racing for a name: one create (or update of the
             // same revision) wins; the loser finds the winner alive.

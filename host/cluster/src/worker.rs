@@ -20,8 +20,9 @@ use prism_node::cancel::Token;
 use prism_node::{HereTask, InstanceHere, Job, Node, generators};
 use prism_store::{GetError, Holdings, ObjectId, nested_refs};
 
-use crate::callers::{Forwarder, JobTasks, Presence, presence};
+use crate::callers::{Directory, Forwarder, JobTasks, Presence, presence};
 use crate::direct;
+use crate::membership::Cluster;
 use crate::protocol::{
     ActorRequest, ActorStarted, Answer, Arg, Held, INLINE_REPLY_MAX, OutputChunk, Printed, Release, Request, TaskReply,
     TaskRequest, Value, release_subject,
@@ -43,7 +44,7 @@ type Items<'a> = dyn Fn(Held) + Sync + 'a;
 /// A node serving tasks for callers elsewhere.
 pub struct Worker {
     node: Arc<Node>,
-    client: async_nats::Client,
+    cluster: Cluster,
     /// Where others pull this node's objects (`host:port`).
     transfer: String,
     components: Arc<Components>,
@@ -123,17 +124,12 @@ impl Served {
 }
 
 impl Worker {
-    /// Serves `node`'s cpus to the cluster on `client`, offering
-    /// `components`; its transfer server is at `transfer`.
-    pub fn new(
-        node: Arc<Node>,
-        components: Arc<Components>,
-        client: async_nats::Client,
-        transfer: String,
-    ) -> Arc<Worker> {
+    /// Serves `node`'s cpus to `cluster`, offering `components`; its
+    /// transfer server is at `transfer`.
+    pub fn new(node: Arc<Node>, components: Arc<Components>, cluster: Cluster, transfer: String) -> Arc<Worker> {
         let worker = Arc::new(Worker {
             node,
-            client,
+            cluster,
             transfer,
             components,
             programs: Mutex::default(),
@@ -162,7 +158,7 @@ impl Worker {
     /// they keep, outlive the change. Tasks come on direct connections
     /// ([`Worker::direct`]).
     pub async fn listen(self: &Arc<Self>, id: &str) -> Result<(), async_nats::SubscribeError> {
-        let mut releases = self.client.subscribe(release_subject(id)).await?;
+        let mut releases = self.cluster.client.subscribe(release_subject(id)).await?;
         let worker = Arc::downgrade(self);
         tokio::spawn(async move {
             while let Some(release) = releases.next().await {
@@ -255,7 +251,7 @@ impl Worker {
             jobs.values().map(|s| s.caller.clone()).chain(instances.values().map(|(c, _)| c.clone())).collect()
         };
         for caller in callers {
-            let gone = match presence(&self.client, &caller, CALLER_CHECK).await {
+            let gone = match presence(&self.cluster.client, &caller, CALLER_CHECK).await {
                 Presence::Here => {
                     self.heard.lock().insert(caller, Instant::now());
                     continue;
@@ -454,9 +450,11 @@ impl Worker {
         });
         let job = self.node.job(program, sink);
         let (store, here) = (self.node.store.clone(), self.transfer.clone());
+        let client = self.cluster.client.clone();
         let forwarder =
-            Forwarder::start(self.client.clone(), request.caller.clone(), store, here, request.origin.clone()).await?;
-        job.set_actors_elsewhere(forwarder.clone());
+            Forwarder::start(client, request.caller.clone(), store.clone(), here.clone(), request.origin.clone());
+        let forwarder = forwarder.await?;
+        job.set_actors_elsewhere(Arc::new(Directory::on_node(&self.cluster, store, here, forwarder.clone())));
         job.set_tasks_elsewhere(Arc::new(JobTasks { forwarder, job: request.job }));
         Ok(Arc::new(Served {
             job,
@@ -481,7 +479,7 @@ impl Worker {
     /// `sent` counts the chunks sent.
     fn forward_output(&self, subject: String, job: u64, sent: Arc<AtomicU64>) -> mpsc::UnboundedSender<Forward> {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let client = self.client.clone();
+        let client = self.cluster.client.clone();
         tokio::spawn(async move {
             while let Some(forward) = rx.recv().await {
                 match forward {

@@ -8,6 +8,7 @@
 //! caller's calls. When nothing of a caller's is waiting and the new call's
 //! arguments are ready, it skips the resolver and goes straight in.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
@@ -275,10 +276,6 @@ impl Actors {
         }
         node.actors.take_place(&node.limits())?;
         let id = options.id.unwrap_or_else(|| node.store.fresh_id());
-        if node.actors.by_id.lock().contains_key(&id) {
-            node.actors.give_place();
-            return Err(CreateError::IdTaken(id));
-        }
         let (queue, rx) = mpsc::unbounded_channel();
         let actor = Arc::new(Actor {
             id,
@@ -296,22 +293,38 @@ impl Actors {
             restart: AtomicBool::new(false),
             restarts: AtomicU32::new(0),
         });
-        if let Some(name) = &actor.name {
-            let mut names = node.actors.by_name.lock();
-            if names.contains_key(name) {
+        match node.actors.by_id.lock().entry(id) {
+            Entry::Occupied(_) => {
                 node.actors.give_place();
-                return Err(CreateError::NameTaken(name.clone()));
+                return Err(CreateError::IdTaken(id));
             }
-            names.insert(name.clone(), id);
-            drop(names);
-            let claimed = job.elsewhere().map_or(Ok(true), |elsewhere| elsewhere.claim_name(name, id));
+            // Known before its name is claimed: a driver that finds the
+            // claim asks this node whether the actor lives.
+            Entry::Vacant(entry) => entry.insert(actor.clone()),
+        };
+        if let Some(name) = &actor.name {
+            let taken = {
+                let mut names = node.actors.by_name.lock();
+                let taken = names.contains_key(name);
+                if !taken {
+                    names.insert(name.clone(), id);
+                }
+                taken
+            };
+            let claimed = match job.elsewhere() {
+                _ if taken => Ok(false),
+                Some(elsewhere) => elsewhere.claim_name(name, id),
+                None => Ok(true),
+            };
             if claimed != Ok(true) {
-                node.actors.by_name.lock().remove(name);
+                if !taken {
+                    node.actors.by_name.lock().remove(name);
+                }
+                node.actors.by_id.lock().remove(&id);
                 node.actors.give_place();
                 return Err(claimed.map_or_else(CreateError::Failed, |_| CreateError::NameTaken(name.clone())));
             }
         }
-        node.actors.by_id.lock().insert(id, actor.clone());
         if !actor.options.detached {
             match owner.and_then(|o| node.actors.by_id.lock().get(&o).cloned()) {
                 Some(owner) => owner.owned.lock().push(id),

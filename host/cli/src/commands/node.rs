@@ -41,7 +41,7 @@ impl Node {
             let transfer = listener.local_addr()?.to_string();
             let components = Arc::new(Components::default());
             let cluster = Cluster::connect(&self.cluster).await?;
-            let worker = Worker::new(node.clone(), components.clone(), cluster.client.clone(), transfer.clone());
+            let worker = Worker::new(node.clone(), components.clone(), cluster.clone(), transfer.clone());
             tokio::spawn(transfer::serve(listener, node.store.clone(), components, Some(worker.direct())));
             let info = {
                 let (node, worker, transfer) = (node.clone(), worker.clone(), transfer.clone());

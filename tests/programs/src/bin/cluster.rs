@@ -19,8 +19,8 @@
 //! `cluster.wasm -- relay FROM TO`: a value made on node FROM, read by a
 //! task on node TO, then here once the test has killed FROM;
 //! `cluster.wasm -- keep-named NAME`: an actor named NAME, kept until
-//! another driver, `cluster.wasm -- use-named NAME`, finds it, calls it and
-//! kills it; `cluster.wasm -- lean-on NAME` calls it until it fails;
+//! another driver, `cluster.wasm -- use-named NAME`, finds it, calls it
+//! (and so does its task on a node) and kills it; `cluster.wasm -- lean-on NAME` calls it until it fails;
 //! `cluster.wasm -- claim NAME`: makes an actor named NAME if no driver has
 //! one;
 //! `cluster.wasm -- generate`: generator tasks on nodes, one asking for
@@ -217,6 +217,7 @@ fn use_named(name: &str) {
     let tally = find_holding_5(name);
     println!("found {name} holding 5");
     println!("total {}", prism::get(&tally.add(1, 0).remote()).unwrap());
+    println!("a task finds it holding {}", prism::get(&holding::remote(name.to_string())).unwrap());
     tally.kill().unwrap();
     println!("killed");
 }
