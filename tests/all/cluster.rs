@@ -419,17 +419,22 @@ fn an_argument_kept_on_one_node_is_pulled_from_there_by_another() {
 
 /// A generator task runs on a node, as any task does, and its items come
 /// back in order as it yields them; it may ask for resources. An actor's
-/// generator method runs where the actor's instance is.
+/// generator method runs where the actor's instance is. A task on a node
+/// that starts a generator task has the driver place it (here, on the
+/// gpu's node, which is not the task's), and it calls the driver's actor's
+/// generator method; both stream their items back to the task.
 #[test]
 fn generator_tasks_run_on_nodes() {
     let nats = Nats::start();
-    let _plain = nats.node(1);
+    let plain = nats.node(1);
     let gpu = nats.node_in(None, 1, &["--resources", "gpu=1"]);
-    let run = nats.run(guest!(CLUSTER), &[], &["generate"]);
+    let run = nats.run(guest!(CLUSTER), &[], &["generate", &plain.id]);
     assert!(run.success, "{}\n{}", run.stdout, run.stderr);
     let expected = format!(
         "items in order: [0, 1, 2, 3, 4]\nran on one node, not the driver's: true\ngpu generator ran on: {}\n\
-         an actor's generator method on a node: [11, 12, 13], not on the driver's: true\n",
+         an actor's generator method on a node: [11, 12, 13], not on the driver's: true\n\
+         from a task on plain: gpu generator ran on the gpu's node: true\n\
+         from a task: the actor's generator method: [11, 12, 13]\n",
         gpu.id
     );
     assert_eq!(run.stdout, expected);
@@ -454,7 +459,7 @@ fn tasks_started_by_a_task_on_a_node_spread_over_the_cluster() {
 /// Ray's `cancel` reaches across nodes: a generator running on a node,
 /// cancelled from the driver, stops there; so does a task on a node with
 /// the task it started (a recursive cancel, from the driver); and a task on
-/// a node cancels the task it started. The node has two cpus: a task that
+/// a node cancels the task, then the generator, it started. The node has two cpus: a task that
 /// needs both runs after each cancel, so nothing cancelled still spins.
 #[test]
 fn a_task_cancelled_on_another_node_stops_there_and_so_do_the_tasks_it_started() {
@@ -467,6 +472,8 @@ fn a_task_cancelled_on_another_node_stops_there_and_so_do_the_tasks_it_started()
         "a generator on a node, cancelled from the driver: cancelled; then Ok(9)\n\
          a task on a node and the task it started, cancelled from the driver: then Ok(9)\n\
          a task on a node cancelling the task it started: waited: timeout, then: cancelled\n\
+         then Ok(9)\n\
+         a task on a node cancelling the generator it started: first: Some(Ok(1)), then: cancelled\n\
          then Ok(9)\n"
     );
 }

@@ -22,6 +22,7 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use prism_exec::{ActorOptions, TaskArg, TaskOptions};
+use prism_node::generators::{Ended, Reply, Stream};
 use prism_node::{ActorsElsewhere, Job, Node, TasksElsewhere};
 use prism_store::{Failure, GetError, Holdings, ObjectId, ObjectStore, nested_refs};
 
@@ -94,18 +95,13 @@ pub async fn answer_callers(
             Ok(CallerRequest::Call(call)) => {
                 let caller =
                     *callers.entry(format!("{}/{}", call.origin, call.caller)).or_insert_with(|| node.next_caller());
-                let (key, result) = ((reply, call.call), queue(&node, caller, call).await);
+                let generator = call.generator;
+                let (key, started) = ((reply, call.call), queue(&node, caller, call).await);
                 let (client, node, forwarded) = (client.clone(), node.clone(), forwarded.clone());
-                if let Ok(id) = result {
+                if let Ok(id) = started {
                     forwarded.running(key.clone(), id);
                 }
-                tokio::spawn(async move {
-                    let result = match result {
-                        Ok(id) => value_of(&node, id).await,
-                        Err(failure) => Err(failure),
-                    };
-                    forwarded.answer(&client, key, result).await;
-                });
+                tokio::spawn(async move { forwarded.finish(&client, &node, key, started, generator).await });
                 continue;
             }
             Ok(CallerRequest::Remote(call)) => {
@@ -116,21 +112,21 @@ pub async fn answer_callers(
                 // Its arguments are pulled and its value waited for in a
                 // task of its own: tasks need no order among themselves.
                 tokio::spawn(async move {
-                    let result = match job {
+                    let started = match job {
                         None => Err(Failure::NotFound(format!("job {} has ended", call.job))),
                         Some(job) => match pull_args(&node, &call.origin, call.args).await {
                             Ok((args, _pulled)) => {
-                                let function = call.function;
-                                let start = || node.remote(&job, function.clone(), args, call.options);
-                                match forwarded.start(&key, start) {
-                                    Some(id) => value_of(&node, id).await,
-                                    None => Err(Failure::cancelled(&function)),
-                                }
+                                let (function, options) = (call.function, call.options);
+                                let start = || match call.generator {
+                                    true => node.remote_generator(&job, function.clone(), Ok(args), options),
+                                    false => node.remote(&job, function.clone(), args, options),
+                                };
+                                forwarded.start(&key, start).ok_or_else(|| Failure::cancelled(&function))
                             }
                             Err(failure) => Err(failure),
                         },
                     };
-                    forwarded.answer(&client, key, result).await;
+                    forwarded.finish(&client, &node, key, started, call.generator).await;
                 });
                 continue;
             }
@@ -189,20 +185,61 @@ impl Forwarded {
         let _ = node.cancel(id, recursive);
     }
 
-    /// Sends the call `key` its answer: it is no longer in hand.
-    async fn answer(&self, client: &async_nats::Client, key: Key, result: Result<(Value, Vec<Held>), Failure>) {
+    /// Sends the call `key`, `started` as the call or generator whose
+    /// result or stream is the id, its answer once it ends (a generator's
+    /// items first): it is no longer in hand then.
+    async fn finish(
+        &self,
+        client: &async_nats::Client,
+        node: &Arc<Node>,
+        key: Key,
+        started: Result<ObjectId, Failure>,
+        generator: bool,
+    ) {
+        let result = match started {
+            Ok(id) if generator => items(client, node, &key, id).await,
+            Ok(id) => value_of(node, id).await,
+            Err(failure) => Err(failure),
+        };
         self.0.lock().remove(&key);
         let (reply, call) = key;
-        let _ = client.publish(reply, encode(&CallAnswer { call, result }).into()).await;
+        let _ = client.publish(reply, encode(&CallAnswer { call, item: false, result }).into()).await;
     }
 }
 
+/// Sends the forwarded call `key` the items of generator `id` as they come;
+/// how it ended: an empty value, or why it was cancelled.
+async fn items(
+    client: &async_nats::Client,
+    node: &Arc<Node>,
+    (reply, call): &Key,
+    id: ObjectId,
+) -> Result<(Value, Vec<Held>), Failure> {
+    let stream = node.stream(&id).ok_or_else(|| Failure::NotFound(format!("no generator `{id}` here")))?;
+    let ended = loop {
+        match stream.next(None).await {
+            Ok(Some(item)) => {
+                let answer = CallAnswer { call: *call, item: true, result: value_of(node, item).await };
+                let _ = client.publish(reply.clone(), encode(&answer).into()).await;
+            }
+            Ok(None) => break Ok((Value::Inline(Vec::new()), Vec::new())),
+            Err(Ended::Cancelled(failure)) => break Err(failure),
+            Err(Ended::TimedOut) => unreachable!("no deadline was given"),
+        }
+    };
+    node.close_stream(&id);
+    ended
+}
+
 /// Pulls `call`'s arguments from the node that sent it, then queues it on
-/// the actor for `caller`; its result's ref.
+/// the actor for `caller`; its result's ref (or its stream's id).
 async fn queue(node: &Arc<Node>, caller: u64, call: ActorCall) -> Result<ObjectId, Failure> {
     // Held until the call is queued, which takes references of its own.
     let (args, _pulled) = pull_args(node, &call.origin, call.args).await?;
-    Ok(node.call_actor(caller, call.actor, call.method, args))
+    Ok(match call.generator {
+        true => node.call_actor_generator(caller, call.actor, call.method, args),
+        false => node.call_actor(caller, call.actor, call.method, args),
+    })
 }
 
 /// Makes the actor that a task on the node at `create.origin` asked for,
@@ -309,10 +346,10 @@ struct InHand {
 
 /// What a call forwarded to the driver's node does.
 enum Work {
-    /// Calls a method of one of its actors.
-    Method { actor: ObjectId, method: String },
-    /// Runs a task of its job, scheduled there.
-    Task { job: u64, function: String, options: TaskOptions },
+    /// Calls a method (a generator, if so) of one of its actors.
+    Method { actor: ObjectId, method: String, generator: bool },
+    /// Runs a task (a generator, if so) of its job, scheduled there.
+    Task { job: u64, function: String, options: TaskOptions, generator: bool },
 }
 
 /// The tasks that the tasks of a driver's job, run on this node, start:
@@ -333,8 +370,9 @@ impl TasksElsewhere for JobTasks {
         function: String,
         args: Vec<TaskArg>,
         options: TaskOptions,
+        generator: bool,
     ) -> ObjectId {
-        self.forwarder.send(node, caller, Work::Task { job: self.job, function, options }, args)
+        self.forwarder.send(node, caller, Work::Task { job: self.job, function, options, generator }, args)
     }
 
     async fn create_actor(
@@ -353,6 +391,14 @@ impl TasksElsewhere for JobTasks {
     }
 }
 
+/// Where a forwarded call's answer goes.
+enum To {
+    /// The call's end: it leaves the calls in hand.
+    End(Box<Queued>),
+    /// A generator's item, and its number.
+    Item((Arc<Stream>, usize)),
+}
+
 /// A call made here.
 struct Queued {
     call: u64,
@@ -361,19 +407,31 @@ struct Queued {
     args: Vec<TaskArg>,
     /// Its arguments, held until it is answered.
     _holds: Holdings,
-    /// Its result here, pending until the answer.
-    result: ObjectId,
+    /// Its result here, pending until the answer (or a generator's
+    /// stream, filled as its items come).
+    result: Reply,
+    /// A generator's items come so far.
+    items: usize,
     /// The node it was made on, whose cancel switch it has until answered.
     node: Weak<Node>,
 }
 
 impl Queued {
-    /// Completes its result with `result`: its cancel switch goes.
-    fn complete(self, store: &ObjectStore, result: Result<Vec<u8>, Failure>) {
+    /// Completes its result with `result` (a generator's stream ends, or
+    /// ends with the failure): its cancel switch goes.
+    fn complete(self, result: Result<Vec<u8>, Failure>) {
         if let Some(node) = self.node.upgrade() {
-            node.untrack(&self.result);
+            node.untrack(&self.result.id());
+            self.result.complete(&node, result, None);
         }
-        store.complete(self.result, result, None);
+    }
+
+    /// Where its generator's next item goes, and that item's number; `None`
+    /// if it is no generator.
+    fn next_item(&mut self) -> Option<(Arc<Stream>, usize)> {
+        let Reply::Stream(_, stream) = &self.result else { return None };
+        self.items += 1;
+        Some((stream.clone(), self.items - 1))
     }
 }
 
@@ -410,7 +468,7 @@ impl Forwarder {
                         }
                     };
                     let args = describe_args(&store, &call.args).await;
-                    let Some(request) = send_now(&in_hand, &store, call, args, &here) else { continue };
+                    let Some(request) = send_now(&in_hand, call, args, &here) else { continue };
                     let _ = client.publish_with_reply(subject.clone(), inbox.clone(), encode(&request).into()).await;
                 }
                 drop(ended);
@@ -442,16 +500,21 @@ impl Forwarder {
                             let failure = || Failure::ActorDied("the driver that keeps the actor is gone".into());
                             let calls: Vec<Queued> = waiting.lock().waiting.drain().map(|(_, call)| call).collect();
                             for call in calls {
-                                call.complete(&store, Err(failure()));
+                                call.complete(Err(failure()));
                             }
                         }
                         continue;
                     }
                 };
                 let Some(message) = message else { break };
-                let Ok(answer) = rmp_serde::from_slice::<CallAnswer>(&message.payload) else { continue };
-                let Some(call) = waiting.lock().waiting.remove(&answer.call) else { continue };
-                let result = match answer.result {
+                let Ok(CallAnswer { call, item, result }) = rmp_serde::from_slice(&message.payload) else { continue };
+                // A generator's item leaves its call in hand, until its end.
+                let to = match item {
+                    true => waiting.lock().waiting.get_mut(&call).and_then(Queued::next_item).map(To::Item),
+                    false => waiting.lock().waiting.remove(&call).map(|call| To::End(Box::new(call))),
+                };
+                let Some(to) = to else { continue };
+                let result = match result {
                     Ok((value, nested)) => receive(&driver, &store, value, nested).await,
                     Err(failure) => Err(failure),
                 };
@@ -460,7 +523,16 @@ impl Forwarder {
                     Ok((bytes, nested)) => (Ok(bytes), Some(nested)),
                     Err(failure) => (Err(failure), None),
                 };
-                call.complete(&store, result);
+                match to {
+                    To::End(call) => call.complete(result),
+                    To::Item((stream, index)) => {
+                        let item = store.pending();
+                        store.complete(item, result, None);
+                        if !stream.push(index, item) {
+                            store.release(&item);
+                        }
+                    }
+                }
             }
         };
         tokio::spawn(sender);
@@ -469,10 +541,13 @@ impl Forwarder {
     }
 
     /// Queues `what` with `args` for `caller`; its result's ref, pending
-    /// here until the answer comes, cancelled through `node` as a call
-    /// made here is.
+    /// here until the answer comes (or its generator's stream's id),
+    /// cancelled through `node` as a call made here is.
     fn send(&self, node: &Arc<Node>, caller: u64, what: Work, args: Vec<TaskArg>) -> ObjectId {
-        let result = node.store.pending();
+        let generator = match what {
+            Work::Method { generator, .. } | Work::Task { generator, .. } => generator,
+        };
+        let result = Reply::new(node, generator);
         let mut holds = Holdings::new(&node.store);
         for arg in &args {
             match arg {
@@ -486,38 +561,33 @@ impl Forwarder {
             Work::Task { function, .. } => function.clone(),
         };
         self.in_hand.lock().unsent.insert(call);
-        let (in_hand, queue, store) = (Arc::downgrade(&self.in_hand), self.queue.clone(), Arc::downgrade(&node.store));
+        let (in_hand, queue, reply) = (Arc::downgrade(&self.in_hand), self.queue.clone(), result.clone());
         let (weak, function) = (Arc::downgrade(node), label.clone());
         node.track_elsewhere(
-            result,
+            result.id(),
             label,
             Box::new(move |recursive| {
                 let Some(in_hand) = in_hand.upgrade() else { return };
                 let mut hand = in_hand.lock();
                 if hand.unsent.remove(&call) {
                     drop(hand);
-                    if let (Some(node), Some(store)) = (weak.upgrade(), store.upgrade()) {
-                        node.untrack(&result);
-                        store.complete(result, Err(Failure::cancelled(&function)), None);
+                    if let Some(node) = weak.upgrade() {
+                        node.untrack(&reply.id());
+                        reply.complete(&node, Err(Failure::cancelled(&function)), None);
                     }
                 } else if hand.waiting.contains_key(&call) {
                     let _ = queue.send(Outgoing::Cancel(call, recursive));
                 }
             }),
         );
-        let queued = Queued { call, caller, what, args, _holds: holds, result, node: Arc::downgrade(node) };
+        let id = result.id();
+        let queued = Queued { call, caller, what, args, _holds: holds, result, items: 0, node: Arc::downgrade(node) };
         if let Err(mpsc::error::SendError(Outgoing::Call(queued))) = self.queue.send(Outgoing::Call(Box::new(queued))) {
             self.in_hand.lock().unsent.remove(&call);
             let failure = Failure::HostFailed("the calls to the driver's node have stopped".into());
-            (*queued).complete(&node.store, Err(failure));
+            (*queued).complete(Err(failure));
         }
-        result
-    }
-
-    /// Queues `method` on `actor` (which the driver's node keeps) for
-    /// `caller`, as [`ActorsElsewhere::call`] does.
-    fn call(&self, node: &Arc<Node>, caller: u64, actor: ObjectId, method: String, args: Vec<TaskArg>) -> ObjectId {
-        self.send(node, caller, Work::Method { actor, method }, args)
+        id
     }
 
     /// Kills `actor`, which the driver's node keeps, from an import (which
@@ -543,7 +613,6 @@ impl Forwarder {
 /// one whose arguments failed (its result fails now).
 fn send_now(
     in_hand: &Mutex<InHand>,
-    store: &ObjectStore,
     call: Queued,
     args: Result<Vec<CallArg>, Failure>,
     here: &str,
@@ -556,26 +625,28 @@ fn send_now(
         Ok(args) => args,
         Err(failure) => {
             drop(hand);
-            call.complete(store, Err(failure));
+            call.complete(Err(failure));
             return None;
         }
     };
     let origin = here.to_string();
     let request = match &call.what {
-        Work::Method { actor, method } => CallerRequest::Call(ActorCall {
+        Work::Method { actor, method, generator } => CallerRequest::Call(ActorCall {
             call: call.call,
             caller: call.caller.to_string(),
             actor: *actor,
             method: method.clone(),
             args,
+            generator: *generator,
             origin,
         }),
-        Work::Task { job, function, options } => CallerRequest::Remote(TaskCall {
+        Work::Task { job, function, options, generator } => CallerRequest::Remote(TaskCall {
             call: call.call,
             job: *job,
             function: function.clone(),
             args,
             options: options.clone(),
+            generator: *generator,
             origin,
         }),
     };
@@ -777,13 +848,21 @@ impl Directory {
 }
 
 impl ActorsElsewhere for Directory {
-    fn call(&self, node: &Arc<Node>, caller: u64, actor: ObjectId, method: String, args: Vec<TaskArg>) -> ObjectId {
+    fn call(
+        &self,
+        node: &Arc<Node>,
+        caller: u64,
+        actor: ObjectId,
+        method: String,
+        args: Vec<TaskArg>,
+        generator: bool,
+    ) -> ObjectId {
         match self.route(&actor) {
-            Ok(forwarder) => forwarder.call(node, caller, actor, method, args),
+            Ok(forwarder) => forwarder.send(node, caller, Work::Method { actor, method, generator }, args),
             Err(failure) => {
-                let result = node.store.pending();
-                node.store.complete(result, Err(failure), None);
-                result
+                let result = Reply::new(node, generator);
+                result.complete(node, Err(failure), None);
+                result.id()
             }
         }
     }

@@ -211,6 +211,8 @@ pub struct TaskCall {
     pub args: Vec<CallArg>,
     /// Its options (naming its component).
     pub options: prism_exec::TaskOptions,
+    /// Whether it is a generator: its items come before its answer.
+    pub generator: bool,
     /// Where the arguments are pulled from: that node's transfer server.
     pub origin: String,
 }
@@ -248,6 +250,8 @@ pub struct ActorCall {
     pub method: String,
     /// Its arguments.
     pub args: Vec<CallArg>,
+    /// Whether it is a generator method: its items come before its answer.
+    pub generator: bool,
     /// Where the arguments are pulled from: that node's transfer server.
     pub origin: String,
 }
@@ -261,12 +265,16 @@ pub enum CallArg {
     Ref(Held),
 }
 
-/// How an [`ActorCall`] ended: its value (and what it nests, to pull from
-/// the caller's node), or why it failed.
+/// How an [`ActorCall`] or a [`TaskCall`] ended: its value (and what it
+/// nests, to pull from the caller's node), or why it failed. A generator's
+/// items come first, one answer each, in the order it yielded them.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct CallAnswer {
     /// The call's number.
     pub call: u64,
+    /// Whether this is one of a generator's items (else the call's end; a
+    /// generator's value is empty).
+    pub item: bool,
     /// Its value and the objects it nests, or its failure.
     pub result: Result<(Value, Vec<Held>), Failure>,
 }

@@ -19,14 +19,14 @@ use tokio::sync::{Notify, mpsc};
 use tracing::Instrument;
 
 use crate::cancel::{Kind, Token};
-use crate::generators::{Generating, Stream};
+use crate::generators::{Generating, Reply};
 use crate::node::{Job, Node, hold_args};
 use crate::resources::Held;
-use crate::scheduler::{end_stream, resolve};
+use crate::scheduler::resolve;
 use crate::scope::Scope;
 use prism_exec::{ActorId, ActorInstance, ActorOptions, Class, Input, Outcome, ProgramInfo, Run, Slot, TaskArg};
 use prism_store::error::Failure;
-use prism_store::{Holdings, ObjectId, Unread};
+use prism_store::{Holdings, ObjectId};
 
 /// Why an actor was not created.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -70,48 +70,6 @@ impl From<CreateError> for Failure {
                 Failure::LimitExceeded(full.to_string())
             }
             taken => Failure::InvalidArgument(taken.to_string()),
-        }
-    }
-}
-
-/// Where a call's result goes.
-enum Reply {
-    /// A plain method: its result is this object.
-    Object(ObjectId),
-    /// A generator method: its yields go to this stream, named by the id.
-    Stream(ObjectId, Arc<Stream>),
-}
-
-impl Reply {
-    /// A pending result (or a new stream) for a call.
-    fn new(node: &Node, generator: bool) -> Reply {
-        if generator {
-            let id = node.store.fresh_id();
-            Reply::Stream(id, node.generators.create(id))
-        } else {
-            Reply::Object(node.store.pending())
-        }
-    }
-
-    /// The id the caller holds.
-    fn id(&self) -> ObjectId {
-        match self {
-            Reply::Object(id) | Reply::Stream(id, _) => *id,
-        }
-    }
-
-    fn generator(&self) -> Option<Generating> {
-        match self {
-            Reply::Object(_) => None,
-            Reply::Stream(_, stream) => Some(Generating::new(stream.clone())),
-        }
-    }
-
-    /// Ends the call with `result`; `unread` is told of a failure no one reads.
-    fn complete(&self, node: &Node, result: Result<Vec<u8>, Failure>, unread: Option<Unread>) {
-        match self {
-            Reply::Object(id) => node.store.complete(*id, result, unread),
-            Reply::Stream(_, stream) => end_stream(node, stream, result.map(drop), unread),
         }
     }
 }

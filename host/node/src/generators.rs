@@ -14,8 +14,11 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use prism_store::ObjectId;
 use prism_store::error::Failure;
+use prism_store::{ObjectId, Unread};
+
+use crate::Node;
+use crate::scheduler::end_stream;
 
 /// The streams of a node, by id.
 #[derive(Default)]
@@ -39,6 +42,51 @@ impl Generators {
         match self.0.lock().remove(id) {
             Some(stream) => stream.close(),
             None => Vec::new(),
+        }
+    }
+}
+
+/// Where a call's result goes: a pending object, or a generator's stream.
+#[derive(Clone)]
+pub enum Reply {
+    /// A plain call: its result is this object.
+    Object(ObjectId),
+    /// A generator: its yields go to this stream, named by the id.
+    Stream(ObjectId, Arc<Stream>),
+}
+
+impl Reply {
+    /// A pending result (or a new stream) for a call on `node`.
+    pub fn new(node: &Node, generator: bool) -> Reply {
+        if generator {
+            let id = node.store.fresh_id();
+            Reply::Stream(id, node.generators.create(id))
+        } else {
+            Reply::Object(node.store.pending())
+        }
+    }
+
+    /// The id the caller holds.
+    pub fn id(&self) -> ObjectId {
+        match self {
+            Reply::Object(id) | Reply::Stream(id, _) => *id,
+        }
+    }
+
+    /// Where a generator's attempt yields.
+    pub fn generator(&self) -> Option<Generating> {
+        match self {
+            Reply::Object(_) => None,
+            Reply::Stream(_, stream) => Some(Generating::new(stream.clone())),
+        }
+    }
+
+    /// Ends the call with `result` (a generator's value is dropped: its
+    /// items were its output); `unread` is told of a failure no one reads.
+    pub fn complete(&self, node: &Node, result: Result<Vec<u8>, Failure>, unread: Option<Unread>) {
+        match self {
+            Reply::Object(id) => node.store.complete(*id, result, unread),
+            Reply::Stream(_, stream) => end_stream(node, stream, result.map(drop), unread),
         }
     }
 }

@@ -75,8 +75,17 @@ pub trait Library: Send + Sync {
 /// the names all of them share.
 pub trait ActorsElsewhere: Send + Sync {
     /// Queues `method` on `actor` for `caller` (calls of one caller keep
-    /// their order); the ref of its result, pending here until it comes.
-    fn call(&self, node: &Arc<Node>, caller: u64, actor: ActorId, method: String, args: Vec<TaskArg>) -> ObjectId;
+    /// their order); the ref of its result, pending here until it comes,
+    /// or with `generator`, the id of its stream, filled here as it yields.
+    fn call(
+        &self,
+        node: &Arc<Node>,
+        caller: u64,
+        actor: ActorId,
+        method: String,
+        args: Vec<TaskArg>,
+        generator: bool,
+    ) -> ObjectId;
 
     /// Kills `actor`, as [`Node::kill_actor`] does.
     fn kill(&self, actor: ActorId, no_restart: bool) -> Result<(), Failure>;
@@ -125,7 +134,8 @@ pub struct HereTask<'a> {
 #[async_trait::async_trait]
 pub trait TasksElsewhere: Send + Sync {
     /// Submits `function` with `args` for `caller` (its component is named
-    /// in `options`); the ref of its result, pending here until it comes.
+    /// in `options`); the ref of its result, pending here until it comes,
+    /// or with `generator`, the id of its stream, filled here as it yields.
     fn remote(
         &self,
         node: &Arc<Node>,
@@ -133,6 +143,7 @@ pub trait TasksElsewhere: Send + Sync {
         function: String,
         args: Vec<TaskArg>,
         options: TaskOptions,
+        generator: bool,
     ) -> ObjectId;
 
     /// Makes an actor of `class` of `component` with `args`, kept by the
@@ -574,6 +585,19 @@ impl Node {
     /// on this node.
     pub fn actor_class(&self, actor: ActorId) -> Option<Class> {
         Actors::class(self, actor)
+    }
+
+    /// The stream of generator `id`, while its caller has not closed it.
+    pub fn stream(&self, id: &ObjectId) -> Option<Arc<generators::Stream>> {
+        self.generators.get(id)
+    }
+
+    /// Closes the stream of generator `id`: its caller is done with it,
+    /// and the items it did not take are let go of.
+    pub fn close_stream(&self, id: &ObjectId) {
+        for item in self.generators.close(id) {
+            self.store.release(&item);
+        }
     }
 
     /// The live actor named `name`.

@@ -41,6 +41,21 @@ impl Scope {
         Scope { node: node.clone(), job: job.clone(), token, caller, actor, generating: generating.map(Mutex::new) }
     }
 
+    /// Submits a task (or with `generator`, a generator task): to the
+    /// driver, if the job runs here for one elsewhere.
+    fn submit(&self, function: String, args: Vec<TaskArg>, mut options: TaskOptions, generator: bool) -> ObjectId {
+        let id = match self.job.tasks_elsewhere() {
+            Some(elsewhere) => {
+                // Named, since the driver's own component may be another.
+                options.component.get_or_insert(self.job.program.hash);
+                elsewhere.remote(&self.node, self.caller, function, args, options, generator)
+            }
+            None if generator => self.node.remote_generator(&self.job, function, Ok(args), options),
+            None => self.node.remote(&self.job, function, args, options),
+        };
+        self.started(id)
+    }
+
     /// Records `id`, a call this one made, for a recursive cancel.
     fn started(&self, id: ObjectId) -> ObjectId {
         if let Some(token) = &self.token {
@@ -68,17 +83,12 @@ impl Calls for Scope {
         Slot::new(self.node.scheduler.acquire(&self.node, n).await)
     }
 
-    fn remote(&self, function: String, args: Vec<TaskArg>, mut options: TaskOptions) -> ObjectId {
-        if let Some(elsewhere) = self.job.tasks_elsewhere() {
-            // Named, since the driver's own component may be another.
-            options.component.get_or_insert(self.job.program.hash);
-            return self.started(elsewhere.remote(&self.node, self.caller, function, args, options));
-        }
-        self.started(self.node.remote(&self.job, function, args, options))
+    fn remote(&self, function: String, args: Vec<TaskArg>, options: TaskOptions) -> ObjectId {
+        self.submit(function, args, options, false)
     }
 
     fn remote_generator(&self, function: String, args: Vec<TaskArg>, options: TaskOptions) -> ObjectId {
-        self.started(self.node.remote_generator(&self.job, function, Ok(args), options))
+        self.submit(function, args, options, true)
     }
 
     async fn create_actor(
@@ -96,11 +106,10 @@ impl Calls for Scope {
     }
 
     fn call_actor(&self, actor: ActorId, method: String, args: Vec<TaskArg>, generator: bool) -> ObjectId {
-        if !generator
-            && !self.node.actors.knows(&actor)
+        if !self.node.actors.knows(&actor)
             && let Some(elsewhere) = self.job.elsewhere()
         {
-            return self.started(elsewhere.call(&self.node, self.caller, actor, method, args));
+            return self.started(elsewhere.call(&self.node, self.caller, actor, method, args, generator));
         }
         self.started(Actors::call(&self.node, self.caller, actor, method, args, generator))
     }
@@ -173,7 +182,7 @@ impl Calls for Scope {
     }
 
     async fn next_item(&self, id: ObjectId, deadline: Option<Instant>) -> Result<Option<ObjectId>, NextItem> {
-        let Some(stream) = self.node.generators.get(&id) else {
+        let Some(stream) = self.node.stream(&id) else {
             return Err(NextItem::Failed(Failure::NotFound(format!("no generator `{id}` on this node"))));
         };
         stream.next(deadline).await.map_err(|ended| match ended {
@@ -183,8 +192,6 @@ impl Calls for Scope {
     }
 
     fn close_stream(&self, id: ObjectId) {
-        for item in self.node.generators.close(&id) {
-            self.node.store.release(&item);
-        }
+        self.node.close_stream(&id);
     }
 }

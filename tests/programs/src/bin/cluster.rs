@@ -23,8 +23,9 @@
 //! (and so does its task on a node) and kills it; `cluster.wasm -- lean-on NAME` calls it until it fails;
 //! `cluster.wasm -- claim NAME`: makes an actor named NAME if no driver has
 //! one;
-//! `cluster.wasm -- generate`: generator tasks on nodes, one asking for
-//! `gpu=1`; `cluster.wasm -- fan-out N MS`: a task on a node starting N
+//! `cluster.wasm -- generate PLAIN`: generator tasks on nodes, one asking
+//! for `gpu=1`, and generators started by a task pinned to node PLAIN;
+//! `cluster.wasm -- fan-out N MS`: a task on a node starting N
 //! tasks of MS ms, which spread over the cluster;
 //! `cluster.wasm -- cancel`: endless tasks on a two-cpu cluster, cancelled
 //! from the driver and from a task on a node, each time followed by a task
@@ -256,10 +257,21 @@ fn where_am_i_now(ms: u64) -> String {
     prism::node_id()
 }
 
+/// From a task on a node: the nodes a generator task asking for `gpu=1`
+/// ran on (the driver places it), and what a generator method of `tally`,
+/// the driver's actor, yields.
+#[prism::remote]
+fn generators_from_a_task(tally: prism::Actor<Tally>) -> (String, Vec<String>, Vec<u64>) {
+    let gpu = prism::Options::new().resource("gpu", 1.0);
+    let ran_on = stream_from_node::remote_with(&gpu, 3, 0).map(|r| prism::get(&r).unwrap().0).collect();
+    let counted = tally.count_on(3).remote().map(|r| prism::get(&r).unwrap().1).collect();
+    (prism::node_id(), ran_on, counted)
+}
+
 /// Generator tasks on nodes: their items stream back in order, and one
 /// asking for `gpu=1` runs where the gpu is; so does a generator method of
-/// an actor on a node.
-fn generate() {
+/// an actor on a node. A task pinned to node `plain` starts generators too.
+fn generate(plain: &str) {
     let here = prism::node_id();
     let items: Vec<(String, u64)> = stream_from_node::remote(5, 20).map(|r| prism::get(&r).unwrap()).collect();
     let numbers: Vec<u64> = items.iter().map(|(_, i)| *i).collect();
@@ -274,6 +286,14 @@ fn generate() {
     let counted: Vec<(String, u64)> = tally.count_on(3).remote().map(|r| prism::get(&r).unwrap()).collect();
     let numbers: Vec<u64> = counted.iter().map(|(_, i)| *i).collect();
     println!("an actor's generator method on a node: {numbers:?}, not on the driver's: {}", counted[0].0 != here);
+    let pinned = prism::Options::new().node_affinity(plain, false);
+    let (task_on, ran_on, counted) = prism::get(&generators_from_a_task::remote_with(&pinned, tally.clone())).unwrap();
+    let on_gpu = ran_on.iter().all(|node| *node == on_gpu[0]);
+    println!(
+        "from a task on {}: gpu generator ran on the gpu's node: {on_gpu}",
+        if task_on == plain { "plain" } else { "?" }
+    );
+    println!("from a task: the actor's generator method: {counted:?}");
 }
 
 /// Starts `n` tasks of `ms` ms of cpu each and waits for them: the number
@@ -319,6 +339,17 @@ fn cancel_child() -> String {
     format!("waited: {}, then: {}", outcome(waited), outcome(prism::get(&child)))
 }
 
+/// Starts a generator that spins after its first item, takes that item,
+/// cancels it and says how its next item ended.
+#[prism::remote]
+fn cancel_child_generator() -> String {
+    let mut child = spin_after_one::remote();
+    let first = child.next().map(|item| prism::get(&item));
+    child.cancel().unwrap();
+    let ended = child.next_timeout(Duration::from_secs(20)).map(|_| ());
+    format!("first: {first:?}, then: {}", outcome(ended))
+}
+
 /// How a `get` ended, in a word.
 fn outcome<T: std::fmt::Debug>(got: prism::Result<T>) -> String {
     match got {
@@ -343,6 +374,11 @@ fn cancel() {
     parent.cancel().unwrap();
     println!("a task on a node and the task it started, cancelled from the driver: then {}", probe());
     println!("a task on a node cancelling the task it started: {}", prism::get(&cancel_child::remote()).unwrap());
+    println!("then {}", probe());
+    println!(
+        "a task on a node cancelling the generator it started: {}",
+        prism::get(&cancel_child_generator::remote()).unwrap()
+    );
     println!("then {}", probe());
 }
 
@@ -467,7 +503,7 @@ fn main() {
         Some("use-named") => use_named(&args[1]),
         Some("lean-on") => lean_on(&args[1]),
         Some("claim") => claim(&args[1]),
-        Some("generate") => generate(),
+        Some("generate") => generate(&args[1]),
         Some("fan-out") => {
             let (nodes, _) = prism::get(&fan_out::remote(number(1), number(2))).unwrap();
             println!("the children ran on {nodes} nodes");
@@ -495,7 +531,7 @@ fn main() {
         _ => panic!(
             "usage: cluster.wasm -- squares N | slow N MS | big MIB | made MIB | greedy | resources | pin | lost NODE \
              | churn N MIB | relay FROM TO | keep-named NAME | named-by-task NAME | use-named NAME \
-             | lean-on NAME | claim NAME | generate | fan-out N MS | cancel | spin N"
+             | lean-on NAME | claim NAME | generate PLAIN | fan-out N MS | cancel | spin N"
         ),
     }
 }
