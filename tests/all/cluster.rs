@@ -440,6 +440,18 @@ fn generator_tasks_run_on_nodes() {
     assert_eq!(run.stdout, expected);
 }
 
+/// The value of a task that a task on a node started goes from the node
+/// that made it straight to the node that reads it: the driver, which owns
+/// it, never holds its bytes (its store here is too small for them).
+#[test]
+fn a_large_value_a_task_on_a_node_started_goes_straight_to_it() {
+    let nats = Nats::start();
+    let (on, other) = (nats.node(1), nats.node(1));
+    let run = nats.run(guest!(CLUSTER), &["--object-store-disk", "32"], &["nested-large", &on.id, &other.id, "48"]);
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.stdout, "read 50331648 bytes made on the other node, sum ok: true\n");
+}
+
 /// Tasks that a task on a node starts go back to the driver's node, which
 /// places them across the cluster (and owns their results), as Ray's
 /// nested tasks spread: here over all three nodes.

@@ -26,10 +26,11 @@ use prism_node::generators::{Ended, Reply, Stream};
 use prism_node::{ActorsElsewhere, Job, Node, TasksElsewhere};
 use prism_store::{Failure, GetError, Holdings, ObjectId, ObjectStore, nested_refs};
 
+use crate::dispatch::At;
 use crate::membership::Cluster;
 use crate::protocol::{
-    ActorCall, ActorCreate, CallAnswer, CallArg, CallerRequest, Held, INLINE_REPLY_MAX, Named, TaskCall, Value,
-    alive_subject, name_key,
+    ActorCall, ActorCreate, CallAnswer, CallArg, CallValue, CallerRequest, Held, INLINE_REPLY_MAX, Named, TaskCall,
+    Value, alive_subject, name_key,
 };
 use crate::transfer;
 
@@ -214,7 +215,7 @@ async fn items(
     node: &Arc<Node>,
     (reply, call): &Key,
     id: ObjectId,
-) -> Result<(Value, Vec<Held>), Failure> {
+) -> Result<CallValue, Failure> {
     let stream = node.stream(&id).ok_or_else(|| Failure::NotFound(format!("no generator `{id}` here")))?;
     let ended = loop {
         match stream.next(None).await {
@@ -222,7 +223,7 @@ async fn items(
                 let answer = CallAnswer { call: *call, item: true, result: value_of(node, item).await };
                 let _ = client.publish(reply.clone(), encode(&answer).into()).await;
             }
-            Ok(None) => break Ok((Value::Inline(Vec::new()), Vec::new())),
+            Ok(None) => break Ok(CallValue { value: Value::Inline(Vec::new()), nested: Vec::new(), at: None }),
             Err(Ended::Cancelled(failure)) => break Err(failure),
             Err(Ended::TimedOut) => unreachable!("no deadline was given"),
         }
@@ -276,9 +277,18 @@ pub type Jobs = Arc<Mutex<HashMap<u64, Weak<Job>>>>;
 
 /// The value of the call whose result is `id` (which this takes), once it
 /// is done, as the node that asked pulls it: kept here a while for that.
-async fn value_of(node: &Arc<Node>, id: ObjectId) -> Result<(Value, Vec<Held>), Failure> {
+/// A large value left on the node whose task made it is pulled from there.
+async fn value_of(node: &Arc<Node>, id: ObjectId) -> Result<CallValue, Failure> {
     let store = node.store.clone();
     let result = async {
+        store.settled(&id).await;
+        if let Some(at) = store.whereabouts(&id).and_then(|w| w.downcast::<At>().ok())
+            && at.object.len > INLINE_REPLY_MAX as u64
+        {
+            // What it nests comes with it from there.
+            let (value, at) = (Value::Stored(at.object), Some((at.node.transfer.clone(), id)));
+            return Ok(CallValue { value, nested: Vec::new(), at });
+        }
         let bytes = match store.get(&id, None).await {
             Ok(object) => object.to_vec()?,
             Err(GetError::Failed(failure)) => return Err((*failure).clone()),
@@ -293,7 +303,7 @@ async fn value_of(node: &Arc<Node>, id: ObjectId) -> Result<(Value, Vec<Held>), 
         } else {
             Value::Stored(crate::held_here(&store, id).await?)
         };
-        Ok((value, nested))
+        Ok(CallValue { value, nested, at: None })
     }
     .await;
     // The value holds what it nests; it stays for the puller.
@@ -515,7 +525,7 @@ impl Forwarder {
                 };
                 let Some(to) = to else { continue };
                 let result = match result {
-                    Ok((value, nested)) => receive(&driver, &store, value, nested).await,
+                    Ok(value) => receive(&driver, &store, value).await,
                     Err(failure) => Err(failure),
                 };
                 // What the value nests is held until it is stored.
@@ -731,21 +741,26 @@ async fn describe_args(store: &ObjectStore, args: &[TaskArg]) -> Result<Vec<Call
     Ok(described)
 }
 
-/// A call's value from the driver's node at `driver`, with what it nests
-/// pulled here (held until the caller stores the value, then given back).
-async fn receive(
-    driver: &str,
-    store: &Arc<ObjectStore>,
-    value: Value,
-    nested: Vec<Held>,
-) -> Result<(Vec<u8>, Holdings), Failure> {
+/// A call's value from the driver's node at `driver` (or from the node
+/// that keeps it), with what it nests pulled here (held until the caller
+/// stores the value, then given back).
+async fn receive(driver: &str, store: &Arc<ObjectStore>, value: CallValue) -> Result<(Vec<u8>, Holdings), Failure> {
     let failed = |e: transfer::PullError| Failure::HostFailed(e.to_string());
     let mut held = Holdings::new(store);
-    for object in nested {
+    for object in value.nested {
         transfer::pull(driver, store, object).await.map_err(failed)?;
         held.adopt(object.id);
     }
-    let bytes = transfer::value_bytes(driver, store, value).await.map_err(failed)?;
+    let bytes = match (value.value, value.at) {
+        (Value::Stored(object), Some((third, id))) => {
+            if let Err(e) = transfer::pull(&third, store, object).await {
+                tracing::warn!(error = %e, "pulling a value through the driver's node instead");
+                transfer::pull_as(driver, store, object.id, Held { id, ..object }).await.map_err(failed)?;
+            }
+            transfer::take(store, object.id, Some(&mut held))?
+        }
+        (value, _) => transfer::value_bytes(driver, store, value).await.map_err(failed)?,
+    };
     Ok((bytes, held))
 }
 

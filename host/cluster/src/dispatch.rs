@@ -586,9 +586,9 @@ impl Fetch for Left {
 
 /// Where an object kept on a node is: its whereabouts in the driver's
 /// store, read to have another node pull it from there.
-struct At {
-    node: NodeInfo,
-    object: Held,
+pub(crate) struct At {
+    pub(crate) node: NodeInfo,
+    pub(crate) object: Held,
 }
 
 #[async_trait::async_trait]

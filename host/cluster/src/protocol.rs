@@ -275,8 +275,22 @@ pub struct CallAnswer {
     /// Whether this is one of a generator's items (else the call's end; a
     /// generator's value is empty).
     pub item: bool,
-    /// Its value and the objects it nests, or its failure.
-    pub result: Result<(Value, Vec<Held>), Failure>,
+    /// Its value, or its failure.
+    pub result: Result<CallValue, Failure>,
+}
+
+/// A forwarded call's value, as a [`CallAnswer`] carries it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CallValue {
+    /// The value: in the answer, or stored, to pull.
+    pub value: Value,
+    /// The objects it nests, to pull from the answering node.
+    pub nested: Vec<Held>,
+    /// Where a stored value is when a third node keeps it (the node whose
+    /// task made it), pulled from there straight: that node's transfer
+    /// server, and the answering node's id for the value, to pull it
+    /// through that node instead should the third fail.
+    pub at: Option<(String, ObjectId)>,
 }
 
 /// What a caller asks of an actor instance it keeps on another node. The

@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream};
 
 use prism_store::error::Failure;
-use prism_store::{Object, ObjectId, ObjectStore, bin_header, content_hash, nested_refs};
+use prism_store::{Holdings, Object, ObjectId, ObjectStore, bin_header, content_hash, nested_refs};
 
 use crate::protocol::{Held, Value};
 
@@ -88,11 +88,19 @@ async fn answer(
                 }
                 None => not_here(&mut stream, "no such component").await?,
             },
-            _ => match store.try_get(&ObjectId::from(id)) {
-                Some(Ok(object)) => send_object(&mut stream, &object).await?,
-                Some(Err(failure)) => not_here(&mut stream, &format!("the object failed: {failure}")).await?,
-                None => not_here(&mut stream, "the object is not ready").await?,
-            },
+            _ => {
+                let id = ObjectId::from(id);
+                // Kept on another node, not fetched here: fetched (or
+                // rebuilt) first, for a node that could not pull it there.
+                if store.whereabouts(&id).is_some() {
+                    let _ = store.get(&id, None).await;
+                }
+                match store.try_get(&id) {
+                    Some(Ok(object)) => send_object(&mut stream, &object).await?,
+                    Some(Err(failure)) => not_here(&mut stream, &format!("the object failed: {failure}")).await?,
+                    None => not_here(&mut stream, "the object is not ready").await?,
+                }
+            }
         }
     }
     Ok(())
@@ -229,10 +237,20 @@ pub async fn value_bytes(addr: &str, store: &Arc<ObjectStore>, value: Value) -> 
         Value::Stored(object) => object,
     };
     pull(addr, store, object).await?;
-    let bytes = store.try_get(&object.id).and_then(Result::ok).map(|o| o.to_vec());
-    store.release(&object.id);
-    let vanished = || Failure::NotFound(format!("the value `{}` vanished as it was read", object.id));
-    bytes.ok_or_else(vanished).and_then(|b| b).map_err(PullError::Store)
+    take(store, object.id, None).map_err(PullError::Store)
+}
+
+/// The bytes of `id`, pulled here, which is let go of (the caller stores
+/// the value anew); what they nest stays, held in `nested` if given.
+pub fn take(store: &ObjectStore, id: ObjectId, nested: Option<&mut Holdings>) -> Result<Vec<u8>, Failure> {
+    let bytes = store.try_get(&id).and_then(Result::ok).map(|o| o.to_vec());
+    let vanished = || Failure::NotFound(format!("the value `{id}` vanished as it was read"));
+    let bytes = bytes.ok_or_else(vanished).and_then(|b| b);
+    if let (Ok(bytes), Some(held)) = (&bytes, nested) {
+        nested_refs(bytes).into_iter().for_each(|n| held.hold(n));
+    }
+    store.release(&id);
+    bytes
 }
 
 /// Fetches `object` from the node at `addr` into `store` as the pending

@@ -25,6 +25,8 @@
 //! one;
 //! `cluster.wasm -- generate PLAIN`: generator tasks on nodes, one asking
 //! for `gpu=1`, and generators started by a task pinned to node PLAIN;
+//! `cluster.wasm -- nested-large ON OTHER MIB`: a task on node ON reads
+//! MIB MiB that a task it starts on node OTHER makes;
 //! `cluster.wasm -- fan-out N MS`: a task on a node starting N
 //! tasks of MS ms, which spread over the cluster;
 //! `cluster.wasm -- cancel`: endless tasks on a two-cpu cluster, cancelled
@@ -155,6 +157,16 @@ fn relay(from: &str, to: &str) {
     let (len, sum, _) = prism::get(&checksum::remote_with(&there, &made)).unwrap();
     println!("read there again once its node died: {len} bytes, sum ok: {}", sum == expected);
     println!("read here, right: {}", prism::get(&made).unwrap().as_ref() == part_pattern(7, 8));
+}
+
+/// Reads `mib` MiB that a task it starts on node `other` makes: their
+/// length, and whether their sum is right.
+#[prism::remote]
+fn read_made_on(other: String, mib: u64) -> (u64, bool) {
+    let made = make::remote_with(&prism::Options::new().node_affinity(&other, false), mib);
+    let bytes = prism::get(&made).unwrap();
+    let sum: u64 = bytes.iter().map(|&b| u64::from(b)).sum();
+    (bytes.len() as u64, sum == pattern(mib).iter().map(|&b| u64::from(b)).sum::<u64>())
 }
 
 /// Makes a `Tally` named `name` holding 5, from a task (on a node): the
@@ -499,6 +511,11 @@ fn main() {
         Some("lost") => lost(&args[1]),
         Some("relay") => relay(&args[1], &args[2]),
         Some("keep-named") => keep_named(&args[1]),
+        Some("nested-large") => {
+            let on = prism::Options::new().node_affinity(&args[1], false);
+            let (len, sum) = prism::get(&read_made_on::remote_with(&on, args[2].clone(), number(3))).unwrap();
+            println!("read {len} bytes made on the other node, sum ok: {sum}");
+        }
         Some("named-by-task") => named_by_task(&args[1]),
         Some("use-named") => use_named(&args[1]),
         Some("lean-on") => lean_on(&args[1]),
@@ -531,7 +548,7 @@ fn main() {
         _ => panic!(
             "usage: cluster.wasm -- squares N | slow N MS | big MIB | made MIB | greedy | resources | pin | lost NODE \
              | churn N MIB | relay FROM TO | keep-named NAME | named-by-task NAME | use-named NAME \
-             | lean-on NAME | claim NAME | generate PLAIN | fan-out N MS | cancel | spin N"
+             | lean-on NAME | claim NAME | generate PLAIN | nested-large ON OTHER MIB | fan-out N MS | cancel | spin N"
         ),
     }
 }
