@@ -491,8 +491,8 @@ fn a_task_cancelled_on_another_node_stops_there_and_so_do_the_tasks_it_started()
 }
 
 /// Named actors are found cluster-wide: a driver finds the actor another
-/// driver named, calls it (seeing its state), and so does one of its tasks
-/// on a node; then it kills it. A name no driver has is a clear error.
+/// driver named, calls it (seeing its state, and reading a generator
+/// method), and so does one of its tasks on a node; then it kills it. A name no driver has is a clear error.
 #[test]
 fn a_named_actor_is_found_called_and_killed_from_another_driver() {
     let nats = Nats::start();
@@ -503,7 +503,16 @@ fn a_named_actor_is_found_called_and_killed_from_another_driver() {
     let mut lines = user.stdout.lines();
     let missing = lines.next().unwrap();
     assert!(missing.contains("no live actor named `nobody` here or on another driver"), "{missing}");
-    assert_eq!(lines.collect::<Vec<_>>(), ["found shared holding 5", "total 6", "a task finds it holding 6", "killed"]);
+    assert_eq!(
+        lines.collect::<Vec<_>>(),
+        [
+            "found shared holding 5",
+            "total 6",
+            "its generator method yields [7, 8]",
+            "a task finds it holding 6",
+            "killed"
+        ]
+    );
     let keeper = keeper.join().unwrap();
     assert!(keeper.success, "{}\n{}", keeper.stdout, keeper.stderr);
     assert_eq!(keeper.stdout, "total 5\nkilled by another driver\n");
@@ -525,7 +534,13 @@ fn an_actor_a_task_makes_on_a_node_is_named_across_the_cluster() {
     assert!(user.success, "{}\n{}", user.stdout, user.stderr);
     assert_eq!(
         user.stdout.lines().skip(1).collect::<Vec<_>>(),
-        ["found made holding 5", "total 6", "a task finds it holding 6", "killed"]
+        [
+            "found made holding 5",
+            "total 6",
+            "its generator method yields [7, 8]",
+            "a task finds it holding 6",
+            "killed"
+        ]
     );
     assert_eq!(lines.next().as_deref(), Some("killed by another driver"));
     assert!(keeper.child.wait().unwrap().success());

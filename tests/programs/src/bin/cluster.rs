@@ -230,6 +230,8 @@ fn use_named(name: &str) {
     let tally = find_holding_5(name);
     println!("found {name} holding 5");
     println!("total {}", prism::get(&tally.add(1, 0).remote()).unwrap());
+    let counted: Vec<u64> = tally.count_on(2).remote().map(|r| prism::get(&r).unwrap().1).collect();
+    println!("its generator method yields {counted:?}");
     println!("a task finds it holding {}", prism::get(&holding::remote(name.to_string())).unwrap());
     tally.kill().unwrap();
     println!("killed");
