@@ -238,7 +238,9 @@ impl Heartbeat {
                 tick.tick().await;
                 let mut now = info();
                 now.id = set.borrow().clone();
-                let put = tokio::time::timeout(HEARTBEAT, cluster.announce(&now)).await;
+                // A put that is slow (a busy machine) still counts once it
+                // lands: only one that fails, or takes DEAD_AFTER, misses.
+                let put = tokio::time::timeout(DEAD_AFTER, cluster.announce(&now)).await;
                 if matches!(put, Ok(Ok(()))) {
                     last = Instant::now();
                     continue;
