@@ -769,7 +769,9 @@ impl Drop for Netns {
 /// A slow link (20 Mbit/s each way; this kernel has no `netem` to add
 /// latency) does not break a pull or get the node declared dead: an 8 MiB
 /// argument takes longer than the failure detector's bound (3 s) to reach
-/// the node, and the task runs once, its value right.
+/// the node, and the task runs once, its value right. Then a task there
+/// makes an actor from 32 MiB it made, which the driver's node pulls
+/// first (some 13 s): the task waits for it, however long that takes.
 #[test]
 fn a_node_on_a_slow_link_pulls_its_argument_and_is_not_declared_dead() {
     let netns = Netns::new();
@@ -783,6 +785,10 @@ fn a_node_on_a_slow_link_pulls_its_argument_and_is_not_declared_dead() {
     assert!(node.joined.try_recv().is_err(), "the node was declared dead and rejoined");
     nats.wait_until(|status| field(status, &node.id, "tasks") == 2, "the node to count its 2 tasks");
     assert_eq!(field(&nats.status(), &node.id, "failed"), 0);
+    let run = nats.run(guest!(CLUSTER), &["--transfer-listen", &transfer], &["big-actor", "32"]);
+    assert!(run.success, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(run.stdout, "an actor a task made from 33554432 bytes, sum ok: true\n");
+    assert!(node.joined.try_recv().is_err(), "the node was declared dead and rejoined");
 }
 
 /// A node that cannot reach the node keeping a task's argument (each is in

@@ -45,8 +45,8 @@ const OWNER_CHECK: Duration = Duration::from_secs(1);
 /// How many times a name is tried for, against other drivers claiming it.
 const CLAIM_TRIES: u32 = 3;
 
-/// How long a kill, a lookup by name or an actor made waits for the
-/// driver's node (which pulls the constructor's arguments first).
+/// How long a kill or a lookup by name waits for the driver's node, and
+/// an actor made, for it to say it is there.
 const ASK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Answers the requests of the nodes running `node`'s jobs and of other
@@ -397,7 +397,7 @@ impl TasksElsewhere for JobTasks {
         let args = describe_args(&forwarder.store, &args).await?;
         let (job, origin) = (self.job, forwarder.here.clone());
         let create = ActorCreate { job, component, class, args, options, owner, origin };
-        forwarder.asking(CallerRequest::Create(create)).await
+        forwarder.creating(create).await
     }
 }
 
@@ -603,18 +603,49 @@ impl Forwarder {
     /// Kills `actor`, which the driver's node keeps, from an import (which
     /// is not async).
     fn kill(&self, actor: ObjectId, no_restart: bool) -> Result<(), Failure> {
-        block_on(self.asking(CallerRequest::Kill(actor, no_restart)))
-    }
-
-    /// Asks the driver's node; its answer.
-    async fn asking<T: serde::de::DeserializeOwned>(&self, request: CallerRequest) -> Result<T, Failure> {
-        let asked = ask(&self.client, &self.subject, &request).await;
-        let unreachable = |e: String| Failure::HostFailed(format!("the driver's node cannot be asked: {e}"));
-        match asked.map_err(unreachable)? {
+        let asked = block_on(ask(&self.client, &self.subject, &CallerRequest::Kill(actor, no_restart)));
+        match asked.map_err(not_asked)? {
             Asked::Answer(answer) => answer,
-            Asked::Gone => Err(unreachable("it is gone".into())),
+            Asked::Gone => Err(not_asked("it is gone".into())),
         }
     }
+
+    /// Asks the driver's node to make an actor; its id, once made. Waits
+    /// for as long as that node is there (asked every [`OWNER_CHECK`]) and
+    /// has not been silent for [`ASK_TIMEOUT`]: it pulls the constructor's
+    /// arguments first, which a slow link makes long, and an answer given
+    /// up on would leave an actor no one holds.
+    async fn creating(&self, create: ActorCreate) -> Result<ObjectId, Failure> {
+        let request = async_nats::Request::new().payload(encode(&CallerRequest::Create(create)).into()).timeout(None);
+        let asking = self.client.send_request(self.subject.clone(), request);
+        tokio::pin!(asking);
+        let mut check = tokio::time::interval_at(tokio::time::Instant::now() + OWNER_CHECK, OWNER_CHECK);
+        let mut heard = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                answered = &mut asking => {
+                    let message = answered.map_err(|e| match e.kind() {
+                        async_nats::RequestErrorKind::NoResponders => not_asked("it is gone".into()),
+                        _ => not_asked(e.to_string()),
+                    })?;
+                    return rmp_serde::from_slice(&message.payload).map_err(|e| not_asked(e.to_string()))?;
+                }
+                _ = check.tick() => match presence(&self.client, &self.subject, OWNER_CHECK).await {
+                    Presence::Here => heard = tokio::time::Instant::now(),
+                    Presence::Gone => return Err(not_asked("it is gone".into())),
+                    Presence::Silent if heard.elapsed() >= ASK_TIMEOUT => {
+                        return Err(not_asked(format!("silent for {ASK_TIMEOUT:?} (cut off, or stuck)")));
+                    }
+                    Presence::Silent => {}
+                },
+            }
+        }
+    }
+}
+
+/// Why the driver's node could not be asked.
+fn not_asked(why: String) -> Failure {
+    Failure::HostFailed(format!("the driver's node cannot be asked: {why}"))
 }
 
 /// The request that sends `call`, whose arguments `args` describe, if it

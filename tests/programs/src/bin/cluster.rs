@@ -27,6 +27,8 @@
 //! for `gpu=1`, and generators started by a task pinned to node PLAIN;
 //! `cluster.wasm -- nested-large ON OTHER MIB`: a task on node ON reads
 //! MIB MiB that a task it starts on node OTHER makes;
+//! `cluster.wasm -- big-actor MIB`: a task makes an actor from MIB MiB it
+//! made;
 //! `cluster.wasm -- fan-out N MS`: a task on a node starting N
 //! tasks of MS ms, which spread over the cluster;
 //! `cluster.wasm -- cancel`: endless tasks on a two-cpu cluster, cancelled
@@ -396,6 +398,38 @@ fn cancel() {
     println!("then {}", probe());
 }
 
+/// An actor made from a byte string: its length and the sum of its bytes.
+#[prism::actor]
+struct Summed {
+    len: u64,
+    sum: u64,
+}
+
+#[prism::actor]
+impl Summed {
+    fn new(data: View) -> Self {
+        Summed { len: data.len() as u64, sum: data.iter().map(|&b| u64::from(b)).sum() }
+    }
+
+    fn read(&self) -> (u64, u64) {
+        (self.len, self.sum)
+    }
+}
+
+/// Makes `mib` MiB here and an actor from them (the driver's node, which
+/// keeps the actor, pulls them first): what the actor read, and whether
+/// its sum is right.
+#[prism::remote]
+fn actor_of_big(mib: u64) -> (u64, bool) {
+    let data = pattern(mib);
+    let expected: u64 = data.iter().map(|&b| u64::from(b)).sum();
+    let made = prism::put_bytes(&data).unwrap();
+    drop(data);
+    let summed = Summed::remote_with(&prism::ActorOptions::new(), &made).unwrap();
+    let (len, sum) = prism::get(&summed.read().remote()).unwrap();
+    (len, sum == expected)
+}
+
 /// An actor that holds what it was created with for as long as it lives.
 #[prism::actor]
 struct Holder;
@@ -484,6 +518,12 @@ fn main() {
                 println!("read {len} bytes, sum ok: {}, mapped: {mapped}", sum == expected);
             }
         }
+        Some("big-actor") => {
+            // Not retried: a retry would find the arguments pulled already.
+            let once = prism::Options::new().max_retries(0);
+            let (len, sum) = prism::get(&actor_of_big::remote_with(&once, number(1))).unwrap();
+            println!("an actor a task made from {len} bytes, sum ok: {sum}");
+        }
         Some("made") => {
             let expected: u64 = pattern(number(1)).iter().map(|&b| u64::from(b)).sum();
             let made = make::remote(number(1));
@@ -550,7 +590,7 @@ fn main() {
         _ => panic!(
             "usage: cluster.wasm -- squares N | slow N MS | big MIB | made MIB | greedy | resources | pin | lost NODE \
              | churn N MIB | relay FROM TO | keep-named NAME | named-by-task NAME | use-named NAME \
-             | lean-on NAME | claim NAME | generate PLAIN | nested-large ON OTHER MIB | fan-out N MS | cancel | spin N"
+             | lean-on NAME | claim NAME | generate PLAIN | nested-large ON OTHER MIB | big-actor MIB | fan-out N MS | cancel | spin N"
         ),
     }
 }
