@@ -100,8 +100,19 @@ fn children_max_rss() -> u64 {
     u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024
 }
 
-const CASES: &[&str] =
-    &["get_order", "get_timeout", "wait", "chain", "errors", "retries", "actors", "generators", "cancel", "lifetime"];
+const CASES: &[&str] = &[
+    "get_order",
+    "get_timeout",
+    "wait",
+    "chain",
+    "errors",
+    "retries",
+    "actors",
+    "generators",
+    "cancel",
+    "lifetime",
+    "prepared",
+];
 
 #[test]
 fn ray_semantics_from_python() {
@@ -134,6 +145,9 @@ const SEMANTICS_SEEN: &[&str] = &[
     // A large object goes before the driver blocks; a small one may wait for its batch.
     "large, after a blocking call: ObjectNotFoundError not found: no object `",
     "small, batch not full: ok 7\n",
+    // 5,000 task functions and 5,000 actor methods made and dropped, each called twice.
+    "tasks: 25005000 calls: 10000\n",
+    "generators: [[0, 1, 2], [0, 1, 2], [0, 1, 2]]\ngenerator methods: [[10000, 10001, 10002], [10000, 10001, 10002], [10000, 10001, 10002]]\n",
 ];
 
 /// Ray's `resources=`, `num_gpus=` and `NodeAffinitySchedulingStrategy`,
@@ -150,8 +164,9 @@ fn python_tasks_and_actors_ask_for_resources_and_nodes() {
     );
 }
 
-/// An endless `while True`, a memory bomb and deep recursion each end as
-/// the task's error at its limit, and the next tasks run.
+/// An endless `while True`, a memory bomb, deep recursion and a hoard of
+/// task functions each end as the task's error at its limit, and the next
+/// tasks run.
 #[test]
 fn python_guests_end_at_their_limits() {
     let run = prism_py(&["run", "--cpu-deadline", "1", "--memory-limit", "256", SEMANTICS, "--", "limits"]);
@@ -160,7 +175,8 @@ fn python_guests_end_at_their_limits() {
         "endless loop: LimitExceededError limit exceeded: task `forever` exceeded its cpu deadline of 1s (raise it with --cpu-deadline)\n",
         "memory bomb: LimitExceededError limit exceeded: task `memory_bomb` exceeded its memory limit of 256 MiB (raise it with --memory-limit)\n",
         "deep recursion: TaskError task `deep` failed: Traceback",
-        "RecursionError: maximum recursion depth exceeded\nothers: ok [1, 2, 3, 4]\n",
+        "RecursionError: maximum recursion depth exceeded\n",
+        "hoarding task functions: LimitExceededError limit exceeded: task `hoard` held more than 4096 task functions and actor methods at once\nothers: ok [1, 2, 3, 4]\n",
     ];
     for e in expect {
         assert!(run.stdout.contains(e), "missing {e:?} in:\n{}", run.stdout);

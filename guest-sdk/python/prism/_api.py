@@ -124,6 +124,11 @@ class RemoteFunction:
         # Whether the driver has sent the globals it reads (`_script.capture`).
         self._captured = False
         self._generator = inspect.isgeneratorfunction(function)
+        # The `task-function` its calls go through, from its second call on
+        # (see `_prepare`); made in the instance that calls it, never in the
+        # build's snapshot.
+        self._prepared = None
+        self._called = False
         self.__doc__ = function.__doc__
         self.__wrapped__ = function
 
@@ -143,9 +148,24 @@ class RemoteFunction:
         if kwargs:
             args = _positional(self._function, args, kwargs)
         args = _args(args) if args else []
+        prepared = self._prepared or self._prepare()
+        if prepared is True:
+            if self._generator:
+                return ObjectRefGenerator(tasks.remote_generator(self._name, args, self._wit_options))
+            return ObjectRef(tasks.remote(self._name, args, self._wit_options))
         if self._generator:
-            return ObjectRefGenerator(tasks.remote_generator(self._name, args, self._wit_options))
-        return ObjectRef(tasks.remote(self._name, args, self._wit_options))
+            return ObjectRefGenerator(prepared.remote_generator(args))
+        return ObjectRef(prepared.remote(args))
+
+    def _prepare(self):
+        """`True` for the first call, which names the function and its
+        options itself (`f.options(...).remote()` made once costs one host
+        call); from the second on, the `task-function` that names them once."""
+        if not self._called:
+            self._called = True
+            return True
+        self._prepared = tasks.TaskFunction(self._name, self._wit_options)
+        return self._prepared
 
 
 def _count(n):
@@ -206,6 +226,9 @@ class ActorMethod:
         if streaming is None:
             streaming = inspect.isgeneratorfunction(getattr(handle._class, method, None))
         self._streaming = streaming
+        # As `RemoteFunction._prepared`: an `actor-method` from the second call on.
+        self._prepared = None
+        self._called = False
 
     def options(self, num_returns=None):
         """`num_returns="streaming"` calls a generator method of a handle
@@ -214,9 +237,21 @@ class ActorMethod:
 
     def remote(self, *args):
         args = _args(args) if args else []
+        prepared = self._prepared or self._prepare()
+        if prepared is True:
+            if self._streaming:
+                return ObjectRefGenerator(actors.call_generator(self._handle._words, self._method, args))
+            return ObjectRef(actors.call(self._handle._words, self._method, args))
         if self._streaming:
-            return ObjectRefGenerator(actors.call_generator(self._handle._words, self._method, args))
-        return ObjectRef(actors.call(self._handle._words, self._method, args))
+            return ObjectRefGenerator(prepared.call_generator(args))
+        return ObjectRef(prepared.call(args))
+
+    def _prepare(self):
+        if not self._called:
+            self._called = True
+            return True
+        self._prepared = actors.ActorMethod(self._handle._words, self._method)
+        return self._prepared
 
     def __call__(self, *args):
         raise TypeError(f"actor method `{self._method}` cannot be called directly: use `.{self._method}.remote()`")

@@ -22,6 +22,10 @@ wasmtime::component::bindgen!({
     world: "prism:host/task-host",
     imports: { default: async | trappable },
     exports: { default: async },
+    with: {
+        "prism:core/tasks.task-function": crate::imports::TaskFunction,
+        "prism:core/actors.actor-method": crate::imports::ActorMethod,
+    },
 });
 
 pub use self::exports::prism::core::worker::CallError;

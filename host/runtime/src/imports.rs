@@ -8,9 +8,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use tokio::time::Instant;
+use wasmtime::component::Resource;
 
 use crate::bindings::{actors, tasks, types};
-use crate::state::{InstanceState, Running};
+use crate::state::{InstanceState, LimitError, Running};
 use prism_exec::{ActorOptions, Affinity, NextItem, Placement, TaskArg, TaskOptions};
 use prism_store::ObjectId;
 use prism_store::error::{Cause, Failure, Link};
@@ -98,6 +99,65 @@ impl InstanceState {
         Ok(out)
     }
 
+    fn task_function(&self, function: String, options: types::TaskOptions) -> wasmtime::Result<TaskFunction> {
+        let component = self.target_component(options.component)?;
+        Ok(TaskFunction { function, options: task_options(options, component) })
+    }
+
+    /// Schedules a call of `function`: its result's ref, or its stream's.
+    fn submit(
+        &mut self,
+        TaskFunction { function, options }: TaskFunction,
+        args: Vec<types::Arg>,
+        generator: bool,
+    ) -> wasmtime::Result<types::ObjectRef> {
+        let calls = &self.ctx()?.calls;
+        let (name, args) = (function, task_args(args));
+        if generator {
+            let id = calls.remote_generator(name, args, options);
+            self.streams.open(id);
+            Ok(wit_ref(id))
+        } else {
+            let id = calls.remote(name, args, options);
+            Ok(self.adopt(id))
+        }
+    }
+
+    /// Calls `method` of `actor`: its result's ref, or its stream's.
+    fn call_method(
+        &mut self,
+        ActorMethod { actor, method }: ActorMethod,
+        args: Vec<types::Arg>,
+        generator: bool,
+    ) -> wasmtime::Result<types::ObjectRef> {
+        let id = self.ctx()?.calls.call_actor(actor, method, task_args(args), generator);
+        if generator {
+            self.streams.open(id);
+            Ok(wit_ref(id))
+        } else {
+            Ok(self.adopt(id))
+        }
+    }
+
+    /// Keeps `made` in the resource table, within [`MAX_PREPARED`].
+    fn prepare<T: Send + 'static>(&mut self, made: T) -> wasmtime::Result<Resource<T>> {
+        if self.prepared >= MAX_PREPARED {
+            return Err(LimitError::Prepared.into());
+        }
+        self.prepared += 1;
+        Ok(self.table.push(made)?)
+    }
+
+    fn prepared<T: 'static>(&self, made: &Resource<T>) -> wasmtime::Result<&T> {
+        Ok(self.table.get(made)?)
+    }
+
+    fn unprepare<T: 'static>(&mut self, made: Resource<T>) -> wasmtime::Result<()> {
+        self.table.delete(made)?;
+        self.prepared -= 1;
+        Ok(())
+    }
+
     /// The component `options` name, or the caller's own.
     fn target_component(&self, component: Option<types::ComponentId>) -> wasmtime::Result<[u8; 32]> {
         Ok(match component {
@@ -146,8 +206,7 @@ impl actors::Host for InstanceState {
         method: String,
         args: Vec<types::Arg>,
     ) -> wasmtime::Result<types::ObjectRef> {
-        let id = self.ctx()?.calls.call_actor(object_id(actor), method, task_args(args), false);
-        Ok(self.adopt(id))
+        self.call_method(ActorMethod { actor: object_id(actor), method }, args, false)
     }
 
     async fn call_generator(
@@ -156,9 +215,7 @@ impl actors::Host for InstanceState {
         method: String,
         args: Vec<types::Arg>,
     ) -> wasmtime::Result<types::ObjectRef> {
-        let id = self.ctx()?.calls.call_actor(object_id(actor), method, task_args(args), true);
-        self.streams.open(id);
-        Ok(wit_ref(id))
+        self.call_method(ActorMethod { actor: object_id(actor), method }, args, true)
     }
 
     async fn kill(&mut self, actor: types::ActorId, no_restart: bool) -> Wit<()> {
@@ -194,9 +251,8 @@ impl tasks::Host for InstanceState {
         args: Vec<types::Arg>,
         options: types::TaskOptions,
     ) -> wasmtime::Result<types::ObjectRef> {
-        let component = self.target_component(options.component)?;
-        let id = self.ctx()?.calls.remote(function, task_args(args), task_options(options, component));
-        Ok(self.adopt(id))
+        let function = self.task_function(function, options)?;
+        self.submit(function, args, false)
     }
 
     async fn remote_generator(
@@ -205,10 +261,8 @@ impl tasks::Host for InstanceState {
         args: Vec<types::Arg>,
         options: types::TaskOptions,
     ) -> wasmtime::Result<types::ObjectRef> {
-        let component = self.target_component(options.component)?;
-        let id = self.ctx()?.calls.remote_generator(function, task_args(args), task_options(options, component));
-        self.streams.open(id);
-        Ok(wit_ref(id))
+        let function = self.task_function(function, options)?;
+        self.submit(function, args, true)
     }
 
     async fn yield_item(&mut self, item: types::ObjectRef) -> Wit<()> {
@@ -248,5 +302,81 @@ impl tasks::Host for InstanceState {
     async fn component(&mut self, name: String) -> Wit<types::ComponentId> {
         let found = self.ctx()?.calls.component_named(&name);
         Ok(found.map(|id| wit_ref(ObjectId::from(id))).map_err(|f| types::Error::from(&f)))
+    }
+}
+
+/// Task functions and actor methods an instance may hold at once: each is a
+/// few bytes of host memory that the guest's own limits do not count.
+pub(crate) const MAX_PREPARED: usize = 4096;
+
+/// A `tasks.task-function`: the function and its options, as the scheduler
+/// takes them.
+#[derive(Clone)]
+pub struct TaskFunction {
+    function: String,
+    options: TaskOptions,
+}
+
+/// An `actors.actor-method`.
+#[derive(Clone)]
+pub struct ActorMethod {
+    actor: ObjectId,
+    method: String,
+}
+
+impl tasks::HostTaskFunction for InstanceState {
+    async fn new(&mut self, function: String, options: types::TaskOptions) -> wasmtime::Result<Resource<TaskFunction>> {
+        let function = self.task_function(function, options)?;
+        self.prepare(function)
+    }
+
+    async fn remote(
+        &mut self,
+        function: Resource<TaskFunction>,
+        args: Vec<types::Arg>,
+    ) -> wasmtime::Result<types::ObjectRef> {
+        let function = self.prepared(&function)?.clone();
+        self.submit(function, args, false)
+    }
+
+    async fn remote_generator(
+        &mut self,
+        function: Resource<TaskFunction>,
+        args: Vec<types::Arg>,
+    ) -> wasmtime::Result<types::ObjectRef> {
+        let function = self.prepared(&function)?.clone();
+        self.submit(function, args, true)
+    }
+
+    async fn drop(&mut self, function: Resource<TaskFunction>) -> wasmtime::Result<()> {
+        self.unprepare(function)
+    }
+}
+
+impl actors::HostActorMethod for InstanceState {
+    async fn new(&mut self, actor: types::ActorId, method: String) -> wasmtime::Result<Resource<ActorMethod>> {
+        self.prepare(ActorMethod { actor: object_id(actor), method })
+    }
+
+    async fn call(
+        &mut self,
+        method: Resource<ActorMethod>,
+        args: Vec<types::Arg>,
+    ) -> wasmtime::Result<types::ObjectRef> {
+        let method = self.prepared(&method)?.clone();
+        self.call_method(method, args, false)
+    }
+
+    async fn call_generator(
+        &mut self,
+        method: Resource<ActorMethod>,
+        args: Vec<types::Arg>,
+    ) -> wasmtime::Result<types::ObjectRef> {
+        let method = self.prepared(&method)?.clone();
+        self.call_method(method, args, true)
+    }
+
+    async fn drop(&mut self, method: Resource<ActorMethod>) -> wasmtime::Result<()> {
+        self.unprepare(method)
     }
 }

@@ -49,7 +49,16 @@ pub struct Tag(Arc<Mutex<Option<Arc<str>>>>);
 impl Tag {
     /// Lines written from now on are prefixed with `(name) `.
     pub fn set(&self, name: Option<&str>) {
-        *self.0.lock() = name.map(|n| format!("({n}) ").into());
+        let mut tag = self.0.lock();
+        // A warm instance mostly runs the same function again: no new prefix.
+        let same = match (tag.as_deref(), name) {
+            (Some(tag), Some(name)) => tag.len() == name.len() + 3 && &tag[1..=name.len()] == name,
+            (None, None) => true,
+            _ => false,
+        };
+        if !same {
+            *tag = name.map(|n| format!("({n}) ").into());
+        }
     }
 
     fn get(&self) -> Option<Arc<str>> {

@@ -8,6 +8,7 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::imports::MAX_PREPARED;
 use crate::mapping::Mappings;
 use crate::output::{StderrTail, Tag};
 use crate::runtime::Compiled;
@@ -27,6 +28,9 @@ pub enum LimitError {
     /// A table grew past [`MAX_TABLE_ELEMENTS`].
     #[error("grew a table past {MAX_TABLE_ELEMENTS} elements")]
     Table,
+    /// It held more task functions and actor methods than [`MAX_PREPARED`].
+    #[error("held more than {MAX_PREPARED} task functions and actor methods at once")]
+    Prepared,
 }
 
 /// Per-instance memory and table bounds.
@@ -105,7 +109,9 @@ impl Drop for Streams {
 /// The data of one Store.
 pub struct InstanceState {
     wasi: WasiCtx,
-    table: ResourceTable,
+    pub(super) table: ResourceTable,
+    /// The task functions and actor methods it holds in `table`.
+    pub(super) prepared: usize,
     pub(super) limits: Limits,
     /// Epoch ticks this instance has run; compared with `tick_limit`.
     pub(super) ticks: u64,
@@ -133,6 +139,7 @@ impl InstanceState {
         InstanceState {
             wasi,
             table: ResourceTable::new(),
+            prepared: 0,
             limits: Limits { memory: limits.memory, names: limits.names },
             ticks: 0,
             seen_tick: 0,
@@ -176,10 +183,10 @@ impl InstanceState {
         }
     }
 
-    /// Ends the call: gives back its cpu slot and its job.
+    /// Ends the call: gives back its cpu slot and its job. (The tag stays
+    /// until the next call sets it: an idle instance writes nothing.)
     pub(super) fn finish(&mut self) {
         self.task = None;
-        self.tag.set(None);
     }
 }
 

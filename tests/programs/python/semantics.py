@@ -60,6 +60,18 @@ def deep(n):
     return deep_call(n)
 
 
+@prism.remote(max_retries=0)
+def hoard():
+    # Keeps every task function it calls twice (the second call makes the
+    # host's handle): past what an instance may hold, a trap.
+    kept = []
+    for i in range(5000):
+        f = identity.options(max_retries=i)
+        f.remote(i)
+        f.remote(i)
+        kept.append(f)
+
+
 def deep_call(n):
     return 0 if n == 0 else 1 + deep_call(n - 1)
 
@@ -75,6 +87,9 @@ class Counter:
 
     def get(self):
         return self.value
+
+    def upto(self, n):
+        yield from range(self.value, n)
 
 
 @prism.remote
@@ -245,6 +260,7 @@ def limits():
     show("endless loop", lambda: prism.get(forever.remote()))
     show("memory bomb", lambda: prism.get(memory_bomb.remote()))
     show("deep recursion", lambda: prism.get(deep.remote(100_000)))
+    show("hoarding task functions", lambda: prism.get(hoard.remote()))
     show("others", lambda: prism.get([inc.remote(i) for i in range(4)]))
 
 
@@ -262,6 +278,23 @@ def lifetime():
     show("small, batch not full", lambda: prism.get(prism.ObjectRef(words)))
 
 
+def prepared():
+    # From its second call on, a function or an actor method is called
+    # through a handle the host keeps (`task-function`, `actor-method`),
+    # which goes with the last reference to it: more are made and dropped
+    # here than an instance may hold at once.
+    named = Counter.options(name="prepared").remote()
+    total = 0
+    for i in range(5000):
+        f = inc.options(max_retries=1 + i % 2)
+        total += sum(prism.get([f.remote(i), f.remote(i)]))
+        handle = prism.get_actor("prepared")
+        prism.get([handle.increment.remote(), handle.increment.remote()])
+    print("tasks:", total, "calls:", prism.get(named.get.remote()))
+    print("generators:", [[prism.get(r) for r in count_to.remote(3)] for _ in range(3)])
+    print("generator methods:", [[prism.get(r) for r in named.upto.remote(10_003)] for _ in range(3)])
+
+
 CASES = {
     "get_order": get_order,
     "get_timeout": get_timeout,
@@ -275,6 +308,7 @@ CASES = {
     "limits": limits,
     "placement": placement,
     "lifetime": lifetime,
+    "prepared": prepared,
 }
 
 for case in sys.argv[1:]:
