@@ -124,11 +124,10 @@ class RemoteFunction:
         # Whether the driver has sent the globals it reads (`_script.capture`).
         self._captured = False
         self._generator = inspect.isgeneratorfunction(function)
-        # The `task-function` its calls go through, from its second call on
-        # (see `_prepare`); made in the instance that calls it, never in the
-        # build's snapshot.
+        # None before its first call, False after it, then the
+        # `task-function` its calls go through (see `_prepare`): made in the
+        # instance that calls it, never in the build's snapshot.
         self._prepared = None
-        self._called = False
         self.__doc__ = function.__doc__
         self.__wrapped__ = function
 
@@ -149,7 +148,7 @@ class RemoteFunction:
             args = _positional(self._function, args, kwargs)
         args = _args(args) if args else []
         prepared = self._prepared or self._prepare()
-        if prepared is True:
+        if prepared is None:
             if self._generator:
                 return ObjectRefGenerator(tasks.remote_generator(self._name, args, self._wit_options))
             return ObjectRef(tasks.remote(self._name, args, self._wit_options))
@@ -158,12 +157,12 @@ class RemoteFunction:
         return ObjectRef(prepared.remote(args))
 
     def _prepare(self):
-        """`True` for the first call, which names the function and its
-        options itself (`f.options(...).remote()` made once costs one host
-        call); from the second on, the `task-function` that names them once."""
-        if not self._called:
-            self._called = True
-            return True
+        """None for the first call, which names the function and its options
+        itself (`f.options(...).remote()` made once costs one host call);
+        at the second, the `task-function` that names them once."""
+        if self._prepared is None:
+            self._prepared = False
+            return None
         self._prepared = tasks.TaskFunction(self._name, self._wit_options)
         return self._prepared
 
@@ -228,7 +227,6 @@ class ActorMethod:
         self._streaming = streaming
         # As `RemoteFunction._prepared`: an `actor-method` from the second call on.
         self._prepared = None
-        self._called = False
 
     def options(self, num_returns=None):
         """`num_returns="streaming"` calls a generator method of a handle
@@ -238,7 +236,7 @@ class ActorMethod:
     def remote(self, *args):
         args = _args(args) if args else []
         prepared = self._prepared or self._prepare()
-        if prepared is True:
+        if prepared is None:
             if self._streaming:
                 return ObjectRefGenerator(actors.call_generator(self._handle._words, self._method, args))
             return ObjectRef(actors.call(self._handle._words, self._method, args))
@@ -247,9 +245,9 @@ class ActorMethod:
         return ObjectRef(prepared.call(args))
 
     def _prepare(self):
-        if not self._called:
-            self._called = True
-            return True
+        if self._prepared is None:
+            self._prepared = False
+            return None
         self._prepared = actors.ActorMethod(self._handle._words, self._method)
         return self._prepared
 
