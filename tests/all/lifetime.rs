@@ -105,7 +105,7 @@ fn unreferenced_objects_from_an_earlier_run_are_evicted_first() {
         id
     };
     let capacity = prism_store::Capacity { memory: 1 << 20, disk: 300_000, raise: "--object-store-disk" };
-    let store = ObjectStore::open_with(dir.path(), capacity).unwrap();
+    let store = ObjectStore::open_with(dir.path(), capacity, prism_store::Results::Durable).unwrap();
     assert_eq!(store.usage(), (0, 200_000));
     let new = store.put(vec![2; 200_000]).unwrap();
     assert!(store.try_get(&old).unwrap().is_err(), "the orphan was evicted");

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use prism_store::Results;
+
 /// How often the engine's epoch advances. Guests are interrupted at most this
 /// late, yield to other tasks this often, and CPU deadlines are counted in
 /// these ticks. 10 ms keeps the interruption overhead invisible.
@@ -116,6 +118,9 @@ pub struct Config {
     pub object_store_disk: u64,
     /// What raises each limit, for messages.
     pub limit_names: LimitNames,
+    /// Whether task results are written to disk (`prism serve`) or kept in
+    /// memory only.
+    pub results: Results,
 }
 
 impl Config {
@@ -133,6 +138,7 @@ impl Config {
             object_store_memory: default_object_store_memory(),
             object_store_disk: DEFAULT_OBJECT_STORE_DISK,
             limit_names: LimitNames::CLI,
+            results: Results::InMemory,
         }
     }
 }

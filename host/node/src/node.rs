@@ -324,7 +324,7 @@ impl Host {
             disk: config.object_store_disk,
             raise: config.limit_names.store,
         };
-        let store = Arc::new(ObjectStore::open_with(&config.data_dir.join("objects"), capacity)?);
+        let store = Arc::new(ObjectStore::open_with(&config.data_dir.join("objects"), capacity, config.results)?);
         Ok(Arc::new(Node {
             limits: Mutex::new(InstanceLimits::of(&config)),
             config,

@@ -14,6 +14,7 @@ use crate::tenants::{Registry, Tenant, TenantError};
 use prism_exec::InstanceLimits;
 use prism_exec::config::Config;
 use prism_node::Host;
+use prism_store::Results;
 
 /// A tenant deleted while its request waited for its namespace.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +114,8 @@ impl Service {
         config.driver_cpu_deadline = Some(Duration::from_millis(tenant.quotas.job_cpu_ms));
         config.object_store_disk = tenant.quotas.stored_bytes;
         config.object_store_memory = config.object_store_memory.min(tenant.quotas.stored_bytes);
+        // A call answered with a ref is read after a restart too.
+        config.results = Results::Durable;
         config
     }
 

@@ -40,7 +40,7 @@ pub use self::index::{IndexBody, IndexRecord};
 pub use self::nested::{REF_EXT, checked_refs, nested_refs};
 pub use self::object::{Blob, ByteString, Object, bin_header};
 pub use self::redb_file::{Closed, RedbFile, redb_failure};
-pub use self::store::{Capacity, Demand, GetError, Gone, ObjectStore, Unread, Whereabouts, content_hash};
+pub use self::store::{Capacity, Demand, GetError, Gone, ObjectStore, Results, Unread, Whereabouts, content_hash};
 
 /// Objects up to this size live inside redb; larger ones are files of their
 /// own, which guests map instead of copying.

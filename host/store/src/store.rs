@@ -74,6 +74,8 @@ struct Entry {
     usage: Usage,
     /// Told when it is deleted here.
     gone: Option<Gone>,
+    /// Whether the disk tier has it (or will, once the writer commits).
+    on_disk: bool,
 }
 
 impl Entry {
@@ -196,21 +198,51 @@ pub struct ObjectStore {
     /// Notified whenever a pending result completes: what `wait` on many
     /// refs sleeps on, instead of a waiter per ref.
     completed: Notify,
+    results: Results,
+}
+
+/// Removes the files in `blobs` that the index does not name: large results
+/// kept in memory by an earlier process, and what a `kill -9` cut short (a
+/// temporary file, or a blob whose commit never came).
+fn remove_unindexed(blobs: &Path, indexed: &IdSet) -> Result<(), DiskError> {
+    let io = |source| DiskError::Io { path: blobs.to_path_buf(), source };
+    for file in std::fs::read_dir(blobs).map_err(io)? {
+        let path = file.map_err(io)?.path();
+        let named = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<ObjectId>().ok());
+        if !named.is_some_and(|id| indexed.contains(&id)) {
+            std::fs::remove_file(&path).map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether task results reach the disk tier, as `put`s do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Results {
+    /// Written behind like a `put`: a result that a client holds a ref to
+    /// survives a restart (`prism serve`).
+    Durable,
+    /// Kept in memory (a large one in its file, never synced) and gone with
+    /// the process, as Ray keeps them: where nothing holds a ref across a
+    /// restart (`prism run`, a cluster's nodes), writing them is only cost.
+    InMemory,
 }
 
 impl ObjectStore {
-    /// Opens (or creates) the store under `dir`, without bounds.
+    /// Opens (or creates) the store under `dir`, without bounds, with
+    /// durable results.
     pub fn open(dir: &Path) -> Result<Self, DiskError> {
-        Self::open_with(dir, Capacity::UNBOUNDED)
+        Self::open_with(dir, Capacity::UNBOUNDED, Results::Durable)
     }
 
     /// Opens (or creates) the store under `dir`, holding at most `capacity`.
-    pub fn open_with(dir: &Path, capacity: Capacity) -> Result<Self, DiskError> {
+    pub fn open_with(dir: &Path, capacity: Capacity, results: Results) -> Result<Self, DiskError> {
         let disk = Disk::open(dir)?;
         let orphans: VecDeque<_> =
             disk.sizes()?.into_iter().map(|(id, total)| (id, Usage { memory: 0, total })).collect();
         let used = Usage { memory: 0, total: orphans.iter().map(|(_, u)| u.total).sum() };
-        let unloaded = orphans.iter().map(|(id, _)| *id).collect();
+        let unloaded: IdSet = orphans.iter().map(|(id, _)| *id).collect();
+        remove_unindexed(&dir.join("blobs"), &unloaded)?;
         Ok(ObjectStore {
             shards: (0..SHARDS).map(|_| Mutex::new(IdMap::default())).collect(),
             disk,
@@ -222,6 +254,7 @@ impl ObjectStore {
             nonce: rand::random(),
             counter: AtomicU64::new(0),
             completed: Notify::new(),
+            results,
         })
     }
 
@@ -410,7 +443,15 @@ impl ObjectStore {
         self.disk.write_object(id, hash, object.clone(), &nested);
         shard.insert(
             id,
-            Entry { gone: None, slot: Slot::Ready(object), unread: None, refs: 1, nested: nested.clone(), usage },
+            Entry {
+                gone: None,
+                slot: Slot::Ready(object),
+                unread: None,
+                refs: 1,
+                nested: nested.clone(),
+                usage,
+                on_disk: true,
+            },
         );
         drop(shard);
         self.retain_all(&nested);
@@ -520,7 +561,7 @@ impl ObjectStore {
             Some(entry) if entry.refs > 0 || entry.slot.completing() => {}
             Some(_) => {
                 let entry = shard.remove(&id).expect("present");
-                self.delete(id, &entry.slot);
+                self.delete(id, &entry);
                 drop(shard);
                 self.unreserve(entry.usage);
                 self.release_all(&entry.nested);
@@ -539,8 +580,8 @@ impl ObjectStore {
 
     /// Deletes `id`'s file (under its shard's lock, so a new object with the
     /// same id cannot be renamed into place meanwhile) and index entry.
-    fn delete(&self, id: ObjectId, slot: &Slot) {
-        match slot {
+    fn delete(&self, id: ObjectId, entry: &Entry) {
+        match &entry.slot {
             Slot::Ready(object) => {
                 if let Some(blob) = object.blob() {
                     let _ = std::fs::remove_file(&blob.path);
@@ -550,7 +591,9 @@ impl ObjectStore {
             // Never written here.
             Slot::Pending(_) | Slot::Elsewhere(..) => return,
         }
-        self.disk.delete(id);
+        if entry.on_disk {
+            self.disk.delete(id);
+        }
     }
 
     /// Adds a reference to `id`, loading it from disk if needed; false if
@@ -590,7 +633,7 @@ impl ObjectStore {
                 continue;
             }
             let mut entry = shard.remove(&id).expect("present");
-            self.delete(id, &entry.slot);
+            self.delete(id, &entry);
             drop(shard);
             self.unreserve(entry.usage);
             if let (Slot::Failed(failure), Some(unread)) = (&entry.slot, entry.unread.take()) {
@@ -623,7 +666,15 @@ impl ObjectStore {
     pub fn insert_failed(&self, id: ObjectId, failure: Failure) {
         self.disk.write_failure(id, &failure);
         let slot = Slot::Failed(Arc::new(failure));
-        let entry = Entry { gone: None, slot, unread: None, refs: 1, nested: Vec::new(), usage: Usage::default() };
+        let entry = Entry {
+            gone: None,
+            slot,
+            unread: None,
+            refs: 1,
+            nested: Vec::new(),
+            usage: Usage::default(),
+            on_disk: true,
+        };
         self.shard(&id).lock().insert(id, entry);
     }
 
@@ -637,6 +688,7 @@ impl ObjectStore {
             refs: 1,
             nested: Vec::new(),
             usage: Usage::default(),
+            on_disk: false,
         };
         self.shard(&id).lock().insert(id, entry);
         id
@@ -683,16 +735,21 @@ impl ObjectStore {
         let (slot, nested) = match built {
             Ok((hash, Built { object, nested, usage, .. })) => {
                 let object = Arc::new(object);
-                self.disk.write_object(id, hash, object.clone(), &nested);
+                if self.results == Results::Durable {
+                    self.disk.write_object(id, hash, object.clone(), &nested);
+                }
                 entry.usage = usage;
                 (Slot::Ready(object), nested)
             }
             Err(failure) => {
-                self.disk.write_failure(id, &failure);
+                if self.results == Results::Durable {
+                    self.disk.write_failure(id, &failure);
+                }
                 entry.unread = unread;
                 (Slot::Failed(Arc::new(failure)), Vec::new())
             }
         };
+        entry.on_disk = self.results == Results::Durable;
         entry.nested = nested.clone();
         if let Some(waiters) = std::mem::replace(&mut entry.slot, slot).waiters() {
             waiters.notify_waiters();
@@ -839,7 +896,15 @@ impl ObjectStore {
             return false;
         }
         let slot = Slot::Elsewhere(Arc::new(Notify::new()), demand, whereabouts);
-        let entry = Entry { gone: None, slot, unread: None, refs: 1, nested: Vec::new(), usage: Usage::default() };
+        let entry = Entry {
+            gone: None,
+            slot,
+            unread: None,
+            refs: 1,
+            nested: Vec::new(),
+            usage: Usage::default(),
+            on_disk: false,
+        };
         let mut shard = self.shard(&id).lock();
         if let Some(entry) = shard.get_mut(&id) {
             // Made meanwhile by someone else.
@@ -903,6 +968,7 @@ impl ObjectStore {
             refs: 0,
             nested: nested.clone(),
             usage,
+            on_disk: true,
         });
         let found = match &entry.slot {
             Slot::Ready(o) => Ok(o.clone()),
@@ -1089,6 +1155,36 @@ mod tests {
         for id in [released, gone] {
             assert!(matches!(store.try_get(&id), Some(Err(f)) if matches!(*f, Failure::NotFound(_))), "{id} is gone");
         }
+    }
+
+    #[test]
+    fn results_kept_in_memory_never_reach_the_index_and_their_files_go_at_the_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectStore::open_with(dir.path(), Capacity::UNBOUNDED, Results::InMemory).unwrap();
+        let put = store.put_bin(&[5; 100_000]).unwrap();
+        let (small, large, failed) = (store.pending(), store.pending(), store.pending());
+        store.complete(small, Ok(vec![0xc4, 1, 1]), None);
+        let mut encoded = object::bin_header(100_000);
+        encoded.extend([6; 100_000]);
+        store.complete(large, Ok(encoded), None);
+        store.complete(failed, Err(Failure::task("f", "boom")), None);
+        assert_eq!(store.try_get(&large).unwrap().unwrap().len(), 100_005, "readable while the process runs");
+        // A file no index names, as a `kill -9` mid-write leaves one.
+        std::fs::write(dir.path().join("blobs").join(".tmp-cut-short"), b"partial").unwrap();
+        store.flush().unwrap();
+        // Held still as the process ends: never released.
+        drop(store);
+        let store = ObjectStore::open(dir.path()).unwrap();
+        assert!(store.try_get(&put).unwrap().is_ok(), "a put is durable");
+        for id in [small, large, failed] {
+            assert!(
+                matches!(store.try_get(&id), Some(Err(f)) if matches!(*f, Failure::NotFound(_))),
+                "{id} was never written"
+            );
+        }
+        let files: Vec<_> =
+            std::fs::read_dir(dir.path().join("blobs")).unwrap().map(|f| f.unwrap().file_name()).collect();
+        assert_eq!(files, [std::ffi::OsString::from(put.to_string())]);
     }
 
     #[test]
