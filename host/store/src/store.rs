@@ -79,6 +79,11 @@ struct Entry {
 }
 
 impl Entry {
+    /// A new entry with one reference, nesting nothing, taking no room yet.
+    fn held(slot: Slot, on_disk: bool) -> Self {
+        Entry { gone: None, slot, unread: None, refs: 1, nested: Vec::new(), usage: Usage::default(), on_disk }
+    }
+
     /// Wakes who waits for it, and tells who asked, as it is deleted unmade.
     fn forget(self) {
         if let Some(waiters) = self.slot.waiters() {
@@ -665,31 +670,14 @@ impl ObjectStore {
     /// of a call that a restart lost.
     pub fn insert_failed(&self, id: ObjectId, failure: Failure) {
         self.disk.write_failure(id, &failure);
-        let slot = Slot::Failed(Arc::new(failure));
-        let entry = Entry {
-            gone: None,
-            slot,
-            unread: None,
-            refs: 1,
-            nested: Vec::new(),
-            usage: Usage::default(),
-            on_disk: true,
-        };
+        let entry = Entry::held(Slot::Failed(Arc::new(failure)), true);
         self.shard(&id).lock().insert(id, entry);
     }
 
     /// A fresh id for a result that does not exist yet, with one reference.
     pub fn pending(&self) -> ObjectId {
         let id = self.fresh_id();
-        let entry = Entry {
-            gone: None,
-            slot: Slot::Pending(Arc::new(Notify::new())),
-            unread: None,
-            refs: 1,
-            nested: Vec::new(),
-            usage: Usage::default(),
-            on_disk: false,
-        };
+        let entry = Entry::held(Slot::Pending(Arc::new(Notify::new())), false);
         self.shard(&id).lock().insert(id, entry);
         id
     }
@@ -895,16 +883,7 @@ impl ObjectStore {
         if self.retain(&id) {
             return false;
         }
-        let slot = Slot::Elsewhere(Arc::new(Notify::new()), demand, whereabouts);
-        let entry = Entry {
-            gone: None,
-            slot,
-            unread: None,
-            refs: 1,
-            nested: Vec::new(),
-            usage: Usage::default(),
-            on_disk: false,
-        };
+        let entry = Entry::held(Slot::Elsewhere(Arc::new(Notify::new()), demand, whereabouts), false);
         let mut shard = self.shard(&id).lock();
         if let Some(entry) = shard.get_mut(&id) {
             // Made meanwhile by someone else.
