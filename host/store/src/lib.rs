@@ -6,7 +6,8 @@
 //! at `put`, to an immutable file named by its hash ([`Object::Blob`]), which
 //! guests map instead of copying. The disk tier makes objects survive
 //! restarts: a background writer fsyncs blob files and group-commits the
-//! index and small objects to redb, so `put` never waits for an fsync.
+//! index and small objects to redb, so `put` never waits for an fsync. Task
+//! results reach it only in a store opened with [`Results::Durable`].
 //! [`ObjectStore::flush`] waits until everything written before it is durable.
 //!
 //! The parts:
