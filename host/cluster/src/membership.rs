@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_nats::jetstream::{self, kv};
-use futures::StreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -83,8 +83,12 @@ impl Cluster {
     /// within [`DEAD_AFTER`] (by the NATS server's clock against this
     /// machine's).
     pub async fn nodes(&self) -> Result<Vec<(NodeInfo, bool)>, String> {
-        let keys: Vec<String> =
-            self.nodes.keys().await.map_err(|e| e.to_string())?.filter_map(async |k| k.ok()).collect().await;
+        // The stream's subjects, not `keys()`: its consumer can miss a key
+        // whose entry is replaced (a heartbeat) while it lists.
+        let prefix = self.nodes.prefix.as_str();
+        let subjects = self.nodes.stream.info_with_subjects(format!("{prefix}>")).await.map_err(|e| e.to_string())?;
+        let subjects: Vec<(String, usize)> = subjects.try_collect().await.map_err(|e| e.to_string())?;
+        let keys = subjects.into_iter().filter_map(|(subject, _)| subject.strip_prefix(prefix).map(str::to_string));
         let mut nodes = Vec::new();
         for key in keys {
             let Some(entry) = self.nodes.entry(key).await.map_err(|e| e.to_string())? else { continue };
