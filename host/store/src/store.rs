@@ -720,24 +720,24 @@ impl ObjectStore {
             }
             return;
         };
+        entry.on_disk = self.results == Results::Durable;
         let (slot, nested) = match built {
             Ok((hash, Built { object, nested, usage, .. })) => {
                 let object = Arc::new(object);
-                if self.results == Results::Durable {
+                if entry.on_disk {
                     self.disk.write_object(id, hash, object.clone(), &nested);
                 }
                 entry.usage = usage;
                 (Slot::Ready(object), nested)
             }
             Err(failure) => {
-                if self.results == Results::Durable {
+                if entry.on_disk {
                     self.disk.write_failure(id, &failure);
                 }
                 entry.unread = unread;
                 (Slot::Failed(Arc::new(failure)), Vec::new())
             }
         };
-        entry.on_disk = self.results == Results::Durable;
         entry.nested = nested.clone();
         if let Some(waiters) = std::mem::replace(&mut entry.slot, slot).waiters() {
             waiters.notify_waiters();
