@@ -233,11 +233,11 @@ def _arguments(payloads):
     return [value(payload) for payload in payloads]
 
 
-def _answer(function, args):
-    """Runs `function` (a generator's items go to its stream) and encodes
-    what it returns."""
+def _answer(function, payloads):
+    """Runs `function` on the values of `payloads` (a generator's items go
+    to its stream) and encodes what it returns."""
     try:
-        result = function(*args)
+        result = function(*_arguments(payloads)) if payloads else function()
         if type(result) is _GENERATOR:
             for item in result:
                 call(tasks.yield_item, _api.put(item)._words)
@@ -245,10 +245,33 @@ def _answer(function, args):
         data = encode(result)
     except Exception as err:
         raise _refused(err) from None
-    # The host stores the result, which holds its refs, after this returns.
+    # The host stores the result, which holds its refs, after this returns:
+    # the refs `result` drops from here on are told with the next call.
     HOLDS.quiet = True
-    del result
     return data
+
+
+#: Task functions by name, once their globals are read; the actor's
+#: methods, bound once (as Ray binds them when the actor is made).
+_TARGETS = {}
+_METHODS = {}
+
+
+def _target(function):
+    task = FUNCTIONS.get(function)
+    if task is None:
+        raise _refused(LookupError(f"no task function `{function}`: there are {', '.join(FUNCTIONS)}"))
+    _read_globals(task._function)
+    _TARGETS[function] = task._function
+    return task._function
+
+
+def _method(method):
+    bound = getattr(_ACTOR, method, None) if method[:1] != "_" else None
+    if bound is None:
+        raise _refused(AttributeError(f"`{type(_ACTOR).__name__}` has no method `{method}`"))
+    _METHODS[method] = bound
+    return bound
 
 
 class Worker:
@@ -273,13 +296,7 @@ class Worker:
         HOLDS.quiet = False
         if HOLDS.deferred:
             HOLDS.begin_call()
-        task = FUNCTIONS.get(function)
-        if task is None:
-            raise _refused(LookupError(f"no task function `{function}`: there are {', '.join(FUNCTIONS)}"))
-        target = task._function
-        if target not in _READ:
-            _read_globals(target)
-        return _answer(target, _arguments(args) if args else ())
+        return _answer(_TARGETS.get(function) or _target(function), args)
 
     def construct(self, class_, args):
         global _ACTOR
@@ -297,10 +314,7 @@ class Worker:
         HOLDS.quiet = False
         if HOLDS.deferred:
             HOLDS.begin_call()
-        bound = getattr(_ACTOR, method, None) if method[:1] != "_" else None
-        if bound is None:
-            raise _refused(AttributeError(f"`{type(_ACTOR).__name__}` has no method `{method}`"))
-        return _answer(bound, _arguments(args) if args else ())
+        return _answer(_METHODS.get(method) or _method(method), args)
 
 
 class Run:
