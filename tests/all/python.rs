@@ -109,6 +109,7 @@ const CASES: &[&str] = &[
     "retries",
     "actors",
     "generators",
+    "queued",
     "cancel",
     "lifetime",
     "prepared",
@@ -141,6 +142,13 @@ const SEMANTICS_SEEN: &[&str] = &[
     "after kill: ActorDiedError actor died: it was killed\n",
     "restarted, state anew: ok 6\nfailed constructor: True\n",
     "items: [0, 1, 2, 3]\nthen fails: [0, 1] KeyError: 'out of items'\n",
+    // Calls queued behind a running one, taken in place (`actors.next-call`).
+    "== queued\nqueued steps: True\na failure in the queue: TaskError task `Queue.fail` failed: Traceback",
+    "ValueError: fails after 100\nafter it: [101, 102]\na generator in the queue: [102, 103, 104] 103\n",
+    "cancelled in the queue: TaskCancelledError task `Queue.step` failed: it was cancelled\naround it: ['held', 104]\n",
+    "before a crash: ['held', 105, 106]\nthe crash: LimitExceededError\nafter the restart: [1, 2]\n",
+    "next-call in a task: WorkerCrashedError task `next_call_in_a_task` failed: ",
+    "`actors.next-call` is for an actor's method, once per call it runs",
     "cancelled: forever\n",
     // A large object goes before the driver blocks; a small one may wait for its batch.
     "large, after a blocking call: ObjectNotFoundError not found: no object `",

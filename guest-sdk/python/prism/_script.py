@@ -32,7 +32,7 @@ from componentize_py_types import Err
 from wit_world.exports.worker import CallError_Propagated, CallError_Returned, ClassInfo, FunctionInfo
 
 from . import _api, exceptions
-from ._host import call, objects, tasks
+from ._host import actors, call, objects, tasks
 from ._values import HOLDS, ObjectRef, encode
 
 #: Task functions and actor classes, by the name `remote` calls them by.
@@ -255,6 +255,7 @@ def _answer(function, payloads):
 #: methods, bound once (as Ray binds them when the actor is made).
 _TARGETS = {}
 _METHODS = {}
+_next_call = actors.next_call
 
 
 def _target(function):
@@ -311,10 +312,17 @@ class Worker:
             raise _refused(err) from None
 
     def call_method(self, method, args):
-        HOLDS.quiet = False
-        if HOLDS.deferred:
-            HOLDS.begin_call()
-        return _answer(_METHODS.get(method) or _method(method), args)
+        # The calls queued behind this one run here too, each answered
+        # through `next-call`, which hands over the next: one export call
+        # serves the queue.
+        while True:
+            HOLDS.quiet = False
+            if HOLDS.deferred:
+                HOLDS.begin_call()
+            queued = _next_call(_answer(_METHODS.get(method) or _method(method), args))
+            if queued is None:
+                return b""
+            method, args = queued
 
 
 class Run:

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use prism_store::ObjectStore;
 use prism_store::error::Failure;
 
-use crate::{ActorId, ActorOptions, TaskArg, TaskOptions};
+use crate::{ActorId, ActorOptions, Input, TaskArg, TaskOptions};
 use prism_store::ObjectId;
 
 /// Cpus a running call holds; given back when dropped. The executor drops
@@ -136,4 +136,35 @@ pub trait Calls: Send + Sync {
 
     /// Closes stream `id`: its untaken items are released.
     fn close_stream(&self, id: ObjectId);
+
+    /// In an actor's method (`actors.next-call`): ends the running call
+    /// with `value` and gives the next queued call to run in place. A call
+    /// that cannot chain its successors leaves `value` with the instance.
+    fn next_call(&self, value: Vec<u8>) -> NextCall {
+        NextCall::Unchained(value)
+    }
+}
+
+/// What [`Calls::next_call`] did with the value it was given.
+#[derive(Debug)]
+pub enum NextCall {
+    /// Answered the running call with it; this queued call runs next, in
+    /// the same export call.
+    Run(QueuedCall),
+    /// Answered the running call with it; no call runs next here.
+    Done,
+    /// Gave it back: it is the running call's result once the export
+    /// returns.
+    Unchained(Vec<u8>),
+}
+
+/// A queued actor call an instance takes in place.
+#[derive(Debug)]
+pub struct QueuedCall {
+    /// `Class.method`, for its output.
+    pub label: String,
+    /// The method, as `call-method` takes it.
+    pub method: String,
+    /// Its arguments, resolved.
+    pub args: Vec<Input>,
 }

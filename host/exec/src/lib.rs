@@ -20,7 +20,7 @@ pub mod output;
 pub mod program;
 
 pub use self::call::{ActorId, ActorOptions, Affinity, DEFAULT_MAX_RETRIES, Input, Placement, TaskArg, TaskOptions};
-pub use self::calls::{Calls, Lease, NextItem, Slot};
+pub use self::calls::{Calls, Lease, NextCall, NextItem, QueuedCall, Slot};
 pub use self::config::{Config, LimitNames};
 pub use self::executor::{
     ActorInstance, DriverExit, Executor, Fetch, InstanceLimits, LoadError, Outcome, Run, Trapped, Value, WORKER_EXPORT,

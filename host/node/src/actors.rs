@@ -24,7 +24,9 @@ use crate::node::{Job, Node, hold_args};
 use crate::resources::Held;
 use crate::scheduler::resolve;
 use crate::scope::Scope;
-use prism_exec::{ActorId, ActorInstance, ActorOptions, Class, Input, Outcome, ProgramInfo, Run, Slot, TaskArg};
+use prism_exec::{
+    ActorId, ActorInstance, ActorOptions, Class, Input, NextCall, Outcome, ProgramInfo, QueuedCall, Run, Slot, TaskArg,
+};
 use prism_store::error::Failure;
 use prism_store::{Holdings, ObjectId};
 
@@ -82,6 +84,93 @@ struct Call {
     token: Arc<Token>,
     /// Keeps the arguments alive until the call is done.
     _holds: Holdings,
+}
+
+/// The most calls an instance answers in place in one export call: then
+/// its loop takes its cpu slot again, behind whoever waits for one.
+const CHAIN_MAX: u32 = 64;
+
+/// The calls queued behind an actor's running one, which its instance takes
+/// in place (`actors.next-call`): a queue of small calls costs one export
+/// call, not one each. Its loop lends it the queue while a call runs.
+pub(crate) struct Chain {
+    node: Arc<Node>,
+    actor: Arc<Actor>,
+    state: Mutex<Chained>,
+}
+
+#[derive(Default)]
+struct Chained {
+    rx: Option<mpsc::UnboundedReceiver<Call>>,
+    running: Running,
+    /// A call taken that cannot run in place (a generator method's).
+    held: Option<Call>,
+    /// Calls answered in place since the loop lent the queue.
+    answered: u32,
+}
+
+/// The call an actor's instance runs, as its [`Chain`] knows it.
+#[derive(Default)]
+enum Running {
+    /// The one its loop gave it, whose result is this object.
+    Given(ObjectId),
+    /// One it took in place.
+    Chained(Box<Call>),
+    /// None: the last one was answered in place.
+    #[default]
+    Answered,
+}
+
+impl Chain {
+    fn lend(&self, rx: mpsc::UnboundedReceiver<Call>, running: ObjectId) {
+        *self.state.lock() = Chained { rx: Some(rx), running: Running::Given(running), held: None, answered: 0 };
+    }
+
+    /// The queue back, the call running when the instance stopped, and the
+    /// call taken but not run.
+    fn take_back(&self) -> (mpsc::UnboundedReceiver<Call>, Running, Option<Call>) {
+        let Chained { rx, running, held, .. } = std::mem::take(&mut *self.state.lock());
+        (rx.expect("the loop lends the queue before every call"), running, held)
+    }
+
+    /// See [`prism_exec::Calls::next_call`].
+    pub(crate) fn next(&self, value: Vec<u8>) -> NextCall {
+        let mut state = self.state.lock();
+        // Dropped once its result is stored: its arguments' refs stay held until then.
+        let running = std::mem::take(&mut state.running);
+        let id = match &running {
+            Running::Given(id) => *id,
+            Running::Chained(call) => call.reply.id(),
+            Running::Answered => return NextCall::Unchained(value),
+        };
+        self.node.tokens.remove(&id);
+        self.node.store.complete(id, Ok(value), None);
+        drop(running);
+        state.answered += 1;
+        if state.answered >= CHAIN_MAX || self.actor.restart.load(Ordering::Acquire) || self.actor.dead().is_some() {
+            return NextCall::Done;
+        }
+        let Chained { rx: Some(rx), held, .. } = &mut *state else { return NextCall::Done };
+        while let Ok(call) = rx.try_recv() {
+            // Cancelled while queued: already failed.
+            if !call.token.start() {
+                self.node.tokens.remove(&call.reply.id());
+                continue;
+            }
+            if matches!(call.reply, Reply::Stream(..)) {
+                *held = Some(call);
+                return NextCall::Done;
+            }
+            let next = QueuedCall {
+                label: self.actor.label(&call.method),
+                method: call.method.clone(),
+                args: call.args.clone(),
+            };
+            state.running = Running::Chained(Box::new(call));
+            return NextCall::Run(next);
+        }
+        NextCall::Done
+    }
 }
 
 /// A call whose ref arguments may not be ready yet.
@@ -528,19 +617,19 @@ async fn run(
 ) {
     let caller = node.next_caller();
     // What each constructor run and method call runs as.
-    let context = |slot: Option<Slot>, num_cpus: u32, generating: Option<Generating>| {
-        let scope = Scope::new(&node, &actor.job, None, caller, Some(actor.id), generating);
+    let context = |slot: Option<Slot>, num_cpus: u32, generating: Option<Generating>, chain: Option<Arc<Chain>>| {
+        let scope = Scope::new(&node, &actor.job, None, caller, Some(actor.id), generating).chained(chain);
         node.run(&actor.job, scope, actor.program.hash, slot, num_cpus, actor.options.placement.clone())
     };
     let constructed = match resolve(&node, &actor.label("new"), args).await {
-        Ok(args) => start(&node, &actor, context(None, 0, None), &args).await.map(|i| (i, args)),
+        Ok(args) => start(&node, &actor, context(None, 0, None, None), &args).await.map(|i| (i, args)),
         Err(failure) => Err(failure.to_string()),
     };
     let (mut instance, ctor_args) = match constructed {
         Ok(started) => started,
         Err(message) => {
             actor.die(format!("the constructor of `{}` failed: {message}", actor.class));
-            return shut_down(&node, &actor, rx);
+            return shut_down(&node, &actor, None, rx);
         }
     };
     // Runs the constructor again on a new instance, within budget; else the
@@ -554,7 +643,7 @@ async fn run(
             return None;
         }
         tracing::warn!(%why, restart = restarts + 1, of = actor.options.max_restarts, "restarting actor");
-        match start(&node, &actor, context(None, 0, None), &ctor_args).await {
+        match start(&node, &actor, context(None, 0, None, None), &ctor_args).await {
             Ok(instance) => Some(instance),
             Err(message) => {
                 actor.die(format!("the constructor of `{}` failed on restart: {message}", actor.class));
@@ -562,13 +651,23 @@ async fn run(
             }
         }
     };
+    // Lent the queue while a call runs, for the instance to take the calls
+    // behind it in place.
+    let chain = Arc::new(Chain { node: node.clone(), actor: actor.clone(), state: Mutex::new(Chained::default()) });
+    // A call the chain took but could not run in place: served next.
+    let mut held = None;
     'serve: loop {
-        if rx.is_empty() {
-            actor.turn.store(ASLEEP, Ordering::Release);
-        }
-        let call = tokio::select! {
-            call = rx.recv() => call,
-            () = actor.kill.notified() => None,
+        let call = match held.take() {
+            Some(call) => Some(call),
+            None => {
+                if rx.is_empty() {
+                    actor.turn.store(ASLEEP, Ordering::Release);
+                }
+                tokio::select! {
+                    call = rx.recv() => call,
+                    () = actor.kill.notified() => None,
+                }
+            }
         };
         actor.turn.store(TAKING, Ordering::Release);
         if actor.restart.swap(false, Ordering::AcqRel) && actor.dead().is_none() {
@@ -583,31 +682,56 @@ async fn run(
             // now, or it would interrupt this call on the new instance.
             let _ = actor.kill.notified().now_or_never();
         }
-        let Some(call) = call else { break };
-        let _forget = node.tokens.forget(call.reply.id());
+        let Some(mut call) = call else { break };
+        let mut _forget = node.tokens.forget(call.reply.id());
         // Cancelled while queued: already failed.
         if !call.token.start() {
             continue;
         }
-        let label = actor.label(&call.method);
+        let mut label = actor.label(&call.method);
         let mut retries = 0;
         loop {
             let slot = node.scheduler.acquire(&node, 1).await;
-            let run = context(Some(Slot::new(slot)), 1, call.reply.generator());
+            let generating = call.reply.generator();
+            // A generator's call takes none in place: its stream is its own.
+            let chained = generating.is_none().then(|| chain.clone());
+            chain.lend(rx, call.reply.id());
+            let run = context(Some(Slot::new(slot)), 1, generating, chained);
             let outcome = tokio::select! {
-                outcome = instance.call(run, &label, &call.method, &call.args) => outcome,
-                () = actor.kill.notified() => {
-                    let restarting = actor.restart.swap(false, Ordering::AcqRel) && actor.dead().is_none();
-                    let reason = if restarting { format!("`{label}` was interrupted: the actor was killed to restart") } else { actor.dead().unwrap_or_default() };
-                    actor.reply(&node, &call.reply, &call.method, Err(Failure::ActorDied(reason)));
-                    if restarting && let Some(new) = restart(instance, format!("`{}` was killed", actor.class)).await {
-                        instance = new;
-                        continue 'serve;
-                    }
-                    break 'serve;
+                outcome = instance.call(run, &label, &call.method, &call.args) => Some(outcome),
+                () = actor.kill.notified() => None,
+            };
+            let (queue, running, taken) = chain.take_back();
+            (rx, held) = (queue, taken);
+            let answered = match running {
+                Running::Given(_) => false,
+                Running::Chained(next) => {
+                    call = *next;
+                    _forget = node.tokens.forget(call.reply.id());
+                    label = actor.label(&call.method);
+                    retries = 0;
+                    false
                 }
+                Running::Answered => true,
+            };
+            let Some(outcome) = outcome else {
+                let restarting = actor.restart.swap(false, Ordering::AcqRel) && actor.dead().is_none();
+                if !answered {
+                    let reason = if restarting {
+                        format!("`{label}` was interrupted: the actor was killed to restart")
+                    } else {
+                        actor.dead().unwrap_or_default()
+                    };
+                    actor.reply(&node, &call.reply, &call.method, Err(Failure::ActorDied(reason)));
+                }
+                if restarting && let Some(new) = restart(instance, format!("`{}` was killed", actor.class)).await {
+                    instance = new;
+                    continue 'serve;
+                }
+                break 'serve;
             };
             let trap = match outcome {
+                Ok(_) if answered => break,
                 Ok(Ok(bytes)) => break actor.reply(&node, &call.reply, &call.method, Ok(bytes)),
                 Ok(Err(refused)) => break actor.reply(&node, &call.reply, &call.method, Err(refused.failure(&label))),
                 Err(trap) => trap,
@@ -615,9 +739,14 @@ async fn run(
             match restart(instance, format!("`{}` crashed in `{label}` ({trap})", actor.class)).await {
                 Some(new) => instance = new,
                 None => {
-                    actor.reply(&node, &call.reply, &call.method, Err(trap.failure(&label)));
+                    if !answered {
+                        actor.reply(&node, &call.reply, &call.method, Err(trap.failure(&label)));
+                    }
                     break 'serve;
                 }
+            }
+            if answered {
+                break;
             }
             if retries >= actor.options.max_task_retries {
                 break actor.reply(&node, &call.reply, &call.method, Err(trap.failure(&label)));
@@ -625,7 +754,7 @@ async fn run(
             retries += 1;
         }
     }
-    shut_down(&node, &actor, rx);
+    shut_down(&node, &actor, held, rx);
 }
 
 async fn start(node: &Node, actor: &Actor, run: Run, args: &[Input]) -> Result<Box<dyn ActorInstance>, String> {
@@ -665,12 +794,12 @@ impl ActorInstance for Holding {
 }
 
 /// Marks the actor dead and fails every call still queued.
-fn shut_down(node: &Node, actor: &Actor, mut rx: mpsc::UnboundedReceiver<Call>) {
+fn shut_down(node: &Node, actor: &Actor, held: Option<Call>, mut rx: mpsc::UnboundedReceiver<Call>) {
     actor.die("it has stopped".into());
     actor.queue.lock().take();
     rx.close();
     let reason = actor.dead().unwrap_or_default();
-    while let Ok(call) = rx.try_recv() {
+    for call in held.into_iter().chain(std::iter::from_fn(|| rx.try_recv().ok())) {
         node.tokens.remove(&call.reply.id());
         actor.reply(node, &call.reply, &call.method, Err(Failure::ActorDied(reason.clone())));
     }

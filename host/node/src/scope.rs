@@ -8,11 +8,11 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-use crate::actors::Actors;
+use crate::actors::{Actors, Chain};
 use crate::cancel::Token;
 use crate::generators::{Ended, Generating};
 use crate::node::{Job, Node};
-use prism_exec::{ActorId, ActorOptions, Calls, NextItem, Slot, TaskArg, TaskOptions};
+use prism_exec::{ActorId, ActorOptions, Calls, NextCall, NextItem, Slot, TaskArg, TaskOptions};
 use prism_store::error::Failure;
 use prism_store::{ObjectId, ObjectStore};
 
@@ -24,6 +24,8 @@ pub struct Scope {
     caller: u64,
     actor: Option<ActorId>,
     generating: Option<Mutex<Generating>>,
+    /// An actor method call's successors, taken in place.
+    chain: Option<Arc<Chain>>,
 }
 
 impl Scope {
@@ -38,7 +40,21 @@ impl Scope {
         actor: Option<ActorId>,
         generating: Option<Generating>,
     ) -> Self {
-        Scope { node: node.clone(), job: job.clone(), token, caller, actor, generating: generating.map(Mutex::new) }
+        Scope {
+            node: node.clone(),
+            job: job.clone(),
+            token,
+            caller,
+            actor,
+            generating: generating.map(Mutex::new),
+            chain: None,
+        }
+    }
+
+    /// This call, as an actor method's that may take the calls queued
+    /// behind it through `chain`.
+    pub(crate) fn chained(self, chain: Option<Arc<Chain>>) -> Self {
+        Scope { chain, ..self }
     }
 
     /// Submits a task (or with `generator`, a generator task): to the
@@ -193,5 +209,12 @@ impl Calls for Scope {
 
     fn close_stream(&self, id: ObjectId) {
         self.node.close_stream(&id);
+    }
+
+    fn next_call(&self, value: Vec<u8>) -> NextCall {
+        match &self.chain {
+            Some(chain) => chain.next(value),
+            None => NextCall::Unchained(value),
+        }
     }
 }

@@ -11,8 +11,9 @@ use tokio::time::Instant;
 use wasmtime::component::Resource;
 
 use crate::bindings::{actors, tasks, types};
-use crate::state::{InstanceState, LimitError, Running};
-use prism_exec::{ActorOptions, Affinity, NextItem, Placement, TaskArg, TaskOptions};
+use crate::runtime::lower;
+use crate::state::{InstanceState, LimitError, Method, Running};
+use prism_exec::{ActorOptions, Affinity, NextCall, NextItem, Placement, TaskArg, TaskOptions};
 use prism_store::ObjectId;
 use prism_store::error::{Cause, Failure, Link};
 
@@ -224,6 +225,26 @@ impl actors::Host for InstanceState {
 
     async fn get_actor(&mut self, name: String) -> Wit<types::ActorId> {
         Ok(self.ctx()?.calls.actor_by_name(&name).map(wit_ref).map_err(|f| types::Error::from(&f)))
+    }
+
+    async fn next_call(&mut self, value: Vec<u8>) -> wasmtime::Result<Option<(String, Vec<types::Payload>)>> {
+        if !matches!(self.method, Some(Method::Running)) {
+            wasmtime::bail!("`actors.next-call` is for an actor's method, once per call it runs");
+        }
+        Ok(match self.ctx()?.calls.next_call(value) {
+            NextCall::Run(next) => {
+                self.begin_next(&next);
+                Some((next.method, lower(&next.args)))
+            }
+            NextCall::Done => {
+                self.method = Some(Method::Given);
+                None
+            }
+            NextCall::Unchained(value) => {
+                self.method = Some(Method::Kept(value));
+                None
+            }
+        })
     }
 }
 

@@ -18,7 +18,7 @@ use crate::bindings::types::Payload;
 use crate::bindings::{CallError, TaskHost, TaskHostPre};
 use crate::instances::{InstanceSlot, Instances};
 use crate::output::{GuestStream, StderrTail, Tag};
-use crate::state::{InstanceState, LimitError};
+use crate::state::{InstanceState, LimitError, Method};
 use prism_exec::config::{Config, EPOCH_TICK};
 use prism_exec::{
     ActorInstance, Class, DriverExit, Executor, Input, InstanceLimits, LoadError, Outcome, Param, ProgramInfo, Run,
@@ -367,21 +367,26 @@ impl ActorInstance for LocalActor {
     async fn call(&mut self, run: Run, label: &str, method: &str, args: &[Input]) -> Outcome {
         let LocalActor { store, instance, program, .. } = self;
         store.data_mut().begin(run, program.clone(), Some(label));
+        store.data_mut().method = Some(Method::Running);
         // An actor may keep refs from its arguments in its state.
         store.data_mut().hold_nested(args);
         store.set_epoch_deadline(1);
         let args = lower(args);
         let result = instance.prism_core_worker().call_call_method(&mut *store, method, &args).await;
+        let answered = store.data_mut().method.take();
         store.data_mut().finish();
-        match result {
-            Ok(out) => Ok(out.map_err(refused)),
-            Err(e) => Err(describe(&e, &store.data().stderr)),
+        match (result, answered) {
+            // Answered through `next-call`: what the export returns is unread.
+            (Ok(_), Some(Method::Kept(value))) => Ok(Ok(value)),
+            (Ok(_), Some(Method::Given)) => Ok(Ok(Vec::new())),
+            (Ok(out), _) => Ok(out.map_err(refused)),
+            (Err(e), _) => Err(describe(&e, &store.data().stderr)),
         }
     }
 }
 
 /// Arguments as the guest's `run` takes them.
-fn lower(args: &[Input]) -> Vec<Payload> {
+pub(crate) fn lower(args: &[Input]) -> Vec<Payload> {
     args.iter().cloned().map(crate::mapping::payload).collect()
 }
 

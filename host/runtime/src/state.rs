@@ -13,7 +13,7 @@ use crate::mapping::Mappings;
 use crate::output::{StderrTail, Tag};
 use crate::runtime::Compiled;
 use prism_exec::config::{LimitNames, MAX_TABLE_ELEMENTS};
-use prism_exec::{Calls, Input, InstanceLimits, Run, Slot};
+use prism_exec::{Calls, Input, InstanceLimits, QueuedCall, Run, Slot};
 use prism_store::{Holdings, ObjectId, nested_refs};
 
 /// A limit a guest ran into: it ends the call as a trap.
@@ -132,6 +132,18 @@ pub struct InstanceState {
     pub(super) holdings: Holdings,
     /// The generator streams it opened and did not close.
     pub(super) streams: Streams,
+    /// In an actor's method call, what `next-call` did with its value.
+    pub(super) method: Option<Method>,
+}
+
+/// Where an actor's running method call is, for `actors.next-call`.
+pub(super) enum Method {
+    /// Running: its value is what `call-method` returns.
+    Running,
+    /// Answered through `next-call`, which kept its value for the return.
+    Kept(Vec<u8>),
+    /// Answered through `next-call`, by the node: none runs now.
+    Given,
 }
 
 impl InstanceState {
@@ -150,6 +162,7 @@ impl InstanceState {
             mappings: Mappings::default(),
             holdings: Holdings::default(),
             streams: Streams::default(),
+            method: None,
         }
     }
 
@@ -164,9 +177,20 @@ impl InstanceState {
         self.holdings.bind(run.calls.store());
         self.streams.calls = Some(run.calls.clone());
         self.task = Some(Running { calls: run.calls, program, slot: run.slot, num_cpus: run.num_cpus });
+        self.method = None;
         self.ticks = 0;
         self.stderr.clear();
         self.tag.set(function);
+    }
+
+    /// Starts `next`, a queued call taken in place: its arguments held, its
+    /// output tagged, its cpu limit counted afresh.
+    pub(super) fn begin_next(&mut self, next: &QueuedCall) {
+        self.hold_nested(&next.args);
+        self.method = Some(Method::Running);
+        self.ticks = 0;
+        self.stderr.clear();
+        self.tag.set(Some(&next.label));
     }
 
     /// Holds the refs nested in `args`, which outlive the call in an actor.

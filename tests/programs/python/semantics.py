@@ -122,6 +122,43 @@ def fail_after(n):
     raise KeyError("out of items")
 
 
+@prism.remote
+class Queue:
+    """Calls queued behind a running one, which its instance takes in place
+    (`actors.next-call`): each keeps its own result, failure or crash."""
+
+    def __init__(self):
+        self.seen = 0
+
+    def hold(self, seconds):
+        start = time.monotonic()
+        while time.monotonic() - start < seconds:
+            pass
+        return "held"
+
+    def step(self):
+        self.seen += 1
+        return self.seen
+
+    def fail(self):
+        raise ValueError(f"fails after {self.seen}")
+
+    def upto(self, n):
+        yield from range(self.seen, n)
+
+    def crash(self):
+        blocks = []
+        while True:
+            blocks.append(bytearray(16 << 20))
+
+
+@prism.remote(max_retries=0)
+def next_call_in_a_task():
+    from prism._host import actors
+
+    return actors.next_call(b"\xc0")
+
+
 def show(label, thunk):
     try:
         print(f"{label}: ok {thunk()!r}")
@@ -209,6 +246,31 @@ def actors():
         prism.get(broken.ping.remote())
     except ActorDiedError as err:
         print("failed constructor:", "no state to start from" in str(err))
+
+
+def queued():
+    # Each batch queues behind a call that holds the actor.
+    q = Queue.options(max_restarts=1).remote()
+    held = [q.hold.remote(0.3), *[q.step.remote() for _ in range(100)]]
+    failed, after = q.fail.remote(), [q.step.remote(), q.step.remote()]
+    items, last = q.upto.remote(105), q.step.remote()
+    print("queued steps:", prism.get(held[1:]) == list(range(1, 101)))
+    show("a failure in the queue", lambda: prism.get(failed))
+    print("after it:", prism.get(after))
+    print("a generator in the queue:", [prism.get(ref) for ref in items], prism.get(last))
+    kept, cancelled, later = q.hold.remote(0.3), q.step.remote(), q.step.remote()
+    prism.cancel(cancelled)
+    show("cancelled in the queue", lambda: prism.get(cancelled))
+    print("around it:", prism.get([kept, later]))
+    before = [q.hold.remote(0.3), q.step.remote(), q.step.remote()]
+    crashed, anew = q.crash.remote(), [q.step.remote(), q.step.remote()]
+    print("before a crash:", prism.get(before))
+    try:
+        prism.get(crashed)
+    except PrismError as err:
+        print("the crash:", type(err).__name__)
+    print("after the restart:", prism.get(anew))
+    show("next-call in a task", lambda: prism.get(next_call_in_a_task.remote()))
 
 
 def generators():
@@ -304,6 +366,7 @@ CASES = {
     "retries": retries,
     "actors": actors,
     "generators": generators,
+    "queued": queued,
     "cancel": cancel,
     "limits": limits,
     "placement": placement,
