@@ -26,7 +26,10 @@ class Worker(exports.Worker):
         pass
 
     def call_method(self, method, args):
-        return OK
+        # As the SDK serves an actor: the calls queued behind this one, here.
+        while actors.next_call(OK) is not None:
+            pass
+        return b""
 
 
 def timeit(name, f, multiplier=1.0, unit="ops/s", seconds=1.0):
