@@ -146,7 +146,9 @@ const SEMANTICS_SEEN: &[&str] = &[
     "== queued\nqueued steps: True\na failure in the queue: TaskError task `Queue.fail` failed: Traceback",
     "ValueError: fails after 100\nafter it: [101, 102]\na generator in the queue: [102, 103, 104] 103\n",
     "cancelled in the queue: TaskCancelledError task `Queue.step` failed: it was cancelled\naround it: ['held', 104]\n",
-    "before a crash: ['held', 105, 106]\nthe crash: LimitExceededError\nafter the restart: [1, 2]\n",
+    "before a crash: ['held', 105, 106]\nthe crash: LimitExceededError\nafter the restart: [1, 2]\n\
+     killed while taken in place: ActorDiedError actor died: it was killed\n\
+     behind it: ActorDiedError actor died: it was killed\n",
     "next-call in a task: WorkerCrashedError task `next_call_in_a_task` failed: ",
     "`actors.next-call` is for an actor's method, once per call it runs",
     "cancelled: forever\n",

@@ -270,6 +270,12 @@ def queued():
     except PrismError as err:
         print("the crash:", type(err).__name__)
     print("after the restart:", prism.get(anew))
+    # A kill while a call taken in place runs: it and the calls behind it die.
+    first, running, behind = q.step.remote(), q.hold.remote(30), q.step.remote()
+    prism.get(first)
+    prism.kill(q)
+    show("killed while taken in place", lambda: prism.get(running))
+    show("behind it", lambda: prism.get(behind))
     show("next-call in a task", lambda: prism.get(next_call_in_a_task.remote()))
 
 
