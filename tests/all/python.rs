@@ -150,7 +150,8 @@ const SEMANTICS_SEEN: &[&str] = &[
      killed while taken in place: ActorDiedError actor died: it was killed\n\
      behind it: ActorDiedError actor died: it was killed\n",
     "next-call in a task: WorkerCrashedError task `next_call_in_a_task` failed: ",
-    "`actors.next-call` is for an actor's method, once per call it runs",
+    "`actors.next-call` was called outside an actor's running method call, or twice for one call: \
+     call it from `call-method`, once per call",
     "cancelled: forever\n",
     // A large object goes before the driver blocks; a small one may wait for its batch.
     "large, after a blocking call: ObjectNotFoundError not found: no object `",

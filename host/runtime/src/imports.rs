@@ -229,12 +229,15 @@ impl actors::Host for InstanceState {
 
     async fn next_call(&mut self, value: Vec<u8>) -> wasmtime::Result<Option<(String, Vec<types::Payload>)>> {
         if !matches!(self.method, Some(Method::Running)) {
-            wasmtime::bail!("`actors.next-call` is for an actor's method, once per call it runs");
+            wasmtime::bail!(
+                "`actors.next-call` was called outside an actor's running method call, or twice for one call: \
+                 call it from `call-method`, once per call"
+            );
         }
         Ok(match self.ctx()?.calls.next_call(value) {
             NextCall::Run(next) => {
                 self.begin_next(&next);
-                Some((next.method, lower(&next.args)))
+                Some((next.method, lower(next.args)))
             }
             NextCall::Done => {
                 self.method = Some(Method::Given);

@@ -288,7 +288,7 @@ impl Executor for Runtime {
         let hash = run.program;
         store.data_mut().begin(run, program.clone(), Some(function));
         store.set_epoch_deadline(1);
-        let args = lower(args);
+        let args = lower(args.iter().cloned());
         let result = async {
             let instance = match instance {
                 Some(instance) => instance,
@@ -318,7 +318,7 @@ impl Executor for Runtime {
         store.data_mut().begin(run, program.clone(), Some(class));
         store.data_mut().hold_nested(args);
         store.set_epoch_deadline(1);
-        let args = lower(args);
+        let args = lower(args.iter().cloned());
         let result = async {
             let instance = program.task.instantiate_async(&mut store).await?;
             let out = instance.prism_core_worker().call_construct(&mut store, class, &args).await?;
@@ -371,7 +371,7 @@ impl ActorInstance for LocalActor {
         // An actor may keep refs from its arguments in its state.
         store.data_mut().hold_nested(args);
         store.set_epoch_deadline(1);
-        let args = lower(args);
+        let args = lower(args.iter().cloned());
         let result = instance.prism_core_worker().call_call_method(&mut *store, method, &args).await;
         let answered = store.data_mut().method.take();
         store.data_mut().finish();
@@ -386,8 +386,8 @@ impl ActorInstance for LocalActor {
 }
 
 /// Arguments as the guest's `run` takes them.
-pub(crate) fn lower(args: &[Input]) -> Vec<Payload> {
-    args.iter().cloned().map(crate::mapping::payload).collect()
+pub(crate) fn lower(args: impl IntoIterator<Item = Input>) -> Vec<Payload> {
+    args.into_iter().map(crate::mapping::payload).collect()
 }
 
 /// The compiled component, from the cache file `path` (named by the
